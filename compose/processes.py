@@ -1,0 +1,111 @@
+"""Start, find and stop the stack's service processes, each in its own session.
+
+A service's process id is kept in ``<state>/<name>.pid`` beside its log
+``<state>/<name>.log``; ``stop`` signals the whole process group, so nothing
+the service started is left behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+from kafkube.schemas.errors import ServiceError
+
+
+def _pid_file(state_dir: Path, name: str) -> Path:
+    return state_dir / f"{name}.pid"
+
+
+def log_file(state_dir: Path, name: str) -> Path:
+    return state_dir / f"{name}.log"
+
+
+def _is_running(pid: int) -> bool:
+    # Reap it first if it is our own child, so a dead service is not taken for a zombie that lives.
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    # The state letter follows the parenthesised command name; Z and X are processes already gone.
+    return stat.rsplit(")", 1)[1].split()[0] not in {"Z", "X"}
+
+
+def running_pid(state_dir: Path, name: str) -> int | None:
+    """The pid of the service if it runs (and is the one this stack started), else None."""
+    try:
+        pid = int(_pid_file(state_dir, name).read_text().strip())
+    except (OSError, ValueError):
+        return None
+    if not _is_running(pid):
+        return None
+    try:
+        environ = Path(f"/proc/{pid}/environ").read_bytes()
+    except OSError:
+        return None
+    # A pid can be reused by an unrelated process; ours carry the stack's marker variable.
+    marker = f"KAFKUBE_STACK_SERVICE={state_dir}/{name}".encode()
+    return pid if marker in environ.split(b"\0") else None
+
+
+def start(
+    state_dir: Path,
+    name: str,
+    argv: list[str],
+    *,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+) -> int:
+    """Start the service detached from the caller's session; its output goes to its log file."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    with log_file(state_dir, name).open("ab") as log:
+        log.write(f"\n--- kafkube stack: starting {name}: {' '.join(argv)}\n".encode())
+        log.flush()
+        try:
+            process = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=cwd or state_dir,
+                env={
+                    **os.environ,
+                    **(env or {}),
+                    "KAFKUBE_STACK_SERVICE": f"{state_dir}/{name}",
+                },
+                start_new_session=True,
+            )
+        except OSError as err:
+            raise ServiceError(f"cannot start {name}: {err}") from err
+    _pid_file(state_dir, name).write_text(f"{process.pid}\n")
+    return process.pid
+
+
+def stop(state_dir: Path, name: str, *, grace_seconds: float = 20.0) -> bool:
+    """Stop the service (SIGTERM, then SIGKILL after the grace period). True if it was running."""
+    pid = running_pid(state_dir, name)
+    _pid_file(state_dir, name).unlink(missing_ok=True)
+    if pid is None:
+        return False
+    _signal_group(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace_seconds
+    while time.monotonic() < deadline:
+        if not _is_running(pid):
+            break
+        time.sleep(0.1)
+    # Whatever the service left in its group goes too, gracefully or not.
+    _signal_group(pid, signal.SIGKILL)
+    while _is_running(pid):
+        time.sleep(0.05)
+    return True
+
+
+def _signal_group(pid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, sig)

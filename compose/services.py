@@ -1,0 +1,372 @@
+"""Each service of the stack: what it needs on disk, how it is launched, how it says it is ready.
+
+``prepare`` is the only step that writes files (configs, keys, formatted
+storage); ``probe`` asks the running service over the network with the same
+kind of request our code will make, so "ready" means usable, not merely alive.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import ssl
+import subprocess
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from kafkube.compose import fetch
+from kafkube.compose.settings import StackSettings
+from kafkube.schemas.errors import ServiceError
+
+
+@dataclass(frozen=True)
+class StackState:
+    """What one stack instance decided at its first start and keeps across restarts."""
+
+    settings: StackSettings
+    ports: dict[str, int]
+    admin_token: str
+
+    @property
+    def state_dir(self) -> Path:
+        return self.settings.state_dir
+
+    @property
+    def host(self) -> str:
+        return self.settings.host
+
+    def url(self, port_name: str, scheme: str = "http") -> str:
+        return f"{scheme}://{self.host}:{self.ports[port_name]}"
+
+    @property
+    def kubeconfig_path(self) -> Path:
+        return self.state_dir / "kubeconfig"
+
+    @property
+    def apiserver_cert_dir(self) -> Path:
+        return self.state_dir / "kube-apiserver" / "certs"
+
+
+@dataclass(frozen=True)
+class Launch:
+    argv: list[str]
+    env: dict[str, str]
+
+
+@dataclass(frozen=True)
+class Service:
+    name: str
+    ports: tuple[str, ...]
+    requires: tuple[str, ...]
+    prepare: Callable[[StackState], Launch]
+    probe: Callable[[StackState], bool]
+
+
+def _http_ok(
+    url: str, *, headers: dict[str, str] | None = None, context: ssl.SSLContext | None = None
+) -> bool:
+    request = urllib.request.Request(url, headers=headers or {})  # noqa: S310 - our own loopback URL
+    try:
+        with urllib.request.urlopen(request, timeout=2, context=context) as response:  # noqa: S310
+            status: int = response.status
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
+    return 200 <= status < 300  # noqa: PLR2004 - the HTTP success range
+
+
+# --- etcd -------------------------------------------------------------------------------------
+
+
+def _etcd_prepare(state: StackState) -> Launch:
+    data = state.state_dir / "etcd"
+    data.mkdir(parents=True, exist_ok=True)
+    peer = state.url("etcd_peer")
+    return Launch(
+        argv=[
+            str(fetch.etcd_binary(state.settings)),
+            "--name=kafkube",
+            f"--data-dir={data}",
+            f"--listen-client-urls={state.url('etcd')}",
+            f"--advertise-client-urls={state.url('etcd')}",
+            f"--listen-peer-urls={peer}",
+            f"--initial-advertise-peer-urls={peer}",
+            f"--initial-cluster=kafkube={peer}",
+            "--log-level=warn",
+            "--quota-backend-bytes=2147483648",
+        ],
+        env={},
+    )
+
+
+def _etcd_probe(state: StackState) -> bool:
+    return _http_ok(state.url("etcd") + "/health")
+
+
+# --- kube-apiserver ---------------------------------------------------------------------------
+
+
+def _service_account_keys(directory: Path) -> tuple[Path, Path]:
+    """An RSA key pair for signing service-account tokens, made once per stack."""
+    private, public = directory / "sa.key", directory / "sa.pub"
+    if private.exists() and public.exists():
+        return private, public
+    from cryptography.hazmat.primitives import serialization  # noqa: PLC0415 - only at first start
+    from cryptography.hazmat.primitives.asymmetric import rsa  # noqa: PLC0415
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    private.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    private.chmod(0o600)
+    public.write_bytes(
+        key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    return private, public
+
+
+def _apiserver_prepare(state: StackState) -> Launch:
+    home = state.state_dir / "kube-apiserver"
+    state.apiserver_cert_dir.mkdir(parents=True, exist_ok=True)
+    private, public = _service_account_keys(home)
+    tokens = home / "tokens.csv"
+    tokens.write_text(f'{state.admin_token},kafkube-admin,kafkube-admin,"system:masters"\n')
+    tokens.chmod(0o600)
+    return Launch(
+        argv=[
+            str(fetch.kube_apiserver_binary(state.settings)),
+            f"--etcd-servers={state.url('etcd')}",
+            f"--bind-address={state.host}",
+            f"--advertise-address={state.host}",
+            f"--secure-port={state.ports['kube_apiserver']}",
+            f"--cert-dir={state.apiserver_cert_dir}",
+            f"--token-auth-file={tokens}",
+            "--authorization-mode=RBAC",
+            "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+            f"--service-account-key-file={public}",
+            f"--service-account-signing-key-file={private}",
+            "--service-cluster-ip-range=10.0.0.0/24",
+            # Without it the server loops on "cannot reconcile the loopback endpoint".
+            "--endpoint-reconciler-type=none",
+            "--enable-priority-and-fairness=false",
+            "--profiling=false",
+            "-v=1",
+        ],
+        env={},
+    )
+
+
+def _apiserver_tls(state: StackState) -> ssl.SSLContext | None:
+    """Trust exactly the self-signed chain the server wrote into its cert dir."""
+    chain = state.apiserver_cert_dir / "apiserver.crt"
+    if not chain.exists():
+        return None
+    return ssl.create_default_context(cafile=str(chain))
+
+
+def _apiserver_probe(state: StackState) -> bool:
+    context = _apiserver_tls(state)
+    if context is None:
+        return False
+    ready = _http_ok(
+        state.url("kube_apiserver", "https") + "/readyz",
+        headers={"Authorization": f"Bearer {state.admin_token}"},
+        context=context,
+    )
+    if ready:
+        write_kubeconfig(state)
+    return ready
+
+
+def write_kubeconfig(state: StackState) -> Path:
+    """A kubeconfig for the admin token that the ``kubernetes`` client and kubectl load."""
+    chain = (state.apiserver_cert_dir / "apiserver.crt").read_bytes()
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [
+            {
+                "name": "kafkube",
+                "cluster": {
+                    "server": state.url("kube_apiserver", "https"),
+                    "certificate-authority-data": base64.b64encode(chain).decode(),
+                },
+            }
+        ],
+        "users": [{"name": "kafkube-admin", "user": {"token": state.admin_token}}],
+        "contexts": [
+            {"name": "kafkube", "context": {"cluster": "kafkube", "user": "kafkube-admin"}}
+        ],
+        "current-context": "kafkube",
+    }
+    path = state.kubeconfig_path
+    partial = path.with_suffix(".partial")
+    partial.write_text(
+        json.dumps(config, indent=2)
+    )  # JSON is YAML: every kubeconfig loader reads it
+    partial.chmod(0o600)
+    partial.rename(path)
+    return path
+
+
+# --- Kafka ------------------------------------------------------------------------------------
+
+
+def kafka_cluster_id() -> str:
+    """A KRaft cluster id: 16 random bytes in URL-safe base64, unpadded, as Kafka's tool makes."""
+    return base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+
+
+def _packaged_text(*parts: str) -> str:
+    return resources.files("kafkube.compose").joinpath(*parts).read_text()
+
+
+def kafka_java_argv(
+    state: StackState, main_class: str, *, heap_mb: int, log_config: str
+) -> list[str]:
+    """The JVM command line for one of Kafka's main classes, from the cached jars."""
+    config_path = state.state_dir / "kafka" / log_config
+    config_path.parent.mkdir(parents=True, exist_ok=True)
+    config_path.write_text(_packaged_text("kafka", log_config))
+    libs = fetch.kafka_libs(state.settings)
+    return [
+        "java",
+        f"-Xmx{heap_mb}m",
+        "-XX:+UseG1GC",
+        "-XX:MaxGCPauseMillis=20",
+        "-Djava.awt.headless=true",
+        f"-Dlog4j2.configurationFile={config_path}",
+        "-cp",
+        f"{libs}/*",
+        main_class,
+    ]
+
+
+def _kafka_prepare(state: StackState) -> Launch:
+    home = state.state_dir / "kafka"
+    data = home / "data"
+    home.mkdir(parents=True, exist_ok=True)
+    properties = home / "server.properties"
+    properties.write_text(
+        _packaged_text("kafka", "server.properties").format(
+            host=state.host,
+            broker_port=state.ports["kafka"],
+            controller_port=state.ports["kafka_controller"],
+            data_dir=data,
+        )
+    )
+    if not (data / "meta.properties").exists():
+        format_argv = kafka_java_argv(
+            state, "kafka.tools.StorageTool", heap_mb=256, log_config="tools-log4j2.properties"
+        )
+        result = subprocess.run(  # noqa: PLW1510 - checked below
+            [*format_argv, "format", "-t", kafka_cluster_id(), "-c", str(properties)],
+            capture_output=True,
+            text=True,
+        )
+        if result.returncode != 0:
+            raise ServiceError(f"formatting Kafka storage failed:\n{result.stdout}{result.stderr}")
+    heap = state.settings.kafka_heap_mb
+    argv = kafka_java_argv(state, "kafka.Kafka", heap_mb=heap, log_config="log4j2.properties")
+    argv.insert(1, f"-Xms{heap // 2}m")
+    return Launch(argv=[*argv, str(properties)], env={})
+
+
+def _kafka_probe(state: StackState) -> bool:
+    from confluent_kafka.admin import AdminClient  # noqa: PLC0415 - only the launcher needs it here
+
+    admin = AdminClient(
+        {"bootstrap.servers": f"{state.host}:{state.ports['kafka']}", "log_level": 0}
+    )
+    with contextlib.suppress(Exception):
+        metadata = admin.list_topics(timeout=2)
+        return bool(metadata.brokers)
+    return False
+
+
+# --- MinIO ------------------------------------------------------------------------------------
+
+
+def _minio_prepare(state: StackState) -> Launch:
+    data = state.state_dir / "minio" / "data"
+    data.mkdir(parents=True, exist_ok=True)
+    return Launch(
+        argv=[
+            str(fetch.minio_binary(state.settings)),
+            "server",
+            str(data),
+            "--address",
+            f"{state.host}:{state.ports['minio']}",
+            "--quiet",
+        ],
+        env={
+            "MINIO_ROOT_USER": state.settings.s3_access_key,
+            "MINIO_ROOT_PASSWORD": state.settings.s3_secret_key,
+            "MINIO_BROWSER": "off",
+            "MINIO_UPDATE": "off",
+        },
+    )
+
+
+def _minio_probe(state: StackState) -> bool:
+    return _http_ok(state.url("minio") + "/minio/health/ready")
+
+
+# --- fake-gcs-server --------------------------------------------------------------------------
+
+
+def _gcs_prepare(state: StackState) -> Launch:
+    data = state.state_dir / "gcs" / "data"
+    data.mkdir(parents=True, exist_ok=True)
+    port = state.ports["gcs"]
+    return Launch(
+        argv=[
+            str(fetch.fake_gcs_binary()),
+            "-scheme",
+            "http",
+            "-host",
+            state.host,
+            "-port",
+            str(port),
+            "-backend",
+            "filesystem",
+            "-filesystem-root",
+            str(data),
+            "-public-host",
+            f"{state.host}:{port}",
+            "-external-url",
+            state.url("gcs"),
+            "-log-level",
+            "warn",
+        ],
+        env={},
+    )
+
+
+def _gcs_probe(state: StackState) -> bool:
+    return _http_ok(state.url("gcs") + "/storage/v1/b")
+
+
+SERVICES: dict[str, Service] = {
+    service.name: service
+    for service in (
+        Service("etcd", ("etcd", "etcd_peer"), (), _etcd_prepare, _etcd_probe),
+        Service(
+            "kube-apiserver", ("kube_apiserver",), ("etcd",), _apiserver_prepare, _apiserver_probe
+        ),
+        Service("kafka", ("kafka", "kafka_controller"), (), _kafka_prepare, _kafka_probe),
+        Service("minio", ("minio",), (), _minio_prepare, _minio_probe),
+        Service("gcs", ("gcs",), (), _gcs_prepare, _gcs_probe),
+    )
+}

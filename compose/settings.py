@@ -1,0 +1,57 @@
+"""What the launcher needs to know, decided once in the entry point and passed down."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from kafkube.schemas.errors import ConfigError
+
+KAFKA_VERSION = "4.1.1"
+MINIO_MODULE = "github.com/minio/minio"
+MINIO_VERSION = "v0.0.0-20260212201848-7aac2a2c5b7c"
+ETCD_VERSION = "v3.6.16"
+KUBE_VERSION = "v1.35.4"
+
+SERVICES = ("etcd", "kube-apiserver", "kafka", "minio", "gcs")
+
+# The ports each service listens on, by name; 0 means "choose a free one at first start".
+PORT_NAMES = (
+    "kafka",
+    "kafka_controller",
+    "etcd",
+    "etcd_peer",
+    "kube_apiserver",
+    "minio",
+    "gcs",
+)
+
+
+@dataclass(frozen=True)
+class StackSettings:
+    """Where the stack keeps its binaries and its data, and which ports it asks for."""
+
+    cache_dir: Path
+    state_dir: Path
+    host: str = "127.0.0.1"
+    ports: dict[str, int] = field(default_factory=dict)
+    kafka_heap_mb: int = 512
+    s3_access_key: str = "kafkube"
+    s3_secret_key: str = "kafkube-secret"  # noqa: S105 - a local MinIO's fixed test credential
+
+    def __post_init__(self) -> None:
+        if self.host not in {"127.0.0.1", "localhost", "::1"}:
+            raise ConfigError("stack.host", f"must be a loopback address, got {self.host!r}")
+        for name, port in self.ports.items():
+            if name not in PORT_NAMES:
+                raise ConfigError(
+                    f"stack.ports.{name}", f"unknown port; known: {', '.join(PORT_NAMES)}"
+                )
+            if not 0 <= port <= 65535:
+                raise ConfigError(f"stack.ports.{name}", f"must be 0-65535, got {port}")
+        if self.kafka_heap_mb < 128:
+            raise ConfigError(
+                "stack.kafka_heap_mb", f"must be at least 128, got {self.kafka_heap_mb}"
+            )
+        if len(self.s3_secret_key) < 8:
+            raise ConfigError("stack.s3_secret_key", "MinIO needs at least 8 characters")

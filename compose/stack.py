@@ -1,0 +1,210 @@
+"""One local stack: its services, the ports and secrets it chose, and up / down / status.
+
+The first ``up`` picks free loopback ports (or the ones asked for) and an admin
+token, and keeps them in ``<state>/stack.json``; every later start reuses
+them, so addresses handed out stay true across restarts of one service.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import socket
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from kafkube.compose import fetch, processes
+from kafkube.compose.endpoints import Endpoints
+from kafkube.compose.services import SERVICES, Service, StackState, kafka_java_argv
+from kafkube.compose.settings import PORT_NAMES, StackSettings
+from kafkube.schemas.errors import ConfigError, ServiceError
+
+# Kafka's command-line tools by their script names, and the main class each script runs.
+KAFKA_TOOLS = {
+    "kafka-consumer-groups": "org.apache.kafka.tools.consumer.group.ConsumerGroupCommand",
+    "kafka-topics": "org.apache.kafka.tools.TopicCommand",
+    "kafka-producer-perf-test": "org.apache.kafka.tools.ProducerPerformance",
+    "kafka-consumer-perf-test": "org.apache.kafka.tools.ConsumerPerformance",
+    "kafka-console-consumer": "org.apache.kafka.tools.consumer.ConsoleConsumer",
+    "kafka-console-producer": "org.apache.kafka.tools.ConsoleProducer",
+    "kafka-get-offsets": "org.apache.kafka.tools.GetOffsetShell",
+    "kafka-transactions": "org.apache.kafka.tools.TransactionsCommand",
+    "kafka-delete-records": "org.apache.kafka.tools.DeleteRecordsCommand",
+    "kafka-metadata-quorum": "org.apache.kafka.tools.MetadataQuorumCommand",
+    "kafka-configs": "kafka.admin.ConfigCommand",
+}
+# Tools that take --bootstrap-server; the wrapper points them at this stack unless told otherwise.
+_TAKES_BOOTSTRAP = set(KAFKA_TOOLS) - {"kafka-producer-perf-test"}
+
+
+@dataclass(frozen=True)
+class ServiceStatus:
+    name: str
+    pid: int | None
+    ready: bool
+    address: str
+    log: Path
+
+
+def _free_port(host: str) -> int:
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.bind((host, 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def _with_requirements(names: Iterable[str]) -> list[str]:
+    """The services asked for plus what they need, in start order."""
+    wanted: set[str] = set()
+    for name in names:
+        if name not in SERVICES:
+            raise ConfigError("service", f"unknown service {name!r}; known: {', '.join(SERVICES)}")
+        wanted.add(name)
+        wanted.update(SERVICES[name].requires)
+    return [name for name in SERVICES if name in wanted]
+
+
+class Stack:
+    def __init__(self, settings: StackSettings) -> None:
+        self.settings = settings
+        self._state: StackState | None = None
+
+    @property
+    def state(self) -> StackState:
+        if self._state is None:
+            self._state = self._load_or_create_state()
+        return self._state
+
+    def _load_or_create_state(self) -> StackState:
+        state_dir = self.settings.state_dir
+        state_dir.mkdir(parents=True, exist_ok=True)
+        state_dir.chmod(0o700)
+        saved_path = state_dir / "stack.json"
+        saved = json.loads(saved_path.read_text()) if saved_path.exists() else {}
+        ports: dict[str, int] = dict(saved.get("ports", {}))
+        for name in PORT_NAMES:
+            asked = self.settings.ports.get(name, 0)
+            if asked:
+                ports[name] = asked
+            elif not ports.get(name):
+                ports[name] = _free_port(self.settings.host)
+        token = saved.get("admin_token") or secrets.token_hex(24)
+        saved_path.write_text(json.dumps({"ports": ports, "admin_token": token}, indent=2))
+        saved_path.chmod(0o600)
+        return StackState(settings=self.settings, ports=ports, admin_token=token)
+
+    def fetch(self) -> dict[str, Path]:
+        return fetch.fetch_all(self.settings)
+
+    def up(self, names: Iterable[str] = SERVICES, *, timeout: float = 180.0) -> Endpoints:
+        """Start what is not running yet and wait until every service answers; harmless twice."""
+        order = _with_requirements(names)
+        state = self.state
+        # Build or fetch everything before starting anything, so no service waits on a build.
+        launches = {
+            name: SERVICES[name].prepare(state)
+            for name in order
+            if processes.running_pid(state.state_dir, name) is None
+        }
+        for name, launch in launches.items():
+            self._check_ports_free(SERVICES[name])
+            processes.start(state.state_dir, name, launch.argv, env=launch.env)
+        self._wait_ready(order, timeout=timeout)
+        return self.endpoints()
+
+    def _check_ports_free(self, service: Service) -> None:
+        for port_name in service.ports:
+            port = self.state.ports[port_name]
+            with socket.socket(socket.AF_INET6 if ":" in self.state.host else socket.AF_INET) as s:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                try:
+                    s.bind((self.state.host, port))
+                except OSError as err:
+                    raise ServiceError(
+                        f"{service.name} cannot start: port {port} ({port_name}) is taken by "
+                        "another process; stop it or give another port"
+                    ) from err
+
+    def _wait_ready(self, names: list[str], *, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        pending = list(names)
+        while pending:
+            for name in list(pending):
+                if processes.running_pid(self.state.state_dir, name) is None:
+                    raise ServiceError(f"{name} exited while starting:\n{self._log_tail(name)}")
+                if SERVICES[name].probe(self.state):
+                    pending.remove(name)
+            if pending and time.monotonic() > deadline:
+                raise ServiceError(
+                    f"{', '.join(pending)} not ready after {timeout:.0f} s:\n"
+                    + "\n".join(self._log_tail(name) for name in pending)
+                )
+            if pending:
+                time.sleep(0.2)
+
+    def _log_tail(self, name: str, lines: int = 25) -> str:
+        log = processes.log_file(self.state.state_dir, name)
+        try:
+            text = log.read_text(errors="replace").splitlines()[-lines:]
+        except OSError:
+            return f"(no log at {log})"
+        return f"--- last lines of {log}:\n" + "\n".join(text)
+
+    def down(self, names: Iterable[str] = SERVICES) -> list[str]:
+        """Stop the services (dependents first); the names of those that were running."""
+        wanted = set(names)
+        return [
+            name
+            for name in reversed(list(SERVICES))
+            if name in wanted and processes.stop(self.state.state_dir, name)
+        ]
+
+    def restart(self, names: Iterable[str], *, timeout: float = 180.0) -> Endpoints:
+        names = list(names)
+        self.down(names)
+        return self.up(names, timeout=timeout)
+
+    def status(self) -> list[ServiceStatus]:
+        state = self.state
+        rows = []
+        for name, service in SERVICES.items():
+            pid = processes.running_pid(state.state_dir, name)
+            address = ", ".join(f"{state.host}:{state.ports[port]}" for port in service.ports)
+            rows.append(
+                ServiceStatus(
+                    name=name,
+                    pid=pid,
+                    ready=pid is not None and service.probe(state),
+                    address=address,
+                    log=processes.log_file(state.state_dir, name),
+                )
+            )
+        return rows
+
+    def endpoints(self) -> Endpoints:
+        state = self.state
+        return Endpoints(
+            kafka_bootstrap=f"{state.host}:{state.ports['kafka']}",
+            kubeconfig=str(state.kubeconfig_path),
+            s3_endpoint=state.url("minio"),
+            s3_access_key=self.settings.s3_access_key,
+            s3_secret_key=self.settings.s3_secret_key,
+            s3_region="us-east-1",
+            gcs_endpoint=state.url("gcs"),
+        )
+
+    def kafka_tool_argv(self, tool: str, args: list[str], *, heap_mb: int = 512) -> list[str]:
+        """The command line that runs one of Kafka's own tools against this stack."""
+        if tool not in KAFKA_TOOLS:
+            raise ConfigError(
+                "tool", f"unknown Kafka tool {tool!r}; known: {', '.join(KAFKA_TOOLS)}"
+            )
+        argv = kafka_java_argv(
+            self.state, KAFKA_TOOLS[tool], heap_mb=heap_mb, log_config="tools-log4j2.properties"
+        )
+        extra = []
+        if tool in _TAKES_BOOTSTRAP and not any(a.startswith("--bootstrap-server") for a in args):
+            extra = ["--bootstrap-server", self.endpoints().kafka_bootstrap]
+        return [*argv, *extra, *args]

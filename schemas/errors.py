@@ -1,0 +1,38 @@
+"""One error root for kafkube.
+
+Every error says what failed and whether trying again can help, so a caller
+decides "retry or stop" from the type, never from the message text.
+"""
+
+from __future__ import annotations
+
+
+class KafkubeError(Exception):
+    """Root of every error kafkube raises on purpose."""
+
+    retriable: bool = False
+
+
+class ConfigError(KafkubeError):
+    """A setting is missing or wrong; the message names the field."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
+
+
+class ServiceError(KafkubeError):
+    """A service of the local stack could not be fetched, built or started."""
+
+
+class SourceError(KafkubeError):
+    """The event source (the Kubernetes API or a recorded stream) failed."""
+
+    retriable = True
+
+
+class SinkError(KafkubeError):
+    """A sink could not make a batch durable."""
+
+    retriable = True
