@@ -13,8 +13,9 @@ from pathlib import Path
 
 import click
 import platformdirs
-
 from kafkube.compose.settings import PORT_NAMES, SERVICES, StackSettings
+from kafkube.compose.smoke import TOPIC as SMOKE_TOPIC
+from kafkube.compose.smoke import run as run_smoke
 from kafkube.compose.stack import KAFKA_TOOLS, Stack
 from kafkube.schemas.errors import KafkubeError
 
@@ -73,16 +74,27 @@ def _parse_ports(values: tuple[str, ...]) -> dict[str, int]:
     metavar="NAME=PORT",
     help=f"Listen on this port at first start; names: {', '.join(PORT_NAMES)}.",
 )
+@click.option(
+    "--any-free-ports",
+    is_flag=True,
+    help="At first start take any free ports rather than the usual ones (9092, 9000, ...).",
+)
 @click.option("--kafka-heap-mb", type=int, default=512, show_default=True)
 @click.pass_context
-def stack(
-    ctx: click.Context, cache_dir: Path, state_dir: Path, ports: tuple[str, ...], kafka_heap_mb: int
+def stack(  # noqa: PLR0913, PLR0917 - click passes one parameter per option
+    ctx: click.Context,
+    cache_dir: Path,
+    state_dir: Path,
+    ports: tuple[str, ...],
+    any_free_ports: bool,  # noqa: FBT001
+    kafka_heap_mb: int,
 ) -> None:
     """The local stack: Kafka, a Kubernetes API server, MinIO and a GCS emulator on 127.0.0.1."""
     settings = StackSettings(
         cache_dir=cache_dir.expanduser().absolute(),
         state_dir=state_dir.expanduser().absolute(),
         ports=_parse_ports(ports),
+        prefer_default_ports=not any_free_ports,
         kafka_heap_mb=kafka_heap_mb,
     )
     ctx.obj = Stack(settings)
@@ -153,6 +165,17 @@ def env(stack: Stack) -> None:
     """Print the variables that point clients at this stack: eval "$(kafkube stack env)"."""
     for name, value in stack.endpoints().to_env().items():
         click.echo(f"export {name}={shlex.quote(value)}")
+
+
+@stack.command()
+@click.pass_obj
+def smoke(stack: Stack) -> None:
+    """Push one Kubernetes event through Kafka into S3 and GCS, with each service's real client."""
+    result = run_smoke(stack.endpoints())
+    click.echo(f"event {result.event_uid}: watched on the API server")
+    click.echo(f"  -> Kafka topic {SMOKE_TOPIC}, offset {result.kafka_offset}")
+    click.echo(f"  -> {result.s3_url}")
+    click.echo(f"  -> {result.gcs_url}")
 
 
 @stack.command(

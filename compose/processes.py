@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import subprocess
 import time
 from pathlib import Path
 
@@ -54,37 +53,33 @@ def running_pid(state_dir: Path, name: str) -> int | None:
     return pid if marker in environ.split(b"\0") else None
 
 
-def start(
-    state_dir: Path,
-    name: str,
-    argv: list[str],
-    *,
-    env: dict[str, str] | None = None,
-    cwd: Path | None = None,
-) -> int:
-    """Start the service detached from the caller's session; its output goes to its log file."""
+def start(state_dir: Path, name: str, argv: list[str], *, env: dict[str, str] | None = None) -> int:
+    """Start the service in a session of its own; its output goes to its log file.
+
+    ``posix_spawnp`` rather than ``Popen``: the service outlives the object that
+    started it (``kafkube stack up`` exits at once), so there is no handle to keep.
+    """
     state_dir.mkdir(parents=True, exist_ok=True)
     with log_file(state_dir, name).open("ab") as log:
         log.write(f"\n--- kafkube stack: starting {name}: {' '.join(argv)}\n".encode())
         log.flush()
+        environment = {**os.environ, **(env or {}), "KAFKUBE_STACK_SERVICE": f"{state_dir}/{name}"}
         try:
-            process = subprocess.Popen(
+            pid = os.posix_spawnp(
+                argv[0],
                 argv,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                cwd=cwd or state_dir,
-                env={
-                    **os.environ,
-                    **(env or {}),
-                    "KAFKUBE_STACK_SERVICE": f"{state_dir}/{name}",
-                },
-                start_new_session=True,
+                environment,
+                file_actions=[
+                    (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+                    (os.POSIX_SPAWN_DUP2, log.fileno(), 1),
+                    (os.POSIX_SPAWN_DUP2, log.fileno(), 2),
+                ],
+                setsid=True,
             )
         except OSError as err:
-            raise ServiceError(f"cannot start {name}: {err}") from err
-    _pid_file(state_dir, name).write_text(f"{process.pid}\n")
-    return process.pid
+            raise ServiceError(f"cannot start {name} ({argv[0]}): {err}") from err
+    _pid_file(state_dir, name).write_text(f"{pid}\n")
+    return pid
 
 
 def stop(state_dir: Path, name: str, *, grace_seconds: float = 20.0) -> bool:

@@ -77,7 +77,7 @@ def _http_ok(
             status: int = response.status
     except (urllib.error.URLError, OSError, ValueError):
         return False
-    return 200 <= status < 300  # noqa: PLR2004 - the HTTP success range
+    return 200 <= status < 300
 
 
 # --- etcd -------------------------------------------------------------------------------------

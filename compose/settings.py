@@ -15,16 +15,19 @@ KUBE_VERSION = "v1.35.4"
 
 SERVICES = ("etcd", "kube-apiserver", "kafka", "minio", "gcs")
 
-# The ports each service listens on, by name; 0 means "choose a free one at first start".
-PORT_NAMES = (
-    "kafka",
-    "kafka_controller",
-    "etcd",
-    "etcd_peer",
-    "kube_apiserver",
-    "minio",
-    "gcs",
-)
+# The ports each service listens on, by name, and the usual port of each (the ones
+# compose/docker-compose.yml publishes too). A stack takes the usual port when it is free
+# at first start, else any free one; 0 or absent in ``ports`` means "decide at first start".
+DEFAULT_PORTS = {
+    "kafka": 9092,
+    "kafka_controller": 9093,
+    "etcd": 2379,
+    "etcd_peer": 2380,
+    "kube_apiserver": 6443,
+    "minio": 9000,
+    "gcs": 4443,
+}
+PORT_NAMES = tuple(DEFAULT_PORTS)
 
 
 @dataclass(frozen=True)
@@ -35,6 +38,8 @@ class StackSettings:
     state_dir: Path
     host: str = "127.0.0.1"
     ports: dict[str, int] = field(default_factory=dict)
+    # False for throwaway stacks (the tests'), which must never take a user's usual ports.
+    prefer_default_ports: bool = True
     kafka_heap_mb: int = 512
     s3_access_key: str = "kafkube"
     s3_secret_key: str = "kafkube-secret"  # noqa: S105 - a local MinIO's fixed test credential

@@ -18,7 +18,7 @@ from pathlib import Path
 from kafkube.compose import fetch, processes
 from kafkube.compose.endpoints import Endpoints
 from kafkube.compose.services import SERVICES, Service, StackState, kafka_java_argv
-from kafkube.compose.settings import PORT_NAMES, StackSettings
+from kafkube.compose.settings import DEFAULT_PORTS, PORT_NAMES, StackSettings
 from kafkube.schemas.errors import ConfigError, ServiceError
 
 # Kafka's command-line tools by their script names, and the main class each script runs.
@@ -48,8 +48,22 @@ class ServiceStatus:
     log: Path
 
 
+def _family(host: str) -> socket.AddressFamily:
+    return socket.AF_INET6 if ":" in host else socket.AF_INET
+
+
+def _port_is_free(host: str, port: int) -> bool:
+    with socket.socket(_family(host)) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+        return True
+
+
 def _free_port(host: str) -> int:
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+    with socket.socket(_family(host)) as probe:
         probe.bind((host, 0))
         port: int = probe.getsockname()[1]
         return port
@@ -84,12 +98,17 @@ class Stack:
         saved_path = state_dir / "stack.json"
         saved = json.loads(saved_path.read_text()) if saved_path.exists() else {}
         ports: dict[str, int] = dict(saved.get("ports", {}))
+        host = self.settings.host
         for name in PORT_NAMES:
             asked = self.settings.ports.get(name, 0)
             if asked:
                 ports[name] = asked
-            elif not ports.get(name):
-                ports[name] = _free_port(self.settings.host)
+            elif ports.get(name):
+                continue
+            elif self.settings.prefer_default_ports and _port_is_free(host, DEFAULT_PORTS[name]):
+                ports[name] = DEFAULT_PORTS[name]
+            else:
+                ports[name] = _free_port(host)
         token = saved.get("admin_token") or secrets.token_hex(24)
         saved_path.write_text(json.dumps({"ports": ports, "admin_token": token}, indent=2))
         saved_path.chmod(0o600)
@@ -117,15 +136,11 @@ class Stack:
     def _check_ports_free(self, service: Service) -> None:
         for port_name in service.ports:
             port = self.state.ports[port_name]
-            with socket.socket(socket.AF_INET6 if ":" in self.state.host else socket.AF_INET) as s:
-                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                try:
-                    s.bind((self.state.host, port))
-                except OSError as err:
-                    raise ServiceError(
-                        f"{service.name} cannot start: port {port} ({port_name}) is taken by "
-                        "another process; stop it or give another port"
-                    ) from err
+            if not _port_is_free(self.state.host, port):
+                raise ServiceError(
+                    f"{service.name} cannot start: port {port} ({port_name}) is taken by "
+                    "another process; stop it or give another port"
+                )
 
     def _wait_ready(self, names: list[str], *, timeout: float) -> None:
         deadline = time.monotonic() + timeout

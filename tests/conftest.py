@@ -1,0 +1,322 @@
+"""Real services for the whole test session, and fresh names for each test.
+
+Each service comes, in this order of preference, from
+1. the environment: ``KAFKA_BOOTSTRAP_SERVERS``; ``AWS_ENDPOINT_URL_S3`` with
+   ``AWS_ACCESS_KEY_ID`` / ``AWS_SECRET_ACCESS_KEY``; ``STORAGE_EMULATOR_HOST``;
+   and ``KAFKUBE_TEST_KUBECONFIG`` (not ``KUBECONFIG``: tests write Events, and
+   a shell's ``KUBECONFIG`` often points at a cluster nobody meant to test on);
+2. testcontainers, when a Docker engine answers;
+3. the native launcher (``kafkube.compose``), started in a private state
+   directory on free ports and stopped when the session ends.
+
+Kafka's own command-line tools always run from the launcher's cached jars.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kafkube.compose.endpoints import Endpoints
+from kafkube.compose.settings import StackSettings
+from kafkube.compose.stack import Stack
+
+CACHE_DIR = Path(
+    os.environ.get("KAFKUBE_CACHE_DIR")
+    or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "kafkube"
+)
+
+
+def unique(prefix: str) -> str:
+    """A name no other test uses: Kafka topics, groups, buckets, namespaces."""
+    return f"{prefix}-{uuid.uuid4().hex[:12]}"
+
+
+@dataclass(frozen=True)
+class Services:
+    endpoints: Endpoints
+    # How each service was provided, for the test report.
+    origin: dict[str, str]
+
+
+def _docker_engine_answers() -> bool:
+    host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+    if host.startswith("unix://") and not Path(host.removeprefix("unix://")).exists():
+        return False
+    import docker  # noqa: PLC0415 - only asked when the environment names no service
+
+    try:
+        with contextlib.closing(docker.from_env(timeout=3)) as engine:
+            return bool(engine.ping())
+    except docker.errors.DockerException:
+        return False
+
+
+def _from_environment() -> dict[str, dict[str, str]]:
+    env = os.environ
+    given: dict[str, dict[str, str]] = {}
+    if env.get("KAFKA_BOOTSTRAP_SERVERS"):
+        given["kafka"] = {"kafka_bootstrap": env["KAFKA_BOOTSTRAP_SERVERS"]}
+    if env.get("AWS_ENDPOINT_URL_S3"):
+        given["minio"] = {
+            "s3_endpoint": env["AWS_ENDPOINT_URL_S3"],
+            "s3_access_key": env.get("AWS_ACCESS_KEY_ID", ""),
+            "s3_secret_key": env.get("AWS_SECRET_ACCESS_KEY", ""),
+            "s3_region": env.get("AWS_REGION", "us-east-1"),
+        }
+    if env.get("STORAGE_EMULATOR_HOST"):
+        given["gcs"] = {"gcs_endpoint": env["STORAGE_EMULATOR_HOST"]}
+    if env.get("KAFKUBE_TEST_KUBECONFIG"):
+        given["kube-apiserver"] = {"kubeconfig": env["KAFKUBE_TEST_KUBECONFIG"]}
+    return given
+
+
+def _from_testcontainers(
+    names: list[str], stack: contextlib.ExitStack
+) -> dict[str, dict[str, str]]:
+    """Kafka, MinIO, the GCS emulator and k3s as containers, where a Docker engine runs."""
+    started: dict[str, dict[str, str]] = {}
+    if "kafka" in names:
+        from testcontainers.kafka import KafkaContainer  # noqa: PLC0415
+
+        kafka = stack.enter_context(KafkaContainer("apache/kafka:4.1.1").with_kraft())
+        started["kafka"] = {"kafka_bootstrap": kafka.get_bootstrap_server()}
+    if "minio" in names:
+        from testcontainers.minio import MinioContainer  # noqa: PLC0415
+
+        minio = stack.enter_context(MinioContainer())
+        config = minio.get_config()
+        started["minio"] = {
+            "s3_endpoint": f"http://{config['endpoint']}",
+            "s3_access_key": config["access_key"],
+            "s3_secret_key": config["secret_key"],
+            "s3_region": "us-east-1",
+        }
+    if "gcs" in names:
+        from testcontainers.core.container import DockerContainer  # noqa: PLC0415
+        from testcontainers.core.waiting_utils import wait_for_logs  # noqa: PLC0415
+
+        gcs = stack.enter_context(
+            DockerContainer("fsouza/fake-gcs-server:1.52.2")
+            .with_exposed_ports(4443)
+            .with_command("-scheme http -backend memory -port 4443")
+        )
+        wait_for_logs(gcs, "server started")
+        url = f"http://{gcs.get_container_host_ip()}:{gcs.get_exposed_port(4443)}"
+        started["gcs"] = {"gcs_endpoint": url}
+    if "kube-apiserver" in names:
+        from testcontainers.k3s import K3SContainer  # noqa: PLC0415
+
+        k3s = stack.enter_context(K3SContainer())
+        kubeconfig = Path(stack.enter_context(_tempdir())) / "kubeconfig"
+        kubeconfig.write_text(k3s.config_yaml())
+        started["kube-apiserver"] = {"kubeconfig": str(kubeconfig)}
+    return started
+
+
+@contextlib.contextmanager
+def _tempdir() -> Iterator[str]:
+    import tempfile  # noqa: PLC0415
+
+    with tempfile.TemporaryDirectory(prefix="kafkube-test-") as path:
+        yield path
+
+
+@pytest.fixture(scope="session")
+def native_stack(tmp_path_factory: pytest.TempPathFactory) -> Stack:
+    """The launcher of this session's private stack (its jars also run Kafka's own tools)."""
+    return Stack(
+        StackSettings(
+            cache_dir=CACHE_DIR,
+            state_dir=tmp_path_factory.mktemp("stack"),
+            prefer_default_ports=False,
+        )
+    )
+
+
+@pytest.fixture(scope="session")
+def services(native_stack: Stack) -> Iterator[Services]:
+    wanted = ["kafka", "kube-apiserver", "minio", "gcs"]
+    given = _from_environment()
+    origin = dict.fromkeys(given, "environment")
+    with contextlib.ExitStack() as cleanup:
+        missing = [name for name in wanted if name not in given]
+        if missing and _docker_engine_answers():
+            containers = _from_testcontainers(missing, cleanup)
+            given.update(containers)
+            origin.update(dict.fromkeys(containers, "testcontainers"))
+            missing = [name for name in wanted if name not in given]
+        if missing:
+            cleanup.callback(native_stack.down)
+            native = native_stack.up(missing)
+            origin.update(dict.fromkeys(missing, "native launcher"))
+            for name in missing:
+                given[name] = {
+                    "kafka": {"kafka_bootstrap": native.kafka_bootstrap},
+                    "kube-apiserver": {"kubeconfig": native.kubeconfig},
+                    "minio": {
+                        "s3_endpoint": native.s3_endpoint,
+                        "s3_access_key": native.s3_access_key,
+                        "s3_secret_key": native.s3_secret_key,
+                        "s3_region": native.s3_region,
+                    },
+                    "gcs": {"gcs_endpoint": native.gcs_endpoint},
+                }[name]
+        fields: dict[str, str] = {}
+        for values in given.values():
+            fields.update(values)
+        yield Services(endpoints=Endpoints(**fields), origin=origin)
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return (
+        f"kafkube test services: environment, else testcontainers, else native (cache {CACHE_DIR})"
+    )
+
+
+@pytest.fixture(scope="session")
+def endpoints(services: Services) -> Endpoints:
+    return services.endpoints
+
+
+# --- Kafka ----------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(endpoints: Endpoints) -> str:
+    return endpoints.kafka_bootstrap
+
+
+@pytest.fixture
+def topic(kafka_bootstrap: str) -> Iterator[str]:
+    """A fresh topic of three partitions, deleted after the test."""
+    from confluent_kafka.admin import AdminClient, NewTopic  # noqa: PLC0415
+
+    admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
+    name = unique("test")
+    admin.create_topics([NewTopic(name, num_partitions=3, replication_factor=1)])[name].result(30)
+    yield name
+    admin.delete_topics([name])[name].result(30)
+
+
+@pytest.fixture(scope="session")
+def kafka_tool(native_stack: Stack, kafka_bootstrap: str) -> Callable[..., str]:
+    """Run one of Kafka's own tools through ``kafkube stack kafka-tool``; returns its stdout."""
+
+    def run(tool: str, *args: str) -> str:
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "kafkube",
+                "stack",
+                "--cache-dir",
+                str(CACHE_DIR),
+                "--state-dir",
+                str(native_stack.settings.state_dir),
+                "kafka-tool",
+                tool,
+                "--bootstrap-server",
+                kafka_bootstrap,
+                *args,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert result.returncode == 0, f"{tool} failed:\n{result.stdout}\n{result.stderr}"
+        return result.stdout
+
+    return run
+
+
+# --- S3 -------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def s3_client(endpoints: Endpoints) -> Any:
+    import boto3  # noqa: PLC0415
+
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoints.s3_endpoint,
+        aws_access_key_id=endpoints.s3_access_key,
+        aws_secret_access_key=endpoints.s3_secret_key,
+        region_name=endpoints.s3_region,
+    )
+
+
+@pytest.fixture
+def s3_bucket(s3_client: Any) -> Iterator[str]:
+    """A fresh bucket, emptied and removed after the test."""
+    name = unique("kafkube-test")
+    s3_client.create_bucket(Bucket=name)
+    yield name
+    paginator = s3_client.get_paginator("list_objects_v2")
+    for page in paginator.paginate(Bucket=name):
+        keys = [{"Key": item["Key"]} for item in page.get("Contents", [])]
+        if keys:
+            s3_client.delete_objects(Bucket=name, Delete={"Objects": keys})
+    s3_client.delete_bucket(Bucket=name)
+
+
+# --- GCS ------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def gcs_client(endpoints: Endpoints) -> Any:
+    from google.auth.credentials import AnonymousCredentials  # noqa: PLC0415
+    from google.cloud import storage  # noqa: PLC0415
+
+    return storage.Client(
+        project="kafkube-test",
+        credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
+        client_options={"api_endpoint": endpoints.gcs_endpoint},
+    )
+
+
+@pytest.fixture
+def gcs_bucket(gcs_client: Any) -> Iterator[str]:
+    """A fresh bucket, emptied and removed after the test."""
+    name = unique("kafkube-test")
+    bucket = gcs_client.create_bucket(name)
+    yield name
+    for blob in gcs_client.list_blobs(name):
+        blob.delete()
+    bucket.delete()
+
+
+# --- Kubernetes -----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def kube_api(endpoints: Endpoints) -> Iterator[Any]:
+    """An ApiClient of the real ``kubernetes`` client, loaded from the kubeconfig."""
+    from kubernetes import client, config  # noqa: PLC0415
+
+    configuration = client.Configuration()
+    config.load_kube_config(config_file=endpoints.kubeconfig, client_configuration=configuration)
+    api = client.ApiClient(configuration)
+    yield api
+    api.close()
+
+
+@pytest.fixture
+def namespace(kube_api: Any) -> Iterator[str]:
+    """A fresh namespace, deleted after the test."""
+    from kubernetes import client  # noqa: PLC0415
+
+    core = client.CoreV1Api(kube_api)
+    name = unique("kafkube-test")
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+    yield name
+    core.delete_namespace(name)

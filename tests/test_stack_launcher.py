@@ -1,0 +1,206 @@
+"""``kafkube stack``: the native launcher, driven through its command line as a user would."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kafkube.compose.settings import StackSettings
+from kafkube.schemas.errors import ConfigError
+
+from tests.conftest import CACHE_DIR
+
+pytestmark = pytest.mark.timeout(300)
+
+
+class Kafkube:
+    """``kafkube stack ...`` on a private state directory, run as a user runs it."""
+
+    def __init__(self, state_dir: Path) -> None:
+        self.state_dir = state_dir
+
+    def __call__(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "kafkube",
+                "stack",
+                "--cache-dir",
+                str(CACHE_DIR),
+                "--state-dir",
+                str(self.state_dir),
+                "--any-free-ports",
+                *args,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=240,
+            check=False,
+        )
+        if check:
+            assert result.returncode == 0, f"{args}: {result.stdout}\n{result.stderr}"
+        return result
+
+
+@pytest.fixture
+def kafkube_stack(tmp_path: Path) -> Iterator[Kafkube]:
+    """A private stack, brought down after the test, which must leave no process behind."""
+    run = Kafkube(tmp_path / "stack")
+    yield run
+    run("down", check=False)
+    assert _processes_of(run.state_dir) == []
+
+
+def _processes_of(state_dir: Path) -> list[int]:
+    """Every live process that this stack started, found by the marker in its environment."""
+    marker = f"KAFKUBE_STACK_SERVICE={state_dir}/".encode()
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            environ = (proc / "environ").read_bytes()
+            state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if state != "Z" and any(v.startswith(marker) for v in environ.split(b"\0")):
+            pids.append(int(proc.name))
+    return pids
+
+
+def _status(run: Kafkube) -> dict[str, dict[str, Any]]:
+    return {row["name"]: row for row in json.loads(run("status", "--json").stdout)}
+
+
+def _exports(run: Kafkube) -> dict[str, str]:
+    exports = {}
+    for line in run("env").stdout.splitlines():
+        assert line.startswith("export ")
+        name, _, value = line.removeprefix("export ").partition("=")
+        exports[name] = shlex.split(value)[0]
+    return exports
+
+
+def test_up_twice_is_harmless_and_down_leaves_no_process_behind(kafkube_stack: Kafkube) -> None:
+    kafkube_stack("up", "minio", "gcs")
+    first = _status(kafkube_stack)
+
+    kafkube_stack("up", "minio", "gcs")
+    second = _status(kafkube_stack)
+
+    assert first["minio"]["ready"]
+    assert first["gcs"]["ready"]
+    assert (second["minio"]["pid"], second["gcs"]["pid"]) == (
+        first["minio"]["pid"],
+        first["gcs"]["pid"],
+    )
+    assert sorted(_processes_of(kafkube_stack.state_dir)) == sorted(
+        [first["minio"]["pid"], first["gcs"]["pid"]]
+    )
+
+    stopped = kafkube_stack("down")
+
+    assert "gcs" in stopped.stdout
+    assert "minio" in stopped.stdout
+    assert _processes_of(kafkube_stack.state_dir) == []
+    assert not any(row["pid"] for row in _status(kafkube_stack).values())
+
+
+def test_one_service_stops_and_restarts_alone_and_keeps_its_data(kafkube_stack: Kafkube) -> None:
+    import boto3  # noqa: PLC0415
+
+    kafkube_stack("up", "minio", "gcs")
+    exports = _exports(kafkube_stack)
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=exports["AWS_ENDPOINT_URL_S3"],
+        aws_access_key_id=exports["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=exports["AWS_SECRET_ACCESS_KEY"],
+        region_name=exports["AWS_REGION"],
+    )
+    s3.create_bucket(Bucket="kept")
+    s3.put_object(Bucket="kept", Key="a", Body=b"survives a restart")
+    gcs_pid = _status(kafkube_stack)["gcs"]["pid"]
+
+    kafkube_stack("down", "minio")
+    while_down = _status(kafkube_stack)
+    kafkube_stack("up", "minio")
+    after = _status(kafkube_stack)
+
+    assert while_down["minio"]["pid"] is None
+    assert while_down["gcs"]["ready"]
+    assert while_down["gcs"]["pid"] == gcs_pid
+    assert after["minio"]["ready"]
+    assert _exports(kafkube_stack)["AWS_ENDPOINT_URL_S3"] == exports["AWS_ENDPOINT_URL_S3"]
+    assert s3.get_object(Bucket="kept", Key="a")["Body"].read() == b"survives a restart"
+
+
+def test_env_points_the_gcs_client_at_the_emulator(kafkube_stack: Kafkube) -> None:
+    from google.auth.credentials import AnonymousCredentials  # noqa: PLC0415
+    from google.cloud import storage  # noqa: PLC0415
+
+    kafkube_stack("up", "gcs")
+    exports = _exports(kafkube_stack)
+    client = storage.Client(
+        project="p",
+        credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
+        client_options={"api_endpoint": exports["STORAGE_EMULATOR_HOST"]},
+    )
+    client.create_bucket("from-env").blob("x").upload_from_string(b"y")
+
+    assert [b.name for b in client.list_blobs("from-env")] == ["x"]
+    assert set(exports) >= {
+        "KAFKA_BOOTSTRAP_SERVERS",
+        "KUBECONFIG",
+        "AWS_ENDPOINT_URL_S3",
+        "STORAGE_EMULATOR_HOST",
+    }
+
+
+def test_the_api_server_brings_its_etcd_along(kafkube_stack: Kafkube) -> None:
+    kafkube_stack("up", "kube-apiserver")
+
+    status = _status(kafkube_stack)
+
+    assert status["etcd"]["ready"]
+    assert status["kube-apiserver"]["ready"]
+    assert status["kafka"]["pid"] is None
+
+
+def test_a_taken_port_is_refused_with_the_service_and_port_named(kafkube_stack: Kafkube) -> None:
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        port = squatter.getsockname()[1]
+
+        result = kafkube_stack("--port", f"minio={port}", "up", "minio", check=False)
+
+    assert result.returncode == 1
+    assert f"minio cannot start: port {port} (minio) is taken" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("settings", "field"),
+    [
+        ({"host": "0.0.0.0"}, "stack.host"),  # noqa: S104 - the address being refused
+        ({"ports": {"kafak": 9092}}, "stack.ports.kafak"),
+        ({"ports": {"kafka": 70000}}, "stack.ports.kafka"),
+        ({"kafka_heap_mb": 64}, "stack.kafka_heap_mb"),
+    ],
+)
+def test_bad_stack_settings_are_refused_naming_the_field(
+    settings: dict[str, Any], field: str, tmp_path: Path
+) -> None:
+    with pytest.raises(ConfigError) as refused:
+        StackSettings(cache_dir=tmp_path, state_dir=tmp_path, **settings)
+
+    assert refused.value.field == field
+    assert str(refused.value).startswith(f"{field}: ")
