@@ -20,6 +20,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
@@ -142,40 +143,62 @@ def minio_binary(settings: StackSettings) -> Path:
             return _install_built(Path(gobin) / "minio", final)
 
 
-def _build_wrapped(settings: StackSettings, name: str, version: str, package: str) -> Path:
-    """Build a Go main package through one of the pinned wrapper modules in ``kube/``."""
-    final = _go_binary(settings, name, version)
+@dataclass(frozen=True)
+class WrappedGoBuild:
+    """A Go main package built through one of the pinned wrapper modules in ``kube/``."""
+
+    binary: str
+    version: str
+    folder: str  # under kube/
+    requires: str  # the module the wrapper's go.mod pins at ``version``
+    package: str
+    ldflags: str = ""
+
+
+def _kube_version_ldflags(version: str) -> str:
+    major, minor, _ = version.removeprefix("v").split(".")
+    return (
+        f"-X k8s.io/component-base/version.gitVersion={version}"
+        f" -X k8s.io/component-base/version.gitMajor={major}"
+        f" -X k8s.io/component-base/version.gitMinor={minor}"
+    )
+
+
+WRAPPED_BUILDS = {
+    "etcd": WrappedGoBuild(
+        binary="etcd",
+        version=ETCD_VERSION,
+        folder="etcd",
+        requires="go.etcd.io/etcd/server/v3",
+        package="go.etcd.io/etcd/server/v3",
+    ),
+    "kube-apiserver": WrappedGoBuild(
+        binary="kube-apiserver",
+        version=KUBE_VERSION,
+        folder="apiserver",
+        requires="k8s.io/kubernetes",
+        package="k8s.io/kubernetes/cmd/kube-apiserver",
+        ldflags=_kube_version_ldflags(KUBE_VERSION),
+    ),
+}
+
+
+def wrapped_go_binary(settings: StackSettings, name: str) -> Path:
+    build = WRAPPED_BUILDS[name]
+    final = _go_binary(settings, build.binary, build.version)
     if final.exists():
         return final
     with _cache_lock(settings.cache_dir):
         if final.exists():
             return final
-        with _packaged_dir("kube", name) as module_dir:
-            ldflags = ""
-            if name == "kube-apiserver":
-                major, minor, _ = version.removeprefix("v").split(".")
-                ldflags = (
-                    f"-X k8s.io/component-base/version.gitVersion={version}"
-                    f" -X k8s.io/component-base/version.gitMajor={major}"
-                    f" -X k8s.io/component-base/version.gitMinor={minor}"
-                )
-            out = module_dir / name
+        with _packaged_dir("kube", build.folder) as module_dir:
+            out = module_dir / build.binary
             _run_build(
-                ["go", "build", "-o", str(out), "-ldflags", ldflags, package],
+                ["go", "build", "-o", str(out), "-ldflags", build.ldflags, build.package],
                 cwd=module_dir,
                 env={"CGO_ENABLED": "0", "GOFLAGS": "-mod=readonly"},
             )
             return _install_built(out, final)
-
-
-def etcd_binary(settings: StackSettings) -> Path:
-    return _build_wrapped(settings, "etcd", ETCD_VERSION, "go.etcd.io/etcd/server/v3")
-
-
-def kube_apiserver_binary(settings: StackSettings) -> Path:
-    return _build_wrapped(
-        settings, "kube-apiserver", KUBE_VERSION, "k8s.io/kubernetes/cmd/kube-apiserver"
-    )
 
 
 def fake_gcs_binary() -> Path:
@@ -200,8 +223,8 @@ def fetch_all(settings: StackSettings) -> dict[str, Path]:
     """Everything the stack runs, fetched or built if it is not cached yet."""
     return {
         "kafka": kafka_libs(settings),
-        "etcd": etcd_binary(settings),
-        "kube-apiserver": kube_apiserver_binary(settings),
+        "etcd": wrapped_go_binary(settings, "etcd"),
+        "kube-apiserver": wrapped_go_binary(settings, "kube-apiserver"),
         "minio": minio_binary(settings),
         "gcs": fake_gcs_binary(),
     }

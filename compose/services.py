@@ -89,7 +89,7 @@ def _etcd_prepare(state: StackState) -> Launch:
     peer = state.url("etcd_peer")
     return Launch(
         argv=[
-            str(fetch.etcd_binary(state.settings)),
+            str(fetch.wrapped_go_binary(state.settings, "etcd")),
             "--name=kafkube",
             f"--data-dir={data}",
             f"--listen-client-urls={state.url('etcd')}",
@@ -145,7 +145,7 @@ def _apiserver_prepare(state: StackState) -> Launch:
     tokens.chmod(0o600)
     return Launch(
         argv=[
-            str(fetch.kube_apiserver_binary(state.settings)),
+            str(fetch.wrapped_go_binary(state.settings, "kube-apiserver")),
             f"--etcd-servers={state.url('etcd')}",
             f"--bind-address={state.host}",
             f"--advertise-address={state.host}",

@@ -1,0 +1,71 @@
+"""Installed, kafkube claims one import name and carries everything its launcher builds from."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+from kafkube.compose.fetch import WRAPPED_BUILDS
+from kafkube.compose.settings import KAFKA_VERSION
+
+REPO = Path(__file__).resolve().parent.parent
+
+pytestmark = pytest.mark.timeout(300)
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> zipfile.ZipFile:
+    out = tmp_path_factory.mktemp("wheel")
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(out), str(REPO)],
+        check=True,
+        capture_output=True,
+        timeout=240,
+    )
+    (built,) = out.glob("kafkube-*.whl")
+    return zipfile.ZipFile(built)
+
+
+def test_the_wheel_claims_only_the_kafkube_import_name(wheel: zipfile.ZipFile) -> None:
+    top_levels = {name.split("/")[0] for name in wheel.namelist()}
+    top_level_txt = wheel.read(next(n for n in wheel.namelist() if n.endswith("top_level.txt")))
+
+    assert {t for t in top_levels if not t.endswith(".dist-info")} == {"kafkube"}
+    assert top_level_txt.decode().split() == ["kafkube"]
+    for generic in ("schemas", "producer", "consumers", "compose", "cli", "tests"):
+        assert f"{generic}/__init__.py" not in wheel.namelist()
+
+
+def test_the_wheel_carries_the_pom_configs_and_pinned_go_modules(wheel: zipfile.ZipFile) -> None:
+    names = set(wheel.namelist())
+    pom = wheel.read("kafkube/compose/kafka/pom.xml").decode()
+
+    assert {
+        "kafkube/compose/docker-compose.yml",
+        "kafkube/compose/kafka/server.properties",
+        "kafkube/compose/kafka/log4j2.properties",
+        "kafkube/compose/kafka/tools-log4j2.properties",
+    } <= names
+    assert f"<kafka.version>{KAFKA_VERSION}</kafka.version>" in pom
+    for build in WRAPPED_BUILDS.values():
+        folder = f"kafkube/compose/kube/{build.folder}"
+        assert {f"{folder}/go.mod", f"{folder}/go.sum"} <= names, build.binary
+        go_mod = wheel.read(f"{folder}/go.mod").decode()
+        assert re.search(rf"^require {re.escape(build.requires)} {build.version}$", go_mod, re.MULTILINE)
+
+
+def test_the_console_script_answers(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [Path(sys.executable).parent / "kafkube", "--version"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        check=False,
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert re.fullmatch(r"kafkube, version \d+\.\d+\.\d+\n", result.stdout)
