@@ -55,7 +55,8 @@ def test_the_wheel_carries_the_pom_configs_and_pinned_go_modules(wheel: zipfile.
         folder = f"kafkube/compose/kube/{build.folder}"
         assert {f"{folder}/go.mod", f"{folder}/go.sum"} <= names, build.binary
         go_mod = wheel.read(f"{folder}/go.mod").decode()
-        assert re.search(rf"^require {re.escape(build.requires)} {build.version}$", go_mod, re.MULTILINE)
+        pin = rf"^require {re.escape(build.requires)} {build.version}$"
+        assert re.search(pin, go_mod, re.MULTILINE), build.binary
 
 
 def test_the_console_script_answers(tmp_path: Path) -> None:
