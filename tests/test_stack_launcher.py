@@ -204,3 +204,21 @@ def test_bad_stack_settings_are_refused_naming_the_field(
 
     assert refused.value.field == field
     assert str(refused.value).startswith(f"{field}: ")
+
+
+def test_kafka_logs_readably_and_its_own_tools_reach_it_through_the_wrapper(
+    kafkube_stack: Kafkube,
+) -> None:
+    kafkube_stack("--kafka-heap-mb", "256", "up", "kafka")
+
+    topics = kafkube_stack(
+        "kafka-tool", "kafka-topics", "--create", "--topic", "via-wrapper", "--partitions", "2"
+    )
+    described = kafkube_stack("kafka-tool", "kafka-topics", "--describe", "--topic", "via-wrapper")
+    log = (kafkube_stack.state_dir / "kafka.log").read_text()
+
+    assert "Created topic via-wrapper." in topics.stdout
+    assert "PartitionCount: 2" in described.stdout
+    # The log4j2 SLF4J binding is on the classpath: the broker's own lines, no SLF4J fallback noise.
+    assert "Kafka Server started" in log
+    assert "SLF4J" not in log
