@@ -179,14 +179,11 @@ def _apiserver_probe(state: StackState) -> bool:
     context = _apiserver_tls(state)
     if context is None:
         return False
-    ready = _http_ok(
+    return _http_ok(
         state.url("kube_apiserver", "https") + "/readyz",
         headers={"Authorization": f"Bearer {state.admin_token}"},
         context=context,
     )
-    if ready:
-        write_kubeconfig(state)
-    return ready
 
 
 def write_kubeconfig(state: StackState) -> Path:

@@ -17,7 +17,13 @@ from pathlib import Path
 
 from kafkube.compose import fetch, processes
 from kafkube.compose.endpoints import Endpoints
-from kafkube.compose.services import SERVICES, Service, StackState, kafka_java_argv
+from kafkube.compose.services import (
+    SERVICES,
+    Service,
+    StackState,
+    kafka_java_argv,
+    write_kubeconfig,
+)
 from kafkube.compose.settings import DEFAULT_PORTS, PORT_NAMES, StackSettings
 from kafkube.schemas.errors import ConfigError, ServiceError
 
@@ -131,6 +137,9 @@ class Stack:
             self._check_ports_free(SERVICES[name])
             processes.start(state.state_dir, name, launch.argv, env=launch.env)
         self._wait_ready(order, timeout=timeout)
+        if "kube-apiserver" in order:
+            # The server makes its serving certificate at first start; the kubeconfig carries it.
+            write_kubeconfig(state)
         return self.endpoints()
 
     def _check_ports_free(self, service: Service) -> None:

@@ -207,11 +207,13 @@ def topic(kafka_bootstrap: str) -> Iterator[str]:
     admin.delete_topics([name])[name].result(30)
 
 
-@pytest.fixture(scope="session")
-def kafka_tool(native_stack: Stack, kafka_bootstrap: str) -> Callable[..., str]:
-    """Run one of Kafka's own tools through ``kafkube stack kafka-tool``; returns its stdout."""
+class Kafkube:
+    """``kafkube stack ...`` on a private state directory, run as a user runs it."""
 
-    def run(tool: str, *args: str) -> str:
+    def __init__(self, state_dir: Path) -> None:
+        self.state_dir = state_dir
+
+    def __call__(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(
             [
                 sys.executable,
@@ -221,20 +223,27 @@ def kafka_tool(native_stack: Stack, kafka_bootstrap: str) -> Callable[..., str]:
                 "--cache-dir",
                 str(CACHE_DIR),
                 "--state-dir",
-                str(native_stack.settings.state_dir),
-                "kafka-tool",
-                tool,
-                "--bootstrap-server",
-                kafka_bootstrap,
+                str(self.state_dir),
+                "--any-free-ports",
                 *args,
             ],
             capture_output=True,
             text=True,
-            timeout=120,
+            timeout=240,
             check=False,
         )
-        assert result.returncode == 0, f"{tool} failed:\n{result.stdout}\n{result.stderr}"
-        return result.stdout
+        if check:
+            assert result.returncode == 0, f"{args}: {result.stdout}\n{result.stderr}"
+        return result
+
+
+@pytest.fixture(scope="session")
+def kafka_tool(native_stack: Stack, kafka_bootstrap: str) -> Callable[..., str]:
+    """Run one of Kafka's own tools through ``kafkube stack kafka-tool``; returns its stdout."""
+    kafkube = Kafkube(native_stack.settings.state_dir)
+
+    def run(tool: str, *args: str) -> str:
+        return kafkube("kafka-tool", tool, "--bootstrap-server", kafka_bootstrap, *args).stdout
 
     return run
 

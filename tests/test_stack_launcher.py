@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import shlex
 import socket
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,39 +13,9 @@ import pytest
 from kafkube.compose.settings import StackSettings
 from kafkube.schemas.errors import ConfigError
 
-from tests.conftest import CACHE_DIR
+from tests.conftest import Kafkube
 
 pytestmark = pytest.mark.timeout(300)
-
-
-class Kafkube:
-    """``kafkube stack ...`` on a private state directory, run as a user runs it."""
-
-    def __init__(self, state_dir: Path) -> None:
-        self.state_dir = state_dir
-
-    def __call__(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "kafkube",
-                "stack",
-                "--cache-dir",
-                str(CACHE_DIR),
-                "--state-dir",
-                str(self.state_dir),
-                "--any-free-ports",
-                *args,
-            ],
-            capture_output=True,
-            text=True,
-            timeout=240,
-            check=False,
-        )
-        if check:
-            assert result.returncode == 0, f"{args}: {result.stdout}\n{result.stderr}"
-        return result
 
 
 @pytest.fixture
