@@ -84,36 +84,42 @@ def _from_testcontainers(
 ) -> dict[str, dict[str, str]]:
     """Kafka, MinIO, the GCS emulator and k3s as containers, where a Docker engine runs."""
     started: dict[str, dict[str, str]] = {}
-    if "kafka" in names:
-        from testcontainers.kafka import KafkaContainer  # noqa: PLC0415
+    from testcontainers.core.container import DockerContainer  # noqa: PLC0415
+    from testcontainers.core.wait_strategies import LogMessageWaitStrategy  # noqa: PLC0415
 
-        kafka = stack.enter_context(KafkaContainer("apache/kafka:4.1.1").with_kraft())
+    if "kafka" in names:
+        from testcontainers.community.kafka import KafkaContainer  # noqa: PLC0415
+
+        # The module drives Confluent's image; 7.9 is Apache Kafka 3.9 in KRaft mode.
+        kafka = stack.enter_context(KafkaContainer("confluentinc/cp-kafka:7.9.0").with_kraft())
         started["kafka"] = {"kafka_bootstrap": kafka.get_bootstrap_server()}
     if "minio" in names:
-        from testcontainers.minio import MinioContainer  # noqa: PLC0415
-
-        minio = stack.enter_context(MinioContainer())
-        config = minio.get_config()
+        minio = stack.enter_context(
+            DockerContainer("minio/minio:RELEASE.2025-09-07T16-13-09Z")
+            .with_exposed_ports(9000)
+            .with_env("MINIO_ROOT_USER", "kafkube")
+            .with_env("MINIO_ROOT_PASSWORD", "kafkube-secret")
+            .with_command("server /data --address :9000")
+            .waiting_for(LogMessageWaitStrategy("API:"))
+        )
+        host, port = minio.get_container_host_ip(), minio.get_exposed_port(9000)
         started["minio"] = {
-            "s3_endpoint": f"http://{config['endpoint']}",
-            "s3_access_key": config["access_key"],
-            "s3_secret_key": config["secret_key"],
+            "s3_endpoint": f"http://{host}:{port}",
+            "s3_access_key": "kafkube",
+            "s3_secret_key": "kafkube-secret",
             "s3_region": "us-east-1",
         }
     if "gcs" in names:
-        from testcontainers.core.container import DockerContainer  # noqa: PLC0415
-        from testcontainers.core.waiting_utils import wait_for_logs  # noqa: PLC0415
-
         gcs = stack.enter_context(
             DockerContainer("fsouza/fake-gcs-server:1.52.2")
             .with_exposed_ports(4443)
             .with_command("-scheme http -backend memory -port 4443")
+            .waiting_for(LogMessageWaitStrategy("server started"))
         )
-        wait_for_logs(gcs, "server started")
         url = f"http://{gcs.get_container_host_ip()}:{gcs.get_exposed_port(4443)}"
         started["gcs"] = {"gcs_endpoint": url}
     if "kube-apiserver" in names:
-        from testcontainers.k3s import K3SContainer  # noqa: PLC0415
+        from testcontainers.community.k3s import K3SContainer  # noqa: PLC0415
 
         k3s = stack.enter_context(K3SContainer())
         kubeconfig = Path(stack.enter_context(_tempdir())) / "kubeconfig"
