@@ -13,6 +13,7 @@ from pathlib import Path
 
 import click
 import platformdirs
+
 from kafkube.compose.settings import PORT_NAMES, SERVICES, StackSettings
 from kafkube.compose.smoke import TOPIC as SMOKE_TOPIC
 from kafkube.compose.smoke import run as run_smoke

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from kafkube.compose.endpoints import Endpoints
 from kafkube.compose.settings import StackSettings
 from kafkube.compose.stack import Stack

@@ -9,6 +9,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+
 from kafkube.compose.fetch import WRAPPED_BUILDS
 from kafkube.compose.settings import KAFKA_VERSION
 

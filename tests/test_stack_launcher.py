@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from kafkube.compose.settings import StackSettings
 from kafkube.schemas.errors import ConfigError
-
 from tests.conftest import Kafkube
 
 pytestmark = pytest.mark.timeout(300)

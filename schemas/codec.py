@@ -1,0 +1,127 @@
+"""Avro single-object encoding of Kubernetes events, with every released schema version.
+
+A value on the topic is ``C3 01``, the writer schema's 8-byte CRC-64-AVRO
+fingerprint (little-endian, as the Avro specification's single-object encoding
+has it), then the Avro binary datum. A reader learns the writer schema from
+those ten bytes alone, and a sink can take the datum bytes as they are
+(``split``) to append them to an Avro container block without decoding.
+
+Schemas live in ``avro/kubernetes_event.vN.avsc``; a released version is never
+edited, a change is a new file, and every version stays loadable. Anything that
+is not a well-formed value of a known version raises ``DecodeError``.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from typing import Any
+
+import fastavro
+from fastavro.schema import fingerprint, to_parsing_canonical_form
+
+from kafkube.schemas.errors import KafkubeError
+
+MAGIC = b"\xc3\x01"
+HEADER_SIZE = len(MAGIC) + 8
+_SCHEMA_FILE = re.compile(r"kubernetes_event\.v(\d+)\.avsc")
+
+
+class DecodeError(KafkubeError):
+    """Bytes that are not a value of any known schema version. Retrying cannot help."""
+
+    retriable = False
+
+
+@dataclass(frozen=True)
+class SchemaVersion:
+    version: int
+    schema: Any  # fastavro's parsed schema
+    fingerprint: bytes  # 8 bytes, little-endian CRC-64-AVRO
+
+    @property
+    def fingerprint_hex(self) -> str:
+        return self.fingerprint.hex()
+
+    @property
+    def header(self) -> bytes:
+        return MAGIC + self.fingerprint
+
+
+def parse_schema(definition: dict[str, Any] | str, version: int) -> SchemaVersion:
+    """A schema (its JSON as Python data) with the version number it is released under."""
+    parsed = fastavro.parse_schema(definition, _write_hint=False)
+    canonical = to_parsing_canonical_form(parsed)
+    return SchemaVersion(
+        version=version,
+        schema=parsed,
+        fingerprint=bytes.fromhex(fingerprint(canonical, "CRC-64-AVRO")),
+    )
+
+
+@cache
+def released_versions() -> dict[int, SchemaVersion]:
+    """Every released schema version, by number."""
+    versions = {}
+    for entry in resources.files("kafkube.schemas").joinpath("avro").iterdir():
+        matched = _SCHEMA_FILE.fullmatch(entry.name)
+        if matched:
+            version = int(matched.group(1))
+            versions[version] = parse_schema(json.loads(entry.read_text()), version)
+    return dict(sorted(versions.items()))
+
+
+def latest_version() -> SchemaVersion:
+    return list(released_versions().values())[-1]
+
+
+class Codec:
+    """Encodes with one writer version; decodes any known version into one reader version."""
+
+    def __init__(
+        self,
+        *,
+        writer: SchemaVersion | None = None,
+        reader: SchemaVersion | None = None,
+        known: Mapping[int, SchemaVersion] | None = None,
+    ) -> None:
+        versions = dict(known if known is not None else released_versions())
+        self.writer = writer or versions[max(versions)]
+        self.reader = reader or self.writer
+        for extra in (self.writer, self.reader):
+            versions.setdefault(extra.version, extra)
+        self._by_fingerprint = {v.fingerprint: v for v in versions.values()}
+
+    def encode(self, record: Mapping[str, Any]) -> bytes:
+        out = io.BytesIO()
+        out.write(self.writer.header)
+        fastavro.schemaless_writer(out, self.writer.schema, record)
+        return out.getvalue()
+
+    def split(self, value: bytes) -> tuple[SchemaVersion, memoryview]:
+        """The writer schema of a value and its datum bytes, without decoding the datum."""
+        if len(value) < HEADER_SIZE or value[:2] != MAGIC:
+            raise DecodeError("not an Avro single-object encoded value (no C3 01 marker)")
+        writer = self._by_fingerprint.get(bytes(value[2:HEADER_SIZE]))
+        if writer is None:
+            raise DecodeError(f"unknown writer schema fingerprint {value[2:HEADER_SIZE].hex()}")
+        return writer, memoryview(value)[HEADER_SIZE:]
+
+    def decode(self, value: bytes) -> dict[str, Any]:
+        writer, datum = self.split(value)
+        stream = io.BytesIO(datum)
+        try:
+            record = fastavro.schemaless_reader(stream, writer.schema, self.reader.schema)
+        except (EOFError, ValueError, IndexError, TypeError, UnicodeDecodeError, KeyError) as err:
+            raise DecodeError(f"corrupt Avro datum (schema v{writer.version}): {err!r}") from err
+        if stream.tell() != len(datum):
+            left = len(datum) - stream.tell()
+            raise DecodeError(f"{left} bytes left over after the datum (schema v{writer.version})")
+        if not isinstance(record, dict):
+            raise DecodeError(f"datum is not a record: {type(record).__name__}")
+        return record
