@@ -7,8 +7,12 @@ import json
 import logging
 import os
 import shlex
+import signal
+import socket
 import sys
+import threading
 from dataclasses import asdict
+from datetime import UTC, datetime
 from pathlib import Path
 
 import click
@@ -18,7 +22,11 @@ from kafkube.compose.settings import PORT_NAMES, SERVICES, StackSettings
 from kafkube.compose.smoke import TOPIC as SMOKE_TOPIC
 from kafkube.compose.smoke import run as run_smoke
 from kafkube.compose.stack import KAFKA_TOOLS, Stack
+from kafkube.producer.service import run_producer
+from kafkube.producer.settings import ProducerSettings
 from kafkube.schemas.errors import KafkubeError
+from kafkube.schemas.records import API_CORE_V1, API_EVENTS_V1
+from kafkube.schemas.topics import DEFAULT_TOPIC
 
 
 def _default_cache_dir() -> Path:
@@ -191,6 +199,90 @@ def kafka_tool(stack: Stack, tool: str, args: tuple[str, ...]) -> None:
     argv = stack.kafka_tool_argv(tool, list(args))
     sys.stdout.flush()
     os.execvp(argv[0], argv)  # noqa: S606 - replaces this process with the JVM, on purpose
+
+
+def _kafka_properties(values: tuple[str, ...], bootstrap: str) -> dict[str, str]:
+    properties = {"bootstrap.servers": bootstrap}
+    for value in values:
+        name, sep, setting = value.partition("=")
+        if not sep or not name:
+            raise click.BadParameter(f"expected KEY=VALUE, got {value!r}", param_hint="--kafka")
+        properties[name] = setting
+    return properties
+
+
+@cli.command()
+@click.option(
+    "--cluster", required=True, envvar="KAFKUBE_CLUSTER", help="Cluster name, in every record."
+)
+@click.option(
+    "--bootstrap-servers", envvar="KAFKA_BOOTSTRAP_SERVERS", required=True, help="Kafka brokers."
+)
+@click.option("--kubeconfig", envvar="KUBECONFIG", help="Else the in-cluster service account.")
+@click.option("--topic", default=DEFAULT_TOPIC, show_default=True)
+@click.option(
+    "--partitions", type=int, default=6, show_default=True, help="If the topic is created."
+)
+@click.option(
+    "--api",
+    "api_version",
+    type=click.Choice([API_CORE_V1, API_EVENTS_V1]),
+    default=API_CORE_V1,
+    show_default=True,
+    help="Which Event API to watch.",
+)
+@click.option("--namespace", help="Watch one namespace; all by default.")
+@click.option("--producer-id", default=socket.gethostname, show_default="the host name")
+@click.option("--transactional-id", default="", help="Default: kafkube-producer-<cluster>.")
+@click.option(
+    "--since",
+    type=click.DateTime(formats=["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%SZ"]),
+    help="At the very first start, skip events last seen before this time (ISO 8601, UTC).",
+)
+@click.option("--batch-max-events", type=int, default=500, show_default=True)
+@click.option("--linger-seconds", type=float, default=0.2, show_default=True)
+@click.option("--watch-timeout-seconds", type=int, default=300, show_default=True)
+@click.option(
+    "--kafka", "kafka_props", multiple=True, metavar="KEY=VALUE", help="librdkafka property."
+)
+def produce(  # noqa: PLR0913, PLR0917 - click passes one parameter per option
+    cluster: str,
+    bootstrap_servers: str,
+    kubeconfig: str | None,
+    topic: str,
+    partitions: int,
+    api_version: str,
+    namespace: str | None,
+    producer_id: str,
+    transactional_id: str,
+    since: datetime | None,
+    batch_max_events: int,
+    linger_seconds: float,
+    watch_timeout_seconds: int,
+    kafka_props: tuple[str, ...],
+) -> None:
+    """Watch Kubernetes events and publish each occurrence to Kafka exactly once."""
+    if since is not None and since.tzinfo is None:
+        since = since.replace(tzinfo=UTC)
+    settings = ProducerSettings(
+        cluster=cluster,
+        producer_id=producer_id,
+        kafka=_kafka_properties(kafka_props, bootstrap_servers),
+        topic=topic,
+        partitions=partitions,
+        api_version=api_version,
+        namespace=namespace,
+        transactional_id=transactional_id,
+        batch_max_events=batch_max_events,
+        linger_seconds=linger_seconds,
+        watch_timeout_seconds=watch_timeout_seconds,
+        since=since,
+    )
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    stats = run_producer(settings, kubeconfig=kubeconfig, stop=stop)
+    click.echo(json.dumps({"stopped": asdict(stats)}), err=True)
 
 
 def main() -> None:

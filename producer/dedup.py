@@ -1,0 +1,121 @@
+"""What the producer has published, so that nothing is published twice. Pure: no I/O.
+
+An occurrence of an event is (uid, resourceVersion): a repeated event is the same
+object patched with a higher count and a new resourceVersion. For each uid the
+state keeps the last published resourceVersion and count; it forgets the uid
+when the event is DELETED (events expire after about an hour) or has not been
+seen for ``forget_after``, so the state is bounded by the events alive in the
+cluster, not by history. The state and the watch checkpoint are written to a
+compacted topic in the same Kafka transaction as the events they describe, so
+after a crash both are exactly as of the last committed batch.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from kafkube.schemas.errors import KafkubeError
+
+CHECKPOINT_KEY = b"checkpoint"
+_UID_PREFIX = b"uid:"
+
+
+class StateError(KafkubeError):
+    """The state topic holds something this version cannot read."""
+
+
+def newer(candidate: str, than: str) -> bool:
+    """Whether resourceVersion ``candidate`` is later than ``than``.
+
+    resourceVersions are opaque by contract but etcd revisions in practice; compare
+    them as numbers when both are, else only tell "different" (which counts as newer).
+    """
+    if candidate.isdigit() and than.isdigit():
+        return int(candidate) > int(than)
+    return candidate != than
+
+
+@dataclass(frozen=True)
+class Seen:
+    resource_version: str
+    count: int | None
+    seen_at: float  # seconds since the epoch, when the producer last saw the uid
+
+
+@dataclass(frozen=True)
+class StateUpdate:
+    """One record of the state topic: a key and a value, or a tombstone (value None)."""
+
+    key: bytes
+    value: bytes | None
+
+
+class PublishedState:
+    def __init__(self, *, forget_after: float) -> None:
+        self.forget_after = forget_after
+        self.checkpoint: str | None = None
+        self._seen: dict[str, Seen] = {}
+
+    def __len__(self) -> int:
+        return len(self._seen)
+
+    def get(self, uid: str) -> Seen | None:
+        return self._seen.get(uid)
+
+    def is_new(self, uid: str, resource_version: str) -> bool:
+        """Whether this occurrence has not been published yet."""
+        seen = self._seen.get(uid)
+        return seen is None or newer(resource_version, seen.resource_version)
+
+    def missed_count(self, uid: str, count: int | None) -> int:
+        """How many repeats of a core/v1 event the producer provably never saw (count jumped)."""
+        seen = self._seen.get(uid)
+        if seen is None or seen.count is None or count is None:
+            return 0
+        return max(0, count - seen.count - 1)
+
+    def published(
+        self, uid: str, resource_version: str, count: int | None, *, now: float
+    ) -> StateUpdate:
+        self._seen[uid] = Seen(resource_version, count, now)
+        value = {"rv": resource_version, "count": count, "seen": now}
+        return StateUpdate(_UID_PREFIX + uid.encode(), json.dumps(value).encode())
+
+    def forget(self, uid: str) -> StateUpdate | None:
+        if self._seen.pop(uid, None) is None:
+            return None
+        return StateUpdate(_UID_PREFIX + uid.encode(), None)
+
+    def expire(self, *, now: float) -> list[StateUpdate]:
+        """Forget every uid not seen for ``forget_after`` seconds."""
+        stale = [uid for uid, seen in self._seen.items() if now - seen.seen_at > self.forget_after]
+        return [update for uid in stale if (update := self.forget(uid)) is not None]
+
+    def forget_all_but(self, alive: Iterable[str]) -> list[StateUpdate]:
+        """After a relist: forget the uids the server no longer has (they expired meanwhile)."""
+        keep = set(alive)
+        gone = [uid for uid in self._seen if uid not in keep]
+        return [update for uid in gone if (update := self.forget(uid)) is not None]
+
+    def set_checkpoint(self, resource_version: str) -> StateUpdate:
+        self.checkpoint = resource_version
+        return StateUpdate(CHECKPOINT_KEY, json.dumps({"rv": resource_version}).encode())
+
+    def load(self, key: bytes, value: bytes | None) -> None:
+        """Apply one record of the state topic, read back at start."""
+        try:
+            if key == CHECKPOINT_KEY:
+                self.checkpoint = None if value is None else str(json.loads(value)["rv"])
+            elif key.startswith(_UID_PREFIX):
+                uid = key[len(_UID_PREFIX) :].decode()
+                if value is None:
+                    self._seen.pop(uid, None)
+                else:
+                    data = json.loads(value)
+                    self._seen[uid] = Seen(str(data["rv"]), data["count"], float(data["seen"]))
+            else:
+                raise StateError(f"unknown key {key!r} in the producer state topic")
+        except (ValueError, KeyError, TypeError) as err:
+            raise StateError(f"unreadable producer state record {key!r}: {err}") from err

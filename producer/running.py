@@ -1,0 +1,305 @@
+"""The producer: every Kubernetes event occurrence into Kafka, exactly once, across crashes.
+
+Design
+------
+An occurrence is (uid, resourceVersion). Each batch of watch events is written
+in one Kafka transaction together with (a) the de-duplication state, uid ->
+last published resourceVersion and count, in a compacted state topic, and
+(b) the watch checkpoint, the resourceVersion the batch ends at. Consumers read
+with ``isolation.level=read_committed``, so a batch is visible whole or not at
+all, and the state always matches what is visible.
+
+At start, ``init_transactions`` fences any older producer with the same
+transactional id and aborts its open transaction; the state topic is then read
+back, and the watch resumes from the checkpoint. Versions written while the
+producer was down are still in the server's watch window, so each is published.
+If the checkpoint has expired (410 Gone), the producer relists: every event the
+list shows whose resourceVersion is newer than the one published for its uid is
+published (watch type ADDED), uids the server no longer has are forgotten, and
+a core/v1 event whose count jumped by more than one since the last version seen
+is logged and counted as provably missed. Correctness never depends on
+bookmarks; they only move the checkpoint forward on a quiet stream.
+
+A crash at any moment loses at most an uncommitted transaction, which the
+restart aborts and redoes from the checkpoint: nothing is lost, nothing doubled.
+The state stays bounded: a uid is forgotten when its event is DELETED (events
+expire after about an hour), when a relist no longer shows it, or when it has
+not been seen for ``forget_after_seconds``.
+
+SIGTERM (``stop``) ends the watch, commits the open batch and returns; that
+takes at most the linger time plus one transaction commit (60 s bound, about a
+second in practice).
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from kafkube.producer.converting import ConversionError, to_record
+from kafkube.producer.dedup import PublishedState, StateUpdate
+from kafkube.producer.publishing import PublishError, TransactionalPublisher, read_state
+from kafkube.producer.settings import ProducerSettings
+from kafkube.producer.watching import KubeEvents, ResourceExpiredError, WatchItem
+from kafkube.schemas.codec import Codec
+from kafkube.schemas.errors import SourceError
+from kafkube.schemas.records import API_CORE_V1, EventRecord, WatchType
+from kafkube.schemas.topics import HEADER_RESOURCE_VERSION, HEADER_SCHEMA, HEADER_UID
+
+log = logging.getLogger(__name__)
+
+_END = object()  # the reader thread's "the server ended this watch"
+Header = tuple[str, str | bytes | None]
+
+
+@dataclass
+class ProducerStats:
+    published: int = 0
+    skipped_duplicates: int = 0
+    relists: int = 0
+    watch_restarts: int = 0
+    provably_missed: int = 0
+    unconvertible: int = 0
+    transactions: int = 0
+
+
+class _Batch:
+    def __init__(self) -> None:
+        self.events: list[tuple[bytes, bytes, list[Header]]] = []
+        self.state: list[StateUpdate] = []
+        self.started = 0.0
+
+    def __len__(self) -> int:
+        return len(self.events) + len(self.state)
+
+
+class EventProducer:
+    def __init__(
+        self,
+        settings: ProducerSettings,
+        source: KubeEvents,
+        publisher: TransactionalPublisher,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings
+        self.source = source
+        self.publisher = publisher
+        self.codec = Codec()
+        self.state = PublishedState(forget_after=settings.forget_after_seconds)
+        self.stats = ProducerStats()
+        self._clock = clock
+        self._batch = _Batch()
+        self._last_expiry = clock()
+
+    # --- the loop -----------------------------------------------------------------------------
+
+    def run(self, stop: threading.Event) -> None:
+        self.publisher.init()
+        loaded = read_state(self.settings.kafka, self.settings.state_topic, self.state.load)
+        log.info(
+            "resuming: %d state records, %d uids remembered, checkpoint %s",
+            loaded,
+            len(self.state),
+            self.state.checkpoint,
+        )
+        backoff = 0.5
+        while not stop.is_set():
+            try:
+                if self.state.checkpoint is None:
+                    self._relist(first_start=self.stats.relists == 0 and loaded == 0)
+                self._watch(stop)
+                backoff = 0.5
+            except ResourceExpiredError as err:
+                log.warning("%s; relisting", err)
+                self._flush()
+                self.state.checkpoint = None
+            except SourceError as err:
+                self._flush()
+                log.warning("watch failed (%s); reconnecting in %.1f s", err, backoff)
+                stop.wait(backoff)
+                backoff = min(backoff * 2, 30.0)
+            except PublishError as err:
+                # The transaction was aborted: rebuild from Kafka's committed state and go on.
+                log.warning("%s; reloading state and retrying", err)
+                self._batch = _Batch()
+                self.state = PublishedState(forget_after=self.settings.forget_after_seconds)
+                read_state(self.settings.kafka, self.settings.state_topic, self.state.load)
+                stop.wait(backoff)
+                backoff = min(backoff * 2, 30.0)
+        self._flush()
+        log.info("stopped: %s", self.stats)
+
+    def _watch(self, stop: threading.Event) -> None:
+        """One watch request, from the checkpoint until the server ends it or ``stop`` is set."""
+        checkpoint = self.state.checkpoint
+        assert checkpoint is not None  # noqa: S101 - _relist set it
+        items: queue.Queue[Any] = queue.Queue(maxsize=10_000)
+
+        def read() -> None:
+            try:
+                for item in self.source.watch(
+                    checkpoint, timeout_seconds=self.settings.watch_timeout_seconds
+                ):
+                    items.put(item)
+                    if stop.is_set():
+                        break
+                items.put(_END)
+            except Exception as err:  # noqa: BLE001 - handed to the main thread as it is
+                items.put(err)
+
+        reader = threading.Thread(target=read, name="kafkube-watch", daemon=True)
+        reader.start()
+        log.info("watching from resourceVersion %s", checkpoint)
+        self.stats.watch_restarts += 1
+        try:
+            self._drain(items, stop)
+        finally:
+            self._flush()
+            self.source.stop()
+            reader.join(timeout=10)
+
+    def _drain(self, items: queue.Queue[Any], stop: threading.Event) -> None:
+        """Take what the reader thread hands over, committing a batch when full or lingered."""
+        while not stop.is_set():
+            try:
+                item = items.get(timeout=self._time_left())
+            except queue.Empty:
+                self._flush()
+                continue
+            if item is _END:
+                return
+            if isinstance(item, Exception):
+                raise item
+            self._take(item)
+            if len(self._batch.events) >= self.settings.batch_max_events:
+                self._flush()
+
+    def _time_left(self) -> float:
+        if not self._batch:
+            return 0.5
+        waited = self._clock() - self._batch.started
+        return max(0.0, self.settings.linger_seconds - waited)
+
+    # --- deciding what to publish (pure decisions on the state) -------------------------------
+
+    def _take(self, item: WatchItem) -> None:
+        rv = item.resource_version
+        if item.type == "BOOKMARK":
+            self._add_state(self.state.set_checkpoint(rv))
+            return
+        if item.type not in {"ADDED", "MODIFIED", "DELETED"}:
+            log.warning("ignoring watch event of type %s", item.type)
+            return
+        watch_type: WatchType = item.type  # type: ignore[assignment]
+        self._offer(item.object, watch_type)
+        if watch_type == "DELETED":
+            uid = str(item.object.get("metadata", {}).get("uid", ""))
+            forgotten = self.state.forget(uid)
+            if forgotten is not None:
+                self._add_state(forgotten)
+        if rv:
+            self._add_state(self.state.set_checkpoint(rv))
+
+    def _offer(self, obj: dict[str, Any], watch_type: WatchType, *, publish: bool = True) -> None:
+        """Publish this occurrence unless it already was; note it in the state either way."""
+        now = self._clock()
+        try:
+            record = to_record(
+                obj,
+                watch_type=watch_type,
+                cluster=self.settings.cluster,
+                producer_id=self.settings.producer_id,
+                observed_at=datetime.fromtimestamp(now, UTC),
+                api_version=self.settings.api_version,
+            )
+        except ConversionError as err:
+            self.stats.unconvertible += 1
+            log.error("skipping an event that cannot be identified: %s", err)  # noqa: TRY400
+            return
+        uid, rv = record["uid"], record["resource_version"]
+        if not self.state.is_new(uid, rv):
+            self.stats.skipped_duplicates += 1
+            return
+        if publish:
+            self._add_event(record)
+        self._add_state(self.state.published(uid, rv, record["count"], now=now))
+
+    def _add_event(self, record: EventRecord) -> None:
+        regarding = record["regarding"]
+        key = (regarding and regarding["uid"]) or record["uid"]
+        headers: list[Header] = [
+            (HEADER_UID, record["uid"]),
+            (HEADER_RESOURCE_VERSION, record["resource_version"]),
+            (HEADER_SCHEMA, self.codec.writer.fingerprint_hex),
+        ]
+        if not self._batch:
+            self._batch.started = self._clock()
+        self._batch.events.append((key.encode(), self.codec.encode(record), headers))
+
+    def _add_state(self, update: StateUpdate) -> None:
+        if not self._batch:
+            self._batch.started = self._clock()
+        self._batch.state.append(update)
+
+    def _relist(self, *, first_start: bool) -> None:
+        listing = self.source.list()
+        self.stats.relists += 1
+        since = self.settings.since if first_start else None
+        published_before = self.stats.published
+        for obj in listing.items:
+            uid = str(obj.get("metadata", {}).get("uid", ""))
+            if self.settings.api_version == API_CORE_V1:
+                missed = self.state.missed_count(uid, obj.get("count"))
+                if missed:
+                    self.stats.provably_missed += missed
+                    log.warning(
+                        "event %s repeated %d times while unwatched: those occurrences are lost",
+                        uid,
+                        missed,
+                    )
+            self._offer(obj, "ADDED", publish=since is None or not _older_than(obj, since))
+            if len(self._batch.events) >= self.settings.batch_max_events:
+                self._flush()
+        for update in self.state.forget_all_but(
+            str(obj.get("metadata", {}).get("uid", "")) for obj in listing.items
+        ):
+            self._add_state(update)
+        self._add_state(self.state.set_checkpoint(listing.resource_version))
+        self._flush()
+        log.info(
+            "listed %d events at resourceVersion %s: %d published",
+            len(listing.items),
+            listing.resource_version,
+            self.stats.published - published_before,
+        )
+
+    def _flush(self) -> None:
+        if not self._batch:
+            return
+        now = self._clock()
+        if now - self._last_expiry > 60:
+            self._batch.state.extend(self.state.expire(now=now))
+            self._last_expiry = now
+        batch, self._batch = self._batch, _Batch()
+        self.publisher.publish(batch.events, batch.state)
+        self.stats.published += len(batch.events)
+        self.stats.transactions += 1
+
+
+def _older_than(obj: dict[str, Any], since: datetime) -> bool:
+    from kafkube.producer.converting import parse_time  # noqa: PLC0415
+
+    series = obj.get("series") or {}
+    times = [
+        parse_time(obj.get(name))
+        for name in ("lastTimestamp", "deprecatedLastTimestamp", "eventTime")
+    ] + [parse_time(series.get("lastObservedTime"))]
+    known = [t for t in times if t is not None]
+    return bool(known) and max(known) < since

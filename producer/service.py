@@ -1,0 +1,37 @@
+"""Wires the producer's parts from its settings: topics, Kafka transactions, the watch."""
+
+from __future__ import annotations
+
+import threading
+
+from kafkube.producer.publishing import TransactionalPublisher, ensure_topic
+from kafkube.producer.running import EventProducer, ProducerStats
+from kafkube.producer.settings import ProducerSettings
+from kafkube.producer.watching import KubeEvents, open_api_client
+
+
+def run_producer(
+    settings: ProducerSettings, *, kubeconfig: str | None, stop: threading.Event
+) -> ProducerStats:
+    ensure_topic(settings.kafka, settings.topic, partitions=settings.partitions, config={})
+    ensure_topic(
+        settings.kafka,
+        settings.state_topic,
+        partitions=1,
+        config={"cleanup.policy": "compact", "min.compaction.lag.ms": "0"},
+    )
+    publisher = TransactionalPublisher(
+        {**settings.kafka, "transactional.id": settings.effective_transactional_id},
+        topic=settings.topic,
+        state_topic=settings.state_topic,
+    )
+    with open_api_client(kubeconfig) as api_client:
+        source = KubeEvents(
+            api_client, api_version=settings.api_version, namespace=settings.namespace
+        )
+        producer = EventProducer(settings, source, publisher)
+        try:
+            producer.run(stop)
+        finally:
+            publisher.close()
+    return producer.stats

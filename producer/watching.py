@@ -1,0 +1,155 @@
+"""List and watch Events through the real ``kubernetes`` client, reading the raw JSON.
+
+The client's model objects are skipped (``_preload_content=False``): the stream's
+lines are parsed as JSON and handed on as plain dicts, which the converter
+types. ``Watch.stream`` is not used: with ``deserialize=False`` it neither tracks
+the resourceVersion nor reads an ERROR event's status, and it retries a 410 on
+its own once; here a 410, in the HTTP status or as an ERROR event in the
+stream, always raises ``ResourceExpiredError`` so the caller relists.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import urllib3
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+from kubernetes.watch.watch import iter_resp_lines
+
+from kafkube.schemas.errors import SourceError
+from kafkube.schemas.records import API_CORE_V1, API_EVENTS_V1
+
+HTTP_GONE = 410
+
+
+class ResourceExpiredError(SourceError):
+    """The resourceVersion is older than the server keeps (410 Gone): relist."""
+
+
+@dataclass(frozen=True)
+class WatchItem:
+    type: str  # ADDED, MODIFIED, DELETED or BOOKMARK
+    object: dict[str, Any]
+
+    @property
+    def resource_version(self) -> str:
+        return str(self.object.get("metadata", {}).get("resourceVersion", ""))
+
+
+@dataclass(frozen=True)
+class Listing:
+    items: list[dict[str, Any]]
+    resource_version: str
+
+
+def _source_error(err: Exception) -> SourceError:
+    if isinstance(err, ApiException) and err.status == HTTP_GONE:
+        return ResourceExpiredError(f"resourceVersion expired: {err.reason}")
+    return SourceError(f"Kubernetes API: {err}")
+
+
+class KubeEvents:
+    """Events of one API view (core/v1 or events.k8s.io/v1), cluster-wide or in one namespace."""
+
+    def __init__(
+        self, api_client: client.ApiClient, *, api_version: str, namespace: str | None
+    ) -> None:
+        if api_version not in {API_CORE_V1, API_EVENTS_V1}:
+            raise ValueError(f"unknown Event API {api_version!r}")
+        self.api_version = api_version
+        self.namespace = namespace
+        api: Any = (
+            client.CoreV1Api(api_client)
+            if api_version == API_CORE_V1
+            else client.EventsV1Api(api_client)
+        )
+        if namespace is None:
+            self._call = api.list_event_for_all_namespaces
+            self._args: tuple[str, ...] = ()
+        else:
+            self._call = api.list_namespaced_event
+            self._args = (namespace,)
+        self._response: Any = None
+
+    def list(self, *, page_size: int = 500) -> Listing:
+        """Every Event the server has now, page by page, and the list's resourceVersion."""
+        items: list[dict[str, Any]] = []
+        token: str | None = None
+        while True:
+            kwargs: dict[str, Any] = {"limit": page_size, "_preload_content": False}
+            if token:
+                kwargs["_continue"] = token
+            try:
+                response = self._call(*self._args, **kwargs)
+                page = json.loads(response.data)
+            except (ApiException, urllib3.exceptions.HTTPError, OSError) as err:
+                raise _source_error(err) from err
+            items.extend(page.get("items") or [])
+            token = page.get("metadata", {}).get("continue")
+            if not token:
+                return Listing(items, str(page["metadata"]["resourceVersion"]))
+
+    def watch(self, resource_version: str, *, timeout_seconds: int) -> Iterator[WatchItem]:
+        """Changes after ``resource_version`` until the server ends the watch (its timeout)."""
+        try:
+            self._response = self._call(
+                *self._args,
+                watch=True,
+                resource_version=resource_version,
+                allow_watch_bookmarks=True,
+                timeout_seconds=timeout_seconds,
+                _preload_content=False,
+            )
+        except (ApiException, urllib3.exceptions.HTTPError, OSError) as err:
+            raise _source_error(err) from err
+        response = self._response
+        try:
+            for line in iter_resp_lines(response):
+                if not line:
+                    continue
+                event = json.loads(line)
+                kind, obj = event.get("type"), event.get("object") or {}
+                if kind == "ERROR":
+                    code, message = obj.get("code"), obj.get("message", "")
+                    if code == HTTP_GONE:
+                        raise ResourceExpiredError(f"resourceVersion expired: {message}")
+                    raise SourceError(f"watch error {code}: {message}")
+                yield WatchItem(type=str(kind), object=obj)
+        except (urllib3.exceptions.HTTPError, OSError, ValueError) as err:
+            raise SourceError(f"watch stream broke: {err}") from err
+        finally:
+            self._response = None
+            response.release_conn()
+
+    def stop(self) -> None:
+        """Break a watch that blocks in another thread (its generator then ends or raises)."""
+        response = self._response
+        if response is not None:
+            # Closing the socket wakes a read blocked in another thread.
+            connection = getattr(response, "connection", None)
+            sock = getattr(connection, "sock", None)
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+
+
+def open_api_client(kubeconfig: str | None) -> client.ApiClient:
+    """A client from this kubeconfig, or the in-cluster service account when none is given."""
+    from kubernetes import config  # noqa: PLC0415
+
+    configuration = client.Configuration()
+    try:
+        if kubeconfig:
+            config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
+        else:
+            config.load_incluster_config(client_configuration=configuration)
+    except (config.ConfigException, OSError) as err:
+        where = kubeconfig or "the in-cluster service account"
+        raise SourceError(f"cannot load Kubernetes credentials from {where}: {err}") from err
+    return client.ApiClient(configuration)

@@ -1,0 +1,196 @@
+"""Helpers for producer tests: run ``kafkube produce``, make events, read the topic back."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaError, TopicPartition
+
+from kafkube.compose.endpoints import Endpoints
+from kafkube.schemas.codec import Codec
+from tests.conftest import unique
+
+
+@dataclass
+class ProducerProcess:
+    """``kafkube produce`` as a user runs it, on its own topic and namespace."""
+
+    endpoints: Endpoints
+    topic: str
+    namespace: str
+    log: Path
+    extra: list[str] = field(default_factory=list)
+    process: subprocess.Popen[bytes] | None = None
+    _watches_before: int = 0
+
+    def _watches(self) -> int:
+        return (
+            self.log.read_text().count("watching from resourceVersion") if self.log.exists() else 0
+        )
+
+    def start(self, *, wait: bool = True) -> None:
+        """Start it; unless told otherwise, wait until it watches (so what follows is seen live)."""
+        self._watches_before = self._watches()
+        argv = [
+            sys.executable,
+            "-m",
+            "kafkube",
+            "produce",
+            "--cluster",
+            "test",
+            "--bootstrap-servers",
+            self.endpoints.kafka_bootstrap,
+            "--kubeconfig",
+            self.endpoints.kubeconfig,
+            "--topic",
+            self.topic,
+            "--partitions",
+            "3",
+            "--namespace",
+            self.namespace,
+            "--transactional-id",
+            f"tx-{self.topic}",
+            "--linger-seconds",
+            "0.05",
+            *self.extra,
+        ]
+        with self.log.open("ab") as out:
+            self.process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)
+        if wait:
+            self.wait_watching()
+
+    def wait_watching(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while self._watches() <= self._watches_before:
+            assert self.alive(), f"the producer exited:\n{self.log.read_text()}"
+            assert time.monotonic() < deadline, (
+                f"not watching after {timeout} s:\n{self.log.read_text()}"
+            )
+            time.sleep(0.1)
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.kill()
+        self.process.wait(30)
+
+    def terminate(self, timeout: float = 30) -> int:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout)
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+
+def new_producer(
+    endpoints: Endpoints, namespace: str, tmp_path: Path, *extra: str
+) -> ProducerProcess:
+    return ProducerProcess(
+        endpoints=endpoints,
+        topic=unique("events"),
+        namespace=namespace,
+        log=tmp_path / f"producer-{os.getpid()}.log",
+        extra=list(extra),
+    )
+
+
+def read_occurrences(bootstrap: str, topic: str) -> list[tuple[str, str]]:
+    """Every (uid, resourceVersion) on the topic, as a read_committed consumer sees it."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": unique("reader"),
+            "isolation.level": "read_committed",
+            "enable.partition.eof": True,
+            "enable.auto.commit": False,
+        }
+    )
+    codec = Codec()
+    try:
+        partitions = list(consumer.list_topics(topic, timeout=10).topics[topic].partitions)
+        consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
+        pending, found = set(partitions), []
+        deadline = time.monotonic() + 60
+        while pending and time.monotonic() < deadline:
+            message = consumer.poll(0.5)
+            if message is None:
+                continue
+            if message.error() is not None:
+                assert message.error().code() == KafkaError._PARTITION_EOF  # noqa: SLF001
+                pending.discard(message.partition())
+                continue
+            record = codec.decode(message.value())
+            headers = dict(message.headers() or [])
+            assert headers["kafkube.uid"].decode() == record["uid"]
+            assert headers["kafkube.resource_version"].decode() == record["resource_version"]
+            found.append((record["uid"], record["resource_version"]))
+        assert not pending, "the topic was not read to its end"
+        return found
+    finally:
+        consumer.close()
+
+
+def wait_for_occurrences(
+    bootstrap: str, topic: str, expected: set[tuple[str, str]], *, timeout: float = 60
+) -> list[tuple[str, str]]:
+    """Read until every expected occurrence is on the topic (or the deadline passes)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = read_occurrences(bootstrap, topic)
+        if expected <= set(found) or time.monotonic() > deadline:
+            return found
+        time.sleep(0.5)
+
+
+def duplicates(found: list[tuple[str, str]]) -> dict[tuple[str, str], int]:
+    return {occurrence: n for occurrence, n in Counter(found).items() if n > 1}
+
+
+class EventWriter:
+    """Creates and patches core/v1 Events through the real API, remembering what the server said."""
+
+    def __init__(self, kube_api: Any, namespace: str) -> None:
+        from kubernetes import client  # noqa: PLC0415
+
+        self.core = client.CoreV1Api(kube_api)
+        self.client = client
+        self.namespace = namespace
+        self.occurrences: set[tuple[str, str]] = set()
+        self.counts: dict[str, int] = {}
+
+    def create(self, name: str) -> str:
+        client = self.client
+        created = self.core.create_namespaced_event(
+            self.namespace,
+            client.CoreV1Event(
+                metadata=client.V1ObjectMeta(name=name),
+                involved_object=client.V1ObjectReference(
+                    kind="Pod",
+                    name=name.split(".", maxsplit=1)[0],
+                    namespace=self.namespace,
+                    uid=unique("pod"),
+                ),
+                reason="BackOff",
+                message=f"Back-off restarting failed container in {name}",
+                type="Warning",
+                count=1,
+            ),
+        )
+        self.occurrences.add((created.metadata.uid, created.metadata.resource_version))
+        self.counts[name] = 1
+        return str(created.metadata.name)
+
+    def repeat(self, name: str) -> None:
+        self.counts[name] += 1
+        patched = self.core.patch_namespaced_event(
+            name, self.namespace, {"count": self.counts[name]}
+        )
+        self.occurrences.add((patched.metadata.uid, patched.metadata.resource_version))
