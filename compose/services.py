@@ -159,6 +159,9 @@ def _apiserver_prepare(state: StackState) -> Launch:
             "--service-cluster-ip-range=10.0.0.0/24",
             # Without it the server loops on "cannot reconcile the loopback endpoint".
             "--endpoint-reconciler-type=none",
+            # Watches of Events go straight to etcd, so compacting etcd gives a watch from an old
+            # resourceVersion its 410 Gone at once (the watch cache would hide it for a while).
+            "--watch-cache-sizes=events#0,events.events.k8s.io#0",
             "--enable-priority-and-fairness=false",
             "--profiling=false",
             "-v=1",

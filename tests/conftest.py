@@ -326,6 +326,15 @@ def kube_api(endpoints: Endpoints) -> Iterator[Any]:
     api.close()
 
 
+@pytest.fixture(scope="session")
+def etcd_url(services: Services, native_stack: Stack) -> str:
+    """The etcd behind the API server, for faults such as compaction (native launcher only)."""
+    assert services.origin["kube-apiserver"] == "native launcher", (
+        "etcd faults need the launcher's own API server; unset KAFKUBE_TEST_KUBECONFIG"
+    )
+    return native_stack.state.url("etcd")
+
+
 @pytest.fixture
 def namespace(kube_api: Any) -> Iterator[str]:
     """A fresh namespace, deleted after the test."""
