@@ -162,6 +162,8 @@ def _apiserver_prepare(state: StackState) -> Launch:
             # Watches of Events go straight to etcd, so compacting etcd gives a watch from an old
             # resourceVersion its 410 Gone at once (the watch cache would hide it for a while).
             "--watch-cache-sizes=events#0,events.events.k8s.io#0",
+            # The server compacts etcd itself every 5 minutes by default; tests compact on purpose.
+            "--etcd-compaction-interval=1h",
             "--enable-priority-and-fairness=false",
             "--profiling=false",
             "-v=1",
