@@ -130,14 +130,27 @@ class TransactionalPublisher:
                 self._produce(self.topic, key, value, headers)
             for update in state:
                 self._produce(self.state_topic, update.key, update.value, None)
-            self._producer.commit_transaction(60)
-            self._open = False
+            self._commit()
         except KafkaException as err:
             error = err.args[0]
             if error.fatal() or error.code() == KafkaError._FENCED:  # noqa: SLF001
+                self._open = False  # nothing to abort: the broker already did, for the new owner
                 raise FencedError(f"this producer was fenced: {error}") from err
             self.abort()
             raise PublishError(f"transaction aborted: {error}") from err
+
+    def _commit(self, attempts: int = 5) -> None:
+        """Commit; a retriable failure (a timeout, a coordinator moving) is retried as is."""
+        for attempt in range(1, attempts + 1):
+            try:
+                self._producer.commit_transaction(60)
+            except KafkaException as err:
+                if not err.args[0].retriable() or attempt == attempts:
+                    raise
+                log.warning("commit failed (%s); retrying", err.args[0])
+            else:
+                self._open = False
+                return
 
     def _produce(
         self,

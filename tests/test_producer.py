@@ -63,3 +63,28 @@ def test_a_restart_publishes_what_was_written_while_down_and_nothing_twice(
     assert duplicates(found) == {}
     # Nothing more arrives after the drain: the topic read again holds the same occurrences.
     assert sorted(read_occurrences(endpoints.kafka_bootstrap, producer.topic)) == sorted(found)
+
+
+def test_a_zombie_producer_with_the_same_transactional_id_is_fenced(
+    endpoints: Endpoints, kube_api: Any, namespace: str, tmp_path: Path
+) -> None:
+    zombie = new_producer(endpoints, namespace, tmp_path)
+    writer = EventWriter(kube_api, namespace)
+    zombie.start()
+    writer.create("etl-0.started")
+    wait_for_occurrences(endpoints.kafka_bootstrap, zombie.topic, writer.occurrences)
+    leader = new_producer(endpoints, namespace, tmp_path)
+    leader.topic, leader.log = zombie.topic, tmp_path / "leader.log"  # same transactional id
+
+    leader.start()  # init_transactions fences the first one
+    for i in range(5):
+        writer.create(f"etl-{i + 1}.started")
+    found = wait_for_occurrences(endpoints.kafka_bootstrap, zombie.topic, writer.occurrences)
+    assert zombie.process is not None
+    zombie_code = zombie.process.wait(60)  # its next commit is refused, and it stops
+    leader.terminate()
+
+    assert zombie_code == 1
+    assert "fenced" in zombie.log.read_text()
+    assert set(found) == writer.occurrences
+    assert duplicates(found) == {}
