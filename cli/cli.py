@@ -24,6 +24,9 @@ from kafkube.compose.smoke import run as run_smoke
 from kafkube.compose.stack import KAFKA_TOOLS, Stack
 from kafkube.producer.service import run_producer
 from kafkube.producer.settings import ProducerSettings
+from kafkube.producer.simulating import record_watch_stream, simulate_into_cluster
+from kafkube.producer.synthetic import SyntheticCluster
+from kafkube.producer.watching import open_api_client
 from kafkube.schemas.errors import KafkubeError
 from kafkube.schemas.records import API_CORE_V1, API_EVENTS_V1
 from kafkube.schemas.topics import DEFAULT_TOPIC
@@ -219,6 +222,19 @@ def _kafka_properties(values: tuple[str, ...], bootstrap: str) -> dict[str, str]
     "--bootstrap-servers", envvar="KAFKA_BOOTSTRAP_SERVERS", required=True, help="Kafka brokers."
 )
 @click.option("--kubeconfig", envvar="KUBECONFIG", help="Else the in-cluster service account.")
+@click.option(
+    "--source",
+    type=click.Choice(["kube", "file"]),
+    default="kube",
+    show_default=True,
+    help="The API server, or a recorded watch stream (--file).",
+)
+@click.option(
+    "--file",
+    "recording",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    help="With --source file: a `kubectl get events --watch -o json` recording.",
+)
 @click.option("--topic", default=DEFAULT_TOPIC, show_default=True)
 @click.option(
     "--partitions", type=int, default=6, show_default=True, help="If the topic is created."
@@ -249,6 +265,8 @@ def produce(  # noqa: PLR0913, PLR0917 - click passes one parameter per option
     cluster: str,
     bootstrap_servers: str,
     kubeconfig: str | None,
+    source: str,
+    recording: Path | None,
     topic: str,
     partitions: int,
     api_version: str,
@@ -262,6 +280,8 @@ def produce(  # noqa: PLR0913, PLR0917 - click passes one parameter per option
     kafka_props: tuple[str, ...],
 ) -> None:
     """Watch Kubernetes events and publish each occurrence to Kafka exactly once."""
+    if (source == "file") != (recording is not None):
+        raise click.UsageError("--source file goes with --file PATH, and --file with --source file")
     if since is not None and since.tzinfo is None:
         since = since.replace(tzinfo=UTC)
     settings = ProducerSettings(
@@ -281,8 +301,47 @@ def produce(  # noqa: PLR0913, PLR0917 - click passes one parameter per option
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    stats = run_producer(settings, kubeconfig=kubeconfig, stop=stop)
+    stats = run_producer(settings, kubeconfig=kubeconfig, recording=recording, stop=stop)
     click.echo(json.dumps({"stopped": asdict(stats)}), err=True)
+
+
+@cli.command()
+@click.option("--kubeconfig", envvar="KUBECONFIG", help="The API server to write events into.")
+@click.option(
+    "--record",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Write a watch stream to this file instead of into an API server.",
+)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--namespace", "namespaces", multiple=True, help="Write only into these namespaces.")
+@click.option("--rate", type=float, default=50.0, show_default=True, help="Events per second.")
+@click.option("--count", type=int, help="Stop after this many creates and repeats.")
+def simulate(  # noqa: PLR0913, PLR0917 - click passes one parameter per option
+    kubeconfig: str | None,
+    record: Path | None,
+    seed: int,
+    namespaces: tuple[str, ...],
+    rate: float,
+    count: int | None,
+) -> None:
+    """A synthetic cluster's events: rollouts, probes failing, back-offs, OOM kills, evictions."""
+    cluster = (
+        SyntheticCluster(seed, namespaces=namespaces) if namespaces else SyntheticCluster(seed)
+    )
+    operations = cluster.operations()
+    if record is not None:
+        if count is None:
+            raise click.UsageError("--record needs --count")
+        with record.open("w", encoding="utf-8") as out:
+            written = record_watch_stream(operations, out, limit=count, seed=seed)
+        click.echo(f"recorded {written} watch events to {record}")
+        return
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    with open_api_client(kubeconfig) as api_client:
+        stats = simulate_into_cluster(api_client, operations, rate=rate, limit=count, stop=stop)
+    click.echo(json.dumps(asdict(stats)))
 
 
 def main() -> None:

@@ -46,7 +46,7 @@ from kafkube.producer.converting import ConversionError, to_record
 from kafkube.producer.dedup import PublishedState, StateUpdate
 from kafkube.producer.publishing import PublishError, TransactionalPublisher, read_state
 from kafkube.producer.settings import ProducerSettings
-from kafkube.producer.watching import KubeEvents, ResourceExpiredError, WatchItem
+from kafkube.producer.watching import EventSource, ResourceExpiredError, WatchItem
 from kafkube.schemas.codec import Codec
 from kafkube.schemas.errors import SourceError
 from kafkube.schemas.records import API_CORE_V1, EventRecord, WatchType
@@ -83,7 +83,7 @@ class EventProducer:
     def __init__(
         self,
         settings: ProducerSettings,
-        source: KubeEvents,
+        source: EventSource,
         publisher: TransactionalPublisher,
         *,
         clock: Callable[[], float] = time.time,
@@ -116,6 +116,8 @@ class EventProducer:
                     self._relist(first_start=self.stats.relists == 0 and loaded == 0)
                 self._watch(stop)
                 backoff = 0.5
+                if self.source.finite:
+                    break
             except ResourceExpiredError as err:
                 log.warning("%s; relisting", err)
                 self._flush()

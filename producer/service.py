@@ -1,18 +1,26 @@
-"""Wires the producer's parts from its settings: topics, Kafka transactions, the watch."""
+"""Wires the producer's parts from its settings: topics, Kafka transactions, the source."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
+from pathlib import Path
 
 from kafkube.producer.publishing import TransactionalPublisher, ensure_topic
+from kafkube.producer.recorded import RecordedEvents
 from kafkube.producer.running import EventProducer, ProducerStats
 from kafkube.producer.settings import ProducerSettings
-from kafkube.producer.watching import KubeEvents, open_api_client
+from kafkube.producer.watching import EventSource, KubeEvents, open_api_client
 
 
 def run_producer(
-    settings: ProducerSettings, *, kubeconfig: str | None, stop: threading.Event
+    settings: ProducerSettings,
+    *,
+    kubeconfig: str | None,
+    recording: Path | None,
+    stop: threading.Event,
 ) -> ProducerStats:
+    """Run until ``stop`` (or, for a recording, its end); the counts of what was done."""
     ensure_topic(settings.kafka, settings.topic, partitions=settings.partitions, config={})
     ensure_topic(
         settings.kafka,
@@ -25,10 +33,15 @@ def run_producer(
         topic=settings.topic,
         state_topic=settings.state_topic,
     )
-    with open_api_client(kubeconfig) as api_client:
-        source = KubeEvents(
-            api_client, api_version=settings.api_version, namespace=settings.namespace
-        )
+    with contextlib.ExitStack() as resources:
+        source: EventSource
+        if recording is not None:
+            source = RecordedEvents(recording)
+        else:
+            api_client = resources.enter_context(open_api_client(kubeconfig))
+            source = KubeEvents(
+                api_client, api_version=settings.api_version, namespace=settings.namespace
+            )
         producer = EventProducer(settings, source, publisher)
         try:
             producer.run(stop)

@@ -15,7 +15,7 @@ import json
 import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import urllib3
 from kubernetes import client
@@ -48,6 +48,18 @@ class Listing:
     resource_version: str
 
 
+class EventSource(Protocol):
+    """Where events come from: the API server (``KubeEvents``) or a recording."""
+
+    finite: bool
+
+    def list(self) -> Listing: ...
+
+    def watch(self, resource_version: str, *, timeout_seconds: int) -> Iterator[WatchItem]: ...
+
+    def stop(self) -> None: ...
+
+
 def _source_error(err: Exception) -> SourceError:
     if isinstance(err, ApiException) and err.status == HTTP_GONE:
         return ResourceExpiredError(f"resourceVersion expired: {err.reason}")
@@ -56,6 +68,8 @@ def _source_error(err: Exception) -> SourceError:
 
 class KubeEvents:
     """Events of one API view (core/v1 or events.k8s.io/v1), cluster-wide or in one namespace."""
+
+    finite = False
 
     def __init__(
         self, api_client: client.ApiClient, *, api_version: str, namespace: str | None
