@@ -92,13 +92,18 @@ class SyntheticCluster:
 
     def _rollout(self) -> list[Operation]:
         chance = self._chance
-        app, namespace, node = (
-            chance.choice(_APPS),
-            chance.choice(self._namespaces),
-            chance.choice(self._nodes),
-        )
+        app, namespace = chance.choice(_APPS), chance.choice(self._namespaces)
+        node = chance.choice(self._nodes)
         pod = f"{app}-{_suffix(chance, 9)}-{_suffix(chance, 5)}"
         image, container = _IMAGES[app], f"spec.containers{{{app}}}"
+
+        def kubelet(reason: str, message: str, *, warning: bool = False) -> Operation:
+            return self._event(
+                namespace, "Pod", pod, reason, message,
+                component="kubelet", host=node, warning=warning, field_path=container,
+            )  # fmt: skip
+
+        pulled_in = chance.uniform(0.4, 9)
         steps = [
             self._event(
                 namespace,
@@ -108,103 +113,35 @@ class SyntheticCluster:
                 f"Successfully assigned {namespace}/{pod} to {node}",
                 component="default-scheduler",
             ),
-            self._event(
-                namespace,
-                "Pod",
-                pod,
-                "Pulling",
-                f'Pulling image "{image}"',
-                component="kubelet",
-                host=node,
-                field_path=container,
-            ),
-            self._event(
-                namespace,
-                "Pod",
-                pod,
-                "Pulled",
-                f'Successfully pulled image "{image}" in {chance.uniform(0.4, 9):.3f}s',
-                component="kubelet",
-                host=node,
-                field_path=container,
-            ),
-            self._event(
-                namespace,
-                "Pod",
-                pod,
-                "Created",
-                f"Created container {app}",
-                component="kubelet",
-                host=node,
-                field_path=container,
-            ),
-            self._event(
-                namespace,
-                "Pod",
-                pod,
-                "Started",
-                f"Started container {app}",
-                component="kubelet",
-                host=node,
-                field_path=container,
-            ),
+            kubelet("Pulling", f'Pulling image "{image}"'),
+            kubelet("Pulled", f'Successfully pulled image "{image}" in {pulled_in:.3f}s'),
+            kubelet("Created", f"Created container {app}"),
+            kubelet("Started", f"Started container {app}"),
         ]
         trouble = chance.random()
-        if trouble < 0.25:
-            steps.append(
-                self._event(
-                    namespace,
-                    "Pod",
-                    pod,
-                    "Unhealthy",
-                    "Readiness probe failed: HTTP probe failed with statuscode: 503",
-                    component="kubelet",
-                    host=node,
-                    warning=True,
-                    field_path=container,
-                )
-            )
+        if trouble < 0.25:  # a quarter of the pods fail their readiness probe for a while
+            probe = "Readiness probe failed: HTTP probe failed with statuscode: 503"
+            steps.append(kubelet("Unhealthy", probe, warning=True))
         elif trouble < 0.35:
-            steps.append(
-                self._event(
-                    namespace,
-                    "Pod",
-                    pod,
-                    "BackOff",
-                    f"Back-off restarting failed container {app} in pod {pod}",
-                    component="kubelet",
-                    host=node,
-                    warning=True,
-                    field_path=container,
-                )
-            )
+            crash = f"Back-off restarting failed container {app} in pod {pod}"
+            steps.append(kubelet("BackOff", crash, warning=True))
         elif trouble < 0.40:
+            killed = f"Memory cgroup out of memory: Killed process {chance.randint(1000, 99999)}"
             steps.append(
                 self._event(
                     namespace,
                     "Node",
                     node,
                     "OOMKilling",
-                    f"Memory cgroup out of memory: Killed process {chance.randint(1000, 99999)}"
-                    f" ({app})",
+                    f"{killed} ({app})",
                     component="kernel-monitor",
                     host=node,
                     warning=True,
                 )
             )
         elif trouble < 0.43:
-            steps.append(
-                self._event(
-                    namespace,
-                    "Pod",
-                    pod,
-                    "Evicted",
-                    "The node was low on resource: memory. Threshold quantity: 100Mi.",
-                    component="kubelet",
-                    host=node,
-                    warning=True,
-                )
-            )
+            pressure = "The node was low on resource: memory. Threshold quantity: 100Mi."
+            steps.append(kubelet("Evicted", pressure, warning=True))
         return steps
 
     def _cluster_level(self) -> Operation:
