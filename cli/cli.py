@@ -247,7 +247,12 @@ def _kafka_properties(values: tuple[str, ...], bootstrap: str) -> dict[str, str]
     show_default=True,
     help="Which Event API to watch.",
 )
-@click.option("--namespace", help="Watch one namespace; all by default.")
+@click.option(
+    "--namespace",
+    "namespaces",
+    multiple=True,
+    help="Watch this namespace (repeatable); all by default.",
+)
 @click.option("--producer-id", default=socket.gethostname, show_default="the host name")
 @click.option("--transactional-id", default="", help="Default: kafkube-producer-<cluster>.")
 @click.option(
@@ -270,7 +275,7 @@ def produce(  # noqa: PLR0913, PLR0917 - click passes one parameter per option
     topic: str,
     partitions: int,
     api_version: str,
-    namespace: str | None,
+    namespaces: tuple[str, ...],
     producer_id: str,
     transactional_id: str,
     since: datetime | None,
@@ -291,7 +296,7 @@ def produce(  # noqa: PLR0913, PLR0917 - click passes one parameter per option
         topic=topic,
         partitions=partitions,
         api_version=api_version,
-        namespace=namespace,
+        namespaces=namespaces,
         transactional_id=transactional_id,
         batch_max_events=batch_max_events,
         linger_seconds=linger_seconds,

@@ -40,7 +40,7 @@ def run_producer(
         else:
             api_client = resources.enter_context(open_api_client(kubeconfig))
             source = KubeEvents(
-                api_client, api_version=settings.api_version, namespace=settings.namespace
+                api_client, api_version=settings.api_version, namespaces=settings.namespaces
             )
         producer = EventProducer(settings, source, publisher)
         try:

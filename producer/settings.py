@@ -21,7 +21,7 @@ class ProducerSettings:
     topic: str = DEFAULT_TOPIC
     partitions: int = 6
     api_version: str = API_CORE_V1
-    namespace: str | None = None
+    namespaces: tuple[str, ...] = ()  # all when empty
     transactional_id: str = ""
     batch_max_events: int = 500
     linger_seconds: float = 0.2

@@ -72,12 +72,15 @@ class KubeEvents:
     finite = False
 
     def __init__(
-        self, api_client: client.ApiClient, *, api_version: str, namespace: str | None
+        self, api_client: client.ApiClient, *, api_version: str, namespaces: tuple[str, ...] = ()
     ) -> None:
+        """All namespaces when ``namespaces`` is empty; one is watched on its own; several are
+        watched cluster-wide and filtered here (the API has no "namespace in" selector)."""
         if api_version not in {API_CORE_V1, API_EVENTS_V1}:
             raise ValueError(f"unknown Event API {api_version!r}")
         self.api_version = api_version
-        self.namespace = namespace
+        self._only = frozenset(namespaces) if len(namespaces) > 1 else None
+        namespace = namespaces[0] if len(namespaces) == 1 else None
         api: Any = (
             client.CoreV1Api(api_client)
             if api_version == API_CORE_V1
@@ -104,7 +107,7 @@ class KubeEvents:
                 page = json.loads(response.data)
             except (ApiException, urllib3.exceptions.HTTPError, OSError) as err:
                 raise _source_error(err) from err
-            items.extend(page.get("items") or [])
+            items.extend(item for item in page.get("items") or [] if self._wanted(item))
             token = page.get("metadata", {}).get("continue")
             if not token:
                 return Listing(items, str(page["metadata"]["resourceVersion"]))
@@ -134,12 +137,16 @@ class KubeEvents:
                     if code == HTTP_GONE:
                         raise ResourceExpiredError(f"resourceVersion expired: {message}")
                     raise SourceError(f"watch error {code}: {message}")
-                yield WatchItem(type=str(kind), object=obj)
+                if kind == "BOOKMARK" or self._wanted(obj):
+                    yield WatchItem(type=str(kind), object=obj)
         except (urllib3.exceptions.HTTPError, OSError, ValueError) as err:
             raise SourceError(f"watch stream broke: {err}") from err
         finally:
             self._response = None
             response.release_conn()
+
+    def _wanted(self, obj: dict[str, Any]) -> bool:
+        return self._only is None or (obj.get("metadata") or {}).get("namespace") in self._only
 
     def stop(self) -> None:
         """Break a watch that blocks in another thread (its generator then ends or raises)."""

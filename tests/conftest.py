@@ -194,6 +194,19 @@ def endpoints(services: Services) -> Endpoints:
     return services.endpoints
 
 
+@pytest.fixture(autouse=True)
+def _no_producer_left_behind() -> Iterator[None]:
+    """A test that fails half-way leaves no ``kafkube produce`` running into the next one."""
+    from tests.producing import STARTED  # noqa: PLC0415
+
+    yield
+    while STARTED:
+        process = STARTED.pop()
+        if process.poll() is None:
+            process.kill()
+        process.wait(30)
+
+
 # --- Kafka ----------------------------------------------------------------------------------------
 
 

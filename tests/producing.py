@@ -18,6 +18,8 @@ from kafkube.compose.endpoints import Endpoints
 from kafkube.schemas.codec import Codec
 from tests.conftest import unique
 
+STARTED: list[subprocess.Popen[bytes]] = []  # conftest kills what a failed test left running
+
 
 @dataclass
 class ProducerProcess:
@@ -64,6 +66,7 @@ class ProducerProcess:
         ]
         with self.log.open("ab") as out:
             self.process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)
+        STARTED.append(self.process)
         if wait:
             self.wait_watching()
 
@@ -104,6 +107,11 @@ def new_producer(
 
 def read_occurrences(bootstrap: str, topic: str) -> list[tuple[str, str]]:
     """Every (uid, resourceVersion) on the topic, as a read_committed consumer sees it."""
+    return [(r["uid"], r["resource_version"]) for r in read_records(bootstrap, topic)]
+
+
+def read_records(bootstrap: str, topic: str) -> list[dict[str, Any]]:
+    """Every record on the topic, decoded, as a read_committed consumer sees it."""
     consumer = Consumer(
         {
             "bootstrap.servers": bootstrap,
@@ -117,7 +125,7 @@ def read_occurrences(bootstrap: str, topic: str) -> list[tuple[str, str]]:
     try:
         partitions = list(consumer.list_topics(topic, timeout=10).topics[topic].partitions)
         consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
-        pending, found = set(partitions), []
+        pending, found = set(partitions), []  # type: list[dict[str, Any]]
         deadline = time.monotonic() + 60
         while pending and time.monotonic() < deadline:
             message = consumer.poll(0.5)
@@ -131,7 +139,7 @@ def read_occurrences(bootstrap: str, topic: str) -> list[tuple[str, str]]:
             headers = dict(message.headers() or [])
             assert headers["kafkube.uid"].decode() == record["uid"]
             assert headers["kafkube.resource_version"].decode() == record["resource_version"]
-            found.append((record["uid"], record["resource_version"]))
+            found.append(record)
         assert not pending, "the topic was not read to its end"
         return found
     finally:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ from tests.producing import (
     duplicates,
     new_producer,
     read_occurrences,
+    read_records,
     wait_for_occurrences,
 )
 
@@ -88,3 +90,60 @@ def test_a_zombie_producer_with_the_same_transactional_id_is_fenced(
     assert "fenced" in zombie.log.read_text()
     assert set(found) == writer.occurrences
     assert duplicates(found) == {}
+
+
+def test_the_events_k8s_io_view_of_two_listed_namespaces_is_published_and_no_other(
+    endpoints: Endpoints, kube_api: Any, namespace: str, tmp_path: Path
+) -> None:
+    from kubernetes import client  # noqa: PLC0415
+
+    from tests.conftest import unique  # noqa: PLC0415
+
+    core, events = client.CoreV1Api(kube_api), client.EventsV1Api(kube_api)
+    second, unwatched = unique("kafkube-test"), unique("kafkube-test")
+    for name in (second, unwatched):
+        core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+    producer = new_producer(
+        endpoints, namespace, tmp_path, "--namespace", second, "--api", "events.k8s.io/v1"
+    )
+    expected: set[tuple[str, str]] = set()
+    try:
+        producer.start()
+        for ns in (namespace, second, unwatched):
+            now = datetime.now(UTC)
+            created = events.create_namespaced_event(
+                ns,
+                client.EventsV1Event(
+                    metadata=client.V1ObjectMeta(name="sched-0.failed"),
+                    event_time=now,
+                    reporting_controller="default-scheduler",
+                    reporting_instance="default-scheduler-0",
+                    action="Scheduling",
+                    reason="FailedScheduling",
+                    note="0/3 nodes are available: 3 Insufficient cpu.",
+                    type="Warning",
+                    regarding=client.V1ObjectReference(kind="Pod", name="sched-0", namespace=ns),
+                ),
+            )
+            patched = events.patch_namespaced_event(
+                "sched-0.failed",
+                ns,
+                {"series": {"count": 2, "lastObservedTime": now.strftime("%Y-%m-%dT%H:%M:%S.%fZ")}},
+            )
+            if ns != unwatched:
+                expected |= {
+                    (created.metadata.uid, created.metadata.resource_version),
+                    (patched.metadata.uid, patched.metadata.resource_version),
+                }
+        found = wait_for_occurrences(endpoints.kafka_bootstrap, producer.topic, expected)
+        records = read_records(endpoints.kafka_bootstrap, producer.topic)
+        producer.terminate()
+    finally:
+        for name in (second, unwatched):
+            core.delete_namespace(name)
+
+    assert set(found) == expected
+    assert duplicates(found) == {}
+    assert {r["api_version"] for r in records} == {"events.k8s.io/v1"}
+    assert {r["namespace"] for r in records} == {namespace, second}
+    assert sorted((r["series"] or {}).get("count", 0) for r in records) == [0, 0, 2, 2]
