@@ -147,3 +147,43 @@ def test_the_events_k8s_io_view_of_two_listed_namespaces_is_published_and_no_oth
     assert {r["api_version"] for r in records} == {"events.k8s.io/v1"}
     assert {r["namespace"] for r in records} == {namespace, second}
     assert sorted((r["series"] or {}).get("count", 0) for r in records) == [0, 0, 2, 2]
+
+
+def test_since_bounds_only_the_very_first_start_and_later_repeats_still_count(
+    endpoints: Endpoints, kube_api: Any, namespace: str, tmp_path: Path
+) -> None:
+    from kubernetes import client  # noqa: PLC0415
+
+    core = client.CoreV1Api(kube_api)
+    long_ago = datetime(2024, 1, 1, tzinfo=UTC)
+
+    def event(name: str, when: datetime) -> tuple[str, str]:
+        created = core.create_namespaced_event(
+            namespace,
+            client.CoreV1Event(
+                metadata=client.V1ObjectMeta(name=name),
+                involved_object=client.V1ObjectReference(
+                    kind="Pod", name=name, namespace=namespace
+                ),
+                reason="Started",
+                message="Started container",
+                first_timestamp=when,
+                last_timestamp=when,
+                count=1,
+            ),
+        )
+        return created.metadata.uid, created.metadata.resource_version
+
+    old = event("old-0.started", long_ago)
+    recent = event("new-0.started", datetime.now(UTC))
+    producer = new_producer(endpoints, namespace, tmp_path, "--since", "2025-06-01T00:00:00Z")
+    producer.start()
+    repeated = core.patch_namespaced_event(
+        "old-0.started", namespace, {"count": 2, "lastTimestamp": datetime.now(UTC).isoformat()}
+    )
+    again = (repeated.metadata.uid, repeated.metadata.resource_version)
+    found = wait_for_occurrences(endpoints.kafka_bootstrap, producer.topic, {recent, again})
+    producer.terminate()
+
+    assert set(found) == {recent, again}
+    assert old not in found
