@@ -11,9 +11,11 @@ import signal
 import socket
 import sys
 import threading
+from collections.abc import Callable
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import click
 import platformdirs
@@ -22,6 +24,10 @@ from kafkube.compose.settings import PORT_NAMES, SERVICES, StackSettings
 from kafkube.compose.smoke import TOPIC as SMOKE_TOPIC
 from kafkube.compose.smoke import run as run_smoke
 from kafkube.compose.stack import KAFKA_TOOLS, Stack
+from kafkube.consumers.destinations import Destination
+from kafkube.consumers.filesink import FileDestination
+from kafkube.consumers.service import run_sink
+from kafkube.consumers.settings import SinkSettings
 from kafkube.producer.service import run_producer
 from kafkube.producer.settings import ProducerSettings
 from kafkube.producer.simulating import record_watch_stream, simulate_into_cluster
@@ -347,6 +353,77 @@ def simulate(  # noqa: PLR0913, PLR0917 - click passes one parameter per option
     with open_api_client(kubeconfig) as api_client:
         stats = simulate_into_cluster(api_client, operations, rate=rate, limit=count, stop=stop)
     click.echo(json.dumps(asdict(stats)))
+
+
+def _sink_options(command: Callable[..., None]) -> Callable[..., None]:
+    """The options every sink shares: Kafka, the group, the format and the rotation rules."""
+    options = [
+        click.option("--bootstrap-servers", envvar="KAFKA_BOOTSTRAP_SERVERS", required=True),
+        click.option("--topic", default=DEFAULT_TOPIC, show_default=True),
+        click.option("--group", default="", help="Consumer group; default kafkube-sink-<type>."),
+        click.option(
+            "--format", "output_format", type=click.Choice(["avro", "jsonl"]), default="avro",
+            show_default=True, help="Avro object container files, or gzip JSON Lines.",
+        ),
+        click.option(
+            "--codec", type=click.Choice(["null", "deflate", "snappy", "zstandard"]),
+            default="deflate", show_default=True, help="Avro block compression.",
+        ),
+        click.option("--max-records", type=int, default=50_000, show_default=True),
+        click.option("--max-bytes", type=int, default=64 << 20, show_default=True),
+        click.option(
+            "--max-age-seconds", type=float, default=60.0, show_default=True,
+            help="Write a batch this long after its first record, even if nothing follows.",
+        ),
+        click.option(
+            "--time-field", type=click.Choice(["record", "event"]), default="record",
+            show_default=True, help="Which time picks the dt=/hour= folder.",
+        ),
+        click.option("--kafka", "kafka_props", multiple=True, metavar="KEY=VALUE"),
+    ]  # fmt: skip
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _sink_settings(sink_type: str, options: dict[str, Any]) -> SinkSettings:
+    return SinkSettings(
+        sink_type=sink_type,
+        kafka=_kafka_properties(options["kafka_props"], options["bootstrap_servers"]),
+        topic=options["topic"],
+        group=options["group"],
+        format=options["output_format"],
+        codec=options["codec"],
+        max_records=options["max_records"],
+        max_bytes=options["max_bytes"],
+        max_age_seconds=options["max_age_seconds"],
+        time_field=options["time_field"],
+    )
+
+
+def _run_sink(settings: SinkSettings, destination: Destination) -> None:
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    stats = run_sink(settings, destination, stop=stop)
+    click.echo(json.dumps({"stopped": asdict(stats)}), err=True)
+
+
+@cli.group()
+def sink() -> None:
+    """Consume the topic into durable storage, exactly once (one consumer group per sink type)."""
+
+
+@sink.command("file")
+@click.option("--dir", "directory", type=click.Path(path_type=Path), required=True)
+@click.option("--min-free-mb", type=int, default=64, show_default=True)
+@_sink_options
+def sink_file(directory: Path, min_free_mb: int, **options: Any) -> None:  # noqa: ANN401 - click hands the shared options over as keywords
+    """Files on local disk: temp file, fsync, atomic rename, fsync of the directory."""
+    _run_sink(
+        _sink_settings("file", options),
+        FileDestination(directory, min_free_bytes=min_free_mb << 20),
+    )
 
 
 def main() -> None:

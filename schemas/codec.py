@@ -43,6 +43,7 @@ class SchemaVersion:
     version: int
     schema: Any  # fastavro's parsed schema
     fingerprint: bytes  # 8 bytes, little-endian CRC-64-AVRO
+    schema_json: str = ""  # the schema as released, for Avro container file headers
 
     @property
     def fingerprint_hex(self) -> str:
@@ -58,6 +59,7 @@ def parse_schema(definition: dict[str, Any] | str, version: int) -> SchemaVersio
     canonical = to_parsing_canonical_form(fastavro.parse_schema(definition, _write_hint=False))
     return SchemaVersion(
         version=version,
+        schema_json=json.dumps(definition, separators=(",", ":")),
         # Parsed with fastavro's "already parsed" hint: without it every write parses it again,
         # which made encoding 15 times slower.
         schema=fastavro.parse_schema(definition),

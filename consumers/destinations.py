@@ -1,0 +1,20 @@
+"""Where a sink's bytes go. A destination stores bytes under a name and lists what it stored;
+it knows nothing of Kafka or Avro. A new sink is a new destination."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Protocol
+
+
+class Destination(Protocol):
+    description: str  # for logs: a directory, s3://bucket/prefix, gs://bucket/prefix
+
+    def check(self) -> None:
+        """Refuse a destination that cannot work, naming the setting (ConfigError)."""
+
+    def put(self, name: str, data: bytes) -> None:
+        """Store ``data`` under ``name`` durably, replacing what is there; raise SinkError."""
+
+    def names(self, under: str) -> Iterator[str]:
+        """The names stored under this prefix (a topic's folder)."""

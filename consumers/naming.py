@@ -1,0 +1,76 @@
+"""Object names that a rewrite reproduces. Pure: no I/O.
+
+    <topic>/dt=YYYY-MM-DD/hour=HH/<topic>+<partition:05>+<first:020>+<last:020>.<ext>
+
+The time path is the hour of the batch (record time or event time, UTC); one
+object never spans two hours. Nothing from event data goes into a name: the
+topic is a Kafka topic name (letters, digits, ``.``, ``_``, ``-``; Kafka refuses
+``.`` and ``..``), the rest are numbers, so no record can steer a write out of
+the sink's directory or prefix.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from kafkube.schemas.errors import ConfigError
+
+_TOPIC = re.compile(r"[A-Za-z0-9._-]{1,249}")
+_OBJECT = re.compile(
+    r"(?P<topic>[A-Za-z0-9._-]+)\+(?P<partition>\d{5})\+(?P<first>\d{20})\+(?P<last>\d{20})"
+    r"\.(?P<ext>avro|jsonl\.gz)"
+)
+
+
+@dataclass(frozen=True, order=True)
+class ObjectRange:
+    """Which offsets of one partition an object holds (both ends included)."""
+
+    first: int
+    last: int
+
+
+def check_topic(topic: str) -> str:
+    if not _TOPIC.fullmatch(topic) or topic in {".", ".."}:
+        raise ConfigError("topic", f"not a Kafka topic name: {topic!r}")
+    return topic
+
+
+def hour_of(timestamp_ms: int) -> datetime:
+    moment = datetime.fromtimestamp(timestamp_ms / 1000, UTC)
+    return moment.replace(minute=0, second=0, microsecond=0)
+
+
+def object_name(  # noqa: PLR0913 - every part of the name
+    topic: str, partition: int, *, first: int, last: int, hour: datetime, extension: str
+) -> str:
+    check_topic(topic)
+    return (
+        f"{topic}/dt={hour:%Y-%m-%d}/hour={hour:%H}/"
+        f"{topic}+{partition:05d}+{first:020d}+{last:020d}.{extension}"
+    )
+
+
+def parse_object_name(name: str, topic: str) -> tuple[int, ObjectRange] | None:
+    """The partition and offsets an object of this topic holds, from its name; None if not ours."""
+    matched = _OBJECT.fullmatch(name.rsplit("/", 1)[-1])
+    if not matched or matched["topic"] != topic:
+        return None
+    return int(matched["partition"]), ObjectRange(int(matched["first"]), int(matched["last"]))
+
+
+def start_offset(committed: int, written: list[ObjectRange]) -> tuple[int, dict[int, int]]:
+    """Where to start reading a partition, and the batch boundaries to keep.
+
+    A committed offset inside an object (an offset reset to the middle of one) starts
+    at that object's first offset, so the object is rewritten whole, not cut in two.
+    The boundaries map each written object's first offset to its last: a batch that
+    starts there ends there, so a rewrite lands on the same name with the same bytes.
+    """
+    start = committed
+    for span in written:
+        if span.first < committed <= span.last:
+            start = span.first
+    return start, {span.first: span.last for span in written if span.last >= start}

@@ -1,0 +1,390 @@
+"""The sink runner, shared by every sink: poll, batch per partition, write durably, then commit.
+
+Exactly once in the sink
+------------------------
+A batch holds records of one partition and becomes one object, named from the
+topic, the partition, its first and last offset and its hour
+(``kafkube.consumers.naming``). The runner writes the object durably (the
+destination returns only once the bytes are fsynced or acknowledged by the
+store), and only then commits the offset after the batch. Nothing else commits.
+
+Every crash point then ends the same way. Before the write is durable, nothing
+names the batch and its offsets are not committed: the next owner reads them
+again. After the write and before the commit, the object exists but the offset
+is behind it: the next owner, when it is assigned the partition, lists the
+sink's own objects and learns from their names where each batch ended, and a
+batch that starts at a written object's first offset closes exactly at that
+object's last offset, whatever the count, size, age or time rules would say.
+The rewrite has the same name and, because the formats are deterministic (the
+Avro sync marker comes from the name, gzip carries no time), the same bytes: it
+replaces the object with itself. An offset reset into the middle of an object
+starts at that object's first offset, so replays rewrite whole objects too, even
+when the first run had cut them on the wall clock.
+
+Memory is bounded: one open batch per assigned partition, each closed at
+``max_records`` or ``max_bytes``. A store that refuses writes pauses every
+assigned partition while the runner retries with backoff, still polling so the
+group keeps it; nothing is committed meanwhile. A record that cannot be decoded
+goes to ``<topic>.dlq`` with the reason in its headers, and the DLQ is flushed
+before any commit that passes it. SIGTERM writes and commits the open batches
+and leaves the group.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from confluent_kafka import OFFSET_INVALID, Consumer, KafkaError, Message, Producer, TopicPartition
+
+from kafkube.consumers.destinations import Destination
+from kafkube.consumers.formats import EXTENSIONS, avro_container, json_lines_gzip
+from kafkube.consumers.naming import (
+    ObjectRange,
+    hour_of,
+    object_name,
+    parse_object_name,
+    start_offset,
+)
+from kafkube.consumers.settings import SinkSettings
+from kafkube.schemas.codec import Codec, DecodeError, SchemaVersion
+from kafkube.schemas.errors import SinkError
+from kafkube.schemas.topics import dlq_topic
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SinkStats:
+    records: int = 0
+    batches: int = 0
+    bytes: int = 0
+    dead_letters: int = 0
+    rewrites_aligned: int = 0
+    write_retries: int = 0
+
+
+@dataclass
+class _Batch:
+    first: int
+    hour: datetime
+    writer: SchemaVersion
+    opened: float
+    forced_last: int | None  # a written object starts here: end where it ended
+    last: int = -1
+    processed: int = -1  # the last offset taken, dead letters included
+    datums: list[memoryview] = field(default_factory=list)
+    records: list[dict[str, Any]] = field(default_factory=list)
+    size: int = 0
+
+
+@dataclass
+class _Partition:
+    boundaries: dict[int, int]
+    batch: _Batch | None = None
+    dead_letters_pending: bool = False
+    uncommitted: int | None = None  # an offset to commit that no batch carries (dead letters only)
+
+
+def _event_hour(record: dict[str, Any]) -> datetime:
+    series = record.get("series") or {}
+    for moment in (
+        record.get("last_timestamp"),
+        series.get("last_observed_time"),
+        record.get("event_time"),
+        record.get("observed_at"),
+    ):
+        if isinstance(moment, datetime):
+            return moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    raise DecodeError("the record carries no time at all")
+
+
+class SinkRunner:
+    def __init__(
+        self,
+        settings: SinkSettings,
+        destination: Destination,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.settings = settings
+        self.destination = destination
+        self.codec = Codec()
+        self.stats = SinkStats()
+        self._clock = clock
+        self._partitions: dict[int, _Partition] = {}
+        self._extension = EXTENSIONS[settings.format]
+        self._consumer: Consumer | None = None
+        self._dlq: Producer | None = None
+        self._stop = threading.Event()
+
+    # --- the loop -----------------------------------------------------------------------------
+
+    def run(self, stop: threading.Event) -> SinkStats:
+        self._stop = stop
+        self.destination.check()
+        kafka = self.settings.kafka
+        self._consumer = Consumer(
+            {
+                **kafka,
+                "group.id": self.settings.group_id,
+                "enable.auto.commit": False,
+                "enable.auto.offset.store": False,
+                "isolation.level": "read_committed",
+                "partition.assignment.strategy": "cooperative-sticky",
+                "auto.offset.reset": "earliest",
+            }
+        )
+        self._dlq = Producer({**kafka, "enable.idempotence": True, "acks": "all"})
+        self._consumer.subscribe(
+            [self.settings.topic],
+            on_assign=self._on_assign,
+            on_revoke=self._on_revoke,
+            on_lost=self._on_revoke,
+        )
+        log.info(
+            "sink %s: group %s, topic %s -> %s",
+            self.settings.sink_type,
+            self.settings.group_id,
+            self.settings.topic,
+            self.destination.description,
+        )
+        try:
+            while not stop.is_set():
+                for message in self._consumer.consume(num_messages=1000, timeout=0.2):
+                    self._take(message)
+                self._rotate_aged()
+            for partition in list(self._partitions):
+                self._flush(partition)
+        finally:
+            self._consumer.close()
+            self._dlq.flush(30)
+        log.info("sink stopped: %s", self.stats)
+        return self.stats
+
+    # --- rebalances ---------------------------------------------------------------------------
+
+    def _written(self) -> dict[int, list[ObjectRange]]:
+        by_partition: dict[int, list[ObjectRange]] = {}
+        for name in self.destination.names(self.settings.topic):
+            parsed = parse_object_name(name, self.settings.topic)
+            if parsed is not None:
+                by_partition.setdefault(parsed[0], []).append(parsed[1])
+        return {p: sorted(ranges) for p, ranges in by_partition.items()}
+
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        if not partitions:
+            consumer.incremental_assign(partitions)
+            return
+        committed = consumer.committed(partitions, timeout=30)
+        written = self._written()
+        for tp, done in zip(partitions, committed, strict=True):
+            position = done.offset
+            if position == OFFSET_INVALID or position < 0:
+                position = consumer.get_watermark_offsets(tp, timeout=30)[0]
+            start, boundaries = start_offset(position, written.get(tp.partition, []))
+            if start != position:
+                self.stats.rewrites_aligned += 1
+            self._partitions[tp.partition] = _Partition(boundaries=boundaries)
+            tp.offset = start
+            log.info("assigned partition %d from offset %d", tp.partition, start)
+        consumer.incremental_assign(partitions)
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        for tp in partitions:
+            # Whatever was not written is read again by the next owner: abandoning loses nothing.
+            self._partitions.pop(tp.partition, None)
+            log.info("revoked partition %d", tp.partition)
+        consumer.incremental_unassign(partitions)
+
+    # --- taking records -----------------------------------------------------------------------
+
+    def _take(self, message: Message) -> None:
+        error = message.error()
+        if error is not None:
+            if error.code() == KafkaError._PARTITION_EOF:  # noqa: SLF001
+                return
+            raise SinkError(f"consuming {self.settings.topic}: {error}")
+        partition, offset = message.partition() or 0, message.offset() or 0
+        state = self._partitions.get(partition)
+        if state is None:
+            return  # revoked meanwhile
+        try:
+            writer, datum, record, hour = self._decode(message)
+        except DecodeError as err:
+            self._dead_letter(message, err, state)
+            return
+        batch = self._batch_for(partition, state, offset, hour, writer)
+        batch.datums.append(datum)
+        if self.settings.format == "jsonl":
+            batch.records.append(record)
+        batch.last = batch.processed = offset
+        batch.size += len(datum)
+        if batch.forced_last is not None:
+            if offset >= batch.forced_last:
+                self._flush(partition)
+        elif (
+            len(batch.datums) >= self.settings.max_records or batch.size >= self.settings.max_bytes
+        ):
+            self._flush(partition)
+
+    def _batch_for(
+        self, partition: int, state: _Partition, offset: int, hour: datetime, writer: SchemaVersion
+    ) -> _Batch:
+        """The open batch this record joins, after closing one it must not join."""
+        batch = state.batch
+        if (
+            batch is not None
+            and batch.forced_last is None
+            and (hour != batch.hour or writer != batch.writer)
+        ):
+            self._flush(partition)  # one hour and one schema per object
+            batch = None
+        if batch is None:
+            batch = _Batch(
+                first=offset,
+                hour=hour,
+                writer=writer,
+                opened=self._clock(),
+                forced_last=state.boundaries.get(offset),
+            )
+            state.batch = batch
+        return batch
+
+    def _decode(
+        self, message: Message
+    ) -> tuple[SchemaVersion, memoryview, dict[str, Any], datetime]:
+        value = message.value() or b""
+        writer, datum = self.codec.split(value)
+        record = self.codec.decode(value)  # validates the datum; JSON Lines and event time use it
+        if self.settings.time_field == "event":
+            return writer, datum, record, _event_hour(record)
+        return writer, datum, record, hour_of(message.timestamp()[1])
+
+    def _dead_letter(self, message: Message, err: Exception, state: _Partition) -> None:
+        assert self._dlq is not None  # noqa: S101 - set in run()
+        timestamp = message.timestamp()[1]
+        self._dlq.produce(
+            dlq_topic(self.settings.topic),
+            key=message.key(),
+            value=message.value(),
+            headers=[
+                ("error.class", type(err).__name__),
+                ("error.message", str(err)),
+                ("original.topic", message.topic() or ""),
+                ("original.partition", str(message.partition())),
+                ("original.offset", str(message.offset())),
+                ("original.timestamp", str(timestamp)),
+            ],
+        )
+        self.stats.dead_letters += 1
+        log.warning(
+            "partition %s offset %s to the dead-letter topic: %s",
+            message.partition(),
+            message.offset(),
+            err,
+        )
+        state.dead_letters_pending = True
+        offset = message.offset() or 0
+        if state.batch is not None:
+            state.batch.processed = offset
+        else:
+            state.uncommitted = offset
+            self._commit(message.partition() or 0, state, offset + 1)
+
+    def _rotate_aged(self) -> None:
+        """The wall-clock rule: also for a partition that receives nothing more."""
+        now = self._clock()
+        for partition, state in list(self._partitions.items()):
+            batch = state.batch
+            if (
+                batch is not None
+                and batch.forced_last is None
+                and now - batch.opened >= self.settings.max_age_seconds
+            ):
+                self._flush(partition)
+
+    # --- writing and committing ---------------------------------------------------------------
+
+    def _flush(self, partition: int) -> None:
+        state = self._partitions.get(partition)
+        if state is None or state.batch is None:
+            return
+        batch, state.batch = state.batch, None
+        if batch.datums:
+            name = object_name(
+                self.settings.topic,
+                partition,
+                first=batch.first,
+                last=batch.last,
+                hour=batch.hour,
+                extension=self._extension,
+            )
+            data = (
+                avro_container(name, batch.writer, batch.datums, self.settings.codec)
+                if self.settings.format == "avro"
+                else json_lines_gzip(batch.records)
+            )
+            if not self._write(partition, name, data):
+                return
+            self.stats.records += len(batch.datums)
+            self.stats.batches += 1
+            self.stats.bytes += len(data)
+        self._commit(partition, state, batch.processed + 1)
+
+    def _write(self, partition: int, name: str, data: bytes) -> bool:
+        """Write durably, retrying with the partitions paused; False if the partition went away."""
+        consumer = self._consumer
+        assert consumer is not None  # noqa: S101 - set in run()
+        backoff, paused = 0.5, False
+        while True:
+            try:
+                self.destination.put(name, data)
+            except SinkError as err:
+                if not err.retriable:
+                    raise
+                self.stats.write_retries += 1
+                log.error(  # noqa: TRY400 - the cause is in the message; no trace wanted
+                    "cannot write %s to %s (%s); nothing committed, retrying in %.1f s",
+                    name,
+                    self.destination.description,
+                    err,
+                    backoff,
+                )
+                if not paused:
+                    consumer.pause(consumer.assignment())
+                    paused = True
+                # Polling keeps this member in the group; paused partitions deliver nothing.
+                deadline = time.monotonic() + backoff
+                while time.monotonic() < deadline:
+                    consumer.poll(0.1)
+                backoff = min(backoff * 2, 30.0)
+                if partition not in self._partitions or self._stop.is_set():
+                    if paused:
+                        consumer.resume(consumer.assignment())
+                    return False
+            else:
+                if paused:
+                    consumer.resume(consumer.assignment())
+                return True
+
+    def _commit(self, partition: int, state: _Partition, next_offset: int) -> None:
+        consumer, dlq = self._consumer, self._dlq
+        assert consumer is not None and dlq is not None  # noqa: PT018, S101 - set in run()
+        if state.dead_letters_pending:
+            if dlq.flush(30):
+                raise SinkError("the dead-letter topic did not take its records within 30 s")
+            state.dead_letters_pending = False
+        try:
+            consumer.commit(
+                offsets=[TopicPartition(self.settings.topic, partition, next_offset)],
+                asynchronous=False,
+            )
+        except Exception as err:  # noqa: BLE001 - a commit refused after a rebalance is not fatal
+            log.warning("commit of partition %d at %d refused: %s", partition, next_offset, err)
+        state.uncommitted = None

@@ -1,0 +1,150 @@
+"""Helpers for sink tests: fill a topic, run ``kafkube sink``, read a sink's output back."""
+
+from __future__ import annotations
+
+import io
+import json
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import fastavro
+from confluent_kafka import Producer, TopicPartition
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.cimpl import NewTopic
+
+from kafkube.producer.converting import to_record
+from kafkube.producer.simulating import record_watch_stream
+from kafkube.producer.synthetic import SyntheticCluster
+from kafkube.schemas.codec import Codec
+
+STARTED: list[subprocess.Popen[bytes]] = []  # conftest kills what a failed test left running
+
+
+def create_topic(bootstrap: str, topic: str, partitions: int) -> None:
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=1)])[
+        topic
+    ].result(30)
+
+
+def event_values(count: int, *, seed: int = 1, **overrides: Any) -> list[tuple[bytes, bytes]]:
+    """``count`` realistic encoded events as (key, value), each a distinct occurrence."""
+    stream = io.StringIO()
+    record_watch_stream(SyntheticCluster(seed).operations(), stream, limit=count, seed=seed)
+    codec, now = Codec(), datetime.now(UTC)
+    out = []
+    for line in stream.getvalue().splitlines():
+        item = json.loads(line)
+        record = to_record(
+            item["object"],
+            watch_type=item["type"],
+            cluster="test",
+            producer_id="t",
+            observed_at=now,
+        )
+        record.update(overrides)  # type: ignore[typeddict-item]
+        out.append((record["uid"].encode(), codec.encode(record)))
+    return out
+
+
+def produce(
+    bootstrap: str, topic: str, values: Iterable[tuple[bytes, bytes]]
+) -> set[tuple[str, str]]:
+    """Publish (key, value) pairs; the set of (uid, resourceVersion) of the decodable ones."""
+    producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "acks": "all"})
+    codec, sent = Codec(), set()
+    for key, value in values:
+        producer.produce(topic, key=key, value=value)
+        producer.poll(0)
+        try:
+            record = codec.decode(value)
+        except Exception:  # noqa: BLE001, S112 - poison records are sent on purpose
+            continue
+        sent.add((record["uid"], record["resource_version"]))
+    assert producer.flush(60) == 0
+    return sent
+
+
+@dataclass
+class SinkProcess:
+    """``kafkube sink file`` as a user runs it."""
+
+    bootstrap: str
+    topic: str
+    directory: Path
+    log: Path
+    group: str
+    extra: list[str] = field(default_factory=list)
+    process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        argv = [
+            sys.executable, "-m", "kafkube", "sink", "file", "--dir", str(self.directory),
+            "--bootstrap-servers", self.bootstrap, "--topic", self.topic, "--group", self.group,
+            *self.extra,
+        ]  # fmt: skip
+        with self.log.open("ab") as out:
+            self.process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)
+        STARTED.append(self.process)
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.kill()
+        self.process.wait(30)
+
+    def terminate(self, timeout: float = 60) -> int:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout)
+
+
+def avro_files(directory: Path) -> list[Path]:
+    return sorted(directory.rglob("*.avro"))
+
+
+def read_avro_dir(directory: Path) -> list[tuple[str, str]]:
+    """Every (uid, resourceVersion) in the directory's Avro files, read with plain fastavro."""
+    found = []
+    for path in avro_files(directory):
+        with path.open("rb") as stream:
+            found += [(r["uid"], r["resource_version"]) for r in fastavro.reader(stream)]
+    return found
+
+
+def read_jsonl_dir(directory: Path) -> list[tuple[str, str]]:
+    """Every (uid, resourceVersion) in the directory's .jsonl.gz files, through ``gzip -dc``."""
+    found = []
+    for path in sorted(directory.rglob("*.jsonl.gz")):
+        text = subprocess.run(["gzip", "-dc", str(path)], capture_output=True, check=True).stdout
+        found += [
+            (line["uid"], line["resource_version"])
+            for line in map(json.loads, text.decode().splitlines())
+        ]
+    return found
+
+
+def wait_for_count(read: Any, directory: Path, count: int, timeout: float = 120) -> list[Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        found: list[Any] = read(directory)
+        if len(found) >= count or time.monotonic() > deadline:
+            return found
+        time.sleep(0.3)
+
+
+def committed(bootstrap: str, group: str, topic: str, partitions: int) -> dict[int, int]:
+    from confluent_kafka import ConsumerGroupTopicPartitions  # noqa: PLC0415
+
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    request = ConsumerGroupTopicPartitions(
+        group, [TopicPartition(topic, p) for p in range(partitions)]
+    )
+    result = admin.list_consumer_group_offsets([request])[group].result(30)
+    return {tp.partition: tp.offset for tp in result.topic_partitions}
