@@ -10,7 +10,9 @@ from pathlib import Path
 
 from kafkube.schemas.errors import ConfigError, SinkError
 
-_TEMP_PREFIX = ".kafkube-partial-"
+# A write in progress: hidden (Spark and Hive skip dot files) and without the output's extension.
+_TEMP_PREFIX = "."
+_TEMP_SUFFIX = ".kafkube-partial"
 
 
 class FileDestination:
@@ -34,7 +36,7 @@ class FileDestination:
                 "file.dir", f"{self.root} has {free >> 20} MiB free, less than the minimum "
                 f"{self.min_free_bytes >> 20} MiB (file.min_free_mb)",
             )  # fmt: skip
-        for stale in self.root.rglob(f"{_TEMP_PREFIX}*"):
+        for stale in self.root.rglob(f"{_TEMP_PREFIX}*{_TEMP_SUFFIX}"):
             stale.unlink(
                 missing_ok=True
             )  # what a crash left half-written: never renamed, never counted
@@ -47,7 +49,7 @@ class FileDestination:
 
     def put(self, name: str, data: bytes) -> None:
         path = self._path(name)
-        temp = path.with_name(f"{_TEMP_PREFIX}{path.name}")
+        temp = path.with_name(f"{_TEMP_PREFIX}{path.name}{_TEMP_SUFFIX}")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             descriptor = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
@@ -74,5 +76,5 @@ class FileDestination:
         if not base.is_dir():
             return
         for path in base.rglob("*"):
-            if path.is_file() and not path.name.startswith(_TEMP_PREFIX):
+            if path.is_file() and not path.name.endswith(_TEMP_SUFFIX):
                 yield path.relative_to(self.root).as_posix()

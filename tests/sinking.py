@@ -140,11 +140,25 @@ def wait_for_count(read: Any, directory: Path, count: int, timeout: float = 120)
 
 
 def committed(bootstrap: str, group: str, topic: str, partitions: int) -> dict[int, int]:
-    from confluent_kafka import ConsumerGroupTopicPartitions  # noqa: PLC0415
+    """The group's committed offsets, asking again while the coordinator is still loading."""
+    from confluent_kafka import (  # noqa: PLC0415
+        ConsumerGroupTopicPartitions,
+        KafkaError,
+        KafkaException,
+    )
 
     admin = AdminClient({"bootstrap.servers": bootstrap})
     request = ConsumerGroupTopicPartitions(
         group, [TopicPartition(topic, p) for p in range(partitions)]
     )
-    result = admin.list_consumer_group_offsets([request])[group].result(30)
-    return {tp.partition: tp.offset for tp in result.topic_partitions}
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            result = admin.list_consumer_group_offsets([request])[group].result(30)
+        except KafkaException as err:
+            loading = err.args[0].code() == KafkaError.COORDINATOR_LOAD_IN_PROGRESS
+            if not (loading or err.args[0].retriable()) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+            continue
+        return {tp.partition: tp.offset for tp in result.topic_partitions}
