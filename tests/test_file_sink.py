@@ -260,3 +260,61 @@ def test_bad_configuration_is_refused_at_start_naming_the_field(
 
     assert result.returncode == 1
     assert message.format(**values) in result.stderr
+
+
+def test_a_full_disk_commits_nothing_past_the_disk_and_catches_up_when_space_returns(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    disk = tmp_path / "small-disk"
+    disk.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(disk)], check=True)
+    try:
+        topic = _topic(kafka_bootstrap, 1)
+        sent = produce(kafka_bootstrap, topic, event_values(12_000))  # about 8 MB uncompressed
+        sink = SinkProcess(
+            bootstrap=kafka_bootstrap,
+            topic=topic,
+            directory=disk / "out",
+            log=tmp_path / "sink.log",
+            group=unique("sink-file"),
+            extra=["--codec", "null", "--max-records", "500", "--min-free-mb", "1"],
+        )
+        sink.start()
+        deadline = time.monotonic() + 120
+        while "(disk full)" not in sink.log.read_text():
+            assert time.monotonic() < deadline, sink.log.read_text()
+            time.sleep(0.3)
+        on_disk = read_avro_dir(sink.directory)
+        offsets = committed(kafka_bootstrap, sink.group, topic, 1)
+
+        assert len(on_disk) < 12_000
+        assert offsets[0] <= len(on_disk)  # nothing committed that is not on disk
+        assert "nothing committed, retrying" in sink.log.read_text()
+
+        subprocess.run(["mount", "-o", "remount,size=64m", str(disk)], check=True)
+        found = wait_for_count(read_avro_dir, sink.directory, 12_000)
+        code = sink.terminate()
+    finally:
+        subprocess.run(["umount", "--lazy", str(disk)], check=False)
+
+    assert Counter(found) == Counter(sent)
+    assert code == 0
+
+
+def test_the_time_path_can_follow_the_events_own_time(kafka_bootstrap: str, tmp_path: Path) -> None:
+    from datetime import UTC, datetime  # noqa: PLC0415
+
+    topic = _topic(kafka_bootstrap, 1)
+    long_ago = datetime(2024, 2, 29, 23, 15, tzinfo=UTC)
+    sent = produce(kafka_bootstrap, topic, event_values(30, last_timestamp=long_ago))
+    sink = _sink(
+        kafka_bootstrap, topic, tmp_path, "--time-field", "event", "--max-age-seconds", "1"
+    )
+    sink.start()
+
+    found = wait_for_count(read_avro_dir, sink.directory, 30)
+    sink.terminate()
+
+    assert Counter(found) == Counter(sent)
+    folders = {p.relative_to(sink.directory).parts[1:3] for p in avro_files(sink.directory)}
+    assert folders == {("dt=2024-02-29", "hour=23")}
