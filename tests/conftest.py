@@ -197,15 +197,14 @@ def endpoints(services: Services) -> Endpoints:
 @pytest.fixture(autouse=True)
 def _no_process_left_behind() -> Iterator[None]:
     """A test that fails half-way leaves no producer or sink running into the next one."""
-    from tests import producing, sinking  # noqa: PLC0415
+    from tests.processes import STARTED  # noqa: PLC0415
 
     yield
-    for started in (producing.STARTED, sinking.STARTED):
-        while started:
-            process = started.pop()
-            if process.poll() is None:
-                process.kill()
-            process.wait(30)
+    while STARTED:
+        process = STARTED.pop()
+        if process.poll() is None:
+            process.kill()
+        process.wait(30)
 
 
 # --- Kafka ----------------------------------------------------------------------------------------

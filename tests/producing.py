@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
-import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -17,12 +15,11 @@ from confluent_kafka import Consumer, KafkaError, TopicPartition
 from kafkube.compose.endpoints import Endpoints
 from kafkube.schemas.codec import Codec
 from tests.conftest import unique
-
-STARTED: list[subprocess.Popen[bytes]] = []  # conftest kills what a failed test left running
+from tests.processes import KafkubeProcess
 
 
 @dataclass
-class ProducerProcess:
+class ProducerProcess(KafkubeProcess):
     """``kafkube produce`` as a user runs it, on its own topic and namespace."""
 
     endpoints: Endpoints
@@ -41,10 +38,7 @@ class ProducerProcess:
     def start(self, *, wait: bool = True) -> None:
         """Start it; unless told otherwise, wait until it watches (so what follows is seen live)."""
         self._watches_before = self._watches()
-        argv = [
-            sys.executable,
-            "-m",
-            "kafkube",
+        self.launch(
             "produce",
             "--cluster",
             "test",
@@ -63,10 +57,7 @@ class ProducerProcess:
             "--linger-seconds",
             "0.05",
             *self.extra,
-        ]
-        with self.log.open("ab") as out:
-            self.process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)
-        STARTED.append(self.process)
+        )
         if wait:
             self.wait_watching()
 
@@ -78,19 +69,6 @@ class ProducerProcess:
                 f"not watching after {timeout} s:\n{self.log.read_text()}"
             )
             time.sleep(0.1)
-
-    def kill(self) -> None:
-        assert self.process is not None
-        self.process.kill()
-        self.process.wait(30)
-
-    def terminate(self, timeout: float = 30) -> int:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGTERM)
-        return self.process.wait(timeout)
-
-    def alive(self) -> bool:
-        return self.process is not None and self.process.poll() is None
 
 
 def new_producer(

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import io
 import json
-import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -23,8 +21,7 @@ from kafkube.producer.converting import to_record
 from kafkube.producer.simulating import record_watch_stream
 from kafkube.producer.synthetic import SyntheticCluster
 from kafkube.schemas.codec import Codec
-
-STARTED: list[subprocess.Popen[bytes]] = []  # conftest kills what a failed test left running
+from tests.processes import KafkubeProcess
 
 
 def create_topic(bootstrap: str, topic: str, partitions: int) -> None:
@@ -73,7 +70,7 @@ def produce(
 
 
 @dataclass
-class SinkProcess:
+class SinkProcess(KafkubeProcess):
     """``kafkube sink file`` as a user runs it."""
 
     bootstrap: str
@@ -85,24 +82,10 @@ class SinkProcess:
     process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        argv = [
-            sys.executable, "-m", "kafkube", "sink", "file", "--dir", str(self.directory),
-            "--bootstrap-servers", self.bootstrap, "--topic", self.topic, "--group", self.group,
-            *self.extra,
-        ]  # fmt: skip
-        with self.log.open("ab") as out:
-            self.process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)
-        STARTED.append(self.process)
-
-    def kill(self) -> None:
-        assert self.process is not None
-        self.process.kill()
-        self.process.wait(30)
-
-    def terminate(self, timeout: float = 60) -> int:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGTERM)
-        return self.process.wait(timeout)
+        self.launch(
+            "sink", "file", "--dir", str(self.directory), "--bootstrap-servers", self.bootstrap,
+            "--topic", self.topic, "--group", self.group, *self.extra,
+        )  # fmt: skip
 
 
 def avro_files(directory: Path) -> list[Path]:

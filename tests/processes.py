@@ -1,0 +1,37 @@
+"""A ``kafkube`` command run as a child process, as a user runs it: start, SIGKILL, SIGTERM."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+STARTED: list[subprocess.Popen[bytes]] = []  # conftest kills what a failed test left running
+
+
+class KafkubeProcess:
+    """One long-running ``kafkube ...`` whose output goes to a log file."""
+
+    log: Path
+    process: subprocess.Popen[bytes] | None = None
+
+    def launch(self, *args: str) -> None:
+        with self.log.open("ab") as out:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "kafkube", *args], stdout=out, stderr=subprocess.STDOUT
+            )
+        STARTED.append(self.process)
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.kill()
+        self.process.wait(30)
+
+    def terminate(self, timeout: float = 60) -> int:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout)
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
