@@ -426,6 +426,63 @@ def sink_file(directory: Path, min_free_mb: int, **options: Any) -> None:  # noq
     )
 
 
+@sink.command("s3")
+@click.option("--bucket", required=True)
+@click.option("--prefix", default="", help="Key prefix; objects go below it.")
+@click.option("--endpoint-url", envvar="AWS_ENDPOINT_URL_S3", help="MinIO or another S3 API.")
+@click.option("--region", envvar="AWS_REGION")
+@click.option("--sse", type=click.Choice(["AES256", "aws:kms"]), help="Server-side encryption.")
+@click.option("--kms-key-id", help="With --sse aws:kms.")
+@click.option("--storage-class", help="STANDARD_IA, INTELLIGENT_TIERING, ...")
+@click.option("--multipart-threshold-mb", type=int, default=16, show_default=True)
+@_sink_options
+def sink_s3(  # noqa: PLR0913, PLR0917 - click passes one parameter per option
+    bucket: str,
+    prefix: str,
+    endpoint_url: str | None,
+    region: str | None,
+    sse: str | None,
+    kms_key_id: str | None,
+    storage_class: str | None,
+    multipart_threshold_mb: int,
+    **options: Any,  # noqa: ANN401 - the shared sink options
+) -> None:
+    """Objects in S3 or MinIO; credentials from the standard AWS chain."""
+    from kafkube.consumers.s3sink import S3Destination  # noqa: PLC0415 - boto3 only when asked
+
+    destination = S3Destination(
+        bucket=bucket,
+        prefix=prefix,
+        endpoint_url=endpoint_url,
+        region=region,
+        server_side_encryption=sse,
+        kms_key_id=kms_key_id,
+        storage_class=storage_class,
+        multipart_threshold=multipart_threshold_mb << 20,
+    )
+    _run_sink(_sink_settings("s3", options), destination)
+
+
+@sink.command("gcs")
+@click.option("--bucket", required=True)
+@click.option("--prefix", default="", help="Object name prefix; objects go below it.")
+@click.option("--project", envvar="GOOGLE_CLOUD_PROJECT")
+@click.option("--endpoint", envvar="STORAGE_EMULATOR_HOST", help="A GCS emulator's URL.")
+@_sink_options
+def sink_gcs(
+    bucket: str,
+    prefix: str,
+    project: str | None,
+    endpoint: str | None,
+    **options: Any,  # noqa: ANN401 - the shared sink options
+) -> None:
+    """Objects in Google Cloud Storage; credentials from Application Default Credentials."""
+    from kafkube.consumers.gcssink import GCSDestination  # noqa: PLC0415 - the client only when asked
+
+    destination = GCSDestination(bucket=bucket, prefix=prefix, project=project, endpoint=endpoint)
+    _run_sink(_sink_settings("gcs", options), destination)
+
+
 def main() -> None:
     try:
         cli(standalone_mode=False)

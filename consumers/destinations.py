@@ -13,8 +13,11 @@ class Destination(Protocol):
     def check(self) -> None:
         """Refuse a destination that cannot work, naming the setting (ConfigError)."""
 
-    def put(self, name: str, data: bytes) -> None:
-        """Store ``data`` under ``name`` durably, replacing what is there; raise SinkError."""
+    def put(self, name: str, data: bytes, metadata: dict[str, str]) -> None:
+        """Store ``data`` under ``name`` durably, replacing what is there; raise SinkError.
+
+        ``metadata`` (topic, partition, offsets, record count, schema fingerprint) goes with
+        the object where the store keeps metadata."""
 
     def names(self, under: str) -> Iterator[str]:
         """The names stored under this prefix (a topic's folder)."""

@@ -47,7 +47,7 @@ class FileDestination:
             raise SinkError(f"refusing to write {name!r}: outside {self.root}")
         return path
 
-    def put(self, name: str, data: bytes) -> None:
+    def put(self, name: str, data: bytes, metadata: dict[str, str]) -> None:  # noqa: ARG002 - the name says it all on disk
         path = self._path(name)
         temp = path.with_name(f"{_TEMP_PREFIX}{path.name}{_TEMP_SUFFIX}")
         try:

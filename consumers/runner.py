@@ -330,21 +330,29 @@ class SinkRunner:
                 if self.settings.format == "avro"
                 else json_lines_gzip(batch.records)
             )
-            if not self._write(partition, name, data):
+            metadata = {
+                "kafkube-topic": self.settings.topic,
+                "kafkube-partition": str(partition),
+                "kafkube-first-offset": str(batch.first),
+                "kafkube-last-offset": str(batch.last),
+                "kafkube-records": str(len(batch.datums)),
+                "kafkube-schema": batch.writer.fingerprint_hex,
+            }
+            if not self._write(partition, name, data, metadata):
                 return
             self.stats.records += len(batch.datums)
             self.stats.batches += 1
             self.stats.bytes += len(data)
         self._commit(partition, state, batch.processed + 1)
 
-    def _write(self, partition: int, name: str, data: bytes) -> bool:
+    def _write(self, partition: int, name: str, data: bytes, metadata: dict[str, str]) -> bool:
         """Write durably, retrying with the partitions paused; False if the partition went away."""
         consumer = self._consumer
         assert consumer is not None  # noqa: S101 - set in run()
         backoff, paused = 0.5, False
         while True:
             try:
-                self.destination.put(name, data)
+                self.destination.put(name, data, metadata)
             except SinkError as err:
                 if not err.retriable:
                     raise

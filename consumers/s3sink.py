@@ -1,0 +1,113 @@
+"""The S3 destination (AWS S3, MinIO, any S3 API): one object per batch, with boto3.
+
+boto3's standard retry mode retries throttling (503 SlowDown), 5xx and connection
+errors with exponential backoff and jitter; a store down for longer surfaces as a
+retriable SinkError, and the runner pauses and keeps retrying. Objects above the
+multipart threshold go up in parts, and a failed multipart upload is aborted
+(boto3's transfer manager does both).
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+from boto3.s3.transfer import TransferConfig
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from kafkube.schemas.errors import ConfigError, SinkError
+
+_MISSING = {"404", "NoSuchBucket", "NotFound"}
+_REFUSED = {"403", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch"}
+
+
+def _prefix(value: str) -> str:
+    cleaned = value.strip("/")
+    if ".." in cleaned.split("/"):
+        raise ConfigError("s3.prefix", f"must not contain '..': {value!r}")
+    return f"{cleaned}/" if cleaned else ""
+
+
+class S3Destination:
+    def __init__(  # noqa: PLR0913 - the store's settings, all keyword-only
+        self,
+        *,
+        bucket: str,
+        prefix: str = "",
+        endpoint_url: str | None = None,
+        region: str | None = None,
+        server_side_encryption: str | None = None,
+        kms_key_id: str | None = None,
+        storage_class: str | None = None,
+        multipart_threshold: int = 16 << 20,
+    ) -> None:
+        if not bucket:
+            raise ConfigError("s3.bucket", "is required")
+        if server_side_encryption not in {None, "AES256", "aws:kms"}:
+            raise ConfigError("s3.sse", "must be AES256 or aws:kms")
+        if kms_key_id and server_side_encryption != "aws:kms":
+            raise ConfigError("s3.kms_key_id", "goes with --sse aws:kms")
+        self.bucket, self.prefix = bucket, _prefix(prefix)
+        self.description = f"s3://{bucket}/{self.prefix}"
+        self._client: Any = boto3.client(
+            "s3",
+            endpoint_url=endpoint_url,
+            region_name=region,
+            config=Config(
+                retries={"mode": "standard", "max_attempts": 6},
+                connect_timeout=5,
+                read_timeout=60,
+            ),
+        )
+        self._transfer = TransferConfig(multipart_threshold=multipart_threshold)
+        self._extra: dict[str, str] = {}
+        if server_side_encryption:
+            self._extra["ServerSideEncryption"] = server_side_encryption
+        if kms_key_id:
+            self._extra["SSEKMSKeyId"] = kms_key_id
+        if storage_class:
+            self._extra["StorageClass"] = storage_class
+
+    def check(self) -> None:
+        """The bucket exists and this identity can write to it, or the sink does not start."""
+        try:
+            self._client.head_bucket(Bucket=self.bucket)
+            probe = f"{self.prefix}.kafkube-write-check"
+            self._client.put_object(Bucket=self.bucket, Key=probe, Body=b"")
+            self._client.delete_object(Bucket=self.bucket, Key=probe)
+        except ClientError as err:
+            code = str(err.response.get("Error", {}).get("Code", ""))
+            if code in _MISSING:
+                raise ConfigError("s3.bucket", f"bucket {self.bucket!r} does not exist") from err
+            if code in _REFUSED:
+                raise ConfigError(
+                    "s3.credentials",
+                    f"the S3 credentials may not write to bucket {self.bucket!r} ({code})",
+                ) from err
+            raise ConfigError("s3.bucket", f"cannot use bucket {self.bucket!r}: {err}") from err
+        except BotoCoreError as err:
+            raise ConfigError("s3.endpoint", f"cannot reach S3: {err}") from err
+
+    def put(self, name: str, data: bytes, metadata: dict[str, str]) -> None:
+        try:
+            self._client.upload_fileobj(
+                io.BytesIO(data),
+                self.bucket,
+                self.prefix + name,
+                ExtraArgs={"Metadata": metadata, **self._extra},
+                Config=self._transfer,
+            )
+        except (ClientError, BotoCoreError) as err:
+            raise SinkError(f"s3://{self.bucket}/{self.prefix}{name}: {err}") from err
+
+    def names(self, under: str) -> Iterator[str]:
+        paginator = self._client.get_paginator("list_objects_v2")
+        try:
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=f"{self.prefix}{under}/"):
+                for item in page.get("Contents", []):
+                    yield str(item["Key"])[len(self.prefix) :]
+        except (ClientError, BotoCoreError) as err:
+            raise SinkError(f"listing {self.description}{under}/: {err}") from err
