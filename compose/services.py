@@ -317,6 +317,9 @@ def _minio_prepare(state: StackState) -> Launch:
             "MINIO_ROOT_PASSWORD": state.settings.s3_secret_key,
             "MINIO_BROWSER": "off",
             "MINIO_UPDATE": "off",
+            # A fixed local key, so server-side encryption (SSE-S3 and SSE-KMS) works as on AWS.
+            "MINIO_KMS_SECRET_KEY": "kafkube-key:"
+            + base64.b64encode(b"kafkube-local-test-key-32-bytes!").decode(),
         },
     )
 

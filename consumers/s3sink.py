@@ -18,10 +18,11 @@ from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from kafkube.schemas.errors import ConfigError, SinkError
+from kafkube.schemas.errors import ConfigError, SinkError, SinkRefusedError
 
 _MISSING = {"404", "NoSuchBucket", "NotFound"}
 _REFUSED = {"403", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch"}
+_RETRIABLE_4XX = {408, 429}  # request timeout, too many requests
 
 
 def _prefix(value: str) -> str:
@@ -76,7 +77,8 @@ class S3Destination:
         try:
             self._client.head_bucket(Bucket=self.bucket)
             probe = f"{self.prefix}.kafkube-write-check"
-            self._client.put_object(Bucket=self.bucket, Key=probe, Body=b"")
+            # The probe carries the same encryption and storage class as every object will.
+            self._client.put_object(Bucket=self.bucket, Key=probe, Body=b"", **self._extra)
             self._client.delete_object(Bucket=self.bucket, Key=probe)
         except ClientError as err:
             code = str(err.response.get("Error", {}).get("Code", ""))
@@ -87,7 +89,9 @@ class S3Destination:
                     "s3.credentials",
                     f"the S3 credentials may not write to bucket {self.bucket!r} ({code})",
                 ) from err
-            raise ConfigError("s3.bucket", f"cannot use bucket {self.bucket!r}: {err}") from err
+            raise ConfigError(
+                "s3.bucket", f"cannot write to bucket {self.bucket!r} as configured: {err}"
+            ) from err
         except BotoCoreError as err:
             raise ConfigError("s3.endpoint", f"cannot reach S3: {err}") from err
 
@@ -100,7 +104,13 @@ class S3Destination:
                 ExtraArgs={"Metadata": metadata, **self._extra},
                 Config=self._transfer,
             )
-        except (ClientError, BotoCoreError) as err:
+        except ClientError as err:
+            status = int(err.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
+            where = f"s3://{self.bucket}/{self.prefix}{name}: {err}"
+            if 400 <= status < 500 and status not in _RETRIABLE_4XX:
+                raise SinkRefusedError(where) from err
+            raise SinkError(where) from err
+        except BotoCoreError as err:  # connection refused, timeouts: the store may come back
             raise SinkError(f"s3://{self.bucket}/{self.prefix}{name}: {err}") from err
 
     def names(self, under: str) -> Iterator[str]:

@@ -33,6 +33,12 @@ class SourceError(KafkubeError):
 
 
 class SinkError(KafkubeError):
-    """A sink could not make a batch durable."""
+    """A sink could not make a batch durable; trying again may help (the store may come back)."""
 
     retriable = True
+
+
+class SinkRefusedError(SinkError):
+    """The store refused the write for good (a request it will never accept): stop, loudly."""
+
+    retriable = False

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -16,10 +17,13 @@ class KafkubeProcess:
     log: Path
     process: subprocess.Popen[bytes] | None = None
 
-    def launch(self, *args: str) -> None:
+    def launch(self, *args: str, env: dict[str, str] | None = None) -> None:
         with self.log.open("ab") as out:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "kafkube", *args], stdout=out, stderr=subprocess.STDOUT
+                [sys.executable, "-m", "kafkube", *args],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, **(env or {})},
             )
         STARTED.append(self.process)
 

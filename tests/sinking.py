@@ -71,7 +71,7 @@ def produce(
 
 @dataclass
 class SinkProcess(KafkubeProcess):
-    """``kafkube sink file`` as a user runs it."""
+    """``kafkube sink file`` (``s3`` and ``gcs`` with their ``target``), run as a user would."""
 
     bootstrap: str
     topic: str
@@ -80,11 +80,16 @@ class SinkProcess(KafkubeProcess):
     group: str
     extra: list[str] = field(default_factory=list)
     process: subprocess.Popen[bytes] | None = None
+    kind: str = "file"
+    target: list[str] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
 
     def start(self) -> None:
+        target = self.target or ["--dir", str(self.directory)]
         self.launch(
-            "sink", "file", "--dir", str(self.directory), "--bootstrap-servers", self.bootstrap,
+            "sink", self.kind, *target, "--bootstrap-servers", self.bootstrap,
             "--topic", self.topic, "--group", self.group, *self.extra,
+            env=self.env,
         )  # fmt: skip
 
 
@@ -94,11 +99,7 @@ def avro_files(directory: Path) -> list[Path]:
 
 def read_avro_dir(directory: Path) -> list[tuple[str, str]]:
     """Every (uid, resourceVersion) in the directory's Avro files, read with plain fastavro."""
-    found = []
-    for path in avro_files(directory):
-        with path.open("rb") as stream:
-            found += [(r["uid"], r["resource_version"]) for r in fastavro.reader(stream)]
-    return found
+    return occurrences_in_avro(path.read_bytes() for path in avro_files(directory))
 
 
 def read_jsonl_dir(directory: Path) -> list[tuple[str, str]]:
@@ -145,3 +146,29 @@ def committed(bootstrap: str, group: str, topic: str, partitions: int) -> dict[i
             time.sleep(0.5)
             continue
         return {tp.partition: tp.offset for tp in result.topic_partitions}
+
+
+def occurrences_in_avro(blobs: Iterable[bytes]) -> list[tuple[str, str]]:
+    """Every (uid, resourceVersion) in these Avro container files, read with plain fastavro."""
+    return [
+        (record["uid"], record["resource_version"])
+        for blob in blobs
+        for record in fastavro.reader(io.BytesIO(blob))
+    ]
+
+
+def read_s3(s3: Any, bucket: str, prefix: str = "") -> list[tuple[str, str]]:
+    """What an S3 sink wrote, read back with plain boto3 and fastavro."""
+    keys = [
+        item["Key"]
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+        for item in page.get("Contents", [])
+        if item["Key"].endswith(".avro")
+    ]
+    return occurrences_in_avro(s3.get_object(Bucket=bucket, Key=k)["Body"].read() for k in keys)
+
+
+def read_gcs(gcs: Any, bucket: str, prefix: str = "") -> list[tuple[str, str]]:
+    """What a GCS sink wrote, read back with plain google-cloud-storage and fastavro."""
+    blobs = [b for b in gcs.list_blobs(bucket, prefix=prefix) if b.name.endswith(".avro")]
+    return occurrences_in_avro(blob.download_as_bytes() for blob in blobs)
