@@ -172,3 +172,22 @@ def read_gcs(gcs: Any, bucket: str, prefix: str = "") -> list[tuple[str, str]]:
     """What a GCS sink wrote, read back with plain google-cloud-storage and fastavro."""
     blobs = [b for b in gcs.list_blobs(bucket, prefix=prefix) if b.name.endswith(".avro")]
     return occurrences_in_avro(blob.download_as_bytes() for blob in blobs)
+
+
+def ends_from_names(names: Iterable[str], topic: str) -> dict[int, int]:
+    """For each partition, the offset after the last record any of these objects holds."""
+    from kafkube.consumers.naming import parse_object_name  # noqa: PLC0415
+
+    ends: dict[int, int] = {}
+    for name in names:
+        parsed = parse_object_name(name, topic)
+        if parsed is not None:
+            ends[parsed[0]] = max(ends.get(parsed[0], 0), parsed[1].last + 1)
+    return ends
+
+
+def assert_commits_behind(offsets: dict[int, int], ends: dict[int, int]) -> None:
+    """No partition's committed offset is past the records the store holds."""
+    for partition, offset in offsets.items():
+        if offset > 0:
+            assert offset <= ends.get(partition, 0), (partition, offset, ends)

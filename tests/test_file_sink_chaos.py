@@ -10,12 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from kafkube.consumers.naming import parse_object_name
 from tests.conftest import unique
 from tests.sinking import (
     SinkProcess,
+    assert_commits_behind,
     committed,
     create_topic,
+    ends_from_names,
     event_values,
     produce,
     read_avro_dir,
@@ -29,22 +30,10 @@ RECORDS = 10_000
 PARTITIONS = 3
 
 
-def _ends_on_disk(directory: Path, topic: str) -> dict[int, int]:
-    """For each partition, the offset after the last record on disk."""
-    ends: dict[int, int] = {}
-    for path in directory.rglob("*"):
-        parsed = parse_object_name(path.name, topic) if path.is_file() else None
-        if parsed is not None:
-            ends[parsed[0]] = max(ends.get(parsed[0], 0), parsed[1].last + 1)
-    return ends
-
-
 def _assert_commits_behind_disk(bootstrap: str, group: str, topic: str, directory: Path) -> None:
     offsets = committed(bootstrap, group, topic, PARTITIONS)  # read the commits first ...
-    ends = _ends_on_disk(directory, topic)  # ... then the disk, which only grows
-    for partition, offset in offsets.items():
-        if offset > 0:
-            assert offset <= ends.get(partition, 0), (partition, offset, ends)
+    names = [p.name for p in directory.rglob("*") if p.is_file()]  # ... then the disk, which grows
+    assert_commits_behind(offsets, ends_from_names(names, topic))
 
 
 def _producing(bootstrap: str, topic: str, sent: set[tuple[str, str]]) -> threading.Thread:

@@ -19,8 +19,10 @@ from kafkube.compose.stack import Stack
 from tests.conftest import Services, unique
 from tests.sinking import (
     SinkProcess,
+    assert_commits_behind,
     committed,
     create_topic,
+    ends_from_names,
     event_values,
     produce,
     read_avro_dir,
@@ -155,9 +157,17 @@ def test_p3_s3_and_gcs_sinks_killed_at_random_moments_keep_every_record_exactly_
     for sink in sinks:
         sink.start()
     kills = 0
+    stored = {
+        "s3": lambda: [i["Key"] for p in s3_client.get_paginator("list_objects_v2").paginate(
+            Bucket=s3_bucket, Prefix="events/") for i in p.get("Contents", [])],
+        "gcs": lambda: [b.name for b in gcs_client.list_blobs(gcs_bucket, prefix="events/")],
+    }  # fmt: skip
     while producing.is_alive() or kills < 20:
         time.sleep(chance.uniform(0.3, 2.0))  # mid-upload, between upload and commit, anywhere
         for sink in sinks:
+            # Read the commits first, then the store (which only grows): never ahead of it.
+            offsets = committed(endpoints.kafka_bootstrap, sink.group, topic, 3)
+            assert_commits_behind(offsets, ends_from_names(stored[sink.kind](), topic))
             sink.kill()
             sink.start()
         kills += 1
