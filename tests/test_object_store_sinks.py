@@ -233,3 +233,25 @@ def test_p5_minio_down_for_30_s_stalls_only_the_s3_sink_which_then_catches_up(
     assert Counter(in_s3) == Counter(before | during)  # and caught up once MinIO was back
     assert codes == (0, 0)
     assert behind_checks >= 10
+
+
+def test_a_large_batch_goes_up_to_s3_in_parts(
+    endpoints: Endpoints, s3_client: Any, s3_bucket: str, tmp_path: Path
+) -> None:
+    topic = unique("large")
+    create_topic(endpoints.kafka_bootstrap, topic, 1)
+    sent = produce(endpoints.kafka_bootstrap, topic, event_values(20_000, seed=30))
+    sink = _s3_sink(
+        endpoints, topic, s3_bucket, tmp_path,
+        "--codec", "null", "--max-records", "20000", "--max-age-seconds", "60",
+        "--multipart-threshold-mb", "5",
+    )  # fmt: skip
+    sink.start()
+
+    found = _wait(lambda: read_s3(s3_client, s3_bucket, "events/"), 20_000)
+    sink.terminate()
+    (item,) = s3_client.list_objects_v2(Bucket=s3_bucket, Prefix="events/")["Contents"]
+
+    assert Counter(found) == Counter(sent)
+    assert item["Size"] > 5 << 20
+    assert item["ETag"].strip('"').rsplit("-", 1)[1].isdigit()  # a multipart upload's ETag
