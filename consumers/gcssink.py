@@ -23,14 +23,8 @@ from google.auth.exceptions import GoogleAuthError
 from google.cloud import storage
 from google.cloud.storage.retry import DEFAULT_RETRY
 
+from kafkube.consumers.naming import object_prefix
 from kafkube.schemas.errors import ConfigError, SinkError
-
-
-def _prefix(value: str) -> str:
-    cleaned = value.strip("/")
-    if ".." in cleaned.split("/"):
-        raise ConfigError("gcs.prefix", f"must not contain '..': {value!r}")
-    return f"{cleaned}/" if cleaned else ""
 
 
 def _crc32c(data: bytes) -> str:
@@ -49,7 +43,7 @@ class GCSDestination:
     ) -> None:
         if not bucket:
             raise ConfigError("gcs.bucket", "is required")
-        self.bucket_name, self.prefix = bucket, _prefix(prefix)
+        self.bucket_name, self.prefix = bucket, object_prefix(prefix, field="gcs.prefix")
         self.description = f"gs://{bucket}/{self.prefix}"
         self.resumable_above = resumable_above
         try:

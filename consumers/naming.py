@@ -38,6 +38,14 @@ def check_topic(topic: str) -> str:
     return topic
 
 
+def object_prefix(value: str, *, field: str) -> str:
+    """A bucket prefix as given, normalised to "" or "a/b/"; one with ".." is refused."""
+    cleaned = value.strip("/")
+    if ".." in cleaned.split("/"):
+        raise ConfigError(field, f"must not contain '..': {value!r}")
+    return f"{cleaned}/" if cleaned else ""
+
+
 def hour_of(timestamp_ms: int) -> datetime:
     moment = datetime.fromtimestamp(timestamp_ms / 1000, UTC)
     return moment.replace(minute=0, second=0, microsecond=0)

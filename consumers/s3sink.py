@@ -18,18 +18,12 @@ from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from kafkube.consumers.naming import object_prefix
 from kafkube.schemas.errors import ConfigError, SinkError, SinkRefusedError
 
 _MISSING = {"404", "NoSuchBucket", "NotFound"}
 _REFUSED = {"403", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch"}
 _RETRIABLE_4XX = {408, 429}  # request timeout, too many requests
-
-
-def _prefix(value: str) -> str:
-    cleaned = value.strip("/")
-    if ".." in cleaned.split("/"):
-        raise ConfigError("s3.prefix", f"must not contain '..': {value!r}")
-    return f"{cleaned}/" if cleaned else ""
 
 
 class S3Destination:
@@ -51,7 +45,7 @@ class S3Destination:
             raise ConfigError("s3.sse", "must be AES256 or aws:kms")
         if kms_key_id and server_side_encryption != "aws:kms":
             raise ConfigError("s3.kms_key_id", "goes with --sse aws:kms")
-        self.bucket, self.prefix = bucket, _prefix(prefix)
+        self.bucket, self.prefix = bucket, object_prefix(prefix, field="s3.prefix")
         self.description = f"s3://{bucket}/{self.prefix}"
         self._client: Any = boto3.client(
             "s3",

@@ -1,0 +1,58 @@
+"""Object naming and where a partition starts: pure decisions behind exactly-once in the sinks."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from kafkube.consumers.naming import (
+    ObjectRange,
+    object_name,
+    object_prefix,
+    parse_object_name,
+    start_offset,
+)
+from kafkube.schemas.errors import ConfigError
+
+HOUR = datetime(2026, 11, 25, 7, tzinfo=UTC)
+
+
+def test_a_name_carries_topic_partition_offsets_and_hour_and_parses_back() -> None:
+    name = object_name("kafkube.events", 3, first=120, last=999, hour=HOUR, extension="avro")
+
+    assert name == (
+        "kafkube.events/dt=2026-11-25/hour=07/"
+        "kafkube.events+00003+00000000000000000120+00000000000000000999.avro"
+    )
+    assert parse_object_name(name, "kafkube.events") == (3, ObjectRange(120, 999))
+    assert parse_object_name(name, "other") is None
+    assert parse_object_name("kafkube.events/notes.txt", "kafkube.events") is None
+
+
+@pytest.mark.parametrize("topic", ["..", ".", "a/b", "", "évènements"])
+def test_a_topic_that_is_not_a_kafka_name_is_refused(topic: str) -> None:
+    with pytest.raises(ConfigError, match="not a Kafka topic name"):
+        object_name(topic, 0, first=0, last=0, hour=HOUR, extension="avro")
+
+
+def test_a_reset_inside_an_object_starts_at_its_first_offset_and_keeps_its_boundaries() -> None:
+    written = [ObjectRange(0, 99), ObjectRange(100, 180), ObjectRange(182, 300)]
+
+    assert start_offset(150, written) == (100, {100: 180, 182: 300})
+    assert start_offset(100, written) == (100, {100: 180, 182: 300})
+    assert start_offset(181, written) == (181, {182: 300})  # a control record between objects
+    assert start_offset(301, written) == (301, {})
+    assert start_offset(0, []) == (0, {})
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"), [("", ""), ("/", ""), ("events", "events/"), ("/a/b/", "a/b/")]
+)
+def test_bucket_prefixes_are_normalised(given: str, expected: str) -> None:
+    assert object_prefix(given, field="s3.prefix") == expected
+
+
+def test_a_bucket_prefix_with_dot_dot_is_refused_naming_the_field() -> None:
+    with pytest.raises(ConfigError, match=r"^gcs\.prefix: must not contain"):
+        object_prefix("a/../b", field="gcs.prefix")
