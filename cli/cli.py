@@ -210,6 +210,14 @@ def kafka_tool(stack: Stack, tool: str, args: tuple[str, ...]) -> None:
     os.execvp(argv[0], argv)  # noqa: S606 - replaces this process with the JVM, on purpose
 
 
+def _stop_on_signals() -> threading.Event:
+    """An event that SIGTERM or Ctrl-C sets: long-running commands drain and exit 0 on it."""
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    return stop
+
+
 def _kafka_properties(values: tuple[str, ...], bootstrap: str) -> dict[str, str]:
     properties = {"bootstrap.servers": bootstrap}
     for value in values:
@@ -309,9 +317,7 @@ def produce(  # noqa: PLR0913, PLR0917 - click passes one parameter per option
         watch_timeout_seconds=watch_timeout_seconds,
         since=since,
     )
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
+    stop = _stop_on_signals()
     stats = run_producer(settings, kubeconfig=kubeconfig, recording=recording, stop=stop)
     click.echo(json.dumps({"stopped": asdict(stats)}), err=True)
 
@@ -347,9 +353,7 @@ def simulate(  # noqa: PLR0913, PLR0917 - click passes one parameter per option
             written = record_watch_stream(operations, out, limit=count, seed=seed)
         click.echo(f"recorded {written} watch events to {record}")
         return
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
+    stop = _stop_on_signals()
     with open_api_client(kubeconfig) as api_client:
         stats = simulate_into_cluster(api_client, operations, rate=rate, limit=count, stop=stop)
     click.echo(json.dumps(asdict(stats)))
@@ -402,9 +406,7 @@ def _sink_settings(sink_type: str, options: dict[str, Any]) -> SinkSettings:
 
 
 def _run_sink(settings: SinkSettings, destination: Destination) -> None:
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
+    stop = _stop_on_signals()
     stats = run_sink(settings, destination, stop=stop)
     click.echo(json.dumps({"stopped": asdict(stats)}), err=True)
 

@@ -88,7 +88,6 @@ class _Partition:
     boundaries: dict[int, int]
     batch: _Batch | None = None
     dead_letters_pending: bool = False
-    uncommitted: int | None = None  # an offset to commit that no batch carries (dead letters only)
 
 
 def _event_hour(record: dict[str, Any]) -> datetime:
@@ -293,8 +292,7 @@ class SinkRunner:
         offset = message.offset() or 0
         if state.batch is not None:
             state.batch.processed = offset
-        else:
-            state.uncommitted = offset
+        else:  # no batch carries this offset: commit past the dead letter now
             self._commit(message.partition() or 0, state, offset + 1)
 
     def _rotate_aged(self) -> None:
@@ -395,4 +393,3 @@ class SinkRunner:
             )
         except Exception as err:  # noqa: BLE001 - a commit refused after a rebalance is not fatal
             log.warning("commit of partition %d at %d refused: %s", partition, next_offset, err)
-        state.uncommitted = None

@@ -42,7 +42,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from kafkube.producer.converting import ConversionError, to_record
+from kafkube.producer.converting import ConversionError, parse_time, to_record
 from kafkube.producer.dedup import PublishedState, StateUpdate
 from kafkube.producer.publishing import PublishError, TransactionalPublisher, read_state
 from kafkube.producer.settings import ProducerSettings
@@ -296,8 +296,6 @@ class EventProducer:
 
 
 def _older_than(obj: dict[str, Any], since: datetime) -> bool:
-    from kafkube.producer.converting import parse_time  # noqa: PLC0415
-
     series = obj.get("series") or {}
     times = [
         parse_time(obj.get(name))
