@@ -7,10 +7,9 @@ import json
 import logging
 import os
 import shlex
-import signal
 import socket
 import sys
-import threading
+import time
 from collections.abc import Callable
 from dataclasses import asdict
 from datetime import UTC, datetime
@@ -18,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import click
-import platformdirs
 
+from kafkube import demo, operations
 from kafkube.compose.settings import PORT_NAMES, SERVICES, StackSettings
 from kafkube.compose.smoke import TOPIC as SMOKE_TOPIC
 from kafkube.compose.smoke import run as run_smoke
@@ -28,6 +27,12 @@ from kafkube.consumers.destinations import Destination
 from kafkube.consumers.filesink import FileDestination
 from kafkube.consumers.service import run_sink
 from kafkube.consumers.settings import SinkSettings
+from kafkube.options import (
+    kafka_options,
+    kafka_properties,
+    stack_dir_options,
+    stop_on_signals,
+)
 from kafkube.producer.service import run_producer
 from kafkube.producer.settings import ProducerSettings
 from kafkube.producer.simulating import record_watch_stream, simulate_into_cluster
@@ -36,14 +41,6 @@ from kafkube.producer.watching import open_api_client
 from kafkube.schemas.errors import KafkubeError
 from kafkube.schemas.records import API_CORE_V1, API_EVENTS_V1
 from kafkube.schemas.topics import DEFAULT_TOPIC
-
-
-def _default_cache_dir() -> Path:
-    return Path(platformdirs.user_cache_dir("kafkube"))
-
-
-def _default_state_dir() -> Path:
-    return Path(platformdirs.user_state_dir("kafkube")) / "stack"
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -56,6 +53,8 @@ def cli(verbose: bool) -> None:  # noqa: FBT001 - click passes flags positionall
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    for chatty in ("botocore", "urllib3", "google"):  # their INFO lines say nothing to a user
+        logging.getLogger(chatty).setLevel(logging.DEBUG if verbose else logging.WARNING)
 
 
 def _parse_ports(values: tuple[str, ...]) -> dict[str, int]:
@@ -69,22 +68,7 @@ def _parse_ports(values: tuple[str, ...]) -> dict[str, int]:
 
 
 @cli.group()
-@click.option(
-    "--cache-dir",
-    type=click.Path(path_type=Path, file_okay=False),
-    envvar="KAFKUBE_CACHE_DIR",
-    default=_default_cache_dir,
-    show_default="the user cache dir",
-    help="Where fetched jars and built binaries are kept.",
-)
-@click.option(
-    "--state-dir",
-    type=click.Path(path_type=Path, file_okay=False),
-    envvar="KAFKUBE_STACK_DIR",
-    default=_default_state_dir,
-    show_default="the user state dir",
-    help="Where this stack keeps its data, logs, ports and credentials.",
-)
+@stack_dir_options
 @click.option(
     "--port",
     "ports",
@@ -210,24 +194,6 @@ def kafka_tool(stack: Stack, tool: str, args: tuple[str, ...]) -> None:
     os.execvp(argv[0], argv)  # noqa: S606 - replaces this process with the JVM, on purpose
 
 
-def _stop_on_signals() -> threading.Event:
-    """An event that SIGTERM or Ctrl-C sets: long-running commands drain and exit 0 on it."""
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
-    return stop
-
-
-def _kafka_properties(values: tuple[str, ...], bootstrap: str) -> dict[str, str]:
-    properties = {"bootstrap.servers": bootstrap}
-    for value in values:
-        name, sep, setting = value.partition("=")
-        if not sep or not name:
-            raise click.BadParameter(f"expected KEY=VALUE, got {value!r}", param_hint="--kafka")
-        properties[name] = setting
-    return properties
-
-
 @cli.command()
 @click.option(
     "--cluster", required=True, envvar="KAFKUBE_CLUSTER", help="Cluster name, in every record."
@@ -306,7 +272,7 @@ def produce(  # noqa: PLR0913, PLR0917 - click passes one parameter per option
     settings = ProducerSettings(
         cluster=cluster,
         producer_id=producer_id,
-        kafka=_kafka_properties(kafka_props, bootstrap_servers),
+        kafka=kafka_properties(kafka_props, bootstrap_servers),
         topic=topic,
         partitions=partitions,
         api_version=api_version,
@@ -317,7 +283,7 @@ def produce(  # noqa: PLR0913, PLR0917 - click passes one parameter per option
         watch_timeout_seconds=watch_timeout_seconds,
         since=since,
     )
-    stop = _stop_on_signals()
+    stop = stop_on_signals()
     stats = run_producer(settings, kubeconfig=kubeconfig, recording=recording, stop=stop)
     click.echo(json.dumps({"stopped": asdict(stats)}), err=True)
 
@@ -329,7 +295,13 @@ def produce(  # noqa: PLR0913, PLR0917 - click passes one parameter per option
     type=click.Path(path_type=Path, dir_okay=False),
     help="Write a watch stream to this file instead of into an API server.",
 )
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--seed",
+    type=int,
+    default=lambda: time.time_ns() % 1_000_000,
+    show_default="a new one each run",
+    help="The same seed gives the same events (names included: a rerun's creates conflict).",
+)
 @click.option("--namespace", "namespaces", multiple=True, help="Write only into these namespaces.")
 @click.option("--rate", type=float, default=50.0, show_default=True, help="Events per second.")
 @click.option("--count", type=int, help="Stop after this many creates and repeats.")
@@ -353,7 +325,7 @@ def simulate(  # noqa: PLR0913, PLR0917 - click passes one parameter per option
             written = record_watch_stream(operations, out, limit=count, seed=seed)
         click.echo(f"recorded {written} watch events to {record}")
         return
-    stop = _stop_on_signals()
+    stop = stop_on_signals()
     with open_api_client(kubeconfig) as api_client:
         stats = simulate_into_cluster(api_client, operations, rate=rate, limit=count, stop=stop)
     click.echo(json.dumps(asdict(stats)))
@@ -362,8 +334,6 @@ def simulate(  # noqa: PLR0913, PLR0917 - click passes one parameter per option
 def _sink_options(command: Callable[..., None]) -> Callable[..., None]:
     """The options every sink shares: Kafka, the group, the format and the rotation rules."""
     options = [
-        click.option("--bootstrap-servers", envvar="KAFKA_BOOTSTRAP_SERVERS", required=True),
-        click.option("--topic", default=DEFAULT_TOPIC, show_default=True),
         click.option("--group", default="", help="Consumer group; default kafkube-sink-<type>."),
         click.option(
             "--format", "output_format", type=click.Choice(["avro", "jsonl"]), default="avro",
@@ -383,17 +353,16 @@ def _sink_options(command: Callable[..., None]) -> Callable[..., None]:
             "--time-field", type=click.Choice(["record", "event"]), default="record",
             show_default=True, help="Which time picks the dt=/hour= folder.",
         ),
-        click.option("--kafka", "kafka_props", multiple=True, metavar="KEY=VALUE"),
     ]  # fmt: skip
     for option in reversed(options):
         command = option(command)
-    return command
+    return kafka_options(command)
 
 
 def _sink_settings(sink_type: str, options: dict[str, Any]) -> SinkSettings:
     return SinkSettings(
         sink_type=sink_type,
-        kafka=_kafka_properties(options["kafka_props"], options["bootstrap_servers"]),
+        kafka=kafka_properties(options["kafka_props"], options["bootstrap_servers"]),
         topic=options["topic"],
         group=options["group"],
         format=options["output_format"],
@@ -406,7 +375,7 @@ def _sink_settings(sink_type: str, options: dict[str, Any]) -> SinkSettings:
 
 
 def _run_sink(settings: SinkSettings, destination: Destination) -> None:
-    stop = _stop_on_signals()
+    stop = stop_on_signals()
     stats = run_sink(settings, destination, stop=stop)
     click.echo(json.dumps({"stopped": asdict(stats)}), err=True)
 
@@ -483,6 +452,10 @@ def sink_gcs(
 
     destination = GCSDestination(bucket=bucket, prefix=prefix, project=project, endpoint=endpoint)
     _run_sink(_sink_settings("gcs", options), destination)
+
+
+for _command in (demo.demo, operations.status, operations.replay, operations.inspect):
+    cli.add_command(_command)
 
 
 def main() -> None:

@@ -13,6 +13,7 @@ import uuid
 from dataclasses import dataclass
 
 from kafkube.compose.endpoints import Endpoints
+from kafkube.compose.stores import ensure_buckets, gcs_client, s3_client
 from kafkube.schemas.errors import ServiceError
 
 TOPIC = "kafkube.smoke"
@@ -99,29 +100,13 @@ def run(endpoints: Endpoints) -> SmokeResult:
     offset = _through_kafka(endpoints, payload, uid.encode())
     key = f"smoke/{run_id}.json"
 
-    import boto3  # noqa: PLC0415
-    from google.auth.credentials import AnonymousCredentials  # noqa: PLC0415
-    from google.cloud import storage  # noqa: PLC0415
-
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=endpoints.s3_endpoint,
-        aws_access_key_id=endpoints.s3_access_key,
-        aws_secret_access_key=endpoints.s3_secret_key,
-        region_name=endpoints.s3_region,
-    )
-    if BUCKET not in {b["Name"] for b in s3.list_buckets().get("Buckets", [])}:
-        s3.create_bucket(Bucket=BUCKET)
+    ensure_buckets(endpoints, s3_bucket=BUCKET, gcs_bucket=BUCKET)
+    s3 = s3_client(endpoints)
     s3.put_object(Bucket=BUCKET, Key=key, Body=payload)
     if s3.get_object(Bucket=BUCKET, Key=key)["Body"].read() != payload:
         raise ServiceError("S3 returned other bytes than were stored")
 
-    gcs = storage.Client(
-        project="kafkube",
-        credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
-        client_options={"api_endpoint": endpoints.gcs_endpoint},
-    )
-    bucket = gcs.lookup_bucket(BUCKET) or gcs.create_bucket(BUCKET)
+    bucket = gcs_client(endpoints).bucket(BUCKET)
     bucket.blob(key).upload_from_string(payload, content_type="application/json")
     if bucket.blob(key).download_as_bytes() != payload:
         raise ServiceError("GCS returned other bytes than were stored")

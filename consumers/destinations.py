@@ -20,4 +20,7 @@ class Destination(Protocol):
         the object where the store keeps metadata."""
 
     def names(self, under: str) -> Iterator[str]:
-        """The names stored under this prefix (a topic's folder)."""
+        """The names stored in this folder (a topic's), at any depth; every name for ""."""
+
+    def get(self, name: str) -> bytes:
+        """The bytes stored under ``name``; SinkError if there are none."""

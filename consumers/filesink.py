@@ -78,3 +78,9 @@ class FileDestination:
         for path in base.rglob("*"):
             if path.is_file() and not path.name.endswith(_TEMP_SUFFIX):
                 yield path.relative_to(self.root).as_posix()
+
+    def get(self, name: str) -> bytes:
+        try:
+            return self._path(name).read_bytes()
+        except OSError as err:
+            raise SinkError(f"reading {self._path(name)}: {err.strerror}") from err

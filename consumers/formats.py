@@ -98,12 +98,14 @@ def _plain(value: object) -> str:
     raise TypeError(f"not JSON: {type(value).__name__}")
 
 
+def json_line(record: dict[str, Any]) -> str:
+    """A record as one line of compact JSON, times as ISO 8601 in UTC."""
+    return json.dumps(record, default=_plain, ensure_ascii=False, separators=(",", ":"))
+
+
 def json_lines_gzip(records: Sequence[dict[str, Any]]) -> bytes:
     """One JSON object a line, gzip-compressed with no timestamp in the header."""
-    text = "".join(
-        json.dumps(record, default=_plain, ensure_ascii=False, separators=(",", ":")) + "\n"
-        for record in records
-    )
+    text = "".join(json_line(record) + "\n" for record in records)
     return gzip.compress(text.encode(), compresslevel=6, mtime=0)
 
 

@@ -105,7 +105,14 @@ class GCSDestination:
 
     def names(self, under: str) -> Iterator[str]:
         try:
-            for blob in self._client.list_blobs(self.bucket_name, prefix=f"{self.prefix}{under}/"):
+            folder = f"{self.prefix}{under}/" if under else self.prefix
+            for blob in self._client.list_blobs(self.bucket_name, prefix=folder):
                 yield str(blob.name)[len(self.prefix) :]
         except (GoogleAPIError, GoogleAuthError, OSError) as err:
             raise SinkError(f"listing {self.description}{under}/: {err}") from err
+
+    def get(self, name: str) -> bytes:
+        try:
+            return bytes(self._bucket.blob(self.prefix + name).download_as_bytes())
+        except (GoogleAPIError, GoogleAuthError, OSError) as err:
+            raise SinkError(f"reading gs://{self.bucket_name}/{self.prefix}{name}: {err}") from err

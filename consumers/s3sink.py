@@ -110,8 +110,16 @@ class S3Destination:
     def names(self, under: str) -> Iterator[str]:
         paginator = self._client.get_paginator("list_objects_v2")
         try:
-            for page in paginator.paginate(Bucket=self.bucket, Prefix=f"{self.prefix}{under}/"):
+            folder = f"{self.prefix}{under}/" if under else self.prefix
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=folder):
                 for item in page.get("Contents", []):
                     yield str(item["Key"])[len(self.prefix) :]
         except (ClientError, BotoCoreError) as err:
             raise SinkError(f"listing {self.description}{under}/: {err}") from err
+
+    def get(self, name: str) -> bytes:
+        try:
+            body = self._client.get_object(Bucket=self.bucket, Key=self.prefix + name)["Body"]
+            return bytes(body.read())
+        except (ClientError, BotoCoreError) as err:
+            raise SinkError(f"reading s3://{self.bucket}/{self.prefix}{name}: {err}") from err

@@ -11,6 +11,8 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
@@ -53,10 +55,16 @@ def ensure_topic(
     log.info("created topic %s with %d partitions", name, partitions)
 
 
+@dataclass(frozen=True)
+class StateRead:
+    records: int
+    last_written: datetime | None  # when the newest state record was written: the last publish
+
+
 def read_state(
     consumer_config: Mapping[str, Any], topic: str, apply: Callable[[bytes, bytes | None], None]
-) -> int:
-    """Read the compacted state topic from its start to its end; the number of records read."""
+) -> StateRead:
+    """Read the compacted state topic from its start to its end, handing each record to apply."""
     consumer = Consumer(
         {
             **consumer_config,
@@ -75,7 +83,7 @@ def read_state(
             ends[p] = high
         pending = {p for p, high in ends.items() if high > 0}
         consumer.assign([TopicPartition(topic, p, 0) for p in pending])
-        count = 0
+        count, newest = 0, 0
         deadline = time.monotonic() + 120
         while pending:
             if time.monotonic() > deadline:
@@ -91,9 +99,11 @@ def read_state(
                 raise PublishError(f"reading the state topic: {error}")
             apply(message.key() or b"", message.value())
             count += 1
+            newest = max(newest, message.timestamp()[1])
             if (message.offset() or 0) + 1 >= ends[partition]:
                 pending.discard(partition)
-        return count
+        last = datetime.fromtimestamp(newest / 1000, UTC) if newest > 0 else None
+        return StateRead(count, last)
     finally:
         consumer.close()
 

@@ -105,7 +105,7 @@ class EventProducer:
         loaded = read_state(self.settings.kafka, self.settings.state_topic, self.state.load)
         log.info(
             "resuming: %d state records, %d uids remembered, checkpoint %s",
-            loaded,
+            loaded.records,
             len(self.state),
             self.state.checkpoint,
         )
@@ -113,7 +113,7 @@ class EventProducer:
         while not stop.is_set():
             try:
                 if self.state.checkpoint is None:
-                    self._relist(first_start=self.stats.relists == 0 and loaded == 0)
+                    self._relist(first_start=self.stats.relists == 0 and loaded.records == 0)
                 self._watch(stop)
                 backoff = 0.5
                 if self.source.finite:

@@ -4,13 +4,23 @@ from __future__ import annotations
 
 import contextlib
 import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
-from kafkube.producer.publishing import TransactionalPublisher, ensure_topic
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient
+
+from kafkube.producer.dedup import PublishedState
+from kafkube.producer.publishing import TransactionalPublisher, ensure_topic, read_state
 from kafkube.producer.recorded import RecordedEvents
 from kafkube.producer.running import EventProducer, ProducerStats
 from kafkube.producer.settings import ProducerSettings
 from kafkube.producer.watching import EventSource, KubeEvents, open_api_client
+from kafkube.schemas.errors import KafkubeError
+from kafkube.schemas.topics import producer_state_topic
 
 
 def run_producer(
@@ -48,3 +58,35 @@ def run_producer(
         finally:
             publisher.close()
     return producer.stats
+
+
+@dataclass(frozen=True)
+class ProducerStatus:
+    state_topic: str
+    checkpoint: str | None  # the resourceVersion the watch resumes from
+    uids_remembered: int
+    last_publish: datetime | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "state_topic": self.state_topic,
+            "checkpoint": self.checkpoint,
+            "uids_remembered": self.uids_remembered,
+            "last_publish": self.last_publish.isoformat() if self.last_publish else None,
+        }
+
+
+def producer_status(kafka: Mapping[str, Any], topic: str) -> ProducerStatus | None:
+    """What the producer of ``topic`` last committed, read from its state; None if it never ran."""
+    state_topic = producer_state_topic(topic)
+    try:
+        listed = AdminClient(dict(kafka)).list_topics(state_topic, timeout=30).topics
+    except KafkaException as err:
+        where = kafka.get("bootstrap.servers")
+        raise KafkubeError(f"cannot reach Kafka at {where}: {err}") from err
+    found = listed.get(state_topic)
+    if found is None or found.error is not None:
+        return None
+    state = PublishedState(forget_after=float("inf"))
+    read = read_state(kafka, state_topic, state.load)
+    return ProducerStatus(state_topic, state.checkpoint, len(state), read.last_written)

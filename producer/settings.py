@@ -8,7 +8,7 @@ from datetime import datetime
 
 from kafkube.schemas.errors import ConfigError
 from kafkube.schemas.records import API_CORE_V1, API_EVENTS_V1
-from kafkube.schemas.topics import DEFAULT_TOPIC
+from kafkube.schemas.topics import DEFAULT_TOPIC, producer_state_topic
 
 _TOPIC_NAME = re.compile(r"[a-zA-Z0-9._-]{1,200}")
 
@@ -60,7 +60,7 @@ class ProducerSettings:
 
     @property
     def state_topic(self) -> str:
-        return f"{self.topic}.producer-state"
+        return producer_state_topic(self.topic)
 
     @property
     def effective_transactional_id(self) -> str:

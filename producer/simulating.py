@@ -77,6 +77,9 @@ def simulate_into_cluster(
                 core.create_namespaced_event(operation.namespace, cast("client.CoreV1Event", body))
                 counts[key] = 1
                 stats.created += 1
+            elif key not in counts:  # its create was refused: the name is another run's
+                stats.skipped += 1
+                continue
             else:
                 counts[key] += 1
                 patch = {"count": counts[key], "lastTimestamp": _now()}

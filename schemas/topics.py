@@ -17,5 +17,10 @@ def dlq_topic(topic: str) -> str:
     return topic + DLQ_SUFFIX
 
 
+def producer_state_topic(topic: str) -> str:
+    """The producer's compacted state: what it published, and where its watch resumes."""
+    return f"{topic}.producer-state"
+
+
 def sink_group(sink_type: str) -> str:
     return f"kafkube-sink-{sink_type}"

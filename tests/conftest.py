@@ -273,15 +273,9 @@ def kafka_tool(native_stack: Stack, kafka_bootstrap: str) -> Callable[..., str]:
 
 @pytest.fixture(scope="session")
 def s3_client(endpoints: Endpoints) -> Any:
-    import boto3  # noqa: PLC0415
+    from kafkube.compose.stores import s3_client  # noqa: PLC0415
 
-    return boto3.client(
-        "s3",
-        endpoint_url=endpoints.s3_endpoint,
-        aws_access_key_id=endpoints.s3_access_key,
-        aws_secret_access_key=endpoints.s3_secret_key,
-        region_name=endpoints.s3_region,
-    )
+    return s3_client(endpoints)
 
 
 @pytest.fixture
@@ -303,14 +297,9 @@ def s3_bucket(s3_client: Any) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def gcs_client(endpoints: Endpoints) -> Any:
-    from google.auth.credentials import AnonymousCredentials  # noqa: PLC0415
-    from google.cloud import storage  # noqa: PLC0415
+    from kafkube.compose.stores import gcs_client  # noqa: PLC0415
 
-    return storage.Client(
-        project="kafkube-test",
-        credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
-        client_options={"api_endpoint": endpoints.gcs_endpoint},
-    )
+    return gcs_client(endpoints)
 
 
 @pytest.fixture

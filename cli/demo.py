@@ -1,0 +1,520 @@
+"""``kafkube demo``: the whole flow on this machine, watched live.
+
+The local stack comes up (or the running one is used); ``kafkube simulate``
+writes a synthetic cluster's events into the stack's real API server, the
+producer watches it, and the file, S3 and GCS sinks consume the topic, each in
+its own group, all as child processes of the same ``kafkube`` command a user
+runs. On Ctrl-C or after ``--duration`` the demo stops them in the order that
+loses nothing: the simulation, then the producer (it commits its last
+transaction), then it waits for every sink to commit the last record before
+stopping them. It then reads every sink's output back and checks that they
+hold the same records, each once.
+
+A tally consumer (read_committed, no group) counts the records the producer
+committed and remembers their offsets, so lag is counted in records: a sink's
+committed offset is compared with the records' offsets, not with a log end
+that transaction markers push past the last record.
+"""
+
+from __future__ import annotations
+
+import bisect
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import click
+import platformdirs
+from confluent_kafka import Consumer, TopicPartition
+from rich.console import Console
+from rich.live import Live
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from kafkube.compose.endpoints import Endpoints
+from kafkube.compose.settings import StackSettings
+from kafkube.compose.stack import Stack
+from kafkube.compose.stores import ensure_buckets
+from kafkube.consumers.destinations import Destination
+from kafkube.consumers.filesink import FileDestination
+from kafkube.consumers.naming import check_topic
+from kafkube.consumers.positions import Offsets
+from kafkube.operations import read_location
+from kafkube.options import stack_dir_options, stop_on_signals
+from kafkube.producer.publishing import ensure_topic
+from kafkube.schemas.codec import Codec, DecodeError
+from kafkube.schemas.errors import ConfigError, KafkubeError
+from kafkube.schemas.topics import DEFAULT_TOPIC, sink_group
+
+SINKS = ("file", "s3", "gcs")
+_REFRESH = 1.0
+_PLAIN_EVERY = 5.0  # seconds between progress lines when the output is not a terminal
+
+
+@dataclass(frozen=True)
+class DemoSettings:
+    topic: str
+    output_dir: Path  # files/ holds the file sink's output, logs/ each child's log
+    s3_bucket: str
+    gcs_bucket: str
+    duration: float | None  # None: until Ctrl-C
+    rate: float  # simulated events per second
+    partitions: int
+    cluster: str
+    kubeconfig: str | None  # a real cluster to watch; None: simulate one on the stack
+
+    @property
+    def files(self) -> Path:
+        return self.output_dir / "files"
+
+    @property
+    def logs(self) -> Path:
+        return self.output_dir / "logs"
+
+
+class _Child:
+    """One ``kafkube ...`` child in its own session: Ctrl-C reaches the demo, which stops it."""
+
+    def __init__(self, name: str, args: list[str], log: Path, env: dict[str, str]) -> None:
+        self.name, self.args, self.log, self.env = name, args, log, env
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with self.log.open("ab") as out:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "kafkube", *self.args],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=self.env,
+                start_new_session=True,
+            )
+
+    def exited(self) -> int | None:
+        return None if self.process is None else self.process.poll()
+
+    def stop(self, timeout: float = 60.0) -> int:
+        assert self.process is not None  # noqa: S101 - started before anything stops it
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            return self.process.wait(30)
+
+    def tail(self, lines: int = 15) -> str:
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+
+
+class _Tally(threading.Thread):
+    """Reads the committed records of the topic from given offsets and keeps their offsets."""
+
+    def __init__(self, kafka: dict[str, str], topic: str, starts: dict[int, int]) -> None:
+        super().__init__(name="kafkube-demo-tally", daemon=True)
+        self._consumer = Consumer(
+            {
+                **kafka,
+                "group.id": "kafkube-demo-tally",  # assign() only: nothing is committed
+                "enable.auto.commit": False,
+                "isolation.level": "read_committed",
+            }
+        )
+        self._consumer.assign([TopicPartition(topic, p, o) for p, o in starts.items()])
+        self._offsets: dict[int, list[int]] = {p: [] for p in starts}
+        self._starts = dict(starts)
+        self._lock = threading.Lock()
+        self._halt = threading.Event()
+        self.occurrences: set[tuple[str, str]] = set()
+        self.error: str | None = None
+
+    def run(self) -> None:
+        codec = Codec()
+        try:
+            while not self._halt.is_set():
+                message = self._consumer.poll(0.3)
+                if message is None or message.error() is not None:
+                    continue
+                partition, offset = message.partition() or 0, message.offset() or 0
+                with self._lock:
+                    self._offsets[partition].append(offset)
+                try:
+                    record = codec.decode(message.value() or b"")
+                    self.occurrences.add((record["uid"], record["resource_version"]))
+                except DecodeError:
+                    pass  # the sinks send it to the dead-letter topic; it is not an event
+        except Exception as err:  # noqa: BLE001 - shown to the user, the demo then stops
+            self.error = str(err)
+        finally:
+            self._consumer.close()
+
+    def halt(self) -> None:
+        self._halt.set()
+        self.join(10)
+
+    def total(self) -> int:
+        with self._lock:
+            return sum(len(offsets) for offsets in self._offsets.values())
+
+    def behind(self, committed: dict[int, int | None]) -> int:
+        """Records counted here that a group with these committed offsets has not committed."""
+        with self._lock:
+            return sum(
+                len(offsets) - bisect.bisect_left(offsets, committed.get(p) or 0)
+                for p, offsets in self._offsets.items()
+            )
+
+    def reached(self, records_ends: dict[int, int]) -> bool:
+        with self._lock:
+            return all(
+                (offsets[-1] + 1 if offsets else self._starts[p]) >= records_ends[p]
+                for p, offsets in self._offsets.items()
+            )
+
+
+class Demo:
+    def __init__(self, stack: Stack, settings: DemoSettings, console: Console) -> None:
+        self.stack, self.settings, self.console = stack, settings, console
+        self.children: dict[str, _Child] = {}
+        self.endpoints: Endpoints | None = None
+        self.kafka: dict[str, str] = {}
+
+    # --- the run ----------------------------------------------------------------------------
+
+    def run(self, stop: threading.Event) -> bool:
+        """Run until ``stop`` or the duration; True when every sink ended with the same records."""
+        settings = self.settings
+        simulated = settings.kubeconfig is None
+        self.console.print("[bold]kafkube demo[/]: bringing the local stack up ...")
+        services = None if simulated else ("kafka", "minio", "gcs")
+        self.endpoints = self.stack.up(services) if services else self.stack.up()
+        self.kafka = {"bootstrap.servers": self.endpoints.kafka_bootstrap}
+        # This command is the entry point: reading the output back at the end goes through the
+        # same clients as the sinks, which take their credentials from the standard variables.
+        os.environ.update(
+            {k: v for k, v in self.endpoints.to_env().items() if k.startswith("AWS_")}
+        )
+        ensure_buckets(self.endpoints, s3_bucket=settings.s3_bucket, gcs_bucket=settings.gcs_bucket)
+        ensure_topic(self.kafka, settings.topic, partitions=settings.partitions, config={})
+        settings.files.mkdir(parents=True, exist_ok=True)
+        settings.logs.mkdir(parents=True, exist_ok=True)
+
+        with Offsets(self.kafka, settings.topic) as offsets:
+            tally = _Tally(self.kafka, settings.topic, self._tally_starts(offsets))
+            tally.start()
+            try:
+                self._start_children()
+                finished = self._watch(offsets, tally, stop)
+                self._stop_sources()
+                if finished:
+                    self._catch_up(offsets, tally)
+            finally:
+                for child in self.children.values():
+                    if child.process is not None:
+                        child.stop()
+                tally.halt()
+        if not finished:
+            return False
+        return self._report(tally)
+
+    def _tally_starts(self, offsets: Offsets) -> dict[int, int]:
+        """Count from the lowest offset any sink still has to write, so lag includes backlog."""
+        starts, ends = offsets.log_bounds()
+        lowest = dict(ends)
+        for sink in SINKS:
+            for partition, committed in offsets.committed(sink_group(sink)).items():
+                at = starts[partition] if committed is None else max(committed, starts[partition])
+                lowest[partition] = min(lowest[partition], at)
+        return lowest
+
+    def _start_children(self) -> None:
+        settings, endpoints = self.settings, self.endpoints
+        assert endpoints is not None  # noqa: S101 - run() set it
+        env = {**os.environ, **endpoints.to_env()}
+        kubeconfig = settings.kubeconfig or endpoints.kubeconfig
+        env["KUBECONFIG"] = kubeconfig
+        kafka = ["--bootstrap-servers", endpoints.kafka_bootstrap, "--topic", settings.topic]
+        rotation = ["--max-age-seconds", "2", "--max-records", "5000"]
+        commands = {
+            "file sink": ["sink", "file", "--dir", str(settings.files), *kafka, *rotation],
+            "s3 sink": ["sink", "s3", "--bucket", settings.s3_bucket, *kafka, *rotation],
+            "gcs sink": ["sink", "gcs", "--bucket", settings.gcs_bucket, *kafka, *rotation],
+            "producer": [
+                "produce", "--cluster", settings.cluster, "--kubeconfig", kubeconfig,
+                "--partitions", str(settings.partitions), "--linger-seconds", "0.2", *kafka,
+            ],
+        }  # fmt: skip
+        if settings.kubeconfig is None:
+            commands["simulate"] = ["simulate", "--rate", str(settings.rate)]
+        for name, args in commands.items():
+            log = settings.logs / f"{name.replace(' ', '-')}.log"
+            self.children[name] = _Child(name, args, log, env)
+            self.children[name].start()
+
+    def _dead_child(self) -> _Child | None:
+        for child in self.children.values():
+            code = child.exited()
+            if code is not None and not (child.name == "simulate" and code == 0):
+                return child
+        return None
+
+    # --- live view --------------------------------------------------------------------------
+
+    def _lags(self, offsets: Offsets, tally: _Tally) -> dict[str, int]:
+        return {sink: tally.behind(offsets.committed(sink_group(sink))) for sink in SINKS}
+
+    def _where(self, sink: str) -> str:
+        return {
+            "file": str(self.settings.files),
+            "s3": f"s3://{self.settings.s3_bucket}/",
+            "gcs": f"gs://{self.settings.gcs_bucket}/",
+        }[sink]
+
+    def _table(self, elapsed: float, published: int, lags: dict[str, int]) -> Table:
+        left = self.settings.duration
+        when = f"{elapsed:.0f} s" + (f" of {left:.0f} s" if left else "; Ctrl-C stops")
+        source = (
+            "simulated cluster on the stack's API server"
+            if self.settings.kubeconfig is None
+            else f"cluster of {self.settings.kubeconfig}"
+        )
+        table = Table(title=f"kafkube demo: {source}, {when}", title_justify="left")
+        table.add_column("stage")
+        table.add_column("records", justify="right")
+        table.add_column("lag", justify="right")
+        table.add_column("where")
+        table.add_row("producer", str(published), "", f"Kafka topic {self.settings.topic}")
+        for sink in SINKS:
+            table.add_row(
+                f"{sink} sink", str(published - lags[sink]), str(lags[sink]), self._where(sink)
+            )
+        return table
+
+    def _watch(self, offsets: Offsets, tally: _Tally, stop: threading.Event) -> bool:
+        """Show the live view until stop or the duration; False if a child died."""
+        began = time.monotonic()
+        duration = self.settings.duration
+        last_plain = 0.0
+        with Live(console=self.console, auto_refresh=False, transient=False) as live:
+            while not stop.is_set():
+                elapsed = time.monotonic() - began
+                if duration is not None and elapsed >= duration:
+                    break
+                dead = self._dead_child()
+                if dead is not None or tally.error:
+                    self._died(dead, tally)
+                    return False
+                lags = self._lags(offsets, tally)
+                published = tally.total()
+                if self.console.is_terminal:
+                    live.update(self._table(elapsed, published, lags), refresh=True)
+                elif elapsed - last_plain >= _PLAIN_EVERY:
+                    last_plain = elapsed
+                    sinks = ", ".join(f"{s} lag {lags[s]}" for s in SINKS)
+                    self.console.print(f"{elapsed:4.0f} s: {published} published; {sinks}")
+                stop.wait(_REFRESH)
+        return True
+
+    def _died(self, dead: _Child | None, tally: _Tally) -> None:
+        if dead is not None:
+            self.console.print(
+                f"[red]{dead.name} exited with code {dead.exited()}[/]; its log ({dead.log}):\n"
+                f"{dead.tail()}",
+                markup=True,
+                highlight=False,
+            )
+        else:
+            self.console.print(f"[red]counting the topic failed[/]: {tally.error}")
+
+    # --- stopping in order --------------------------------------------------------------------
+
+    def _stop_sources(self) -> None:
+        for name in ("simulate", "producer"):
+            child = self.children.get(name)
+            if child is not None and child.process is not None:
+                self.console.print(f"stopping {name} ...")
+                code = child.stop()
+                if code != 0:
+                    raise KafkubeError(f"{name} exited with code {code}:\n{child.tail()}")
+
+    def _catch_up(self, offsets: Offsets, tally: _Tally, timeout: float = 180.0) -> None:
+        """Wait until the tally saw every record and every sink committed them all."""
+        deadline = time.monotonic() + timeout
+        starts, ends = offsets.log_bounds()
+        records_ends = offsets.records_ends(starts, ends)
+        while not tally.reached(records_ends):
+            if time.monotonic() > deadline:
+                raise KafkubeError("the topic could not be read to its end within the deadline")
+            time.sleep(0.2)
+        total = tally.total()
+        columns = (
+            TextColumn("{task.description:10}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+        )
+        self.console.print("sinks catching up (each writes its open batch within 2 s):")
+        with Progress(*columns, console=self.console) as progress:
+            tasks = {sink: progress.add_task(f"{sink} sink", total=total) for sink in SINKS}
+            while True:
+                lags = self._lags(offsets, tally)
+                for sink, task in tasks.items():
+                    progress.update(task, completed=total - lags[sink])
+                if not any(lags.values()):
+                    break
+                dead = self._dead_child()
+                if dead is not None:
+                    raise KafkubeError(f"{dead.name} exited while catching up:\n{dead.tail()}")
+                if time.monotonic() > deadline:
+                    raise KafkubeError(f"sinks still behind after {timeout:.0f} s: {lags}")
+                time.sleep(0.5)
+        for sink in SINKS:
+            self.children[f"{sink} sink"].stop()
+
+    # --- what is where --------------------------------------------------------------------------
+
+    def _destination(self, sink: str) -> Destination:
+        assert self.endpoints is not None  # noqa: S101 - run() set it
+        if sink == "file":
+            return FileDestination(self.settings.files)
+        if sink == "s3":
+            from kafkube.consumers.s3sink import S3Destination  # noqa: PLC0415
+
+            return S3Destination(
+                bucket=self.settings.s3_bucket, endpoint_url=self.endpoints.s3_endpoint
+            )
+        from kafkube.consumers.gcssink import GCSDestination  # noqa: PLC0415
+
+        return GCSDestination(bucket=self.settings.gcs_bucket, endpoint=self.endpoints.gcs_endpoint)
+
+    def _report(self, tally: _Tally) -> bool:
+        held: dict[str, Counter[tuple[str, str]]] = {}
+        objects: dict[str, set[str]] = {}
+        samples: list[dict[str, Any]] = []
+        for sink in SINKS:
+            held[sink], objects[sink] = Counter(), set()
+            for name, record in read_location(self._destination(sink), self.settings.topic):
+                held[sink][record["uid"], record["resource_version"]] += 1
+                objects[sink].add(name)
+                if sink == "file" and len(samples) < 3:
+                    samples.append(record)
+        self.console.print(
+            f"\n[bold]stopped[/]. {tally.total()} records went through the topic in this run."
+        )
+        for sink in SINKS:
+            doubled = sum(1 for n in held[sink].values() if n > 1)
+            self.console.print(
+                f"  {sink:5} {sum(held[sink].values()):>8} records ({doubled} doubled) in "
+                f"{len(objects[sink]):>4} objects under {self._where(sink)}",
+                highlight=False,
+            )
+        same = held["file"] == held["s3"] == held["gcs"]
+        complete = all(tally.occurrences <= set(held[sink]) for sink in SINKS)
+        once = all(n == 1 for sink in SINKS for n in held[sink].values())
+        verdict = "the same records, each once" if same and once else "[red]DIFFERENT[/] records"
+        self.console.print(f"  all three sinks hold {verdict}")
+        if not complete:
+            self.console.print("  [red]some records of this run are missing from a sink[/]")
+        self.console.print("\nA few records, from the file sink:")
+        for record in samples:
+            moment = record["last_timestamp"] or record["event_time"] or record["observed_at"]
+            regarding = record["regarding"] or {}
+            self.console.print(
+                f"  {moment:%Y-%m-%dT%H:%M:%SZ}  {record['namespace']}/{regarding.get('name')}  "
+                f"{record['reason']}: {record['note']}",
+                highlight=False,
+                markup=False,
+                soft_wrap=True,
+            )
+        self.console.print(
+            '\nLook further (after: eval "$(kafkube stack env)"):\n'
+            f"  kafkube inspect {self.settings.files} --count\n"
+            f"  kafkube inspect s3://{self.settings.s3_bucket}/{self.settings.topic}/ --limit 5\n"
+            f"  kafkube status --topic {self.settings.topic}\n"
+            f"  kafkube replay --sink file --topic {self.settings.topic} --to-earliest",
+            highlight=False,
+            markup=False,
+        )
+        return same and once and complete
+
+
+def _cluster_of(kubeconfig: str) -> str:
+    from kubernetes import config  # noqa: PLC0415 - only with a real cluster
+
+    try:
+        _contexts, active = config.list_kube_config_contexts(config_file=kubeconfig)
+    except (config.ConfigException, OSError) as err:
+        raise ConfigError("kubeconfig", f"cannot read {kubeconfig}: {err}") from err
+    return str(active["context"]["cluster"])
+
+
+@click.command()
+@stack_dir_options
+@click.option("--duration", type=float, help="Stop after this many seconds; default: at Ctrl-C.")
+@click.option(
+    "--kubeconfig",
+    envvar="KUBECONFIG",
+    help="Watch this cluster (or $KUBECONFIG's) instead of simulating one on the stack.",
+)
+@click.option("--rate", type=float, default=50.0, show_default=True, help="Simulated events/s.")
+@click.option("--topic", default=DEFAULT_TOPIC, show_default=True)
+@click.option("--partitions", type=int, default=6, show_default=True)
+@click.option(
+    "--output-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=lambda: Path(platformdirs.user_data_dir("kafkube")) / "demo",
+    show_default="the user data dir",
+    help="The file sink's output (files/) and the logs (logs/).",
+)
+@click.option("--s3-bucket", default="kafkube-demo", show_default=True)
+@click.option("--gcs-bucket", default="kafkube-demo", show_default=True)
+def demo(  # noqa: PLR0913, PLR0917 - click passes one parameter per option
+    cache_dir: Path,
+    state_dir: Path,
+    duration: float | None,
+    kubeconfig: str | None,
+    rate: float,
+    topic: str,
+    partitions: int,
+    output_dir: Path,
+    s3_bucket: str,
+    gcs_bucket: str,
+) -> None:
+    """The main job on this machine: a cluster's events into Kafka and out to all three sinks.
+
+    Brings the local stack up (or uses the running one), simulates a busy cluster on
+    its API server (or watches --kubeconfig's cluster), runs the producer and the
+    file, S3 and GCS sinks, shows them live, and at Ctrl-C or after --duration stops
+    everything in order and shows where the records are.
+    """
+    if duration is not None and duration <= 0:
+        raise click.BadParameter("must be more than 0", param_hint="--duration")
+    if rate <= 0:
+        raise click.BadParameter("must be more than 0", param_hint="--rate")
+    stack = Stack(
+        StackSettings(
+            cache_dir=cache_dir.expanduser().absolute(), state_dir=state_dir.expanduser().absolute()
+        )
+    )
+    # Inside the stack's own folder, KUBECONFIG points at the stack: that is no cluster to watch.
+    if kubeconfig and Path(kubeconfig).expanduser().absolute() == stack.state.kubeconfig_path:
+        kubeconfig = None
+    settings = DemoSettings(
+        topic=check_topic(topic),
+        output_dir=output_dir.expanduser().absolute(),
+        s3_bucket=s3_bucket,
+        gcs_bucket=gcs_bucket,
+        duration=duration,
+        rate=rate,
+        partitions=partitions,
+        cluster=_cluster_of(kubeconfig) if kubeconfig else "kafkube-demo",
+        kubeconfig=kubeconfig,
+    )
+    if not Demo(stack, settings, Console()).run(stop_on_signals()):
+        sys.exit(1)

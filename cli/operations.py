@@ -1,0 +1,291 @@
+"""Operating kafkube: ``status``, ``replay`` and ``inspect``."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import click
+
+from kafkube.consumers.destinations import Destination
+from kafkube.consumers.filesink import FileDestination
+from kafkube.consumers.formats import json_line
+from kafkube.consumers.positions import GroupPosition, Offsets
+from kafkube.consumers.reading import output_names, records
+from kafkube.consumers.replaying import Move, ResetTarget, plan
+from kafkube.options import kafka_options, kafka_properties
+from kafkube.producer.service import ProducerStatus, producer_status
+from kafkube.schemas.errors import ConfigError
+from kafkube.schemas.topics import sink_group
+
+SINK_TYPES = ("file", "s3", "gcs")
+
+
+# --- status -------------------------------------------------------------------------------------
+
+
+def _ago(moment: datetime | None) -> str:
+    if moment is None:
+        return "never"
+    seconds = max(0, int((datetime.now(UTC) - moment).total_seconds()))
+    return f"{moment:%Y-%m-%dT%H:%M:%SZ} ({seconds} s ago)"
+
+
+def print_groups(positions: list[GroupPosition]) -> None:
+    click.echo(
+        f"{'GROUP':30} {'STATE':12} {'MEMBERS':>7} {'PART':>4} "
+        f"{'COMMITTED':>10} {'END':>10} {'LAG':>8}"
+    )
+    for group in positions:
+        for p in group.partitions:
+            committed = "-" if p.committed is None else str(p.committed)
+            click.echo(
+                f"{group.group:30} {group.state:12} {len(group.members):>7} {p.partition:>4} "
+                f"{committed:>10} {p.end:>10} {p.lag:>8}"
+            )
+        for member in group.members:
+            click.echo(f"{'':30} member {member}")
+
+
+def _print_producer(topic: str, status: ProducerStatus | None) -> None:
+    if status is None:
+        click.echo(f"producer: no producer has published to {topic} yet")
+        return
+    click.echo(
+        f"producer: checkpoint resourceVersion {status.checkpoint or '-'}, "
+        f"{status.uids_remembered} events remembered, last publish {_ago(status.last_publish)}"
+    )
+
+
+@click.command()
+@kafka_options
+@click.option(
+    "--group", "groups", multiple=True, help="Only these groups; default every group on the topic."
+)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def status(
+    bootstrap_servers: str,
+    topic: str,
+    kafka_props: tuple[str, ...],
+    groups: tuple[str, ...],
+    as_json: bool,  # noqa: FBT001 - click passes flags positionally
+) -> None:
+    """Where the producer and each sink group stand: checkpoint, offsets, lag, members."""
+    kafka = kafka_properties(kafka_props, bootstrap_servers)
+    producer = producer_status(kafka, topic)
+    with Offsets(kafka, topic) as offsets:
+        bounds = offsets.log_bounds()
+        names = list(groups) or offsets.groups()
+        positions = [offsets.position(name, bounds=bounds) for name in names]
+    if as_json:
+        document = {
+            "topic": topic,
+            "producer": producer.to_dict() if producer else None,
+            "log_end": sum(bounds[1].values()),
+            "groups": [p.to_dict() for p in positions],
+        }
+        click.echo(json.dumps(document, indent=2))
+        return
+    click.echo(f"topic {topic}: {len(bounds[1])} partitions, log end {sum(bounds[1].values())}")
+    _print_producer(topic, producer)
+    click.echo()
+    if positions:
+        print_groups(positions)
+    else:
+        click.echo("no consumer group has committed offsets on this topic yet")
+
+
+# --- replay -------------------------------------------------------------------------------------
+
+
+def _target(  # noqa: PLR0913 - one parameter per kind of reset
+    *,
+    to_earliest: bool,
+    to_latest: bool,
+    to_datetime: str | None,
+    to_offset: int | None,
+    shift_by: int | None,
+    partition: int | None,
+) -> ResetTarget:
+    chosen = [
+        name
+        for name, given in (
+            ("--to-earliest", to_earliest),
+            ("--to-latest", to_latest),
+            ("--to-datetime", to_datetime is not None),
+            ("--to-offset", to_offset is not None),
+            ("--shift-by", shift_by is not None),
+        )
+        if given
+    ]
+    if len(chosen) != 1:
+        raise click.UsageError(
+            "give exactly one of --to-earliest, --to-latest, --to-datetime, --to-offset, "
+            f"--shift-by (got {', '.join(chosen) or 'none'})"
+        )
+    if partition is not None and to_offset is None:
+        raise click.UsageError("--partition goes with --to-offset")
+    if to_datetime is not None:
+        try:
+            moment = datetime.fromisoformat(to_datetime)
+        except ValueError as err:
+            raise click.BadParameter(str(err), param_hint="--to-datetime") from err
+        return ResetTarget(
+            "datetime", moment=moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+        )
+    if to_offset is not None:
+        return ResetTarget("offset", offset=to_offset, partition=partition)
+    if shift_by is not None:
+        return ResetTarget("shift", offset=shift_by)
+    return ResetTarget("earliest" if to_earliest else "latest")
+
+
+def _print_moves(group: str, moves: list[Move], lags: dict[int, int]) -> None:
+    click.echo(f"group {group}")
+    click.echo(f"{'PARTITION':>9} {'BEFORE':>10} {'AFTER':>10} {'END':>10} {'LAG AFTER':>10}")
+    for move in moves:
+        before = "-" if move.before is None else str(move.before)
+        click.echo(
+            f"{move.partition:>9} {before:>10} {move.after:>10} {move.end:>10} "
+            f"{lags[move.partition]:>10}"
+        )
+
+
+@click.command()
+@click.option("--sink", "sink_type", type=click.Choice(SINK_TYPES), help="Whose group to move.")
+@click.option("--group", default="", help="The group, if not the sink type's default.")
+@kafka_options
+@click.option("--to-earliest", is_flag=True, help="Rewrite everything the topic still holds.")
+@click.option("--to-latest", is_flag=True, help="Skip to the end: write only what comes next.")
+@click.option(
+    "--to-datetime",
+    metavar="ISO8601",
+    help="From the first record at or after this time (UTC unless the time has a zone).",
+)
+@click.option("--to-offset", type=int, help="From this offset (every partition, or --partition).")
+@click.option("--partition", type=int, help="With --to-offset: only this partition.")
+@click.option("--shift-by", type=int, help="Move each partition by N (negative: back).")
+@click.option(
+    "--dry-run/--execute", default=True, show_default=True,
+    help="Show the plan only (the default), or apply it.",
+)  # fmt: skip
+def replay(  # noqa: PLR0913, PLR0917 - click passes one parameter per option
+    sink_type: str | None,
+    group: str,
+    bootstrap_servers: str,
+    topic: str,
+    kafka_props: tuple[str, ...],
+    to_earliest: bool,  # noqa: FBT001
+    to_latest: bool,  # noqa: FBT001
+    to_datetime: str | None,
+    to_offset: int | None,
+    partition: int | None,
+    shift_by: int | None,
+    dry_run: bool,  # noqa: FBT001
+) -> None:
+    """Move a sink group's offsets; the sink then rewrites the same objects, never a copy.
+
+    The group must have no live member (stop the sink first), as with Kafka's own
+    kafka-consumer-groups --reset-offsets, which works the same way on these groups.
+    """
+    if not group and sink_type is None:
+        raise click.UsageError("name the sink (--sink file|s3|gcs) or the --group")
+    group = group or sink_group(sink_type or "")
+    target = _target(
+        to_earliest=to_earliest,
+        to_latest=to_latest,
+        to_datetime=to_datetime,
+        to_offset=to_offset,
+        shift_by=shift_by,
+        partition=partition,
+    )
+    with Offsets(kafka_properties(kafka_props, bootstrap_servers), topic) as offsets:
+        offsets.check_idle(group)
+        position = offsets.position(group)
+        at_time = offsets.at_time(target.moment) if target.moment is not None else None
+        moves = plan(position.partitions, target, at_time=at_time)
+        records_end = {p.partition: p.records_end for p in position.partitions}
+        lags = {m.partition: max(0, records_end[m.partition] - m.after) for m in moves}
+        _print_moves(group, moves, lags)
+        if dry_run:
+            click.echo("dry run: nothing changed (add --execute to apply)")
+            return
+        offsets.move(group, moves)
+    click.echo(
+        f"moved {sum(m.changes for m in moves)} partition(s); start the sink to rewrite "
+        f"{sum(lags.values())} record(s) into the same objects"
+    )
+
+
+# --- inspect ------------------------------------------------------------------------------------
+
+
+def open_location(location: str, **stores: Any) -> tuple[Destination, str]:  # noqa: ANN401 - the stores' endpoint options
+    """The destination that holds ``location`` and the path inside it."""
+    scheme, sep, rest = location.partition("://")
+    if sep and scheme in {"s3", "gs"}:
+        bucket, _, path = rest.partition("/")
+        if not bucket:
+            raise ConfigError("location", f"no bucket in {location!r}")
+        if scheme == "s3":
+            from kafkube.consumers.s3sink import S3Destination  # noqa: PLC0415 - boto3 when asked
+
+            return S3Destination(bucket=bucket, endpoint_url=stores.get("s3_endpoint")), path
+        from kafkube.consumers.gcssink import GCSDestination  # noqa: PLC0415 - the client when asked
+
+        return GCSDestination(bucket=bucket, endpoint=stores.get("gcs_endpoint")), path
+    if sep:
+        raise ConfigError("location", f"{scheme}:// is not a store kafkube writes to")
+    local = Path(location).expanduser().absolute()
+    if not local.exists():
+        raise ConfigError("location", f"{local} does not exist")
+    if local.is_file():
+        return FileDestination(local.parent), local.name
+    return FileDestination(local), ""
+
+
+def read_location(destination: Destination, path: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(object name, record) for every record of every output object at ``path``, in order."""
+    for name in output_names(destination, path):
+        for record in records(name, destination.get(name)):
+            yield name, record
+
+
+@click.command()
+@click.argument("location")
+@click.option("--count", is_flag=True, help="Only count: records per object and in all.")
+@click.option("--limit", type=int, help="Stop after this many records.")
+@click.option("--endpoint-url", "s3_endpoint", envvar="AWS_ENDPOINT_URL_S3", help="S3 API URL.")
+@click.option("--gcs-endpoint", envvar="STORAGE_EMULATOR_HOST", help="A GCS emulator's URL.")
+def inspect(
+    location: str,
+    count: bool,  # noqa: FBT001
+    limit: int | None,
+    s3_endpoint: str | None,
+    gcs_endpoint: str | None,
+) -> None:
+    """Print the records of a sink's output as JSON lines: a file or folder, s3://... or gs://...
+
+    A folder or prefix reads every output object below it, in name order (topic,
+    hour, partition, offset).
+    """
+    destination, path = open_location(location, s3_endpoint=s3_endpoint, gcs_endpoint=gcs_endpoint)
+    per_object: dict[str, int] = {}
+    try:
+        for seen, (name, record) in enumerate(read_location(destination, path)):
+            if limit is not None and seen >= limit:
+                break
+            per_object[name] = per_object.get(name, 0) + 1
+            if not count:
+                click.echo(json_line(record))
+    except BrokenPipeError:  # `| head` closed the pipe: not an error
+        sys.stderr.close()
+        return
+    if count:
+        for name, records_in in per_object.items():
+            click.echo(f"{records_in:>10}  {name}")
+        click.echo(f"{sum(per_object.values()):>10}  records in {len(per_object)} object(s)")

@@ -1,0 +1,40 @@
+"""Clients for the stack's object stores (MinIO, the GCS emulator), and their buckets."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kafkube.compose.endpoints import Endpoints
+
+
+def s3_client(endpoints: Endpoints) -> Any:  # noqa: ANN401 - boto3 clients are built at run time
+    import boto3  # noqa: PLC0415 - only where a store is used
+
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoints.s3_endpoint,
+        aws_access_key_id=endpoints.s3_access_key,
+        aws_secret_access_key=endpoints.s3_secret_key,
+        region_name=endpoints.s3_region,
+    )
+
+
+def gcs_client(endpoints: Endpoints) -> Any:  # noqa: ANN401
+    from google.auth.credentials import AnonymousCredentials  # noqa: PLC0415
+    from google.cloud import storage  # noqa: PLC0415
+
+    return storage.Client(
+        project="kafkube",
+        credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
+        client_options={"api_endpoint": endpoints.gcs_endpoint},
+    )
+
+
+def ensure_buckets(endpoints: Endpoints, *, s3_bucket: str, gcs_bucket: str) -> None:
+    """Create the buckets in MinIO and the GCS emulator unless they exist."""
+    s3 = s3_client(endpoints)
+    if s3_bucket not in {b["Name"] for b in s3.list_buckets().get("Buckets", [])}:
+        s3.create_bucket(Bucket=s3_bucket)
+    gcs = gcs_client(endpoints)
+    if gcs.lookup_bucket(gcs_bucket) is None:
+        gcs.create_bucket(gcs_bucket)

@@ -1,0 +1,207 @@
+"""Replay (P7): an offset reset, by ``kafkube replay`` or by Kafka's own tool, makes a sink
+rewrite the same objects, byte for byte, and add none."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kafkube.compose.endpoints import Endpoints
+from tests.conftest import unique
+from tests.sinking import SinkProcess, committed, create_topic, event_values, produce
+
+pytestmark = pytest.mark.timeout(300)
+
+PARTITIONS = 3
+
+
+@dataclass
+class Store:
+    """Where one sink writes, and a snapshot of everything there: name -> bytes."""
+
+    kind: str
+    target: list[str]
+    env: dict[str, str]
+    snapshot: Callable[[], dict[str, bytes]]
+
+
+@pytest.fixture(params=["file", "s3"])
+def store(request: pytest.FixtureRequest, endpoints: Endpoints, tmp_path: Path) -> Store:
+    if request.param == "file":
+        out = tmp_path / "out"
+        return Store(
+            "file",
+            ["--dir", str(out)],
+            {},
+            lambda: {
+                p.relative_to(out).as_posix(): p.read_bytes()
+                for p in out.rglob("*")
+                if p.is_file() and not p.name.startswith(".")
+            },
+        )
+    s3: Any = request.getfixturevalue("s3_client")
+    bucket: str = request.getfixturevalue("s3_bucket")
+
+    def objects() -> dict[str, bytes]:
+        pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket)
+        keys = [item["Key"] for page in pages for item in page.get("Contents", [])]
+        return {key: s3.get_object(Bucket=bucket, Key=key)["Body"].read() for key in keys}
+
+    env = {
+        "AWS_ENDPOINT_URL_S3": endpoints.s3_endpoint,
+        "AWS_ACCESS_KEY_ID": endpoints.s3_access_key,
+        "AWS_SECRET_ACCESS_KEY": endpoints.s3_secret_key,
+        "AWS_REGION": endpoints.s3_region,
+    }
+    return Store("s3", ["--bucket", bucket], env, objects)
+
+
+@dataclass
+class Replay:
+    bootstrap: str
+    topic: str
+    group: str
+    store: Store
+    tmp_path: Path
+
+    def run_sink_to_the_end(self, total: int, *rotation: str) -> int:
+        """Run the sink until it committed every record; the records it wrote on the way."""
+        sink = SinkProcess(
+            bootstrap=self.bootstrap, topic=self.topic, directory=self.tmp_path,
+            log=self.tmp_path / f"sink-{unique('log')}.log", group=self.group,
+            kind=self.store.kind, target=self.store.target, env=self.store.env,
+            extra=list(rotation),
+        )  # fmt: skip
+        sink.start()
+        deadline = time.monotonic() + 120
+        while sum(self.offsets().values()) < total:
+            assert time.monotonic() < deadline, sink.log.read_text()
+            assert sink.alive(), sink.log.read_text()
+            time.sleep(0.3)
+        assert sink.terminate() == 0, sink.log.read_text()
+        stopped = [line for line in sink.log.read_text().splitlines() if '{"stopped"' in line]
+        return int(json.loads(stopped[-1])["stopped"]["records"])
+
+    def offsets(self) -> dict[int, int]:
+        return committed(self.bootstrap, self.group, self.topic, PARTITIONS)
+
+    def kafkube(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [
+                sys.executable, "-m", "kafkube", "replay", "--sink", self.store.kind,
+                "--group", self.group, "--topic", self.topic,
+                "--bootstrap-servers", self.bootstrap, *args,
+            ],
+            capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+
+
+@pytest.fixture
+def replay(kafka_bootstrap: str, store: Store, tmp_path: Path) -> Replay:
+    topic = unique("replay")
+    create_topic(kafka_bootstrap, topic, PARTITIONS)
+    return Replay(kafka_bootstrap, topic, unique(f"sink-{store.kind}"), store, tmp_path)
+
+
+def test_kafkube_replay_to_earliest_rewrites_the_same_objects_byte_for_byte(
+    replay: Replay,
+) -> None:
+    produce(replay.bootstrap, replay.topic, event_values(1200))
+    assert (
+        replay.run_sink_to_the_end(1200, "--max-records", "150", "--max-age-seconds", "1") == 1200
+    )
+    before = replay.store.snapshot()
+    first_offsets = replay.offsets()
+
+    planned = replay.kafkube("--to-earliest")
+    assert planned.returncode == 0, planned.stderr
+    assert "dry run: nothing changed" in planned.stdout
+    assert replay.offsets() == first_offsets
+
+    done = replay.kafkube("--to-earliest", "--execute")
+    assert done.returncode == 0, done.stderr
+    assert replay.offsets() == dict.fromkeys(range(PARTITIONS), 0)
+    for partition, offset in first_offsets.items():  # the table shows each move, before and after
+        assert any(
+            line.split()[:3] == [str(partition), str(offset), "0"]
+            for line in done.stdout.splitlines()
+        )
+
+    # Other rotation settings on the second run: the names already written set the cuts.
+    rewritten = replay.run_sink_to_the_end(1200, "--max-records", "70", "--max-age-seconds", "0.5")
+    after = replay.store.snapshot()
+
+    assert rewritten == 1200
+    assert len(before) > PARTITIONS
+    assert sorted(after) == sorted(before)
+    assert after == before
+
+
+def test_kafkas_own_reset_to_datetime_rewrites_the_same_objects_byte_for_byte(
+    replay: Replay, kafka_tool: Callable[..., str]
+) -> None:
+    produce(replay.bootstrap, replay.topic, event_values(600, seed=1))
+    moment = datetime.now(UTC)
+    while datetime.now(UTC) <= moment:  # the second wave is stamped strictly later
+        time.sleep(0.001)
+    produce(replay.bootstrap, replay.topic, event_values(600, seed=2))
+    assert (
+        replay.run_sink_to_the_end(1200, "--max-records", "100", "--max-age-seconds", "1") == 1200
+    )
+    before = replay.store.snapshot()
+
+    kafka_tool(
+        "kafka-consumer-groups", "--group", replay.group, "--topic", replay.topic,
+        "--reset-offsets", "--to-datetime", moment.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "+00:00",
+        "--execute",
+    )  # fmt: skip
+    reset_to = sum(replay.offsets().values())
+    rewritten = replay.run_sink_to_the_end(1200, "--max-records", "100", "--max-age-seconds", "1")
+    after = replay.store.snapshot()
+
+    assert 0 < reset_to < 1200
+    assert rewritten >= 1200 - reset_to  # whole objects from the one the reset fell into
+    assert after == before
+
+
+def test_replay_refuses_while_the_sink_runs_and_a_dry_run_changes_nothing(
+    replay: Replay,
+) -> None:
+    produce(replay.bootstrap, replay.topic, event_values(300))
+    sink = SinkProcess(
+        bootstrap=replay.bootstrap, topic=replay.topic, directory=replay.tmp_path,
+        log=replay.tmp_path / "live.log", group=replay.group, kind=replay.store.kind,
+        target=replay.store.target, env=replay.store.env, extra=["--max-age-seconds", "0.5"],
+    )  # fmt: skip
+    sink.start()
+    deadline = time.monotonic() + 120
+    while sum(replay.offsets().values()) < 300:
+        assert time.monotonic() < deadline, sink.log.read_text()
+        time.sleep(0.3)
+    live_offsets = replay.offsets()
+
+    refused = replay.kafkube("--to-earliest", "--execute")
+    dry = replay.kafkube("--shift-by", "-10")
+
+    assert refused.returncode == 1
+    assert "live member" in refused.stderr
+    assert "stop its sinks" in refused.stderr
+    assert dry.returncode == 1  # as Kafka's own tool: not even a plan for a live group
+    assert sink.alive()
+    assert sink.terminate() == 0
+    assert replay.offsets() == live_offsets
+
+    shifted = replay.kafkube("--shift-by", "-10")
+    one = replay.kafkube("--to-offset", "5", "--partition", "1", "--execute")
+    assert shifted.returncode == 0, shifted.stderr
+    assert one.returncode == 0, one.stderr
+    assert replay.offsets() == {**live_offsets, 1: 5}
