@@ -12,7 +12,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from functools import partial
 from typing import Any, Self, TypeVar
 
 from confluent_kafka import (
@@ -36,6 +35,15 @@ T = TypeVar("T")
 
 _TIMEOUT = 30.0
 _TAIL = 64  # records read back from a partition's end to find its last record
+# A topic just created, or a coordinator just elected, answers these for a moment.
+_SETTLING = {
+    KafkaError.NOT_LEADER_FOR_PARTITION,
+    KafkaError.LEADER_NOT_AVAILABLE,
+    KafkaError.UNKNOWN_TOPIC_OR_PART,
+    KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+    KafkaError.COORDINATOR_NOT_AVAILABLE,
+    KafkaError.NOT_COORDINATOR,
+}
 _IDLE = {ConsumerGroupState.EMPTY, ConsumerGroupState.DEAD, ConsumerGroupState.UNKNOWN}
 
 
@@ -112,7 +120,7 @@ class Offsets:
             except KafkaException as err:
                 error = err.args[0]
                 loading = isinstance(error, KafkaError) and (
-                    error.code() == KafkaError.COORDINATOR_LOAD_IN_PROGRESS or error.retriable()
+                    error.code() in _SETTLING or error.retriable()
                 )
                 if not loading or time.monotonic() > deadline:
                     raise KafkubeError(f"{what}: {error}") from err
@@ -130,13 +138,12 @@ class Offsets:
         return self._partitions
 
     def _list_offsets(self, spec: Callable[[], OffsetSpec]) -> dict[int, int]:
-        request = {TopicPartition(self.topic, p): spec() for p in self.partitions()}
-        futures = self._admin.list_offsets(request, request_timeout=_TIMEOUT)
-        offsets = {}
-        for tp, future in futures.items():
-            answer: Any = self._result(partial(future.result, _TIMEOUT), "listing offsets")
-            offsets[tp.partition] = int(answer.offset)
-        return offsets
+        def ask() -> dict[int, int]:  # the whole request again on a retry: a future keeps its error
+            request = {TopicPartition(self.topic, p): spec() for p in self.partitions()}
+            futures = self._admin.list_offsets(request, request_timeout=_TIMEOUT)
+            return {tp.partition: int(f.result(_TIMEOUT).offset) for tp, f in futures.items()}
+
+        return self._result(ask, "listing offsets")
 
     def log_bounds(self) -> tuple[dict[int, int], dict[int, int]]:
         """The start and end offset of each partition."""

@@ -1,0 +1,101 @@
+"""``kafkube demo``, the README's first command, run from the console script as a user runs it;
+then ``status`` and ``inspect`` on what it left."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from kafkube.compose.stack import Stack
+from kafkube.compose.stores import gcs_client, s3_client
+from tests.conftest import CACHE_DIR, Services, unique
+from tests.sinking import occurrences_in_avro, read_avro_dir, read_gcs, read_s3
+
+pytestmark = pytest.mark.timeout(600)
+
+_POINTING = ("KUBECONFIG", "KAFKA_BOOTSTRAP_SERVERS", "AWS_", "STORAGE_EMULATOR_HOST")
+
+
+def _clean_env() -> dict[str, str]:
+    """A shell that points at nothing: the demo finds the stack by its state folder."""
+    return {k: v for k, v in os.environ.items() if not k.startswith(_POINTING)}
+
+
+def _kafkube(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    console_script = Path(sys.executable).parent / "kafkube"
+    return subprocess.run(
+        [str(console_script), *args], capture_output=True, text=True, env=env, timeout=400,
+        check=False,
+    )  # fmt: skip
+
+
+def test_demo_runs_everything_and_all_three_sinks_end_with_the_same_records(
+    services: Services, native_stack: Stack, tmp_path: Path
+) -> None:
+    topic, bucket = unique("demo"), unique("kafkube-demo")
+    output = tmp_path / "demo"
+    demo = _kafkube(
+        "demo", "--duration", "20", "--rate", "60",
+        "--cache-dir", str(CACHE_DIR), "--state-dir", str(native_stack.settings.state_dir),
+        "--topic", topic, "--output-dir", str(output),
+        "--s3-bucket", bucket, "--gcs-bucket", bucket,
+        env=_clean_env(),
+    )  # fmt: skip
+    assert demo.returncode == 0, demo.stdout + demo.stderr
+    assert "all three sinks hold the same records, each once" in demo.stdout
+
+    endpoints = native_stack.endpoints()
+    on_disk = Counter(read_avro_dir(output / "files"))
+    in_s3 = Counter(read_s3(s3_client(endpoints), bucket))
+    in_gcs = Counter(read_gcs(gcs_client(endpoints), bucket))
+    assert len(on_disk) > 300  # 20 s at 60 events/s, plus what the API server already held
+    assert on_disk == in_s3 == in_gcs
+    assert set(on_disk.values()) == {1}
+    assert str(output / "files") in demo.stdout
+    assert f"s3://{bucket}/" in demo.stdout
+    assert f"gs://{bucket}/" in demo.stdout
+
+    # What is left is what status and inspect see.
+    env = {**_clean_env(), **endpoints.to_env()}
+    status = json.loads(_kafkube("status", "--topic", topic, "--json", env=env).stdout)
+    groups = {g["group"]: g for g in status["groups"]}
+    producer = status["producer"]
+    assert producer["checkpoint"]
+    last_publish = datetime.fromisoformat(producer["last_publish"])
+    assert (datetime.now(UTC) - last_publish).total_seconds() < 300
+    for sink in ("file", "s3", "gcs"):
+        group = groups[f"kafkube-sink-{sink}"]
+        assert group["lag"] == 0
+        assert group["members"] == []
+        # The log end counts the transaction marker after the last record; lag does not.
+        assert any(p["end"] > (p["committed"] or 0) for p in group["partitions"])
+
+    counted = _kafkube("inspect", str(output / "files"), "--count", env=env)
+    assert counted.stdout.splitlines()[-1].split()[0] == str(len(on_disk))
+    one_file = min((output / "files").rglob("*.avro"))
+    one = _kafkube("inspect", str(one_file), env=env).stdout.splitlines()
+    read_back = [(r["uid"], r["resource_version"]) for r in map(json.loads, one)]
+    assert read_back == occurrences_in_avro([one_file.read_bytes()])
+    for location in (f"s3://{bucket}/{topic}/", f"gs://{bucket}/"):
+        lines = _kafkube("inspect", location, env=env).stdout.splitlines()
+        records = [json.loads(line) for line in lines]
+        assert Counter((r["uid"], r["resource_version"]) for r in records) == on_disk, location
+
+
+def test_inspect_refuses_a_location_that_is_missing_or_not_a_store(
+    tmp_path: Path,
+) -> None:
+    missing = _kafkube("inspect", str(tmp_path / "nothing"), env=_clean_env())
+    foreign = _kafkube("inspect", "ftp://host/x", env=_clean_env())
+
+    assert missing.returncode == 1
+    assert "does not exist" in missing.stderr
+    assert foreign.returncode == 1
+    assert "ftp:// is not a store" in foreign.stderr
