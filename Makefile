@@ -1,5 +1,5 @@
 # The two set-up commands of the README, each complete on a fresh machine:
-#   make demo   bring the local stack up and push records end to end (the main job)
+#   make demo   the main job, live: stack, simulated cluster, producer, three sinks (Ctrl-C stops)
 #   make test   ruff, mypy, the import-layer contract and the whole test suite
 # Both make the virtual environment, install kafkube, fetch or build the services
 # (cached in ~/.cache/kafkube, minutes the first time, seconds after) and run.
@@ -8,6 +8,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 PYTEST_ARGS ?=
+DEMO_ARGS ?=
 
 .PHONY: demo test check services install clean-stack
 
@@ -36,8 +37,7 @@ test: check services
 	exit $$status
 
 demo: services
-	$(BIN)/kafkube stack up
-	$(BIN)/kafkube stack smoke
+	$(BIN)/kafkube demo $(DEMO_ARGS)
 	@echo
 	@echo 'The stack keeps running. Point your shell at it:  eval "$$($(BIN)/kafkube stack env)"'
 	@echo 'Stop it with:                                      $(BIN)/kafkube stack down'
