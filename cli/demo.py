@@ -51,9 +51,17 @@ from kafkube.options import stack_dir_options, stop_on_signals
 from kafkube.producer.publishing import ensure_topic
 from kafkube.schemas.codec import Codec, DecodeError
 from kafkube.schemas.errors import ConfigError, KafkubeError
-from kafkube.schemas.topics import DEFAULT_TOPIC, sink_group
 
 SINKS = ("file", "s3", "gcs")
+# The demo's own topic and groups: a group remembers where it wrote up to, so sharing one with
+# a sink run by hand into another directory would leave that part out of the demo's output.
+DEMO_TOPIC = "kafkube.demo"
+
+
+def demo_group(sink: str) -> str:
+    return f"kafkube-demo-{sink}"
+
+
 _REFRESH = 1.0
 _PLAIN_EVERY = 5.0  # seconds between progress lines when the output is not a terminal
 
@@ -228,7 +236,7 @@ class Demo:
         starts, ends = offsets.log_bounds()
         lowest = dict(ends)
         for sink in SINKS:
-            for partition, committed in offsets.committed(sink_group(sink)).items():
+            for partition, committed in offsets.committed(demo_group(sink)).items():
                 at = starts[partition] if committed is None else max(committed, starts[partition])
                 lowest[partition] = min(lowest[partition], at)
         return lowest
@@ -242,14 +250,16 @@ class Demo:
         kafka = ["--bootstrap-servers", endpoints.kafka_bootstrap, "--topic", settings.topic]
         rotation = ["--max-age-seconds", "2", "--max-records", "5000"]
         commands = {
-            "file sink": ["sink", "file", "--dir", str(settings.files), *kafka, *rotation],
-            "s3 sink": ["sink", "s3", "--bucket", settings.s3_bucket, *kafka, *rotation],
-            "gcs sink": ["sink", "gcs", "--bucket", settings.gcs_bucket, *kafka, *rotation],
+            "file sink": ["sink", "file", "--dir", str(settings.files)],
+            "s3 sink": ["sink", "s3", "--bucket", settings.s3_bucket],
+            "gcs sink": ["sink", "gcs", "--bucket", settings.gcs_bucket],
             "producer": [
                 "produce", "--cluster", settings.cluster, "--kubeconfig", kubeconfig,
                 "--partitions", str(settings.partitions), "--linger-seconds", "0.2", *kafka,
             ],
         }  # fmt: skip
+        for sink in SINKS:
+            commands[f"{sink} sink"] += ["--group", demo_group(sink), *kafka, *rotation]
         if settings.kubeconfig is None:
             commands["simulate"] = ["simulate", "--rate", str(settings.rate)]
         for name, args in commands.items():
@@ -267,7 +277,7 @@ class Demo:
     # --- live view --------------------------------------------------------------------------
 
     def _lags(self, offsets: Offsets, tally: _Tally) -> dict[str, int]:
-        return {sink: tally.behind(offsets.committed(sink_group(sink))) for sink in SINKS}
+        return {sink: tally.behind(offsets.committed(demo_group(sink))) for sink in SINKS}
 
     def _where(self, sink: str) -> str:
         return {
@@ -413,6 +423,7 @@ class Demo:
                 f"  {sink:5} {sum(held[sink].values()):>8} records ({doubled} doubled) in "
                 f"{len(objects[sink]):>4} objects under {self._where(sink)}",
                 highlight=False,
+                soft_wrap=True,
             )
         same = held["file"] == held["s3"] == held["gcs"]
         complete = all(tally.occurrences <= set(held[sink]) for sink in SINKS)
@@ -420,7 +431,12 @@ class Demo:
         verdict = "the same records, each once" if same and once else "[red]DIFFERENT[/] records"
         self.console.print(f"  all three sinks hold {verdict}")
         if not complete:
-            self.console.print("  [red]some records of this run are missing from a sink[/]")
+            self.console.print(
+                "  [red]some records of this run are missing from a sink[/]: a group resumes "
+                "where it last committed, so output moved elsewhere since is not here; "
+                f"`kafkube replay --group {demo_group('file')} --to-earliest --execute` "
+                "(and the same for s3, gcs) rewrites it all"
+            )
         self.console.print("\nA few records, from the file sink:")
         for record in samples:
             moment = record["last_timestamp"] or record["event_time"] or record["observed_at"]
@@ -437,7 +453,8 @@ class Demo:
             f"  kafkube inspect {self.settings.files} --count\n"
             f"  kafkube inspect s3://{self.settings.s3_bucket}/{self.settings.topic}/ --limit 5\n"
             f"  kafkube status --topic {self.settings.topic}\n"
-            f"  kafkube replay --sink file --topic {self.settings.topic} --to-earliest",
+            f"  kafkube replay --group {demo_group('file')} --topic {self.settings.topic} "
+            "--to-earliest",
             highlight=False,
             markup=False,
         )
@@ -463,7 +480,7 @@ def _cluster_of(kubeconfig: str) -> str:
     help="Watch this cluster (or $KUBECONFIG's) instead of simulating one on the stack.",
 )
 @click.option("--rate", type=float, default=50.0, show_default=True, help="Simulated events/s.")
-@click.option("--topic", default=DEFAULT_TOPIC, show_default=True)
+@click.option("--topic", default=DEMO_TOPIC, show_default=True)
 @click.option("--partitions", type=int, default=6, show_default=True)
 @click.option(
     "--output-dir",

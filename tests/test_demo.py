@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
@@ -71,7 +73,7 @@ def test_demo_runs_everything_and_all_three_sinks_end_with_the_same_records(
     last_publish = datetime.fromisoformat(producer["last_publish"])
     assert (datetime.now(UTC) - last_publish).total_seconds() < 300
     for sink in ("file", "s3", "gcs"):
-        group = groups[f"kafkube-sink-{sink}"]
+        group = groups[f"kafkube-demo-{sink}"]
         assert group["lag"] == 0
         assert group["members"] == []
         # The log end counts the transaction marker after the last record; lag does not.
@@ -99,3 +101,31 @@ def test_inspect_refuses_a_location_that_is_missing_or_not_a_store(
     assert "does not exist" in missing.stderr
     assert foreign.returncode == 1
     assert "ftp:// is not a store" in foreign.stderr
+
+
+def test_ctrl_c_stops_the_demo_in_order_and_loses_nothing(
+    services: Services, native_stack: Stack, tmp_path: Path
+) -> None:
+    topic, bucket = unique("demo"), unique("kafkube-demo")
+    log = tmp_path / "demo.log"
+    with log.open("wb") as out:
+        demo = subprocess.Popen(
+            [
+                str(Path(sys.executable).parent / "kafkube"), "demo", "--rate", "60",
+                "--cache-dir", str(CACHE_DIR), "--state-dir", str(native_stack.settings.state_dir),
+                "--topic", topic, "--output-dir", str(tmp_path / "demo"),
+                "--s3-bucket", bucket, "--gcs-bucket", bucket,
+            ],
+            stdout=out, stderr=subprocess.STDOUT, env=_clean_env(),
+        )  # fmt: skip
+    deadline = time.monotonic() + 120
+    while " published; " not in log.read_text():  # the live view is up and records flow
+        assert demo.poll() is None, log.read_text()
+        assert time.monotonic() < deadline, log.read_text()
+        time.sleep(0.5)
+
+    demo.send_signal(signal.SIGINT)
+    code = demo.wait(300)
+
+    assert code == 0, log.read_text()
+    assert "all three sinks hold the same records, each once" in log.read_text()
