@@ -67,6 +67,9 @@ class SinkStats:
     dead_letters: int = 0
     rewrites_aligned: int = 0
     write_retries: int = 0
+    # Wall-clock seconds: the first record taken and the last offset committed (0: none).
+    first_record_at: float = 0.0
+    last_commit_at: float = 0.0
 
 
 @dataclass
@@ -213,6 +216,8 @@ class SinkRunner:
         state = self._partitions.get(partition)
         if state is None:
             return  # revoked meanwhile
+        if not self.stats.first_record_at:
+            self.stats.first_record_at = time.time()
         try:
             writer, datum, record, hour = self._decode(message)
         except DecodeError as err:
@@ -391,5 +396,6 @@ class SinkRunner:
                 offsets=[TopicPartition(self.settings.topic, partition, next_offset)],
                 asynchronous=False,
             )
+            self.stats.last_commit_at = time.time()
         except Exception as err:  # noqa: BLE001 - a commit refused after a rebalance is not fatal
             log.warning("commit of partition %d at %d refused: %s", partition, next_offset, err)

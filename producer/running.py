@@ -67,6 +67,9 @@ class ProducerStats:
     provably_missed: int = 0
     unconvertible: int = 0
     transactions: int = 0
+    # Wall-clock seconds: the first watch event taken and the last batch committed (0: none).
+    first_event_at: float = 0.0
+    last_commit_at: float = 0.0
 
 
 class _Batch:
@@ -192,6 +195,8 @@ class EventProducer:
     # --- deciding what to publish (pure decisions on the state) -------------------------------
 
     def _take(self, item: WatchItem) -> None:
+        if not self.stats.first_event_at:
+            self.stats.first_event_at = time.time()
         rv = item.resource_version
         if item.type == "BOOKMARK":
             self._add_state(self.state.set_checkpoint(rv))
@@ -293,6 +298,7 @@ class EventProducer:
         self.publisher.publish(batch.events, batch.state)
         self.stats.published += len(batch.events)
         self.stats.transactions += 1
+        self.stats.last_commit_at = time.time()
 
 
 def _older_than(obj: dict[str, Any], since: datetime) -> bool:
