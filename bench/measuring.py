@@ -1,0 +1,391 @@
+"""Each measurement of the benchmark: one function, one kind of figure."""
+
+from __future__ import annotations
+
+import json
+import signal
+import statistics
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka import Producer
+
+from bench.running import Child, Cluster, Finished, figure, kafkube, must, unique, wait_for
+from kafkube.compose.stores import ensure_buckets, gcs_client, s3_client
+from kafkube.consumers.destinations import Destination
+from kafkube.consumers.filesink import FileDestination
+from kafkube.consumers.gcssink import GCSDestination
+from kafkube.consumers.positions import Offsets
+from kafkube.consumers.s3sink import S3Destination
+from kafkube.operations import read_location
+from kafkube.producer.converting import to_record
+from kafkube.producer.dedup import PublishedState
+from kafkube.producer.watching import KubeEvents, open_api_client
+from kafkube.schemas.codec import Codec
+from kafkube.schemas.errors import SourceError
+
+SINKS = ("file", "s3", "gcs")
+
+
+# --- the producer ---------------------------------------------------------------------------------
+
+
+def producer_run(cluster: Cluster, recording: Path, log: Path) -> dict[str, Any]:
+    """``kafkube produce --source file`` over a recorded watch stream, to the end of it."""
+    topic = unique("bench-producer")
+    child = kafkube(
+        "produce", "--cluster", "bench", "--source", "file", "--file", str(recording),
+        "--topic", topic, "--bootstrap-servers", cluster.bootstrap,
+        "--transactional-id", unique("bench-producer"), log=log,
+    )  # fmt: skip
+    done = must(child.wait(), "the producer")
+    cluster.drop(topic, f"{topic}.producer-state")
+    stats = done.stats
+    busy = stats["last_commit_at"] - stats["first_event_at"]
+    return {
+        "published": stats["published"],
+        "seconds": busy,
+        "events_per_s": stats["published"] / busy,
+        "peak_rss_mb": done.peak_rss_mb,
+    }
+
+
+def producer_profile(cluster: Cluster, recording: Path, sample: int = 20_000) -> dict[str, Any]:
+    """Where one event's time goes, stage by stage, in one process over a sample of the stream."""
+    with recording.open(encoding="utf-8") as stream:
+        lines = [line for _, line in zip(range(sample), stream, strict=False)]
+    now, codec = datetime.now(UTC), Codec()
+    stages: dict[str, float] = {}
+
+    def timed(name: str, work: Callable[[], Any]) -> Any:  # noqa: ANN401 - whatever the stage gives
+        began = time.perf_counter()
+        result = work()
+        stages[name] = (time.perf_counter() - began) / len(lines) * 1e6
+        return result
+
+    items = timed("json_parse", lambda: [json.loads(line) for line in lines])
+    records = timed(
+        "conversion",
+        lambda: [
+            to_record(i["object"], watch_type=i["type"], cluster="b", producer_id="b",
+                      observed_at=now)
+            for i in items
+        ],
+    )  # fmt: skip
+    values = timed("avro_encode", lambda: [codec.encode(r) for r in records])
+    state = PublishedState(forget_after=3600)
+    timed(
+        "dedup_state",
+        lambda: [
+            state.published(r["uid"], r["resource_version"], r["count"], now=0) for r in records
+        ],
+    )
+    topic = cluster.topic("bench-profile", 6)
+    producer = Producer(
+        {"bootstrap.servers": cluster.bootstrap, "enable.idempotence": True, "acks": "all"}
+    )
+
+    def produce() -> None:
+        for record, value in zip(records, values, strict=True):
+            producer.produce(topic, key=record["uid"].encode(), value=value)
+            producer.poll(0)
+
+    timed("produce_call", produce)
+    producer.flush(60)
+    cluster.drop(topic)
+    total = sum(stages.values())
+    return {
+        "sample_events": len(lines),
+        "us_per_event": stages,
+        "share": {name: cost / total for name, cost in stages.items()},
+    }
+
+
+# --- the sinks ------------------------------------------------------------------------------------
+
+
+class Stores:
+    """Where each sink writes in a run: a fresh folder or bucket, and how to read it back."""
+
+    def __init__(self, cluster: Cluster, work: Path) -> None:
+        self.cluster, self.work = cluster, work
+        self.bucket = unique("bench")
+        ensure_buckets(cluster.endpoints, s3_bucket=self.bucket, gcs_bucket=self.bucket)
+
+    def target(self, kind: str, run: str) -> list[str]:
+        return {
+            "file": ["--dir", str(self.work / "files" / run)],
+            "s3": ["--bucket", self.bucket, "--prefix", run],
+            "gcs": ["--bucket", self.bucket, "--prefix", run],
+        }[kind]
+
+    def destination(self, kind: str, run: str) -> Destination:
+        endpoints = self.cluster.endpoints
+        if kind == "file":
+            return FileDestination(self.work / "files" / run)
+        if kind == "s3":
+            return S3Destination(bucket=self.bucket, prefix=run, endpoint_url=endpoints.s3_endpoint)
+        return GCSDestination(bucket=self.bucket, prefix=run, endpoint=endpoints.gcs_endpoint)
+
+    def durable_times(self, kind: str, run: str) -> dict[str, float]:
+        """When each object became durable, by the store's own clock (this machine's)."""
+        root = self.work / "files" / run
+        if kind == "file":
+            return {p.relative_to(root).as_posix(): p.stat().st_mtime for p in root.rglob("*.avro")}
+        if kind == "s3":
+            pages = s3_client(self.cluster.endpoints).get_paginator("list_objects_v2")
+            return {
+                item["Key"][len(run) + 1 :]: item["LastModified"].timestamp()
+                for page in pages.paginate(Bucket=self.bucket, Prefix=f"{run}/")
+                for item in page.get("Contents", [])
+            }
+        blobs = gcs_client(self.cluster.endpoints).list_blobs(self.bucket, prefix=f"{run}/")
+        return {blob.name[len(run) + 1 :]: blob.updated.timestamp() for blob in blobs}
+
+
+def _committed(offsets: Offsets, group: str) -> int:
+    return sum(v or 0 for v in offsets.committed(group).values())
+
+
+def sink_run(  # noqa: PLR0913 - what one run of one sink needs
+    cluster: Cluster,
+    stores: Stores,
+    kind: str,
+    topic: str,
+    total: int,
+    *,
+    max_records: int,
+    max_age: float,
+    log: Path,
+) -> dict[str, Any]:
+    """One sink in its own group, from the start of a filled topic until it committed it all."""
+    group, run = unique(f"bench-{kind}"), unique("run")
+    child = kafkube(
+        "sink", kind, *stores.target(kind, run), "--bootstrap-servers", cluster.bootstrap,
+        "--topic", topic, "--group", group, "--max-records", str(max_records),
+        "--max-age-seconds", str(max_age), log=log, env=cluster.env(),
+    )  # fmt: skip
+    with Offsets({"bootstrap.servers": cluster.bootstrap}, topic) as offsets:
+        wait_for(
+            lambda: _committed(offsets, group) >= total or not child.alive(),
+            timeout=900,
+            what=f"{kind} sink committing {total} records",
+        )
+    child.signal(signal.SIGTERM)
+    done = must(child.wait(), f"the {kind} sink")
+    stats = done.stats
+    busy = stats["last_commit_at"] - stats["first_record_at"]
+    return {
+        "records": stats["records"],
+        "seconds": busy,
+        "records_per_s": stats["records"] / busy,
+        "output_mb_per_s": stats["bytes"] / busy / (1 << 20),
+        "peak_rss_mb": done.peak_rss_mb,
+    }
+
+
+def scaling_run(  # noqa: PLR0913 - what one run needs
+    cluster: Cluster,
+    stores: Stores,
+    topic: str,
+    total: int,
+    instances: int,
+    *,
+    max_records: int,
+    work: Path,
+) -> dict[str, Any]:
+    """One file sink group of ``instances`` members on a topic of as many partitions."""
+    group = unique("bench-scale")
+    children = [
+        kafkube(
+            "sink",
+            "file",
+            *stores.target("file", unique("run")),
+            "--bootstrap-servers",
+            cluster.bootstrap,
+            "--topic",
+            topic,
+            "--group",
+            group,
+            "--max-records",
+            str(max_records),
+            "--max-age-seconds",
+            "3600",
+            log=work / f"{group}-{n}.log",
+        )
+        for n in range(instances)
+    ]
+    with Offsets({"bootstrap.servers": cluster.bootstrap}, topic) as offsets:
+        wait_for(
+            lambda: (
+                _committed(offsets, group) >= total or not all(child.alive() for child in children)
+            ),
+            timeout=600,
+            what=f"{instances} file sinks committing {total} records",
+        )
+    stats = [done.stats for done in _stop(children, "a file sink instance")]
+    window = max(s["last_commit_at"] for s in stats) - min(
+        s["first_record_at"] for s in stats if s["first_record_at"]
+    )
+    return {"instances": instances, "records_per_s": total / window, "seconds": window}
+
+
+# --- end-to-end latency and keeping pace with the API server ----------------------------------
+
+
+def _start_producer(cluster: Cluster, namespace: str, topic: str, log: Path) -> Child:
+    child = kafkube(
+        "produce", "--cluster", "bench", "--namespace", namespace, "--topic", topic,
+        "--bootstrap-servers", cluster.bootstrap, "--kubeconfig", cluster.endpoints.kubeconfig,
+        "--transactional-id", unique("bench-producer"), log=log,
+    )  # fmt: skip
+    wait_for(
+        lambda: "watching from resourceVersion" in log.read_text() or not child.alive(),
+        timeout=120,
+        what="the producer watching",
+    )
+    return child
+
+
+def _stop(children: list[Child], what: str) -> list[Finished]:
+    for child in children:
+        child.signal(signal.SIGTERM)
+    return [must(child.wait(), what) for child in children]
+
+
+def latency_run(
+    cluster: Cluster, stores: Stores, work: Path, *, seconds: float, rate: float
+) -> dict[str, Any]:
+    """Events through the real path, 1 s rotation: from the producer seeing an event (its
+    ``observed_at``) to the object holding it being durable, per sink."""
+    namespace, topic = unique("bench-latency"), unique("bench-latency")
+    producer = _start_producer(cluster, namespace, topic, work / f"{namespace}-producer.log")
+    runs = {kind: unique("run") for kind in SINKS}
+    groups = {kind: unique(f"bench-{kind}") for kind in SINKS}
+    sinks = [
+        kafkube(
+            "sink",
+            kind,
+            *stores.target(kind, runs[kind]),
+            "--bootstrap-servers",
+            cluster.bootstrap,
+            "--topic",
+            topic,
+            "--group",
+            groups[kind],
+            "--max-age-seconds",
+            "1",
+            log=work / f"{namespace}-{kind}.log",
+            env=cluster.env(),
+        )
+        for kind in SINKS
+    ]
+    simulate = kafkube(
+        "simulate", "--kubeconfig", cluster.endpoints.kubeconfig, "--namespace", namespace,
+        "--rate", str(rate), "--count", str(int(rate * seconds)),
+        log=work / f"{namespace}-simulate.log",
+    )  # fmt: skip
+    must(simulate.wait(), "simulate")
+    with Offsets({"bootstrap.servers": cluster.bootstrap}, topic) as offsets:
+
+        def all_written() -> bool:
+            starts, ends = offsets.log_bounds()
+            records = sum(offsets.records_ends(starts, ends).values())
+            return records >= int(rate * seconds) and all(
+                _committed(offsets, group) >= records for group in groups.values()
+            )
+
+        wait_for(all_written, timeout=120, what="every sink writing the latency run", poll=0.5)
+    _stop([producer, *sinks], "a latency run process")
+    result = {}
+    for kind in SINKS:
+        durable = stores.durable_times(kind, runs[kind])
+        latencies = [
+            durable[name] - record["observed_at"].timestamp()
+            for name, record in read_location(stores.destination(kind, runs[kind]), topic)
+        ]
+        cuts = statistics.quantiles(latencies, n=100)
+        result[kind] = {"p50": cuts[49], "p99": cuts[98], "max": max(latencies),
+                        "records": len(latencies)}  # fmt: skip
+    cluster.drop(topic, f"{topic}.producer-state")
+    return result
+
+
+def pace_run(cluster: Cluster, work: Path, *, events: int) -> dict[str, Any]:
+    """``kafkube simulate`` as fast as the API server takes it; the producer's publish rate
+    against a bare watch of the same namespace that only reads the stream."""
+    namespace, topic = unique("bench-pace"), unique("bench-pace")
+    producer = _start_producer(cluster, namespace, topic, work / f"{namespace}-producer.log")
+    seen: list[float] = []
+    stop = threading.Event()
+    with open_api_client(cluster.endpoints.kubeconfig) as api_client:
+        bare = KubeEvents(api_client, api_version="v1", namespaces=(namespace,))
+        start_rv = bare.list().resource_version
+
+        def read() -> None:
+            try:
+                for item in bare.watch(start_rv, timeout_seconds=600):
+                    if item.type != "BOOKMARK":
+                        seen.append(time.time())
+                    if stop.is_set():
+                        return
+            except SourceError:
+                if not stop.is_set():
+                    raise  # else: the stream was cut on purpose, at the end
+
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+        simulate = kafkube(
+            "simulate", "--kubeconfig", cluster.endpoints.kubeconfig, "--namespace", namespace,
+            "--rate", "1000000", "--count", str(events), log=work / f"{namespace}-simulate.log",
+        )  # fmt: skip
+        must(simulate.wait(), "simulate")
+        wait_for(lambda: len(seen) >= events, timeout=120, what="the bare watch seeing it all")
+        stop.set()
+        bare.stop()
+    with Offsets({"bootstrap.servers": cluster.bootstrap}, topic) as offsets:
+
+        def published() -> int:
+            starts, ends = offsets.log_bounds()
+            return sum(offsets.records_ends(starts, ends).values())
+
+        wait_for(lambda: published() >= events, timeout=120, what="the producer publishing it all")
+    last_publish = _last_record_time(cluster, topic)
+    _stop([producer], "the pace run's producer")
+    cluster.drop(topic, f"{topic}.producer-state")
+    first = seen[0]
+    bare_rate = (len(seen) - 1) / (seen[-1] - first)
+    producer_rate = (events - 1) / (last_publish - first)
+    return {
+        "events": events,
+        "bare_watch_per_s": bare_rate,
+        "producer_per_s": producer_rate,
+        "ratio": producer_rate / bare_rate,
+    }
+
+
+def _last_record_time(cluster: Cluster, topic: str) -> float:
+    from confluent_kafka import TopicPartition  # noqa: PLC0415
+    from confluent_kafka.admin._listoffsets import OffsetSpec  # noqa: PLC0415
+
+    request = {
+        TopicPartition(topic, p): OffsetSpec.max_timestamp()  # type: ignore[no-untyped-call]
+        for p in cluster.admin.list_topics(topic, timeout=30).topics[topic].partitions
+    }
+    answers = [f.result(30) for f in cluster.admin.list_offsets(request).values()]
+    return float(max(a.timestamp for a in answers)) / 1000
+
+
+__all__ = [
+    "figure",
+    "latency_run",
+    "pace_run",
+    "producer_profile",
+    "producer_run",
+    "scaling_run",
+    "sink_run",
+]
