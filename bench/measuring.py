@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import signal
 import statistics
 import threading
@@ -12,6 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
 from confluent_kafka import Producer
 
 from bench.running import Child, Cluster, Finished, figure, kafkube, must, unique, wait_for
@@ -67,7 +67,7 @@ def producer_profile(cluster: Cluster, recording: Path, sample: int = 20_000) ->
         stages[name] = (time.perf_counter() - began) / len(lines) * 1e6
         return result
 
-    items = timed("json_parse", lambda: [json.loads(line) for line in lines])
+    items = timed("json_parse", lambda: [orjson.loads(line) for line in lines])
     records = timed(
         "conversion",
         lambda: [

@@ -12,9 +12,10 @@ after a crash both are exactly as of the last committed batch.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass
+
+import orjson
 
 from kafkube.schemas.errors import KafkubeError
 
@@ -81,7 +82,7 @@ class PublishedState:
     ) -> StateUpdate:
         self._seen[uid] = Seen(resource_version, count, now)
         value = {"rv": resource_version, "count": count, "seen": now}
-        return StateUpdate(_UID_PREFIX + uid.encode(), json.dumps(value).encode())
+        return StateUpdate(_UID_PREFIX + uid.encode(), orjson.dumps(value))
 
     def forget(self, uid: str) -> StateUpdate | None:
         if self._seen.pop(uid, None) is None:
@@ -101,19 +102,19 @@ class PublishedState:
 
     def set_checkpoint(self, resource_version: str) -> StateUpdate:
         self.checkpoint = resource_version
-        return StateUpdate(CHECKPOINT_KEY, json.dumps({"rv": resource_version}).encode())
+        return StateUpdate(CHECKPOINT_KEY, orjson.dumps({"rv": resource_version}))
 
     def load(self, key: bytes, value: bytes | None) -> None:
         """Apply one record of the state topic, read back at start."""
         try:
             if key == CHECKPOINT_KEY:
-                self.checkpoint = None if value is None else str(json.loads(value)["rv"])
+                self.checkpoint = None if value is None else str(orjson.loads(value)["rv"])
             elif key.startswith(_UID_PREFIX):
                 uid = key[len(_UID_PREFIX) :].decode()
                 if value is None:
                     self._seen.pop(uid, None)
                 else:
-                    data = json.loads(value)
+                    data = orjson.loads(value)
                     self._seen[uid] = Seen(str(data["rv"]), data["count"], float(data["seen"]))
             else:
                 raise StateError(f"unknown key {key!r} in the producer state topic")

@@ -10,10 +10,13 @@ the de-duplication state knows each (uid, resourceVersion).
 
 from __future__ import annotations
 
+import codecs
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
+
+import orjson
 
 from kafkube.producer.watching import Listing, WatchItem
 from kafkube.schemas.errors import SourceError
@@ -22,22 +25,46 @@ _CHUNK = 1 << 20
 
 
 def _json_values(path: Path) -> Iterator[Any]:
-    """Every JSON value in the file, whether one per line or pretty-printed back to back."""
+    """Every JSON value in the file, whether one per line or pretty-printed back to back.
+
+    One value a line (what ``kafkube simulate --record`` and a plain watch write) is read
+    line by line with orjson; from the first line that is not a whole value on its own, the
+    rest is read with the standard decoder, which finds values wherever they end."""
+    with path.open("rb") as stream:
+        for line in stream:
+            if not line.strip():
+                continue
+            try:
+                value = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                yield from _values_in(path, _chunks(line.decode(), stream))
+                return
+            yield value
+
+
+def _chunks(first: str, stream: BinaryIO) -> Iterator[str]:
+    yield first
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    while chunk := stream.read(_CHUNK):
+        yield decoder.decode(chunk)
+    yield decoder.decode(b"", final=True)
+
+
+def _values_in(path: Path, chunks: Iterator[str]) -> Iterator[Any]:
     decoder = json.JSONDecoder()
     buffer = ""
-    with path.open(encoding="utf-8") as stream:
-        while chunk := stream.read(_CHUNK):
-            buffer += chunk
-            position = 0
-            while True:
-                while position < len(buffer) and buffer[position].isspace():
-                    position += 1
-                try:
-                    value, position = decoder.raw_decode(buffer, position)
-                except json.JSONDecodeError:
-                    break  # incomplete: read on
-                yield value
-            buffer = buffer[position:]
+    for chunk in chunks:
+        buffer += chunk
+        position = 0
+        while True:
+            while position < len(buffer) and buffer[position].isspace():
+                position += 1
+            try:
+                value, position = decoder.raw_decode(buffer, position)
+            except json.JSONDecodeError:
+                break  # incomplete: read on
+            yield value
+        buffer = buffer[position:]
     if buffer.strip():
         raise SourceError(f"{path}: the file ends inside a JSON value: {buffer[:80]!r}")
 

@@ -75,8 +75,14 @@ class ProducerStats:
 class _Batch:
     def __init__(self) -> None:
         self.events: list[tuple[bytes, bytes, list[Header]]] = []
-        self.state: list[StateUpdate] = []
+        # By key: the state topic is compacted, so within one transaction only the last
+        # update of a key counts (the checkpoint moves with every event; it is written once).
+        self.state: dict[bytes, StateUpdate] = {}
         self.started = 0.0
+
+    def add_state(self, update: StateUpdate) -> None:
+        self.state.pop(update.key, None)
+        self.state[update.key] = update
 
     def __len__(self) -> int:
         return len(self.events) + len(self.state)
@@ -253,7 +259,7 @@ class EventProducer:
     def _add_state(self, update: StateUpdate) -> None:
         if not self._batch:
             self._batch.started = self._clock()
-        self._batch.state.append(update)
+        self._batch.add_state(update)
 
     def _relist(self, *, first_start: bool) -> None:
         listing = self.source.list()
@@ -292,10 +298,11 @@ class EventProducer:
             return
         now = self._clock()
         if now - self._last_expiry > 60:
-            self._batch.state.extend(self.state.expire(now=now))
+            for update in self.state.expire(now=now):
+                self._batch.add_state(update)
             self._last_expiry = now
         batch, self._batch = self._batch, _Batch()
-        self.publisher.publish(batch.events, batch.state)
+        self.publisher.publish(batch.events, list(batch.state.values()))
         self.stats.published += len(batch.events)
         self.stats.transactions += 1
         self.stats.last_commit_at = time.time()

@@ -23,7 +23,7 @@ class ProducerSettings:
     api_version: str = API_CORE_V1
     namespaces: tuple[str, ...] = ()  # all when empty
     transactional_id: str = ""
-    batch_max_events: int = 500
+    batch_max_events: int = 5000
     linger_seconds: float = 0.2
     watch_timeout_seconds: int = 300
     forget_after_seconds: float = 3 * 3600.0

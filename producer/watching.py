@@ -11,12 +11,12 @@ stream, always raises ``ResourceExpiredError`` so the caller relists.
 from __future__ import annotations
 
 import contextlib
-import json
 import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import orjson
 import urllib3
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
@@ -104,7 +104,7 @@ class KubeEvents:
                 kwargs["_continue"] = token
             try:
                 response = self._call(*self._args, **kwargs)
-                page = json.loads(response.data)
+                page = orjson.loads(response.data)
             except (ApiException, urllib3.exceptions.HTTPError, OSError) as err:
                 raise _source_error(err) from err
             items.extend(item for item in page.get("items") or [] if self._wanted(item))
@@ -130,7 +130,7 @@ class KubeEvents:
             for line in iter_resp_lines(response):
                 if not line:
                     continue
-                event = json.loads(line)
+                event = orjson.loads(line)
                 kind, obj = event.get("type"), event.get("object") or {}
                 if kind == "ERROR":
                     code, message = obj.get("code"), obj.get("message", "")

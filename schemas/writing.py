@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 Write = Callable[[bytearray, Any], None]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
 _PRIMITIVE_NAMES = {"null", "boolean", "int", "long", "float", "double", "string", "bytes"}
 
 
@@ -46,7 +47,26 @@ def write_long(out: bytearray, value: int) -> None:
 
 def _write_string(out: bytearray, value: str) -> None:
     data = value.encode()
-    write_long(out, len(data))
+    size = len(data)
+    if size < 64:  # a one-byte length: most names, reasons and versions
+        out.append(size << 1)
+    else:
+        write_long(out, size)
+    out += data
+
+
+def _write_optional_string(out: bytearray, value: str | None) -> None:
+    """``["null", "string"]``, the schema's most common field, in one call."""
+    if value is None:
+        out.append(0)
+        return
+    data = value.encode()
+    size = len(data)
+    out.append(2)
+    if size < 64:
+        out.append(size << 1)
+    else:
+        write_long(out, size)
     out += data
 
 
@@ -76,8 +96,7 @@ def _write_timestamp_micros(out: bytearray, value: datetime | int) -> None:
     if isinstance(value, datetime):
         if value.tzinfo is None:
             raise ValueError(f"timestamp without a time zone: {value!r}")
-        delta = value - _EPOCH
-        value = (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+        value = (value - _EPOCH) // _MICROSECOND
     write_long(out, value)
 
 
@@ -128,6 +147,8 @@ class _Builder:
     def _union(self, branches: list[Any], namespace: str) -> Write:
         if len(branches) != 2 or branches[0] != "null":
             raise UnsupportedSchema(f"union {branches!r}: only [null, X] is compiled")
+        if branches[1] == "string":
+            return _write_optional_string
         other = self.build(branches[1], namespace)
 
         def write_optional(out: bytearray, value: Any) -> None:  # noqa: ANN401
