@@ -9,8 +9,9 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 PYTEST_ARGS ?=
 DEMO_ARGS ?=
+BENCH_ARGS ?=
 
-.PHONY: demo test check services install clean-stack
+.PHONY: demo test bench check services install clean-stack
 
 $(BIN)/python:
 	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "kafkube needs Python >= 3.11")'
@@ -41,6 +42,11 @@ demo: services
 	@echo
 	@echo 'The stack keeps running. Point your shell at it:  eval "$$($(BIN)/kafkube stack env)"'
 	@echo 'Stop it with:                                      $(BIN)/kafkube stack down'
+
+# The benchmark (about 15 minutes on 2 cores): bench/results/latest.json and latest.png.
+bench: services
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[test,bench]' --config-settings editable_mode=strict
+	$(BIN)/python -m bench $(BENCH_ARGS)
 
 clean-stack:
 	-$(BIN)/kafkube stack down

@@ -34,8 +34,11 @@ SINKS = ("file", "s3", "gcs")
 # --- the producer ---------------------------------------------------------------------------------
 
 
-def producer_run(cluster: Cluster, recording: Path, log: Path) -> dict[str, Any]:
-    """``kafkube produce --source file`` over a recorded watch stream, to the end of it."""
+def producer_run(
+    cluster: Cluster, recording: Path, log: Path, *, keep: bool = False
+) -> dict[str, Any]:
+    """``kafkube produce --source file`` over a recorded watch stream, to the end of it.
+    With ``keep`` its topic stays (its name is in the result) for the sinks to read."""
     topic = unique("bench-producer")
     child = kafkube(
         "produce", "--cluster", "bench", "--source", "file", "--file", str(recording),
@@ -43,10 +46,11 @@ def producer_run(cluster: Cluster, recording: Path, log: Path) -> dict[str, Any]
         "--transactional-id", unique("bench-producer"), log=log,
     )  # fmt: skip
     done = must(child.wait(), "the producer")
-    cluster.drop(topic, f"{topic}.producer-state")
+    cluster.drop(*([] if keep else [topic]), f"{topic}.producer-state")
     stats = done.stats
     busy = stats["last_commit_at"] - stats["first_event_at"]
     return {
+        "topic": topic,
         "published": stats["published"],
         "seconds": busy,
         "events_per_s": stats["published"] / busy,
@@ -186,6 +190,47 @@ def sink_run(  # noqa: PLR0913 - what one run of one sink needs
         "output_mb_per_s": stats["bytes"] / busy / (1 << 20),
         "peak_rss_mb": done.peak_rss_mb,
     }
+
+
+def sinks_together(
+    cluster: Cluster, stores: Stores, topic: str, *, max_records: int, work: Path
+) -> dict[str, float]:
+    """The three sinks at once, each in its own group, through the whole topic: the peak RSS
+    of each (running them side by side changes the time, not the memory)."""
+    groups = {kind: unique(f"bench-rss-{kind}") for kind in SINKS}
+    children = {
+        kind: kafkube(
+            "sink",
+            kind,
+            *stores.target(kind, unique("run")),
+            "--bootstrap-servers",
+            cluster.bootstrap,
+            "--topic",
+            topic,
+            "--group",
+            groups[kind],
+            "--max-records",
+            str(max_records),
+            "--max-age-seconds",
+            "1",
+            log=work / f"{groups[kind]}.log",
+            env=cluster.env(),
+        )
+        for kind in SINKS
+    }
+    with Offsets({"bootstrap.servers": cluster.bootstrap}, topic) as offsets:
+        starts, ends = offsets.log_bounds()
+        total = sum(offsets.records_ends(starts, ends).values())
+        wait_for(
+            lambda: (
+                all(_committed(offsets, g) >= total for g in groups.values())
+                or not all(child.alive() for child in children.values())
+            ),
+            timeout=900,
+            what=f"the three sinks committing {total} records",
+        )
+    finished = _stop(list(children.values()), "a sink")
+    return {kind: done.peak_rss_mb for kind, done in zip(children, finished, strict=True)}
 
 
 def scaling_run(  # noqa: PLR0913 - what one run needs
@@ -388,4 +433,5 @@ __all__ = [
     "producer_run",
     "scaling_run",
     "sink_run",
+    "sinks_together",
 ]

@@ -54,6 +54,7 @@ from kafkube.schemas.topics import HEADER_RESOURCE_VERSION, HEADER_SCHEMA, HEADE
 
 log = logging.getLogger(__name__)
 
+_FILE_RUN = 256  # watch items handed over at once from a finite source
 _END = object()  # the reader thread's "the server ended this watch"
 Header = tuple[str, str | bytes | None]
 
@@ -151,16 +152,26 @@ class EventProducer:
         """One watch request, from the checkpoint until the server ends it or ``stop`` is set."""
         checkpoint = self.state.checkpoint
         assert checkpoint is not None  # noqa: S101 - _relist set it
-        items: queue.Queue[Any] = queue.Queue(maxsize=10_000)
+        # Items go over in lists: one at a time from the network, where the next may be long
+        # in coming; in runs from a file, which never waits (a hand-over per item cost as much
+        # as the rest of the work on it, the two threads passing the GIL back and forth).
+        run = _FILE_RUN if self.source.finite else 1
+        items: queue.Queue[Any] = queue.Queue(maxsize=max(1, 10_000 // run))
 
         def read() -> None:
             try:
+                chunk: list[WatchItem] = []
                 for item in self.source.watch(
                     checkpoint, timeout_seconds=self.settings.watch_timeout_seconds
                 ):
-                    items.put(item)
+                    chunk.append(item)
+                    if len(chunk) >= run:
+                        items.put(chunk)
+                        chunk = []
                     if stop.is_set():
                         break
+                if chunk:
+                    items.put(chunk)
                 items.put(_END)
             except Exception as err:  # noqa: BLE001 - handed to the main thread as it is
                 items.put(err)
@@ -188,9 +199,10 @@ class EventProducer:
                 return
             if isinstance(item, Exception):
                 raise item
-            self._take(item)
-            if len(self._batch.events) >= self.settings.batch_max_events:
-                self._flush()
+            for watched in item:
+                self._take(watched)
+                if len(self._batch.events) >= self.settings.batch_max_events:
+                    self._flush()
 
     def _time_left(self) -> float:
         if not self._batch:

@@ -9,7 +9,6 @@ the benchmarks read it.
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 import uuid
@@ -18,6 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import IO, Any, cast
 
+import orjson
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
@@ -117,7 +117,7 @@ def record_watch_stream(
         key = (operation.namespace, operation.name)
         if operation.action == "create":
             ids = uuid.uuid5(ids, operation.name)
-            event = json.loads(json.dumps(operation.event))
+            event = orjson.loads(orjson.dumps(operation.event))
             event["metadata"] |= {
                 "uid": str(ids),
                 "resourceVersion": str(resource_version),
@@ -130,7 +130,7 @@ def record_watch_stream(
             event["count"] += 1
             event["metadata"]["resourceVersion"] = str(resource_version)
             kind = "MODIFIED"
-        out.write(json.dumps({"type": kind, "object": event}, separators=(",", ":")) + "\n")
+        out.write(orjson.dumps({"type": kind, "object": event}).decode() + "\n")
         written += 1
         if written >= limit:
             break
