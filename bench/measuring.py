@@ -151,6 +151,25 @@ class Stores:
         return {blob.name[len(run) + 1 :]: blob.updated.timestamp() for blob in blobs}
 
 
+def start_sink(  # noqa: PLR0913 - where it reads and where it writes
+    cluster: Cluster,
+    stores: Stores,
+    kind: str,
+    topic: str,
+    group: str,
+    *rotation: str,
+    log: Path,
+    run: str = "",
+) -> Child:
+    """``kafkube sink KIND`` into a folder or prefix of the bench's store (a fresh one unless
+    ``run`` names it)."""
+    return kafkube(
+        "sink", kind, *stores.target(kind, run or unique("run")), "--bootstrap-servers",
+        cluster.bootstrap, "--topic", topic, "--group", group, *rotation, log=log,
+        env=cluster.env(),
+    )  # fmt: skip
+
+
 def _committed(offsets: Offsets, group: str) -> int:
     return sum(v or 0 for v in offsets.committed(group).values())
 
@@ -168,10 +187,9 @@ def sink_run(  # noqa: PLR0913 - what one run of one sink needs
 ) -> dict[str, Any]:
     """One sink in its own group, from the start of a filled topic until it committed it all."""
     group, run = unique(f"bench-{kind}"), unique("run")
-    child = kafkube(
-        "sink", kind, *stores.target(kind, run), "--bootstrap-servers", cluster.bootstrap,
-        "--topic", topic, "--group", group, "--max-records", str(max_records),
-        "--max-age-seconds", str(max_age), log=log, env=cluster.env(),
+    child = start_sink(
+        cluster, stores, kind, topic, group, "--max-records", str(max_records),
+        "--max-age-seconds", str(max_age), log=log, run=run,
     )  # fmt: skip
     with Offsets({"bootstrap.servers": cluster.bootstrap}, topic) as offsets:
         wait_for(
@@ -199,22 +217,17 @@ def sinks_together(
     of each (running them side by side changes the time, not the memory)."""
     groups = {kind: unique(f"bench-rss-{kind}") for kind in SINKS}
     children = {
-        kind: kafkube(
-            "sink",
+        kind: start_sink(
+            cluster,
+            stores,
             kind,
-            *stores.target(kind, unique("run")),
-            "--bootstrap-servers",
-            cluster.bootstrap,
-            "--topic",
             topic,
-            "--group",
             groups[kind],
             "--max-records",
             str(max_records),
             "--max-age-seconds",
             "1",
             log=work / f"{groups[kind]}.log",
-            env=cluster.env(),
         )
         for kind in SINKS
     }
@@ -246,15 +259,11 @@ def scaling_run(  # noqa: PLR0913 - what one run needs
     """One file sink group of ``instances`` members on a topic of as many partitions."""
     group = unique("bench-scale")
     children = [
-        kafkube(
-            "sink",
+        start_sink(
+            cluster,
+            stores,
             "file",
-            *stores.target("file", unique("run")),
-            "--bootstrap-servers",
-            cluster.bootstrap,
-            "--topic",
             topic,
-            "--group",
             group,
             "--max-records",
             str(max_records),
@@ -312,20 +321,16 @@ def latency_run(
     runs = {kind: unique("run") for kind in SINKS}
     groups = {kind: unique(f"bench-{kind}") for kind in SINKS}
     sinks = [
-        kafkube(
-            "sink",
+        start_sink(
+            cluster,
+            stores,
             kind,
-            *stores.target(kind, runs[kind]),
-            "--bootstrap-servers",
-            cluster.bootstrap,
-            "--topic",
             topic,
-            "--group",
             groups[kind],
             "--max-age-seconds",
             "1",
             log=work / f"{namespace}-{kind}.log",
-            env=cluster.env(),
+            run=runs[kind],
         )
         for kind in SINKS
     ]
