@@ -257,7 +257,7 @@ def scaling_run(  # noqa: PLR0913 - what one run needs
     work: Path,
 ) -> dict[str, Any]:
     """One file sink group of ``instances`` members on a topic of as many partitions."""
-    group = unique("bench-scale")
+    group, run = unique("bench-scale"), unique("run")  # one group writes to one place
     children = [
         start_sink(
             cluster,
@@ -270,6 +270,7 @@ def scaling_run(  # noqa: PLR0913 - what one run needs
             "--max-age-seconds",
             "3600",
             log=work / f"{group}-{n}.log",
+            run=run,
         )
         for n in range(instances)
     ]

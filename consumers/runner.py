@@ -91,6 +91,9 @@ class _Partition:
     boundaries: dict[int, int]
     batch: _Batch | None = None
     dead_letters_pending: bool = False
+    # An offset whose records are durable but whose commit the group refused (a rebalance
+    # was under way): committed again at the next tick while this member keeps the partition.
+    uncommitted: int | None = None
 
 
 def _event_hour(record: dict[str, Any]) -> datetime:
@@ -133,6 +136,9 @@ class SinkRunner:
         kafka = self.settings.kafka
         self._consumer = Consumer(
             {
+                # Prefetch at most 8 MiB (librdkafka's default is 64): a few seconds of work,
+                # and memory that stays flat however long the topic is.
+                "queued.max.messages.kbytes": 8192,
                 **kafka,
                 "group.id": self.settings.group_id,
                 "enable.auto.commit": False,
@@ -161,6 +167,7 @@ class SinkRunner:
                 for message in self._consumer.consume(num_messages=1000, timeout=0.2):
                     self._take(message)
                 self._rotate_aged()
+                self._commit_refused()
             for partition in list(self._partitions):
                 self._flush(partition)
         finally:
@@ -397,5 +404,19 @@ class SinkRunner:
                 asynchronous=False,
             )
             self.stats.last_commit_at = time.time()
+            state.uncommitted = None
         except Exception as err:  # noqa: BLE001 - a commit refused after a rebalance is not fatal
-            log.warning("commit of partition %d at %d refused: %s", partition, next_offset, err)
+            log.warning(
+                "commit of partition %d at %d refused (%s); trying again",
+                partition,
+                next_offset,
+                err,
+            )
+            state.uncommitted = next_offset
+
+    def _commit_refused(self) -> None:
+        """Commit again what a rebalance refused: the records are durable, the offset must
+        follow, or a partition that receives nothing more would show lag forever."""
+        for partition, state in list(self._partitions.items()):
+            if state.uncommitted is not None:
+                self._commit(partition, state, state.uncommitted)

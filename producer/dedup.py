@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import orjson
 
@@ -38,10 +39,12 @@ def newer(candidate: str, than: str) -> bool:
     return candidate != than
 
 
-@dataclass(frozen=True)
-class Seen:
+class Seen(NamedTuple):
+    """A tuple, not a dataclass: a tuple of plain values is left out of the garbage
+    collector's scans, which otherwise grow with every event remembered."""
+
     resource_version: str
-    count: int | None
+    event_count: int | None  # the core/v1 count it had (a tuple has a count() of its own)
     seen_at: float  # seconds since the epoch, when the producer last saw the uid
 
 
@@ -73,9 +76,9 @@ class PublishedState:
     def missed_count(self, uid: str, count: int | None) -> int:
         """How many repeats of a core/v1 event the producer provably never saw (count jumped)."""
         seen = self._seen.get(uid)
-        if seen is None or seen.count is None or count is None:
+        if seen is None or seen.event_count is None or count is None:
             return 0
-        return max(0, count - seen.count - 1)
+        return max(0, count - seen.event_count - 1)
 
     def published(
         self, uid: str, resource_version: str, count: int | None, *, now: float
