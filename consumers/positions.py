@@ -200,6 +200,15 @@ class Offsets:
             self._tail.unassign()
 
     def committed(self, group: str) -> dict[int, int | None]:
+        """The group's committed offsets; None where it never committed.
+
+        A group that does not exist is asked for by DescribeGroups first, never by
+        OffsetFetch: librdkafka's admin client can crash the process (SIGSEGV) when an
+        OffsetFetch for an unknown group meets NOT_COORDINATOR (librdkafka issue seen as
+        confluent-kafka-python #1982; it took the demo down once in CI)."""
+        state, _members = self.members(group)
+        if state == _state_name(ConsumerGroupState.DEAD):
+            return dict.fromkeys(self.partitions())
         request = ConsumerGroupTopicPartitions(
             group, [TopicPartition(self.topic, p) for p in self.partitions()]
         )

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import fastavro
-from confluent_kafka import Producer, TopicPartition
+from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
@@ -124,28 +124,16 @@ def wait_for_count(read: Any, directory: Path, count: int, timeout: float = 120)
 
 
 def committed(bootstrap: str, group: str, topic: str, partitions: int) -> dict[int, int]:
-    """The group's committed offsets, asking again while the coordinator is still loading."""
-    from confluent_kafka import (  # noqa: PLC0415
-        ConsumerGroupTopicPartitions,
-        KafkaError,
-        KafkaException,
-    )
+    """The group's committed offsets (OFFSET_INVALID where none), as ``kafkube status`` reads
+    them: an unknown group is described first, never fetched (see Offsets.committed)."""
+    from confluent_kafka import OFFSET_INVALID  # noqa: PLC0415
 
-    admin = AdminClient({"bootstrap.servers": bootstrap})
-    request = ConsumerGroupTopicPartitions(
-        group, [TopicPartition(topic, p) for p in range(partitions)]
-    )
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            result = admin.list_consumer_group_offsets([request])[group].result(30)
-        except KafkaException as err:
-            loading = err.args[0].code() == KafkaError.COORDINATOR_LOAD_IN_PROGRESS
-            if not (loading or err.args[0].retriable()) or time.monotonic() > deadline:
-                raise
-            time.sleep(0.5)
-            continue
-        return {tp.partition: tp.offset for tp in result.topic_partitions}
+    from kafkube.consumers.positions import Offsets  # noqa: PLC0415
+
+    with Offsets({"bootstrap.servers": bootstrap}, topic) as offsets:
+        found = offsets.committed(group)
+    assert len(found) == partitions, found
+    return {p: OFFSET_INVALID if offset is None else offset for p, offset in found.items()}
 
 
 def occurrences_in_avro(blobs: Iterable[bytes]) -> list[tuple[str, str]]:
