@@ -3,7 +3,6 @@ their peak memory; topics filled with realistic records; figures as median, min 
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import re
@@ -25,7 +24,6 @@ from confluent_kafka.cimpl import NewTopic
 
 from kafkube.compose.endpoints import Endpoints
 from kafkube.compose.stack import Stack
-from kafkube.consumers.positions import Offsets
 from kafkube.producer.converting import to_record
 from kafkube.producer.simulating import record_watch_stream
 from kafkube.producer.synthetic import SyntheticCluster
@@ -167,10 +165,6 @@ class Cluster:
         if producer.flush(120):
             raise RuntimeError(f"filling {topic}: records left unsent")
 
-    def committed_total(self, group: str, topic: str) -> int:
-        with Offsets({"bootstrap.servers": self.bootstrap}, topic) as offsets:
-            return sum(v or 0 for v in offsets.committed(group).values())
-
     def kafka_tool(self, tool: str, *args: str, log: Path) -> str:
         argv = self.stack.kafka_tool_argv(tool, list(args), heap_mb=1024)
         with log.open("wb") as out:
@@ -246,7 +240,3 @@ def wait_for(
         if time.monotonic() > deadline:
             raise TimeoutError(f"{what}: not within {timeout:.0f} s")
         time.sleep(poll)
-
-
-def read_json_lines(text: str) -> list[Any]:
-    return [json.loads(line) for line in io.StringIO(text) if line.strip()]

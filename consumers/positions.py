@@ -207,6 +207,10 @@ class Offsets:
         OffsetFetch for an unknown group meets NOT_COORDINATOR (librdkafka issue seen as
         confluent-kafka-python #1982; it took the demo down once in CI)."""
         state, _members = self.members(group)
+        return self._committed(group, state)
+
+    def _committed(self, group: str, state: str) -> dict[int, int | None]:
+        """``committed`` for a group already described as being in ``state``."""
         if state == _state_name(ConsumerGroupState.DEAD):
             return dict.fromkeys(self.partitions())
         request = ConsumerGroupTopicPartitions(
@@ -244,8 +248,8 @@ class Offsets:
         """The group's offsets against the log; pass ``bounds`` to reuse one reading of the log."""
         starts, ends = bounds if bounds is not None else self.log_bounds()
         records_ends = self.records_ends(starts, ends)
-        committed = self.committed(group)
         state, members = self.members(group)
+        committed = self._committed(group, state)
         return GroupPosition(
             group,
             state,
