@@ -226,8 +226,15 @@ def write_kubeconfig(state: StackState) -> Path:
 
 
 def kafka_cluster_id() -> str:
-    """A KRaft cluster id: 16 random bytes in URL-safe base64, unpadded, as Kafka's tool makes."""
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+    """A KRaft cluster id: 16 random bytes in URL-safe base64, unpadded, as Kafka's tool makes.
+
+    Like Kafka's ``Uuid.randomUuid``, never one that starts with ``-``: the storage tool's
+    argument parser would read it as an option (one CI run in 64 failed that way).
+    """
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        if not cluster_id.startswith("-"):
+            return cluster_id
 
 
 def _packaged_text(*parts: str) -> str:

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from kafkube.compose.services import kafka_cluster_id
 from kafkube.compose.settings import StackSettings
 from kafkube.schemas.errors import ConfigError
 from tests.conftest import Kafkube
@@ -190,3 +191,11 @@ def test_kafka_logs_readably_and_its_own_tools_reach_it_through_the_wrapper(
     # The log4j2 SLF4J binding is on the classpath: the broker's own lines, no SLF4J fallback noise.
     assert "Kafka Server started" in log
     assert "SLF4J" not in log
+
+
+def test_kafka_cluster_ids_never_look_like_an_option() -> None:
+    # One CI run failed because the storage tool read an id starting with "-" as an option.
+    ids = [kafka_cluster_id() for _ in range(5000)]
+    assert not [cluster_id for cluster_id in ids if cluster_id.startswith("-")]
+    assert all(len(cluster_id) == 22 for cluster_id in ids)
+    assert len(set(ids)) == len(ids)
