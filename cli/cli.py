@@ -30,6 +30,7 @@ from kafkube.consumers.settings import SinkSettings
 from kafkube.options import (
     kafka_options,
     kafka_properties,
+    service_process,
     stack_dir_options,
     stop_on_signals,
 )
@@ -289,7 +290,7 @@ def produce(  # noqa: PLR0913, PLR0917 - click passes one parameter per option
         watch_timeout_seconds=watch_timeout_seconds,
         since=since,
     )
-    stop = stop_on_signals()
+    stop = service_process()
     stats = run_producer(settings, kubeconfig=kubeconfig, recording=recording, stop=stop)
     click.echo(json.dumps({"stopped": asdict(stats)}), err=True)
 
@@ -381,7 +382,7 @@ def _sink_settings(sink_type: str, options: dict[str, Any]) -> SinkSettings:
 
 
 def _run_sink(settings: SinkSettings, destination: Destination) -> None:
-    stop = stop_on_signals()
+    stop = service_process()
     stats = run_sink(settings, destination, stop=stop)
     click.echo(json.dumps({"stopped": asdict(stats)}), err=True)
 

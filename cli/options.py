@@ -3,6 +3,7 @@ a signal. Settings are read from options and the environment here, in the entry 
 
 from __future__ import annotations
 
+import gc
 import signal
 import threading
 from collections.abc import Callable
@@ -28,6 +29,18 @@ def stop_on_signals() -> threading.Event:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     return stop
+
+
+def service_process() -> threading.Event:
+    """Set up a process that streams events until told to stop (producer, sinks).
+
+    The cyclic garbage collector is made to run a hundredth as often: every event makes
+    a dozen short-lived dicts, freed by reference counting, and the default thresholds
+    collected after every 700 of them: 15 % of the producer's time went to scans that
+    found nothing. Nothing on the per-event path makes reference cycles.
+    """
+    gc.set_threshold(70_000, 20, 100)
+    return stop_on_signals()
 
 
 def kafka_properties(values: tuple[str, ...], bootstrap: str) -> dict[str, str]:

@@ -14,7 +14,7 @@ import contextlib
 import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import orjson
 import urllib3
@@ -32,8 +32,9 @@ class ResourceExpiredError(SourceError):
     """The resourceVersion is older than the server keeps (410 Gone): relist."""
 
 
-@dataclass(frozen=True)
-class WatchItem:
+class WatchItem(NamedTuple):
+    """One item of a watch stream (a tuple: one is made for every event)."""
+
     type: str  # ADDED, MODIFIED, DELETED or BOOKMARK
     object: dict[str, Any]
 

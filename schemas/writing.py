@@ -92,12 +92,26 @@ def _write_double(out: bytearray, value: float) -> None:
     out += struct.pack("<d", value)
 
 
+_TIMESTAMPS: dict[datetime, bytes] = {}
+_TIMESTAMPS_KEPT = 4096
+
+
 def _write_timestamp_micros(out: bytearray, value: datetime | int) -> None:
-    if isinstance(value, datetime):
+    if not isinstance(value, datetime):
+        write_long(out, value)
+        return
+    # An event's times mostly repeat its neighbours' (and are the same objects: the
+    # producer caches parsing them); their encoding is kept, a few thousand at most.
+    encoded = _TIMESTAMPS.get(value)
+    if encoded is None:
         if value.tzinfo is None:
             raise ValueError(f"timestamp without a time zone: {value!r}")
-        value = (value - _EPOCH) // _MICROSECOND
-    write_long(out, value)
+        fresh = bytearray()
+        write_long(fresh, (value - _EPOCH) // _MICROSECOND)
+        if len(_TIMESTAMPS) >= _TIMESTAMPS_KEPT:
+            _TIMESTAMPS.clear()
+        encoded = _TIMESTAMPS[value] = bytes(fresh)
+    out += encoded
 
 
 _PRIMITIVES: dict[str, Write] = {
