@@ -4,7 +4,6 @@ environment."""
 from __future__ import annotations
 
 import json
-import logging
 import os
 import shlex
 import socket
@@ -17,45 +16,55 @@ from pathlib import Path
 from typing import Any
 
 import click
+import yaml
 
 from kafkube import demo, operations
 from kafkube.compose.settings import PORT_NAMES, SERVICES, StackSettings
 from kafkube.compose.smoke import TOPIC as SMOKE_TOPIC
 from kafkube.compose.smoke import run as run_smoke
 from kafkube.compose.stack import KAFKA_TOOLS, Stack
+from kafkube.config import (
+    Config,
+    FileSinkConfig,
+    GCSSinkConfig,
+    S3SinkConfig,
+    example_yaml,
+    reference_markdown,
+)
+from kafkube.config import load as load_config
 from kafkube.consumers.destinations import Destination
 from kafkube.consumers.filesink import FileDestination
 from kafkube.consumers.service import run_sink
-from kafkube.consumers.settings import SinkSettings
 from kafkube.options import (
+    KAFKA_FLAGS,
+    configuration,
     kafka_options,
-    kafka_properties,
     service_process,
+    setup_logging,
     stack_dir_options,
     stop_on_signals,
 )
 from kafkube.producer.service import run_producer
-from kafkube.producer.settings import ProducerSettings
 from kafkube.producer.simulating import record_watch_stream, simulate_into_cluster
 from kafkube.producer.synthetic import SyntheticCluster
 from kafkube.producer.watching import open_api_client
-from kafkube.schemas.errors import KafkubeError
+from kafkube.schemas.errors import ConfigError, KafkubeError
 from kafkube.schemas.records import API_CORE_V1, API_EVENTS_V1
-from kafkube.schemas.topics import DEFAULT_TOPIC
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-v", "--verbose", is_flag=True, help="Log more detail to stderr.")
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    envvar="KAFKUBE_CONFIG",
+    help="The YAML configuration (or KAFKUBE_CONFIG); flags and KAFKUBE_... variables win.",
+)
 @click.version_option(package_name="kafkube")
-def cli(verbose: bool) -> None:  # noqa: FBT001 - click passes flags positionally
+def cli(verbose: bool, config_file: Path | None) -> None:  # noqa: FBT001, ARG001 - read by commands
     """Stream every Kubernetes event into Kafka as Avro and fan it out to durable sinks."""
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    for chatty in ("botocore", "urllib3", "google"):  # their INFO lines say nothing to a user
-        logging.getLogger(chatty).setLevel(logging.DEBUG if verbose else logging.WARNING)
+    setup_logging("DEBUG" if verbose else "INFO", "text")
 
 
 def _parse_ports(values: tuple[str, ...]) -> dict[str, int]:
@@ -197,10 +206,7 @@ def kafka_tool(stack: Stack, tool: str, args: tuple[str, ...]) -> None:
 
 @cli.command()
 @click.option(
-    "--cluster", required=True, envvar="KAFKUBE_CLUSTER", help="Cluster name, in every record."
-)
-@click.option(
-    "--bootstrap-servers", envvar="KAFKA_BOOTSTRAP_SERVERS", required=True, help="Kafka brokers."
+    "--cluster", envvar="KAFKUBE_CLUSTER", help="Cluster name, in every record (producer.cluster)."
 )
 @click.option("--kubeconfig", envvar="KUBECONFIG", help="Else the in-cluster service account.")
 @click.option(
@@ -216,7 +222,6 @@ def kafka_tool(stack: Stack, tool: str, args: tuple[str, ...]) -> None:
     type=click.Path(path_type=Path, dir_okay=False, exists=True),
     help="With --source file: a `kubectl get events --watch -o json` recording.",
 )
-@click.option("--topic", default=DEFAULT_TOPIC, show_default=True)
 @click.option(
     "--partitions", type=int, default=6, show_default=True, help="If the topic is created."
 )
@@ -250,49 +255,33 @@ def kafka_tool(stack: Stack, tool: str, args: tuple[str, ...]) -> None:
 )
 @click.option("--linger-seconds", type=float, default=0.2, show_default=True)
 @click.option("--watch-timeout-seconds", type=int, default=300, show_default=True)
-@click.option(
-    "--kafka", "kafka_props", multiple=True, metavar="KEY=VALUE", help="librdkafka property."
-)
-def produce(  # noqa: PLR0913, PLR0917 - click passes one parameter per option
-    cluster: str,
-    bootstrap_servers: str,
-    kubeconfig: str | None,
-    source: str,
-    recording: Path | None,
-    topic: str,
-    partitions: int,
-    api_version: str,
-    namespaces: tuple[str, ...],
-    producer_id: str,
-    transactional_id: str,
-    since: datetime | None,
-    batch_max_events: int,
-    linger_seconds: float,
-    watch_timeout_seconds: int,
-    kafka_props: tuple[str, ...],
-) -> None:
+@kafka_options
+def produce(
+    source: str, recording: Path | None, since: datetime | None, **_flags: Any,  # noqa: ANN401 - read through configuration()
+) -> None:  # fmt: skip
     """Watch Kubernetes events and publish each occurrence to Kafka exactly once."""
     if (source == "file") != (recording is not None):
         raise click.UsageError("--source file goes with --file PATH, and --file with --source file")
     if since is not None and since.tzinfo is None:
-        since = since.replace(tzinfo=UTC)
-    settings = ProducerSettings(
-        cluster=cluster,
-        producer_id=producer_id,
-        kafka=kafka_properties(kafka_props, bootstrap_servers),
-        topic=topic,
-        partitions=partitions,
-        api_version=api_version,
-        namespaces=namespaces,
-        transactional_id=transactional_id,
-        batch_max_events=batch_max_events,
-        linger_seconds=linger_seconds,
-        watch_timeout_seconds=watch_timeout_seconds,
-        since=since,
+        click.get_current_context().params["since"] = since.replace(tzinfo=UTC)
+    config = configuration({**KAFKA_FLAGS, **_PRODUCER_FLAGS})
+    settings = config.producer_settings()
+    stop = service_process(config.observability)
+    kubeconfig = config.producer.kubeconfig
+    stats = run_producer(
+        settings, kubeconfig=str(kubeconfig) if kubeconfig else None, recording=recording, stop=stop
     )
-    stop = service_process()
-    stats = run_producer(settings, kubeconfig=kubeconfig, recording=recording, stop=stop)
     click.echo(json.dumps({"stopped": asdict(stats)}), err=True)
+
+
+_PRODUCER_FLAGS = {
+    name: f"producer.{name}"
+    for name in (
+        "cluster", "kubeconfig", "partitions", "api_version", "namespaces", "producer_id",
+        "transactional_id", "since", "batch_max_events", "linger_seconds",
+        "watch_timeout_seconds",
+    )
+}  # fmt: skip
 
 
 @cli.command()
@@ -366,23 +355,36 @@ def _sink_options(command: Callable[..., None]) -> Callable[..., None]:
     return kafka_options(command)
 
 
-def _sink_settings(sink_type: str, options: dict[str, Any]) -> SinkSettings:
-    return SinkSettings(
-        sink_type=sink_type,
-        kafka=kafka_properties(options["kafka_props"], options["bootstrap_servers"]),
-        topic=options["topic"],
-        group=options["group"],
-        format=options["output_format"],
-        codec=options["codec"],
-        max_records=options["max_records"],
-        max_bytes=options["max_bytes"],
-        max_age_seconds=options["max_age_seconds"],
-        time_field=options["time_field"],
+_SINK_FLAGS = {
+    "group": "group",
+    "output_format": "format",
+    "codec": "codec",
+    "max_records": "rotation.max_records",
+    "max_bytes": "rotation.max_bytes",
+    "max_age_seconds": "rotation.max_age_seconds",
+    "time_field": "time_field",
+}
+
+
+def _sink_config(sink_type: str, *own: str, **renamed: str) -> Config:
+    """The configuration with this sink's flags over ``sinks.<type>``: the shared ones, its
+    ``own`` (same name as the field) and the ``renamed`` (flag name=field)."""
+    fields = {**_SINK_FLAGS, **{name: name for name in own}, **renamed}
+    return configuration(
+        {**KAFKA_FLAGS, **{flag: f"sinks.{sink_type}.{path}" for flag, path in fields.items()}}
     )
 
 
-def _run_sink(settings: SinkSettings, destination: Destination) -> None:
-    stop = service_process()
+def _required(value: str | Path | None, field: str, flag: str) -> str:
+    if not value:
+        raise ConfigError(field, f"is required ({flag} or the configuration file)")
+    return str(value)
+
+
+def _run_sink(config: Config, sink_type: str, destination: Destination) -> None:
+    own: FileSinkConfig | S3SinkConfig | GCSSinkConfig = getattr(config.sinks, sink_type)
+    settings = own.settings(sink_type, config.kafka)
+    stop = service_process(config.observability)
     stats = run_sink(settings, destination, stop=stop)
     click.echo(json.dumps({"stopped": asdict(stats)}), err=True)
 
@@ -393,19 +395,19 @@ def sink() -> None:
 
 
 @sink.command("file")
-@click.option("--dir", "directory", type=click.Path(path_type=Path), required=True)
+@click.option("--dir", "directory", type=click.Path(path_type=Path), help="Else sinks.file.dir.")
 @click.option("--min-free-mb", type=int, default=64, show_default=True)
 @_sink_options
-def sink_file(directory: Path, min_free_mb: int, **options: Any) -> None:  # noqa: ANN401 - click hands the shared options over as keywords
+def sink_file(**_flags: Any) -> None:  # noqa: ANN401 - read through configuration()
     """Files on local disk: temp file, fsync, atomic rename, fsync of the directory."""
-    _run_sink(
-        _sink_settings("file", options),
-        FileDestination(directory, min_free_bytes=min_free_mb << 20),
-    )
+    config = _sink_config("file", "min_free_mb", directory="dir")
+    own = config.sinks.file
+    directory = Path(_required(own.dir, "sinks.file.dir", "--dir"))
+    _run_sink(config, "file", FileDestination(directory, min_free_bytes=own.min_free_mb << 20))
 
 
 @sink.command("s3")
-@click.option("--bucket", required=True)
+@click.option("--bucket", help="Else sinks.s3.bucket.")
 @click.option("--prefix", default="", help="Key prefix; objects go below it.")
 @click.option("--endpoint-url", envvar="AWS_ENDPOINT_URL_S3", help="MinIO or another S3 API.")
 @click.option("--region", envvar="AWS_REGION")
@@ -414,51 +416,103 @@ def sink_file(directory: Path, min_free_mb: int, **options: Any) -> None:  # noq
 @click.option("--storage-class", help="STANDARD_IA, INTELLIGENT_TIERING, ...")
 @click.option("--multipart-threshold-mb", type=int, default=16, show_default=True)
 @_sink_options
-def sink_s3(  # noqa: PLR0913, PLR0917 - click passes one parameter per option
-    bucket: str,
-    prefix: str,
-    endpoint_url: str | None,
-    region: str | None,
-    sse: str | None,
-    kms_key_id: str | None,
-    storage_class: str | None,
-    multipart_threshold_mb: int,
-    **options: Any,  # noqa: ANN401 - the shared sink options
-) -> None:
+def sink_s3(**_flags: Any) -> None:  # noqa: ANN401 - read through configuration()
     """Objects in S3 or MinIO; credentials from the standard AWS chain."""
     from kafkube.consumers.s3sink import S3Destination  # noqa: PLC0415 - boto3 only when asked
 
+    config = _sink_config(
+        "s3", "bucket", "prefix", "endpoint_url", "region", "sse", "kms_key_id",
+        "storage_class", "multipart_threshold_mb",
+    )  # fmt: skip
+    own = config.sinks.s3
     destination = S3Destination(
-        bucket=bucket,
-        prefix=prefix,
-        endpoint_url=endpoint_url,
-        region=region,
-        server_side_encryption=sse,
-        kms_key_id=kms_key_id,
-        storage_class=storage_class,
-        multipart_threshold=multipart_threshold_mb << 20,
+        bucket=_required(own.bucket, "sinks.s3.bucket", "--bucket"),
+        prefix=own.prefix,
+        endpoint_url=own.endpoint_url,
+        region=own.region,
+        server_side_encryption=own.sse,
+        kms_key_id=own.kms_key_id,
+        storage_class=own.storage_class,
+        multipart_threshold=own.multipart_threshold_mb << 20,
     )
-    _run_sink(_sink_settings("s3", options), destination)
+    _run_sink(config, "s3", destination)
 
 
 @sink.command("gcs")
-@click.option("--bucket", required=True)
+@click.option("--bucket", help="Else sinks.gcs.bucket.")
 @click.option("--prefix", default="", help="Object name prefix; objects go below it.")
 @click.option("--project", envvar="GOOGLE_CLOUD_PROJECT")
 @click.option("--endpoint", envvar="STORAGE_EMULATOR_HOST", help="A GCS emulator's URL.")
 @_sink_options
-def sink_gcs(
-    bucket: str,
-    prefix: str,
-    project: str | None,
-    endpoint: str | None,
-    **options: Any,  # noqa: ANN401 - the shared sink options
-) -> None:
+def sink_gcs(**_flags: Any) -> None:  # noqa: ANN401 - read through configuration()
     """Objects in Google Cloud Storage; credentials from Application Default Credentials."""
     from kafkube.consumers.gcssink import GCSDestination  # noqa: PLC0415 - the client only when asked
 
-    destination = GCSDestination(bucket=bucket, prefix=prefix, project=project, endpoint=endpoint)
-    _run_sink(_sink_settings("gcs", options), destination)
+    config = _sink_config("gcs", "bucket", "prefix", "project", "endpoint")
+    own = config.sinks.gcs
+    destination = GCSDestination(
+        bucket=_required(own.bucket, "sinks.gcs.bucket", "--bucket"),
+        prefix=own.prefix,
+        project=own.project,
+        endpoint=own.endpoint,
+    )
+    _run_sink(config, "gcs", destination)
+
+
+@cli.group("config")
+def config_group() -> None:
+    """Check the configuration, or print its reference or an example file."""
+
+
+@config_group.command()
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
+@click.option(
+    "--component",
+    "components",
+    multiple=True,
+    type=click.Choice(["producer", "file", "s3", "gcs"]),
+    help="Check that this component can start with it (repeatable); default: the producer "
+    "if producer.cluster is set, and every enabled sink that names its place.",
+)
+def check(file: Path, components: tuple[str, ...]) -> None:
+    """Validate FILE with the environment over it; print the result, secrets hidden."""
+    config = load_config(file)
+    chosen = components or _configured(config)
+    for component in chosen:
+        if component == "producer":
+            config.producer_settings()
+            continue
+        own: FileSinkConfig | S3SinkConfig | GCSSinkConfig = getattr(config.sinks, component)
+        own.settings(component, config.kafka)
+        place = own.dir if isinstance(own, FileSinkConfig) else own.bucket
+        flag = "dir" if isinstance(own, FileSinkConfig) else "bucket"
+        _required(place, f"sinks.{component}.{flag}", f"--{flag}")
+    click.echo(yaml.safe_dump(config.redacted(), sort_keys=False), nl=False)
+    click.echo(f"# {file}: valid; ready to start: {', '.join(chosen) or 'nothing configured'}")
+
+
+def _configured(config: Config) -> list[str]:
+    chosen = ["producer"] if config.producer.cluster else []
+    if config.sinks.file.enabled and config.sinks.file.dir:
+        chosen.append("file")
+    chosen += [
+        kind
+        for kind in ("s3", "gcs")
+        if getattr(config.sinks, kind).enabled and getattr(config.sinks, kind).bucket
+    ]
+    return chosen
+
+
+@config_group.command()
+def reference() -> None:
+    """Every field, its environment variable, type and default (Markdown, as in the README)."""
+    click.echo(reference_markdown(), nl=False)
+
+
+@config_group.command()
+def example() -> None:
+    """A configuration file to start from."""
+    click.echo(example_yaml(), nl=False)
 
 
 for _command in (demo.demo, operations.status, operations.replay, operations.inspect):

@@ -17,7 +17,7 @@ from kafkube.consumers.formats import json_line
 from kafkube.consumers.positions import GroupPosition, Offsets
 from kafkube.consumers.reading import output_names, records
 from kafkube.consumers.replaying import Move, ResetTarget, plan
-from kafkube.options import kafka_options, kafka_properties
+from kafkube.options import kafka_connection, kafka_options
 from kafkube.producer.service import ProducerStatus, producer_status
 from kafkube.schemas.errors import ConfigError
 from kafkube.schemas.topics import sink_group
@@ -68,14 +68,11 @@ def _print_producer(topic: str, status: ProducerStatus | None) -> None:
 )
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def status(
-    bootstrap_servers: str,
-    topic: str,
-    kafka_props: tuple[str, ...],
     groups: tuple[str, ...],
     as_json: bool,  # noqa: FBT001 - click passes flags positionally
 ) -> None:
     """Where the producer and each sink group stand: checkpoint, offsets, lag, members."""
-    kafka = kafka_properties(kafka_props, bootstrap_servers)
+    kafka, topic = kafka_connection()
     producer = producer_status(kafka, topic)
     with Offsets(kafka, topic) as offsets:
         bounds = offsets.log_bounds()
@@ -176,9 +173,6 @@ def _print_moves(group: str, moves: list[Move], lags: dict[int, int]) -> None:
 def replay(  # noqa: PLR0913, PLR0917 - click passes one parameter per option
     sink_type: str | None,
     group: str,
-    bootstrap_servers: str,
-    topic: str,
-    kafka_props: tuple[str, ...],
     to_earliest: bool,  # noqa: FBT001
     to_latest: bool,  # noqa: FBT001
     to_datetime: str | None,
@@ -203,7 +197,8 @@ def replay(  # noqa: PLR0913, PLR0917 - click passes one parameter per option
         shift_by=shift_by,
         partition=partition,
     )
-    with Offsets(kafka_properties(kafka_props, bootstrap_servers), topic) as offsets:
+    kafka, topic = kafka_connection()
+    with Offsets(kafka, topic) as offsets:
         offsets.check_idle(group)
         position = offsets.position(group)
         at_time = offsets.at_time(target.moment) if target.moment is not None else None

@@ -1,17 +1,26 @@
-"""What several commands share: the Kafka connection options, the stack's folders, stopping on
-a signal. Settings are read from options and the environment here, in the entry point only."""
+"""What several commands share: the configuration and the Kafka connection options, the
+stack's folders, stopping on a signal. Settings are read from the configuration file, the
+environment and the flags here, in the entry point only."""
 
 from __future__ import annotations
 
+import functools
 import gc
+import logging
 import signal
+import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 import click
 import platformdirs
+from click.core import ParameterSource
+from pythonjsonlogger.json import JsonFormatter
 
+from kafkube.config import Config, Observability
+from kafkube.config import load as load_config
 from kafkube.schemas.topics import DEFAULT_TOPIC
 
 
@@ -31,7 +40,24 @@ def stop_on_signals() -> threading.Event:
     return stop
 
 
-def service_process() -> threading.Event:
+def setup_logging(level: str, log_format: str) -> None:
+    """Log lines to stderr: text for a terminal, or one JSON object a line for a collector."""
+    handler = logging.StreamHandler(sys.stderr)
+    if log_format == "json":
+        handler.setFormatter(
+            JsonFormatter(
+                "%(asctime)s %(levelname)s %(name)s %(message)s",
+                rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
+            )
+        )
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=level, handlers=[handler], force=True)
+    for chatty in ("botocore", "urllib3", "google"):  # their INFO lines say nothing to a user
+        logging.getLogger(chatty).setLevel(logging.DEBUG if level == "DEBUG" else logging.WARNING)
+
+
+def service_process(observability: Observability) -> threading.Event:
     """Set up a process that streams events until told to stop (producer, sinks).
 
     The cyclic garbage collector is made to run a hundredth as often: every event makes
@@ -40,11 +66,13 @@ def service_process() -> threading.Event:
     found nothing. Nothing on the per-event path makes reference cycles.
     """
     gc.set_threshold(70_000, 20, 100)
+    verbose = click.get_current_context().find_root().params.get("verbose")
+    setup_logging("DEBUG" if verbose else observability.log_level, observability.log_format)
     return stop_on_signals()
 
 
-def kafka_properties(values: tuple[str, ...], bootstrap: str) -> dict[str, str]:
-    properties = {"bootstrap.servers": bootstrap}
+def _properties(values: tuple[str, ...]) -> dict[str, str]:
+    properties = {}
     for value in values:
         name, sep, setting = value.partition("=")
         if not sep or not name:
@@ -53,22 +81,69 @@ def kafka_properties(values: tuple[str, ...], bootstrap: str) -> dict[str, str]:
     return properties
 
 
+# Which flag sets which field of the configuration (kafka_options' flags, on every command).
+KAFKA_FLAGS = {
+    "bootstrap_servers": "kafka.bootstrap_servers",
+    "topic": "kafka.topic",
+    "kafka_props": "kafka.properties",
+}
+_GIVEN = {ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT}
+
+
+def configuration(flags: Mapping[str, str] = KAFKA_FLAGS) -> Config:
+    """The running command's configuration: the file, the environment, then the flags given.
+
+    ``flags`` maps a parameter of the command to the dotted field it sets; a flag left at
+    its default sets nothing, so the file's value (or the model's default) stands.
+    """
+    ctx = click.get_current_context()
+    overrides: dict[str, Any] = {}
+    for name, path in flags.items():
+        if name not in ctx.params or ctx.get_parameter_source(name) not in _GIVEN:
+            continue
+        value = ctx.params[name]
+        if name == "kafka_props":
+            value = _properties(value)
+        elif isinstance(value, tuple):
+            value = list(value)
+        *parents, leaf = path.split(".")
+        node = overrides
+        for parent in parents:
+            node = node.setdefault(parent, {})
+        node[leaf] = value
+    return load_config(ctx.find_root().params.get("config_file"), overrides)
+
+
+def kafka_connection() -> tuple[dict[str, str], str]:
+    """librdkafka properties (brokers, security, pass-through) and the topic, for a command
+    with ``kafka_options``."""
+    config = configuration()
+    return config.kafka.client_properties(), config.kafka.topic
+
+
 def kafka_options(command: Callable[..., None]) -> Callable[..., None]:
     """--bootstrap-servers, --topic and --kafka KEY=VALUE (any librdkafka property)."""
     options = [
         click.option(
-            "--bootstrap-servers", envvar="KAFKA_BOOTSTRAP_SERVERS", required=True,
-            help="Kafka brokers (or KAFKA_BOOTSTRAP_SERVERS).",
+            "--bootstrap-servers",
+            help="Kafka brokers; else kafka.bootstrap_servers or KAFKA_BOOTSTRAP_SERVERS.",
         ),
-        click.option("--topic", default=DEFAULT_TOPIC, show_default=True),
+        click.option("--topic", default=DEFAULT_TOPIC, show_default=True, help="Else kafka.topic."),
         click.option(
             "--kafka", "kafka_props", multiple=True, metavar="KEY=VALUE",
             help="librdkafka property, passed through (repeatable).",
         ),
     ]  # fmt: skip
+
+    @functools.wraps(command)
+    def read_through_configuration(*args: Any, **kwargs: Any) -> None:  # noqa: ANN401 - click's
+        for name in KAFKA_FLAGS:  # the command reads them with kafka_connection()
+            kwargs.pop(name, None)
+        command(*args, **kwargs)
+
     for option in reversed(options):
-        command = option(command)
-    return command
+        read_through_configuration = option(read_through_configuration)
+    return read_through_configuration
 
 
 def stack_dir_options(command: Callable[..., None]) -> Callable[..., None]:

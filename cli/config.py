@@ -1,0 +1,576 @@
+"""One configuration for every command: a YAML file, environment overrides, then flags.
+
+Precedence, highest first: command-line flags, ``KAFKUBE_...`` variables (nested
+fields joined by ``__``: ``KAFKUBE_KAFKA__SECURITY__PASSWORD``), the standard
+``KAFKA_BOOTSTRAP_SERVERS``, the YAML file (``--config`` or ``KAFKUBE_CONFIG``),
+the defaults. The AWS and Google clients read their own standard variables
+(``AWS_REGION``, ``AWS_ENDPOINT_URL_S3``, ``AWS_ACCESS_KEY_ID``, ...,
+``GOOGLE_APPLICATION_CREDENTIALS``, ``GOOGLE_CLOUD_PROJECT``,
+``STORAGE_EMULATOR_HOST``) wherever the file leaves a field unset.
+
+Everything is validated before anything starts; an error names the field and
+what it accepts. The README's configuration reference is generated from these
+models (``kafkube config reference``).
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import socket
+import types
+import typing
+from collections.abc import Iterator, Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+from kafkube.consumers.settings import SinkSettings
+from kafkube.producer.settings import ProducerSettings
+from kafkube.schemas.errors import ConfigError
+from kafkube.schemas.records import API_CORE_V1, API_EVENTS_V1
+from kafkube.schemas.topics import DEFAULT_TOPIC
+
+ENV_PREFIX = "KAFKUBE_"
+ENV_NESTING = "__"
+
+SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+
+# librdkafka properties the security section owns: set them there, not under properties.
+_SECURITY_PROPERTIES = {
+    "security.protocol": "protocol",
+    "sasl.mechanism": "sasl_mechanism",
+    "sasl.mechanisms": "sasl_mechanism",
+    "sasl.username": "username",
+    "sasl.password": "password",
+    "ssl.ca.location": "ca_file",
+    "ssl.certificate.location": "cert_file",
+    "ssl.key.location": "key_file",
+    "ssl.key.password": "key_password",
+}
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _existing_file(path: Path | None, field: str) -> None:
+    if path is not None and not path.is_file():
+        raise ValueError(f"{field}: no such file: {path}")
+
+
+class KafkaSecurity(_Section):
+    """How kafkube authenticates to Kafka and checks the brokers: SASL and/or TLS."""
+
+    protocol: SecurityProtocol = Field(
+        "PLAINTEXT", description="How to talk to the brokers (librdkafka security.protocol)."
+    )
+    sasl_mechanism: SaslMechanism | None = Field(
+        None, description="With SASL_SSL or SASL_PLAINTEXT: how to log in."
+    )
+    username: str | None = Field(None, description="SASL user name.")
+    password: SecretStr | None = Field(
+        None, description="SASL password; give it by environment or a mounted secret file."
+    )
+    password_file: Path | None = Field(
+        None, description="A file holding the SASL password (a mounted Kubernetes Secret)."
+    )
+    ca_file: Path | None = Field(
+        None, description="PEM CA bundle that signed the brokers' certificates."
+    )
+    cert_file: Path | None = Field(
+        None, description="mTLS: this client's PEM certificate (with key_file)."
+    )
+    key_file: Path | None = Field(None, description="mTLS: this client's PEM private key.")
+    key_password: SecretStr | None = Field(None, description="mTLS: the private key's password.")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> KafkaSecurity:
+        sasl = self.protocol.startswith("SASL_")
+        if sasl:
+            missing = [
+                name
+                for name, value in (
+                    ("sasl_mechanism", self.sasl_mechanism),
+                    ("username", self.username),
+                )
+                if not value
+            ]
+            if self.password is None and self.password_file is None:
+                missing.append("password (or password_file)")
+            if missing:
+                raise ValueError(f"{self.protocol} needs {', '.join(missing)}")
+        elif self.sasl_mechanism or self.username or self.password or self.password_file:
+            raise ValueError(
+                f"SASL settings given but protocol is {self.protocol}: use SASL_SSL (or "
+                "SASL_PLAINTEXT on a trusted network)"
+            )
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("cert_file and key_file go together (mTLS)")
+        if not self.protocol.endswith("SSL") and (self.ca_file or self.cert_file):
+            raise ValueError(
+                f"TLS files given but protocol is {self.protocol}: use SSL or SASL_SSL"
+            )
+        for name in ("password_file", "ca_file", "cert_file", "key_file"):
+            _existing_file(getattr(self, name), name)
+        return self
+
+    def secret_password(self) -> str | None:
+        if self.password is not None:
+            return self.password.get_secret_value()
+        if self.password_file is not None:
+            return self.password_file.read_text(encoding="utf-8").rstrip("\r\n")
+        return None
+
+    def librdkafka(self) -> dict[str, str]:
+        properties: dict[str, str] = {"security.protocol": self.protocol}
+        password = self.secret_password()
+        for key, value in (
+            ("sasl.mechanism", self.sasl_mechanism),
+            ("sasl.username", self.username),
+            ("sasl.password", password),
+            ("ssl.ca.location", self.ca_file),
+            ("ssl.certificate.location", self.cert_file),
+            ("ssl.key.location", self.key_file),
+            ("ssl.key.password", self.key_password and self.key_password.get_secret_value()),
+        ):
+            if value is not None:
+                properties[key] = str(value)
+        return properties
+
+
+class KafkaConfig(_Section):
+    """The Kafka cluster every component talks to."""
+
+    bootstrap_servers: str | None = Field(
+        None, description="Brokers, host:port[,host:port]. Also KAFKA_BOOTSTRAP_SERVERS."
+    )
+    topic: str = Field(DEFAULT_TOPIC, description="The events topic.")
+    security: KafkaSecurity = Field(default_factory=KafkaSecurity)
+    properties: dict[str, str | int | float | bool] = Field(
+        default_factory=dict,
+        description="Any librdkafka property, passed through (e.g. message.max.bytes).",
+    )
+
+    @model_validator(mode="after")
+    def _no_owned_properties(self) -> KafkaConfig:
+        for key in self.properties:
+            if key == "bootstrap.servers":
+                raise ValueError("properties.bootstrap.servers: set kafka.bootstrap_servers")
+            if key in _SECURITY_PROPERTIES:
+                raise ValueError(
+                    f"properties.{key}: set kafka.security.{_SECURITY_PROPERTIES[key]} instead"
+                )
+        return self
+
+    def client_properties(self) -> dict[str, str]:
+        """librdkafka properties: brokers, security, then the pass-through ones."""
+        if not self.bootstrap_servers:
+            raise ConfigError("kafka.bootstrap_servers", "is required (or KAFKA_BOOTSTRAP_SERVERS)")
+        properties = {"bootstrap.servers": self.bootstrap_servers, **self.security.librdkafka()}
+        for key, value in self.properties.items():
+            properties[key] = str(value).lower() if isinstance(value, bool) else str(value)
+        return properties
+
+
+class LeaderElection(_Section):
+    """Producer high availability: replicas elect one leader on a coordination.k8s.io Lease."""
+
+    enabled: bool = Field(default=False, description="Run the producer only while leading.")
+    namespace: str = Field(
+        "default", description="Namespace of the Lease (the producer's own, in a pod)."
+    )
+    lease_name: str = Field("kafkube-producer", description="Name of the Lease object.")
+    identity: str = Field(
+        default_factory=socket.gethostname, description="This replica's name (the pod name)."
+    )
+    lease_duration_seconds: Annotated[int, Field(ge=2, le=300)] = Field(
+        15, description="A leader that has not renewed for this long is replaced."
+    )
+    renew_period_seconds: Annotated[float, Field(gt=0, le=60)] = Field(
+        2.0, description="How often the leader renews, and a follower tries."
+    )
+
+    @model_validator(mode="after")
+    def _renews_in_time(self) -> LeaderElection:
+        if self.renew_period_seconds * 2 > self.lease_duration_seconds:
+            raise ValueError("renew_period_seconds must be at most half of lease_duration_seconds")
+        return self
+
+
+class ProducerConfig(_Section):
+    """``kafkube produce``: watches the API server, publishes each occurrence once."""
+
+    cluster: str | None = Field(
+        None, description="Name of the Kubernetes cluster, written into every record."
+    )
+    producer_id: str = Field(
+        default_factory=socket.gethostname, description="This producer's name, in every record."
+    )
+    kubeconfig: Path | None = Field(None, description="Else the in-cluster service account.")
+    api_version: Literal["v1", "events.k8s.io/v1"] = Field(
+        "v1", description="Which Event API to watch."
+    )
+    namespaces: list[str] = Field(
+        default_factory=list, description="Watch only these; all if empty."
+    )
+    partitions: Annotated[int, Field(ge=1, le=10_000)] = Field(
+        6, description="Partitions of the topic, if kafkube creates it."
+    )
+    transactional_id: str = Field("", description="Default kafkube-producer-<cluster>.")
+    batch_max_events: Annotated[int, Field(ge=1)] = Field(
+        5000, description="Events per transaction at most."
+    )
+    linger_seconds: Annotated[float, Field(gt=0, le=60)] = Field(
+        0.2, description="How long a batch waits for more events."
+    )
+    watch_timeout_seconds: Annotated[int, Field(ge=1)] = Field(
+        300, description="Each watch request's server-side timeout."
+    )
+    forget_after_seconds: Annotated[float, Field(gt=0)] = Field(
+        3 * 3600.0, description="Forget an event's uid this long after it was last seen."
+    )
+    since: datetime | None = Field(
+        None, description="At the very first start, skip events last seen before this time."
+    )
+    leader_election: LeaderElection = Field(default_factory=LeaderElection)
+
+
+class Rotation(_Section):
+    """When a sink closes an object: whichever limit comes first."""
+
+    max_records: Annotated[int, Field(ge=1)] = Field(50_000, description="Records an object.")
+    max_bytes: Annotated[int, Field(ge=1024)] = Field(64 << 20, description="Bytes an object.")
+    max_age_seconds: Annotated[float, Field(gt=0, le=86_400)] = Field(
+        60.0, description="Seconds after an object's first record."
+    )
+
+
+class _SinkConfig(_Section):
+    enabled: bool = Field(default=True, description="Whether this sink is deployed.")
+    group: str = Field("", description="Consumer group; default kafkube-sink-<type>.")
+    format: Literal["avro", "jsonl"] = Field(
+        "avro", description="Avro object container files, or gzip JSON Lines."
+    )
+    codec: Literal["null", "deflate", "snappy", "zstandard"] = Field(
+        "deflate", description="Avro block compression."
+    )
+    time_field: Literal["record", "event"] = Field(
+        "record", description="Which time picks the dt=/hour= folder."
+    )
+    rotation: Rotation = Field(default_factory=Rotation)
+
+    def settings(self, sink_type: str, kafka: KafkaConfig) -> SinkSettings:
+        return SinkSettings(
+            sink_type=sink_type,
+            kafka=kafka.client_properties(),
+            topic=kafka.topic,
+            group=self.group,
+            format=self.format,
+            codec=self.codec,
+            max_records=self.rotation.max_records,
+            max_bytes=self.rotation.max_bytes,
+            max_age_seconds=self.rotation.max_age_seconds,
+            time_field=self.time_field,
+        )
+
+
+class FileSinkConfig(_SinkConfig):
+    """``kafkube sink file``: files on a local or mounted disk."""
+
+    dir: Path | None = Field(None, description="Directory the files go below.")
+    min_free_mb: Annotated[int, Field(ge=0)] = Field(
+        64, description="Stop writing (and wait) below this much free space."
+    )
+
+
+class S3SinkConfig(_SinkConfig):
+    """``kafkube sink s3``: objects in S3 or an S3 API (MinIO)."""
+
+    bucket: str | None = Field(None, description="The bucket.")
+    prefix: str = Field("", description="Key prefix; objects go below it.")
+    endpoint_url: str | None = Field(
+        None, description="MinIO or another S3 API. AWS_ENDPOINT_URL_S3."
+    )
+    region: str | None = Field(None, description="Also AWS_REGION.")
+    sse: Literal["AES256", "aws:kms"] | None = Field(None, description="Server-side encryption.")
+    kms_key_id: str | None = Field(None, description="With sse aws:kms.")
+    storage_class: str | None = Field(None, description="STANDARD_IA, INTELLIGENT_TIERING, ...")
+    multipart_threshold_mb: Annotated[int, Field(ge=5)] = Field(
+        16, description="Objects above this go up in parts."
+    )
+
+
+class GCSSinkConfig(_SinkConfig):
+    """``kafkube sink gcs``: objects in Google Cloud Storage."""
+
+    bucket: str | None = Field(None, description="The bucket.")
+    prefix: str = Field("", description="Object name prefix; objects go below it.")
+    project: str | None = Field(None, description="Also GOOGLE_CLOUD_PROJECT.")
+    endpoint: str | None = Field(None, description="A GCS emulator's URL. STORAGE_EMULATOR_HOST.")
+
+
+class Sinks(_Section):
+    """The sinks; each runs as its own process (``kafkube sink <type>``) and group."""
+
+    file: FileSinkConfig = Field(default_factory=FileSinkConfig)
+    s3: S3SinkConfig = Field(default_factory=S3SinkConfig)
+    gcs: GCSSinkConfig = Field(default_factory=GCSSinkConfig)
+
+
+class Observability(_Section):
+    """Metrics, health and logs of producer and sinks."""
+
+    listen: str = Field(
+        "0.0.0.0:9464",
+        description="host:port of /metrics, /healthz and /readyz; empty turns them off.",
+    )
+    log_format: Literal["text", "json"] = Field("text", description="json: one object a line.")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", description="The least severe level logged."
+    )
+
+    def address(self) -> tuple[str, int] | None:
+        if not self.listen:
+            return None
+        host, _, port = self.listen.rpartition(":")
+        return host or "0.0.0.0", int(port)  # noqa: S104
+
+    @model_validator(mode="after")
+    def _valid_listen(self) -> Observability:
+        if self.listen:
+            _, sep, port = self.listen.rpartition(":")
+            if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+                raise ValueError(f"listen: expected host:port, got {self.listen!r}")
+        return self
+
+
+class Config(BaseSettings):
+    """kafkube's whole configuration."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter=ENV_NESTING,
+        extra="forbid",
+        frozen=True,
+        nested_model_default_partial_update=True,
+    )
+
+    kafka: KafkaConfig = Field(default_factory=KafkaConfig)
+    producer: ProducerConfig = Field(default_factory=ProducerConfig)
+    sinks: Sinks = Field(default_factory=Sinks)
+    observability: Observability = Field(default_factory=Observability)
+
+    def producer_settings(self) -> ProducerSettings:
+        producer = self.producer
+        if not producer.cluster:
+            raise ConfigError("producer.cluster", "is required: the cluster's name (or --cluster)")
+        return ProducerSettings(
+            cluster=producer.cluster,
+            producer_id=producer.producer_id,
+            kafka=self.kafka.client_properties(),
+            topic=self.kafka.topic,
+            partitions=producer.partitions,
+            api_version=producer.api_version,
+            namespaces=tuple(producer.namespaces),
+            transactional_id=producer.transactional_id,
+            batch_max_events=producer.batch_max_events,
+            linger_seconds=producer.linger_seconds,
+            watch_timeout_seconds=producer.watch_timeout_seconds,
+            forget_after_seconds=producer.forget_after_seconds,
+            since=producer.since,
+        )
+
+    def redacted(self) -> dict[str, Any]:
+        """The configuration as JSON-able data, every secret shown as ``**********``."""
+        return self.model_dump(mode="json", exclude_none=True)
+
+
+class _StandardEnvironment(PydanticBaseSettingsSource):
+    """Variables other tools share: KAFKA_BOOTSTRAP_SERVERS (below KAFKUBE_... ones)."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:  # noqa: ARG002 - the interface
+        return None, field_name, False  # pragma: no cover - __call__ does the work
+
+    def __call__(self) -> dict[str, Any]:
+        servers = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+        return {"kafka": {"bootstrap_servers": servers}} if servers else {}
+
+
+def load(path: Path | None, overrides: Mapping[str, Any] | None = None) -> Config:
+    """The configuration: ``overrides`` (flags) over the environment over the file."""
+    if path is not None:
+        _read_yaml(path)  # its own errors first: a missing file, YAML that does not parse
+
+    class _Loaded(Config):
+        @classmethod
+        def settings_customise_sources(
+            cls,
+            settings_cls: type[BaseSettings],
+            init_settings: PydanticBaseSettingsSource,
+            env_settings: PydanticBaseSettingsSource,
+            dotenv_settings: PydanticBaseSettingsSource,  # noqa: ARG003 - no .env files
+            file_secret_settings: PydanticBaseSettingsSource,  # noqa: ARG003 - nor secrets dirs
+        ) -> tuple[PydanticBaseSettingsSource, ...]:
+            sources = [init_settings, env_settings, _StandardEnvironment(settings_cls)]
+            if path is not None:
+                sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=path))
+            return tuple(sources)
+
+    try:
+        return _Loaded(**dict(overrides or {}))
+    except ValidationError as err:
+        raise ConfigError(_where(path), _explain(err)) from None
+
+
+def _where(path: Path | None) -> str:
+    return str(path) if path is not None else "configuration"
+
+
+def _read_yaml(path: Path) -> object:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as err:
+        raise ConfigError(
+            str(path), f"cannot read the configuration file: {err.strerror}"
+        ) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise ConfigError(str(path), f"not valid YAML: {err}") from None
+    if data is not None and not isinstance(data, dict):
+        raise ConfigError(str(path), "expected a mapping of sections (kafka:, producer:, ...)")
+    return data
+
+
+def _explain(err: ValidationError) -> str:
+    """One line per problem: the dotted field, what is wrong, what it accepts."""
+    lines = []
+    for problem in err.errors(include_url=False):
+        location = ".".join(str(part) for part in problem["loc"])
+        message = problem["msg"].removeprefix("Value error, ")
+        if problem["type"] == "extra_forbidden":
+            message = "unknown field" + _did_you_mean(problem["loc"])
+        lines.append(f"\n  {location}: {message}")
+    return "invalid configuration:" + "".join(lines)
+
+
+def _did_you_mean(location: tuple[int | str, ...]) -> str:
+    model: type[BaseModel] = Config
+    for part in location[:-1]:
+        annotation = model.model_fields[str(part)].annotation
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return ""
+        model = annotation
+    close = difflib.get_close_matches(str(location[-1]), model.model_fields, n=1)
+    known = ", ".join(model.model_fields)
+    return f" (did you mean {close[0]}?)" if close else f" (known here: {known})"
+
+
+# --- the reference ----------------------------------------------------------------------------
+
+
+def _fields(model: type[BaseModel], prefix: str) -> Iterator[tuple[str, FieldInfo]]:
+    for name, info in model.model_fields.items():
+        annotation = info.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            yield from _fields(annotation, f"{prefix}{name}.")
+        else:
+            yield f"{prefix}{name}", info
+
+
+def _type_name(annotation: Any) -> str:  # noqa: ANN401 - any annotation
+    """A field's type as a reader wants it: ``avro`` / ``jsonl``, int, path, secret, ..."""
+    origin, arguments = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin is Literal:
+        return " / ".join(f"`{value}`" for value in arguments)
+    if origin in {types.UnionType, typing.Union}:
+        return " or ".join(_type_name(a) for a in arguments if a is not type(None))
+    if origin is Annotated:
+        return _type_name(arguments[0])
+    if origin is dict:
+        return "mapping"
+    if origin is list:
+        return f"list of {_type_name(arguments[0])}"
+    names = {str: "text", int: "integer", float: "number", bool: "true / false", Path: "path",
+             SecretStr: "secret", datetime: "ISO 8601 time"}  # fmt: skip
+    return names.get(annotation, getattr(annotation, "__name__", str(annotation)))
+
+
+def _default(info: FieldInfo) -> str:
+    if info.default_factory is not None:
+        if info.default_factory is socket.gethostname:
+            return "the host name"
+        value = info.default_factory()  # type: ignore[call-arg]
+        return f"`{value}`" if value not in ({}, []) else "empty"
+    if info.default is None:
+        return "unset"
+    if info.default == "":
+        return "empty"
+    return f"`{info.default}`"
+
+
+def reference_markdown() -> str:
+    """The configuration reference, as the README carries it."""
+    rows = [
+        "| Field | Environment | Type | Default | What it does |",
+        "|---|---|---|---|---|",
+    ]
+    for path, info in _fields(Config, ""):
+        env = ENV_PREFIX + path.upper().replace(".", ENV_NESTING)
+        kind = _type_name(info.annotation)
+        description = (info.description or "").replace("|", "or")
+        rows.append(f"| `{path}` | `{env}` | {kind} | {_default(info)} | {description} |")
+    return "\n".join(rows) + "\n"
+
+
+def example_yaml() -> str:
+    """A starting file: every section, the usual fields."""
+    return _EXAMPLE
+
+
+_EXAMPLE = f"""\
+# kafkube configuration. Every field: README, "Configuration reference".
+kafka:
+  bootstrap_servers: kafka-0.kafka:9093
+  topic: {DEFAULT_TOPIC}
+  security:
+    protocol: SASL_SSL
+    sasl_mechanism: SCRAM-SHA-512
+    username: kafkube
+    password_file: /etc/kafkube/secrets/kafka-password
+    ca_file: /etc/kafkube/tls/ca.crt
+  properties:
+    client.id: kafkube
+producer:
+  cluster: prod-eu-1
+  api_version: {API_CORE_V1}  # or {API_EVENTS_V1}
+  leader_election:
+    enabled: true
+    namespace: kafkube
+sinks:
+  file:
+    enabled: false
+  s3:
+    bucket: k8s-events
+    prefix: prod-eu-1
+    rotation:
+      max_age_seconds: 60
+  gcs:
+    bucket: k8s-events
+    prefix: prod-eu-1
+observability:
+  listen: 0.0.0.0:9464
+  log_format: json
+"""

@@ -1,0 +1,287 @@
+"""The configuration: one YAML file, environment overrides, flags over both, and errors that
+name the field. Pure: no service is needed to read a configuration."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from kafkube.config import Config, load, reference_markdown
+from kafkube.schemas.errors import ConfigError
+
+REPO = Path(__file__).resolve().parent.parent
+
+FULL = """\
+kafka:
+  bootstrap_servers: broker-0:9093,broker-1:9093
+  topic: prod.events
+  security:
+    protocol: SASL_SSL
+    sasl_mechanism: SCRAM-SHA-512
+    username: kafkube
+    password_file: {password_file}
+    ca_file: {ca_file}
+  properties:
+    client.id: kafkube-prod
+    message.max.bytes: 2000000
+    enable.ssl.certificate.verification: true
+producer:
+  cluster: prod-eu-1
+  namespaces: [payments, checkout]
+  linger_seconds: 0.5
+sinks:
+  s3:
+    bucket: k8s-events
+    prefix: prod-eu-1
+    format: jsonl
+    rotation:
+      max_age_seconds: 30
+observability:
+  log_format: json
+"""
+
+
+@pytest.fixture
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    import os  # noqa: PLC0415 - only to list what to clear
+
+    for name in list(os.environ):
+        if name.startswith("KAFKUBE_") or name == "KAFKA_BOOTSTRAP_SERVERS":
+            monkeypatch.delenv(name)
+    return monkeypatch
+
+
+@pytest.fixture
+def full_file(tmp_path: Path) -> Path:
+    secret = tmp_path / "kafka-password"
+    secret.write_text("s3cr3t-from-file\n")
+    ca = tmp_path / "ca.crt"
+    ca.write_text("-----BEGIN CERTIFICATE-----\n")
+    path = tmp_path / "kafkube.yaml"
+    path.write_text(FULL.format(password_file=secret, ca_file=ca))
+    return path
+
+
+def test_a_full_file_becomes_the_settings_each_component_runs_with(
+    clean_env: pytest.MonkeyPatch, full_file: Path
+) -> None:
+    config = load(full_file)
+
+    producer = config.producer_settings()
+    sink = config.sinks.s3.settings("s3", config.kafka)
+
+    assert producer.cluster == "prod-eu-1"
+    assert producer.topic == sink.topic == "prod.events"
+    assert producer.namespaces == ("payments", "checkout")
+    assert producer.linger_seconds == 0.5
+    assert (sink.format, sink.max_age_seconds, sink.group_id) == ("jsonl", 30, "kafkube-sink-s3")
+    assert (
+        producer.kafka
+        == sink.kafka
+        == {
+            "bootstrap.servers": "broker-0:9093,broker-1:9093",
+            "security.protocol": "SASL_SSL",
+            "sasl.mechanism": "SCRAM-SHA-512",
+            "sasl.username": "kafkube",
+            "sasl.password": "s3cr3t-from-file",
+            "ssl.ca.location": str(full_file.parent / "ca.crt"),
+            "client.id": "kafkube-prod",  # any librdkafka property passes through, as text
+            "message.max.bytes": "2000000",
+            "enable.ssl.certificate.verification": "true",
+        }
+    )
+
+
+def test_environment_beats_the_file_and_flags_beat_both(
+    clean_env: pytest.MonkeyPatch, full_file: Path
+) -> None:
+    clean_env.setenv("KAFKUBE_PRODUCER__LINGER_SECONDS", "2")
+    clean_env.setenv("KAFKUBE_KAFKA__TOPIC", "from.env")
+    clean_env.setenv("KAFKUBE_KAFKA__SECURITY__PASSWORD", "s3cr3t-from-env")
+    clean_env.setenv("KAFKA_BOOTSTRAP_SERVERS", "standard-variable:9092")
+
+    from_env = load(full_file)
+    flagged = load(full_file, {"kafka": {"topic": "from.flag"}})
+
+    assert from_env.producer.linger_seconds == 2
+    assert from_env.kafka.topic == "from.env"
+    assert from_env.kafka.client_properties()["sasl.password"] == "s3cr3t-from-env"
+    assert from_env.kafka.bootstrap_servers == "standard-variable:9092"
+    assert from_env.producer.cluster == "prod-eu-1"  # what nothing overrides stays the file's
+    assert flagged.kafka.topic == "from.flag"
+    assert flagged.producer.linger_seconds == 2
+
+
+def test_kafkube_variables_beat_the_standard_one(clean_env: pytest.MonkeyPatch) -> None:
+    clean_env.setenv("KAFKA_BOOTSTRAP_SERVERS", "standard:9092")
+    clean_env.setenv("KAFKUBE_KAFKA__BOOTSTRAP_SERVERS", "ours:9092")
+
+    assert load(None).kafka.bootstrap_servers == "ours:9092"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("kafka: {securty: {}}", "kafka.securty: unknown field (did you mean security?)"),
+        ("sinks: {s3: {format: parquet}}", "sinks.s3.format: Input should be 'avro' or 'jsonl'"),
+        ("sinks: {gcs: {codec: lz4}}", "sinks.gcs.codec: Input should be 'null', 'deflate'"),
+        ("producer: {linger_seconds: 600}", "producer.linger_seconds: Input should be less than"),
+        (
+            "sinks: {file: {rotation: {max_records: 0}}}",
+            "sinks.file.rotation.max_records: Input should be greater than or equal to 1",
+        ),
+        (
+            "kafka: {security: {protocol: SASL_SSL, sasl_mechanism: PLAIN}}",
+            "kafka.security: SASL_SSL needs username, password (or password_file)",
+        ),
+        (
+            "kafka: {security: {protocol: TLS}}",
+            (
+                "kafka.security.protocol: Input should be 'PLAINTEXT', 'SSL', 'SASL_PLAINTEXT' "
+                "or 'SASL_SSL'"
+            ),
+        ),
+        (
+            "kafka: {properties: {sasl.password: x}}",
+            "properties.sasl.password: set kafka.security.password instead",
+        ),
+        ("observability: {listen: nowhere}", "listen: expected host:port, got 'nowhere'"),
+        (
+            "producer: {leader_election: {lease_duration_seconds: 4, renew_period_seconds: 3}}",
+            "renew_period_seconds must be at most half of lease_duration_seconds",
+        ),
+        ("- a list", "expected a mapping of sections"),
+        ("kafka: [", "not valid YAML"),
+    ],
+)
+def test_a_bad_file_is_refused_naming_the_field_and_what_it_accepts(
+    clean_env: pytest.MonkeyPatch, tmp_path: Path, text: str, expected: str
+) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+
+    with pytest.raises(ConfigError) as refused:
+        load(path)
+
+    assert expected in str(refused.value)
+    assert str(path) in str(refused.value)
+
+
+def test_every_problem_of_a_file_is_reported_at_once(
+    clean_env: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text("producer: {partitions: 0}\nsinks: {s3: {format: csv}, gcs: {codec: gzip}}\n")
+
+    with pytest.raises(ConfigError) as refused:
+        load(path)
+
+    lines = str(refused.value).splitlines()[1:]
+    assert [line.split(":")[0].strip() for line in lines] == [
+        "producer.partitions",
+        "sinks.s3.format",
+        "sinks.gcs.codec",
+    ]
+
+
+def test_what_a_component_needs_is_asked_for_when_it_starts(clean_env: pytest.MonkeyPatch) -> None:
+    config = load(None)
+
+    with pytest.raises(ConfigError, match=r"kafka\.bootstrap_servers: is required"):
+        config.kafka.client_properties()
+    with pytest.raises(ConfigError, match=r"producer\.cluster: is required"):
+        load(None, {"kafka": {"bootstrap_servers": "k:9092"}}).producer_settings()
+
+
+def test_kafkubes_own_delivery_settings_cannot_be_passed_through(
+    clean_env: pytest.MonkeyPatch,
+) -> None:
+    config = load(
+        None,
+        {
+            "kafka": {"bootstrap_servers": "k:9092", "properties": {"enable.idempotence": False}},
+            "producer": {"cluster": "c"},
+        },
+    )
+
+    with pytest.raises(ConfigError, match=r"kafka\.enable\.idempotence: is set by kafkube"):
+        config.producer_settings()
+
+
+def _kafkube(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "kafkube", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env=env,
+    )
+
+
+def test_config_check_prints_the_result_with_secrets_hidden(
+    clean_env: pytest.MonkeyPatch, tmp_path: Path, full_file: Path
+) -> None:
+    import os  # noqa: PLC0415
+
+    env = {**os.environ, "KAFKUBE_KAFKA__SECURITY__PASSWORD": "hunter2-never-printed"}
+    result = _kafkube("config", "check", str(full_file), env=env)
+
+    assert result.returncode == 0, result.stderr
+    assert "hunter2-never-printed" not in result.stdout + result.stderr
+    assert "password: '**********'" in result.stdout
+    assert "ready to start: producer, s3" in result.stdout
+
+
+def test_config_check_refuses_a_bad_file_with_exit_1_and_the_field(tmp_path: Path) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text("sinks:\n  s3:\n    bucket: b\n    rotation: {max_bytes: 10}\n")
+
+    result = _kafkube("config", "check", str(path))
+
+    assert result.returncode == 1
+    assert "sinks.s3.rotation.max_bytes: Input should be greater than or equal to 1024" in (
+        result.stderr
+    )
+
+
+def test_config_check_says_what_a_chosen_component_still_lacks(tmp_path: Path) -> None:
+    path = tmp_path / "partial.yaml"
+    path.write_text("kafka: {bootstrap_servers: 'k:9092'}\n")
+
+    result = _kafkube("config", "check", str(path), "--component", "gcs")
+
+    assert result.returncode == 1
+    assert "sinks.gcs.bucket: is required" in result.stderr
+
+
+def test_the_example_file_is_valid_once_its_files_exist(
+    clean_env: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    example = _kafkube("config", "example").stdout
+    for placeholder in ("/etc/kafkube/secrets/kafka-password", "/etc/kafkube/tls/ca.crt"):
+        local = tmp_path / Path(placeholder).name
+        local.write_text("x")
+        example = example.replace(placeholder, str(local))
+    path = tmp_path / "example.yaml"
+    path.write_text(example)
+
+    config = load(path)
+
+    assert isinstance(config, Config)
+    assert config.producer.leader_election.enabled
+
+
+def test_the_readme_reference_is_generated_from_the_model() -> None:
+    readme = (REPO / "README.md").read_text()
+    begin, end = "<!-- config-reference:begin -->\n", "<!-- config-reference:end -->"
+
+    assert begin in readme, "README lacks the generated configuration reference"
+    generated = readme.split(begin, 1)[1].split(end, 1)[0]
+
+    assert generated == reference_markdown(), "run: kafkube config reference, into the README"
+    for field in ("kafka.security.password", "sinks.s3.rotation.max_age_seconds"):
+        assert f"`{field}`" in generated
