@@ -220,7 +220,7 @@ class Bench:
         runs = self.repeat(
             "latency",
             lambda _: measuring.latency_run(
-                self.cluster, self.stores, self.work, seconds=max(5.0, 10 * self.scale), rate=200
+                self.cluster, self.stores, self.work, seconds=max(4.0, 6 * self.scale), rate=200
             ),
         )
         self.results["latency"] = {
@@ -229,7 +229,7 @@ class Bench:
         }
 
     def pace(self) -> None:
-        events = self.count(3_000)
+        events = self.count(1_500)
         runs = self.repeat(
             "watch pace", lambda _: measuring.pace_run(self.cluster, self.work, events=events)
         )

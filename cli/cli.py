@@ -8,6 +8,7 @@ import os
 import shlex
 import socket
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict
@@ -32,11 +33,14 @@ from kafkube.config import (
     reference_markdown,
 )
 from kafkube.config import load as load_config
+from kafkube.consumers import metrics as sink_metrics
 from kafkube.consumers.destinations import Destination
 from kafkube.consumers.filesink import FileDestination
 from kafkube.consumers.service import run_sink
+from kafkube.observability import serving
 from kafkube.options import (
     KAFKA_FLAGS,
+    check_kafka_login,
     configuration,
     kafka_options,
     service_process,
@@ -44,6 +48,9 @@ from kafkube.options import (
     stack_dir_options,
     stop_on_signals,
 )
+from kafkube.producer import metrics as producer_metrics
+from kafkube.producer.leadership import LeaderElector, LeaseSettings, lead_then_run
+from kafkube.producer.running import ProducerStats
 from kafkube.producer.service import run_producer
 from kafkube.producer.simulating import record_watch_stream, simulate_into_cluster
 from kafkube.producer.synthetic import SyntheticCluster
@@ -266,11 +273,40 @@ def produce(
         click.get_current_context().params["since"] = since.replace(tzinfo=UTC)
     config = configuration({**KAFKA_FLAGS, **_PRODUCER_FLAGS})
     settings = config.producer_settings()
+    check_kafka_login(settings.kafka)
     stop = service_process(config.observability)
-    kubeconfig = config.producer.kubeconfig
-    stats = run_producer(
-        settings, kubeconfig=str(kubeconfig) if kubeconfig else None, recording=recording, stop=stop
-    )
+    kubeconfig = str(config.producer.kubeconfig) if config.producer.kubeconfig else None
+    election = config.producer.leader_election
+    terms: list[ProducerStats] = []  # one for each time this replica led
+    standing_by = threading.Event()
+
+    def watching() -> str | None:
+        if standing_by.is_set() or (terms and terms[-1].watching):
+            return None  # a replica standing by is ready: it takes over when the lease frees
+        return "the watch is not open"
+
+    def publish(halt: threading.Event) -> None:
+        standing_by.clear()
+        run_producer(
+            settings, kubeconfig=kubeconfig, recording=recording, stop=halt, on_start=terms.append
+        )
+        standing_by.set()
+
+    with serving(config.observability.address(), producer_metrics.REGISTRY, {"watch": watching}):
+        if not election.enabled:
+            publish(stop)
+        else:
+            standing_by.set()
+            with open_api_client(kubeconfig) as api_client:
+                lease = LeaseSettings(
+                    namespace=election.namespace,
+                    name=election.lease_name,
+                    identity=election.identity,
+                    lease_duration=election.lease_duration_seconds,
+                    renew_period=election.renew_period_seconds,
+                )
+                lead_then_run(LeaderElector(api_client, lease), stop, publish)
+    stats = terms[-1] if terms else ProducerStats()
     click.echo(json.dumps({"stopped": asdict(stats)}), err=True)
 
 
@@ -384,8 +420,12 @@ def _required(value: str | Path | None, field: str, flag: str) -> str:
 def _run_sink(config: Config, sink_type: str, destination: Destination) -> None:
     own: FileSinkConfig | S3SinkConfig | GCSSinkConfig = getattr(config.sinks, sink_type)
     settings = own.settings(sink_type, config.kafka)
+    check_kafka_login(settings.kafka)
     stop = service_process(config.observability)
-    stats = run_sink(settings, destination, stop=stop)
+    with serving(
+        config.observability.address(), sink_metrics.REGISTRY, {"store": destination.ready}
+    ):
+        stats = run_sink(settings, destination, stop=stop)
     click.echo(json.dumps({"stopped": asdict(stats)}), err=True)
 
 

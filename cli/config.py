@@ -333,8 +333,9 @@ class Observability(_Section):
     """Metrics, health and logs of producer and sinks."""
 
     listen: str = Field(
-        "0.0.0.0:9464",
-        description="host:port of /metrics, /healthz and /readyz; empty turns them off.",
+        "",
+        description="host:port of /metrics, /healthz and /readyz (the image sets "
+        "0.0.0.0:9464); empty: none.",
     )
     log_format: Literal["text", "json"] = Field("text", description="json: one object a line.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(

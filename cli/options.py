@@ -10,6 +10,7 @@ import logging
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -17,10 +18,13 @@ from typing import Any
 import click
 import platformdirs
 from click.core import ParameterSource
+from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka.admin import AdminClient
 from pythonjsonlogger.json import JsonFormatter
 
 from kafkube.config import Config, Observability
 from kafkube.config import load as load_config
+from kafkube.schemas.errors import KafkubeError
 from kafkube.schemas.topics import DEFAULT_TOPIC
 
 
@@ -116,9 +120,48 @@ def configuration(flags: Mapping[str, str] = KAFKA_FLAGS) -> Config:
 
 def kafka_connection() -> tuple[dict[str, str], str]:
     """librdkafka properties (brokers, security, pass-through) and the topic, for a command
-    with ``kafka_options``."""
+    with ``kafka_options``; the login is checked first."""
     config = configuration()
-    return config.kafka.client_properties(), config.kafka.topic
+    properties = config.kafka.client_properties()
+    check_kafka_login(properties)
+    return properties, config.kafka.topic
+
+
+_REFUSED_LOGIN = {KafkaError._AUTHENTICATION, KafkaError.SASL_AUTHENTICATION_FAILED}  # noqa: SLF001
+
+
+def check_kafka_login(properties: Mapping[str, str], timeout: float = 30) -> None:
+    """Fail at once, saying what to fix, when Kafka refuses these credentials or this TLS
+    set-up; librdkafka itself would retry the login for ever and report only a timeout."""
+    problems: list[KafkaError] = []
+    client: dict[str, Any] = {**properties, "log_level": 0, "error_cb": problems.append}
+    admin = AdminClient(client)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            admin.list_topics(timeout=2)
+        except KafkaException as err:
+            failure = err
+        else:
+            return
+        admin.poll(0)  # hands the errors met meanwhile to error_cb
+        refused = [p for p in problems if p.code() in _REFUSED_LOGIN]
+        if refused:
+            who = f"{properties.get('security.protocol')} {properties.get('sasl.mechanism')}"
+            raise KafkubeError(
+                f"Kafka refused the login ({who} as {properties.get('sasl.username')!r}): "
+                f"{refused[-1].str()}; check kafka.security (username, password)"
+            )
+        tls = [p for p in problems if p.code() == KafkaError._SSL]  # noqa: SLF001
+        if tls:
+            raise KafkubeError(
+                f"TLS with Kafka failed: {tls[-1].str()}; check kafka.security "
+                "(ca_file, cert_file, key_file)"
+            )
+        if time.monotonic() > deadline:
+            where = properties.get("bootstrap.servers")
+            said = problems[-1].str() if problems else failure.args[0].str()
+            raise KafkubeError(f"cannot reach Kafka at {where} within {timeout:.0f} s: {said}")
 
 
 def kafka_options(command: Callable[..., None]) -> Callable[..., None]:

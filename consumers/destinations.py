@@ -13,6 +13,10 @@ class Destination(Protocol):
     def check(self) -> None:
         """Refuse a destination that cannot work, naming the setting (ConfigError)."""
 
+    def ready(self) -> str | None:
+        """None if the store answers now, else why not: a quick probe (a few seconds at
+        most, no retries, nothing written) for the readiness endpoint."""
+
     def put(self, name: str, data: bytes, metadata: dict[str, str]) -> None:
         """Store ``data`` under ``name`` durably, replacing what is there; raise SinkError.
 

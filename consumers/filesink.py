@@ -23,23 +23,33 @@ class FileDestination:
 
     def check(self) -> None:
         if self.root.exists() and not self.root.is_dir():
-            raise ConfigError("file.dir", f"{self.root} exists and is not a directory")
+            raise ConfigError("sinks.file.dir", f"{self.root} exists and is not a directory")
         try:
             self.root.mkdir(parents=True, exist_ok=True)
         except OSError as err:
-            raise ConfigError("file.dir", f"cannot create {self.root}: {err.strerror}") from err
+            raise ConfigError(
+                "sinks.file.dir", f"cannot create {self.root}: {err.strerror}"
+            ) from err
         if not os.access(self.root, os.W_OK | os.X_OK):
-            raise ConfigError("file.dir", f"{self.root} is not writable by this user")
+            raise ConfigError("sinks.file.dir", f"{self.root} is not writable by this user")
         free = shutil.disk_usage(self.root).free
         if free < self.min_free_bytes:
             raise ConfigError(
-                "file.dir", f"{self.root} has {free >> 20} MiB free, less than the minimum "
-                f"{self.min_free_bytes >> 20} MiB (file.min_free_mb)",
+                "sinks.file.dir", f"{self.root} has {free >> 20} MiB free, less than the minimum "
+                f"{self.min_free_bytes >> 20} MiB (sinks.file.min_free_mb)",
             )  # fmt: skip
         for stale in self.root.rglob(f"{_TEMP_PREFIX}*{_TEMP_SUFFIX}"):
             stale.unlink(
                 missing_ok=True
             )  # what a crash left half-written: never renamed, never counted
+
+    def ready(self) -> str | None:
+        if not os.access(self.root, os.W_OK | os.X_OK):
+            return f"{self.root} is not writable"
+        free = shutil.disk_usage(self.root).free
+        if free < self.min_free_bytes:
+            return f"{self.root} has {free >> 20} MiB free, below sinks.file.min_free_mb"
+        return None
 
     def _path(self, name: str) -> Path:
         path = (self.root / name).absolute()

@@ -42,8 +42,8 @@ class GCSDestination:
         resumable_above: int = 8 << 20,
     ) -> None:
         if not bucket:
-            raise ConfigError("gcs.bucket", "is required")
-        self.bucket_name, self.prefix = bucket, object_prefix(prefix, field="gcs.prefix")
+            raise ConfigError("sinks.gcs.bucket", "is required")
+        self.bucket_name, self.prefix = bucket, object_prefix(prefix, field="sinks.gcs.prefix")
         self.description = f"gs://{bucket}/{self.prefix}"
         self.resumable_above = resumable_above
         try:
@@ -56,24 +56,33 @@ class GCSDestination:
             else:
                 self._client = storage.Client(project=project)
         except GoogleAuthError as err:
-            raise ConfigError("gcs.credentials", f"no usable Google credentials: {err}") from err
+            raise ConfigError(
+                "sinks.gcs.credentials", f"no usable Google credentials: {err}"
+            ) from err
         self._bucket: Any = self._client.bucket(bucket)
 
     def check(self) -> None:
         try:
             if self._client.lookup_bucket(self.bucket_name) is None:
-                raise ConfigError("gcs.bucket", f"bucket {self.bucket_name!r} does not exist")
+                raise ConfigError("sinks.gcs.bucket", f"bucket {self.bucket_name!r} does not exist")
             probe = self._bucket.blob(f"{self.prefix}.kafkube-write-check")
             probe.upload_from_string(b"")
             probe.delete()
         except api_errors.Forbidden as err:
             raise ConfigError(
-                "gcs.credentials", f"the credentials may not write to {self.bucket_name!r}"
+                "sinks.gcs.credentials", f"the credentials may not write to {self.bucket_name!r}"
             ) from err
         except (GoogleAPIError, GoogleAuthError, OSError) as err:
             raise ConfigError(
-                "gcs.bucket", f"cannot use bucket {self.bucket_name!r}: {err}"
+                "sinks.gcs.bucket", f"cannot use bucket {self.bucket_name!r}: {err}"
             ) from err
+
+    def ready(self) -> str | None:
+        try:
+            self._client.get_bucket(self.bucket_name, timeout=3, retry=None)
+        except (GoogleAPIError, GoogleAuthError, OSError) as err:
+            return f"GCS bucket {self.bucket_name!r} does not answer: {err}"
+        return None
 
     def _upload(self, name: str, data: bytes, metadata: dict[str, str], generation: int) -> None:
         blob = self._bucket.blob(

@@ -32,6 +32,7 @@ and leaves the group.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -42,6 +43,7 @@ from typing import Any
 
 from confluent_kafka import OFFSET_INVALID, Consumer, KafkaError, Message, Producer, TopicPartition
 
+from kafkube.consumers import metrics
 from kafkube.consumers.destinations import Destination
 from kafkube.consumers.formats import EXTENSIONS, avro_container, json_lines_gzip
 from kafkube.consumers.naming import (
@@ -132,6 +134,7 @@ class SinkRunner:
 
     def run(self, stop: threading.Event) -> SinkStats:
         self._stop = stop
+        metrics.start(self.settings.sink_type)
         self.destination.check()
         kafka = self.settings.kafka
         self._consumer = Consumer(
@@ -208,6 +211,10 @@ class SinkRunner:
         for tp in partitions:
             # Whatever was not written is read again by the next owner: abandoning loses nothing.
             self._partitions.pop(tp.partition, None)
+            labels = (self.settings.sink_type, self.settings.topic, str(tp.partition))
+            for gauge in (metrics.COMMITTED, metrics.LAG):
+                with contextlib.suppress(KeyError):  # never exported: nothing to take back
+                    gauge.remove(*labels)
             log.info("revoked partition %d", tp.partition)
         consumer.incremental_unassign(partitions)
 
@@ -294,6 +301,7 @@ class SinkRunner:
             ],
         )
         self.stats.dead_letters += 1
+        metrics.DEAD_LETTERS.labels(self.settings.sink_type).inc()
         log.warning(
             "partition %s offset %s to the dead-letter topic: %s",
             message.partition(),
@@ -348,8 +356,14 @@ class SinkRunner:
                 "kafkube-records": str(len(batch.datums)),
                 "kafkube-schema": batch.writer.fingerprint_hex,
             }
+            began = time.monotonic()
             if not self._write(partition, name, data, metadata):
                 return
+            sink = self.settings.sink_type
+            metrics.WRITE_SECONDS.labels(sink).observe(time.monotonic() - began)
+            metrics.RECORDS.labels(sink).inc(len(batch.datums))
+            metrics.BATCHES.labels(sink).inc()
+            metrics.BYTES.labels(sink).inc(len(data))
             self.stats.records += len(batch.datums)
             self.stats.batches += 1
             self.stats.bytes += len(data)
@@ -367,6 +381,7 @@ class SinkRunner:
                 if not err.retriable:
                     raise
                 self.stats.write_retries += 1
+                metrics.WRITE_RETRIES.labels(self.settings.sink_type).inc()
                 log.error(  # noqa: TRY400 - the cause is in the message; no trace wanted
                     "cannot write %s to %s (%s); nothing committed, retrying in %.1f s",
                     name,
@@ -405,6 +420,7 @@ class SinkRunner:
             )
             self.stats.last_commit_at = time.time()
             state.uncommitted = None
+            self._export_position(partition, next_offset)
         except Exception as err:  # noqa: BLE001 - a commit refused after a rebalance is not fatal
             log.warning(
                 "commit of partition %d at %d refused (%s); trying again",
@@ -413,6 +429,18 @@ class SinkRunner:
                 err,
             )
             state.uncommitted = next_offset
+
+    def _export_position(self, partition: int, committed: int) -> None:
+        consumer = self._consumer
+        assert consumer is not None  # noqa: S101 - set in run()
+        labels = (self.settings.sink_type, self.settings.topic, str(partition))
+        metrics.COMMITTED.labels(*labels).set(committed)
+        # The end as of the last fetch response: no request to the broker.
+        _, end = consumer.get_watermark_offsets(
+            TopicPartition(self.settings.topic, partition), cached=True
+        )
+        if end >= 0:
+            metrics.LAG.labels(*labels).set(max(0, end - committed))
 
     def _commit_refused(self) -> None:
         """Commit again what a rebalance refused: the records are durable, the offset must

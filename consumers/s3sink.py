@@ -40,12 +40,12 @@ class S3Destination:
         multipart_threshold: int = 16 << 20,
     ) -> None:
         if not bucket:
-            raise ConfigError("s3.bucket", "is required")
+            raise ConfigError("sinks.s3.bucket", "is required")
         if server_side_encryption not in {None, "AES256", "aws:kms"}:
-            raise ConfigError("s3.sse", "must be AES256 or aws:kms")
+            raise ConfigError("sinks.s3.sse", "must be AES256 or aws:kms")
         if kms_key_id and server_side_encryption != "aws:kms":
-            raise ConfigError("s3.kms_key_id", "goes with --sse aws:kms")
-        self.bucket, self.prefix = bucket, object_prefix(prefix, field="s3.prefix")
+            raise ConfigError("sinks.s3.kms_key_id", "goes with --sse aws:kms")
+        self.bucket, self.prefix = bucket, object_prefix(prefix, field="sinks.s3.prefix")
         self.description = f"s3://{bucket}/{self.prefix}"
         self._client: Any = boto3.client(
             "s3",
@@ -56,6 +56,13 @@ class S3Destination:
                 connect_timeout=5,
                 read_timeout=60,
             ),
+        )
+        # For readiness: one try, a few seconds, so a probe answers before Kubernetes gives up.
+        self._probe: Any = boto3.client(
+            "s3",
+            endpoint_url=endpoint_url,
+            region_name=region,
+            config=Config(retries={"max_attempts": 1}, connect_timeout=2, read_timeout=3),
         )
         self._transfer = TransferConfig(multipart_threshold=multipart_threshold)
         self._extra: dict[str, str] = {}
@@ -77,17 +84,26 @@ class S3Destination:
         except ClientError as err:
             code = str(err.response.get("Error", {}).get("Code", ""))
             if code in _MISSING:
-                raise ConfigError("s3.bucket", f"bucket {self.bucket!r} does not exist") from err
+                raise ConfigError(
+                    "sinks.s3.bucket", f"bucket {self.bucket!r} does not exist"
+                ) from err
             if code in _REFUSED:
                 raise ConfigError(
-                    "s3.credentials",
+                    "sinks.s3.credentials",
                     f"the S3 credentials may not write to bucket {self.bucket!r} ({code})",
                 ) from err
             raise ConfigError(
-                "s3.bucket", f"cannot write to bucket {self.bucket!r} as configured: {err}"
+                "sinks.s3.bucket", f"cannot write to bucket {self.bucket!r} as configured: {err}"
             ) from err
         except BotoCoreError as err:
-            raise ConfigError("s3.endpoint", f"cannot reach S3: {err}") from err
+            raise ConfigError("sinks.s3.endpoint_url", f"cannot reach S3: {err}") from err
+
+    def ready(self) -> str | None:
+        try:
+            self._probe.head_bucket(Bucket=self.bucket)
+        except (ClientError, BotoCoreError) as err:
+            return f"S3 bucket {self.bucket!r} does not answer: {err}"
+        return None
 
     def put(self, name: str, data: bytes, metadata: dict[str, str]) -> None:
         try:

@@ -61,6 +61,7 @@ Header = tuple[str, str | bytes | None]
 
 @dataclass
 class ProducerStats:
+    watched: int = 0  # ADDED, MODIFIED and DELETED items taken from the watch
     published: int = 0
     skipped_duplicates: int = 0
     relists: int = 0
@@ -68,6 +69,8 @@ class ProducerStats:
     provably_missed: int = 0
     unconvertible: int = 0
     transactions: int = 0
+    aborts: int = 0
+    watching: bool = False  # a watch is open now (readiness)
     # Wall-clock seconds: the first watch event taken and the last batch committed (0: none).
     first_event_at: float = 0.0
     last_commit_at: float = 0.0
@@ -97,7 +100,9 @@ class EventProducer:
         publisher: TransactionalPublisher,
         *,
         clock: Callable[[], float] = time.time,
+        observe: Callable[[ProducerStats], None] = lambda _: None,
     ) -> None:
+        """``observe`` is shown the counts after every transaction and every watch change."""
         self.settings = settings
         self.source = source
         self.publisher = publisher
@@ -105,6 +110,7 @@ class EventProducer:
         self.state = PublishedState(forget_after=settings.forget_after_seconds)
         self.stats = ProducerStats()
         self._clock = clock
+        self._observe = observe
         self._batch = _Batch()
         self._last_expiry = clock()
 
@@ -139,6 +145,8 @@ class EventProducer:
                 backoff = min(backoff * 2, 30.0)
             except PublishError as err:
                 # The transaction was aborted: rebuild from Kafka's committed state and go on.
+                self.stats.aborts += 1
+                self._observe(self.stats)
                 log.warning("%s; reloading state and retrying", err)
                 self._batch = _Batch()
                 self.state = PublishedState(forget_after=self.settings.forget_after_seconds)
@@ -180,12 +188,16 @@ class EventProducer:
         reader.start()
         log.info("watching from resourceVersion %s", checkpoint)
         self.stats.watch_restarts += 1
+        self.stats.watching = True
+        self._observe(self.stats)
         try:
             self._drain(items, stop)
         finally:
+            self.stats.watching = False
             self._flush()
             self.source.stop()
             reader.join(timeout=10)
+            self._observe(self.stats)
 
     def _drain(self, items: queue.Queue[Any], stop: threading.Event) -> None:
         """Take what the reader thread hands over, committing a batch when full or lingered."""
@@ -223,6 +235,7 @@ class EventProducer:
             log.warning("ignoring watch event of type %s", item.type)
             return
         watch_type: WatchType = item.type  # type: ignore[assignment]
+        self.stats.watched += 1
         self._offer(item.object, watch_type)
         if watch_type == "DELETED":
             uid = str(item.object.get("metadata", {}).get("uid", ""))
@@ -318,6 +331,7 @@ class EventProducer:
         self.stats.published += len(batch.events)
         self.stats.transactions += 1
         self.stats.last_commit_at = time.time()
+        self._observe(self.stats)
 
 
 def _older_than(obj: dict[str, Any], since: datetime) -> bool:

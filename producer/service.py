@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -14,6 +14,7 @@ from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
 from kafkube.producer.dedup import PublishedState
+from kafkube.producer.metrics import Exporter
 from kafkube.producer.publishing import TransactionalPublisher, ensure_topic, read_state
 from kafkube.producer.recorded import RecordedEvents
 from kafkube.producer.running import EventProducer, ProducerStats
@@ -29,8 +30,11 @@ def run_producer(
     kubeconfig: str | None,
     recording: Path | None,
     stop: threading.Event,
+    on_start: Callable[[ProducerStats], None] = lambda _: None,
 ) -> ProducerStats:
-    """Run until ``stop`` (or, for a recording, its end); the counts of what was done."""
+    """Run until ``stop`` (or, for a recording, its end); the counts of what was done.
+    ``on_start`` is handed the live counts first (for health checks), and the Prometheus
+    counters follow them after every transaction."""
     ensure_topic(settings.kafka, settings.topic, partitions=settings.partitions, config={})
     ensure_topic(
         settings.kafka,
@@ -52,7 +56,8 @@ def run_producer(
             source = KubeEvents(
                 api_client, api_version=settings.api_version, namespaces=settings.namespaces
             )
-        producer = EventProducer(settings, source, publisher)
+        producer = EventProducer(settings, source, publisher, observe=Exporter())
+        on_start(producer.stats)
         try:
             producer.run(stop)
         finally:

@@ -28,6 +28,7 @@ class ProducerProcess(KafkubeProcess):
     log: Path
     extra: list[str] = field(default_factory=list)
     process: subprocess.Popen[bytes] | None = None
+    env: dict[str, str] = field(default_factory=dict)
     _watches_before: int = 0
 
     def _watches(self) -> int:
@@ -57,6 +58,7 @@ class ProducerProcess(KafkubeProcess):
             "--linger-seconds",
             "0.05",
             *self.extra,
+            env=self.env,
         )
         if wait:
             self.wait_watching()

@@ -17,6 +17,7 @@ from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
+from kafkube.compose.endpoints import Endpoints
 from kafkube.producer.converting import to_record
 from kafkube.producer.simulating import record_watch_stream
 from kafkube.producer.synthetic import SyntheticCluster
@@ -91,6 +92,16 @@ class SinkProcess(KafkubeProcess):
             "--topic", self.topic, "--group", self.group, *self.extra,
             env=self.env,
         )  # fmt: skip
+
+
+def s3_env(endpoints: Endpoints) -> dict[str, str]:
+    """The standard AWS variables that point boto3 at the stack's MinIO."""
+    return {
+        "AWS_ENDPOINT_URL_S3": endpoints.s3_endpoint,
+        "AWS_ACCESS_KEY_ID": endpoints.s3_access_key,
+        "AWS_SECRET_ACCESS_KEY": endpoints.s3_secret_key,
+        "AWS_REGION": endpoints.s3_region,
+    }
 
 
 def avro_files(directory: Path) -> list[Path]:

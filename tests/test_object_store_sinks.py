@@ -28,18 +28,10 @@ from tests.sinking import (
     read_avro_dir,
     read_gcs,
     read_s3,
+    s3_env,
 )
 
 pytestmark = pytest.mark.timeout(900)
-
-
-def _s3_env(endpoints: Endpoints) -> dict[str, str]:
-    return {
-        "AWS_ENDPOINT_URL_S3": endpoints.s3_endpoint,
-        "AWS_ACCESS_KEY_ID": endpoints.s3_access_key,
-        "AWS_SECRET_ACCESS_KEY": endpoints.s3_secret_key,
-        "AWS_REGION": endpoints.s3_region,
-    }
 
 
 def _s3_sink(
@@ -49,7 +41,7 @@ def _s3_sink(
         bootstrap=endpoints.kafka_bootstrap, topic=topic, directory=tmp_path,
         log=tmp_path / f"s3-{unique('log')}.log",
         group=unique("sink-s3"), kind="s3", target=["--bucket", bucket, "--prefix", "events"],
-        env=_s3_env(endpoints), extra=["--max-records", "250", "--max-age-seconds", "0.3", *extra],
+        env=s3_env(endpoints), extra=["--max-records", "250", "--max-age-seconds", "0.3", *extra],
     )  # fmt: skip
 
 
@@ -120,7 +112,7 @@ def test_a_missing_bucket_or_bad_credentials_stop_the_sink_at_start_naming_the_p
     endpoints: Endpoints, s3_bucket: str, kind: str, target: list[str], env: dict[str, str],
     message: str,
 ) -> None:  # fmt: skip
-    base = _s3_env(endpoints) | {"STORAGE_EMULATOR_HOST": endpoints.gcs_endpoint}
+    base = s3_env(endpoints) | {"STORAGE_EMULATOR_HOST": endpoints.gcs_endpoint}
     bucket_args = [t.format(s3_bucket=s3_bucket) for t in target]
     result = subprocess.run(
         [sys.executable, "-m", "kafkube", "sink", kind, *bucket_args,

@@ -1,0 +1,201 @@
+"""/metrics, /healthz and /readyz of a running producer and sink, and JSON logs: scraped over
+HTTP from the real processes, against the real API server, Kafka and MinIO."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kafkube.compose.endpoints import Endpoints
+from kafkube.compose.stack import Stack
+from tests.conftest import Services, unique
+from tests.processes import KafkubeProcess
+from tests.producing import EventWriter, new_producer
+from tests.sinking import SinkProcess, create_topic, event_values, produce, read_s3, s3_env
+
+pytestmark = pytest.mark.timeout(600)
+
+_LISTEN = {"KAFKUBE_OBSERVABILITY__LISTEN": "127.0.0.1:0"}
+_SERVING = re.compile(r"serving /metrics, /healthz and /readyz on (http://[\d.]+:\d+)")
+_SAMPLE = re.compile(r"^([a-z_]+)(\{[^}]*\})? ([-+.\deE]+|NaN)$")
+
+
+def _url(process: KafkubeProcess, timeout: float = 60) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = _SERVING.search(process.log.read_text()) if process.log.exists() else None
+        if found:
+            return found.group(1)
+        assert process.alive(), process.log.read_text()
+        time.sleep(0.1)
+    raise AssertionError(f"no metrics address in the log:\n{process.log.read_text()}")
+
+
+def _get(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as answer:  # noqa: S310 - our own server
+            return answer.status, answer.read().decode()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read().decode()
+
+
+def _metrics(base: str) -> dict[str, float]:
+    status, text = _get(f"{base}/metrics")
+    assert status == 200
+    samples = {}
+    for line in text.splitlines():
+        found = _SAMPLE.match(line)
+        if found:
+            samples[found.group(1) + (found.group(2) or "")] = float(found.group(3))
+    return samples
+
+
+def _until(condition: Callable[[], Any], what: str, timeout: float = 60) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if result:
+            return result
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.2)
+
+
+def test_producer_metrics_move_while_events_flow_and_readyz_follows_the_watch(
+    endpoints: Endpoints, kube_api: Any, namespace: str, tmp_path: Path
+) -> None:
+    producer = new_producer(endpoints, namespace, tmp_path)
+    producer.env = _LISTEN
+    producer.start()
+    base = _url(producer)
+    writer = EventWriter(kube_api, namespace)
+
+    _until(lambda: _get(f"{base}/readyz")[0] == 200, "the producer to be ready")
+    before = _metrics(base)
+    for index in range(20):
+        name = writer.create(f"obs-{index}.{unique('e')}")
+        writer.repeat(name)
+    after = _until(
+        lambda: (
+            (m := _metrics(base))["kafkube_producer_events_published_total"]
+            >= before["kafkube_producer_events_published_total"] + 40
+            and m
+        ),
+        "40 more published events in /metrics",
+    )
+    healthz = _get(f"{base}/healthz")
+    code = producer.terminate()
+
+    assert code == 0
+    assert healthz == (200, "ok\n")
+    assert (
+        after["kafkube_producer_events_watched_total"]
+        >= before["kafkube_producer_events_watched_total"] + 40
+    )
+    assert (
+        after["kafkube_producer_transactions_total"] > before["kafkube_producer_transactions_total"]
+    )
+    assert after["kafkube_producer_watch_restarts_total"] >= 1
+    assert after["kafkube_producer_relists_total"] >= 1
+    assert after["kafkube_producer_transaction_aborts_total"] == 0
+    assert after["kafkube_producer_last_commit_timestamp_seconds"] > time.time() - 60
+    assert "process_resident_memory_bytes" in after
+    assert not [name for name in after if name.startswith("kafkube_sink_")]
+
+
+def test_sink_metrics_move_and_readyz_is_false_while_minio_is_down(
+    endpoints: Endpoints, services: Services, native_stack: Stack, s3_client: Any,
+    s3_bucket: str, tmp_path: Path,
+) -> None:  # fmt: skip
+    assert services.origin["minio"] == "native launcher", "this test stops the launcher's MinIO"
+    topic = unique("observed")
+    create_topic(endpoints.kafka_bootstrap, topic, 2)
+    sink = SinkProcess(
+        bootstrap=endpoints.kafka_bootstrap, topic=topic, directory=tmp_path,
+        log=tmp_path / "s3.log", group=unique("sink-s3"), kind="s3",
+        target=["--bucket", s3_bucket, "--prefix", "events"], env=s3_env(endpoints) | _LISTEN,
+        extra=["--max-records", "100", "--max-age-seconds", "0.3"],
+    )  # fmt: skip
+    sink.start()
+    base = _url(sink)
+    labels = f'{{partition="0",sink="s3",topic="{topic}"}}'
+
+    _until(lambda: _get(f"{base}/readyz")[0] == 200, "the sink to be ready")
+    produce(endpoints.kafka_bootstrap, topic, event_values(500, seed=31))
+    moved = _until(
+        lambda: (
+            (m := _metrics(base)).get('kafkube_sink_records_written_total{sink="s3"}', 0) >= 500
+            and m
+        ),
+        "500 records written in /metrics",
+    )
+    native_stack.down(["minio"])
+    try:
+        down = _until(lambda: (r := _get(f"{base}/readyz"))[0] == 503 and r, "/readyz to fail")
+        healthz_while_down = _get(f"{base}/healthz")
+    finally:
+        native_stack.up(["minio"])
+    _until(lambda: _get(f"{base}/readyz")[0] == 200, "/readyz to recover", timeout=90)
+    produce(endpoints.kafka_bootstrap, topic, event_values(200, seed=32))
+    later = _until(
+        lambda: (
+            (m := _metrics(base)).get('kafkube_sink_records_written_total{sink="s3"}', 0) >= 700
+            and m
+        ),
+        "700 records written in /metrics",
+    )
+    in_s3 = read_s3(s3_client, s3_bucket, "events/")
+    code = sink.terminate()
+
+    assert code == 0
+    assert "store: S3 bucket" in down[1]
+    assert healthz_while_down == (200, "ok\n")  # alive, only not ready: no restart wanted
+    assert moved['kafkube_sink_batches_written_total{sink="s3"}'] >= 5
+    assert moved['kafkube_sink_bytes_written_total{sink="s3"}'] > 0
+    assert (
+        moved['kafkube_sink_write_seconds_count{sink="s3"}']
+        == moved['kafkube_sink_batches_written_total{sink="s3"}']
+    )
+    assert later[f"kafkube_sink_committed_offset{labels}"] > 0
+    committed = sum(
+        value for name, value in later.items() if name.startswith("kafkube_sink_committed_offset")
+    )
+    assert committed >= 700
+    assert all(
+        value <= 1 for name, value in later.items() if name.startswith("kafkube_sink_lag")
+    ), "a caught-up partition lags by its commit marker at most"
+    assert later['kafkube_sink_dead_letters_total{sink="s3"}'] == 0
+    assert len(in_s3) == 700
+    assert not [name for name in later if name.startswith("kafkube_producer_")]
+
+
+def test_json_logs_are_one_object_a_line_at_the_configured_level(
+    endpoints: Endpoints, tmp_path: Path
+) -> None:
+    topic = unique("jsonlog")
+    create_topic(endpoints.kafka_bootstrap, topic, 1)
+    sink = SinkProcess(
+        bootstrap=endpoints.kafka_bootstrap, topic=topic, directory=tmp_path / "out",
+        log=tmp_path / "file.log", group=unique("sink-file"),
+        env={"KAFKUBE_OBSERVABILITY__LOG_FORMAT": "json"},
+    )  # fmt: skip
+    sink.start()
+    _until(lambda: "assigned partition" in sink.log.read_text(), "the partition to be assigned")
+    code = sink.terminate()
+
+    lines = sink.log.read_text().splitlines()
+    *logged, summary = [json.loads(line) for line in lines if line.startswith("{")]
+    assert code == 0
+    # librdkafka writes its own few lines ("%6|...") to stderr, outside Python's logging.
+    assert [line for line in lines if not line.startswith(("{", "%"))] == []
+    assert summary.keys() == {"stopped"}  # the command's own result, last
+    assert any("assigned partition 0" in entry["message"] for entry in logged)
+    assert all({"time", "level", "logger", "message"} <= entry.keys() for entry in logged)
+    assert {entry["level"] for entry in logged} <= {"INFO", "WARNING", "ERROR"}
