@@ -436,7 +436,7 @@ def load(path: Path | None, overrides: Mapping[str, Any] | None = None) -> Confi
 
 
 def _where(path: Path | None) -> str:
-    return str(path) if path is not None else "configuration"
+    return str(path) if path is not None else "flags and environment"
 
 
 def _read_yaml(path: Path) -> object:

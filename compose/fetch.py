@@ -26,6 +26,7 @@ from pathlib import Path
 
 from kafkube.compose.settings import (
     ETCD_VERSION,
+    HELM_VERSION,
     KAFKA_VERSION,
     KUBE_VERSION,
     MINIO_MODULE,
@@ -181,6 +182,15 @@ WRAPPED_BUILDS = {
         requires="k8s.io/kubernetes",
         package="k8s.io/kubernetes/cmd/kube-apiserver",
         ldflags=_kube_version_ldflags(KUBE_VERSION),
+    ),
+    # Not a service: the tests render the Helm chart with it (fetched on first use).
+    "helm": WrappedGoBuild(
+        binary="helm",
+        version=HELM_VERSION,
+        folder="helm",
+        requires="helm.sh/helm/v3",
+        package="helm.sh/helm/v3/cmd/helm",
+        ldflags=f"-X helm.sh/helm/v3/internal/version.version={HELM_VERSION}",
     ),
 }
 

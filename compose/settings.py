@@ -12,6 +12,7 @@ MINIO_MODULE = "github.com/minio/minio"
 MINIO_VERSION = "v0.0.0-20260212201848-7aac2a2c5b7c"
 ETCD_VERSION = "v3.6.16"
 KUBE_VERSION = "v1.35.4"
+HELM_VERSION = "v3.22.0"  # renders deploy/helm/kafkube in the tests
 
 SERVICES = ("etcd", "kube-apiserver", "kafka", "minio", "gcs")
 

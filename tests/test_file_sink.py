@@ -230,7 +230,10 @@ def test_hostile_namespaces_and_names_stay_inside_the_directory(
     [
         (["--dir", "{file}"], "file.dir: {file} exists and is not a directory"),
         (["--dir", "{file}/below"], "file.dir: cannot create {file}/below"),
-        (["--dir", "{tmp}/ok", "--max-records", "0"], "rotation.max_records: must be at least 1"),
+        (
+            ["--dir", "{tmp}/ok", "--max-records", "0"],
+            "sinks.file.rotation.max_records: Input should be greater than or equal to 1",
+        ),
         (["--dir", "{tmp}/ok", "--topic", "bad/topic"], "topic: not a Kafka topic name"),
         (["--dir", "{tmp}/ok", "--kafka", "group.id=x"], "kafka.group.id: is set by kafkube"),
     ],

@@ -1,0 +1,164 @@
+{{- define "kafkube.fullname" -}}
+{{- if contains .Chart.Name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name .Chart.Name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "kafkube.labels" -}}
+app.kubernetes.io/name: {{ .Chart.Name }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
+{{- end -}}
+
+{{- define "kafkube.selector" -}}
+app.kubernetes.io/name: {{ .root.Chart.Name }}
+app.kubernetes.io/instance: {{ .root.Release.Name }}
+app.kubernetes.io/component: {{ .component }}
+{{- end -}}
+
+{{- define "kafkube.serviceAccountName" -}}
+{{- default (include "kafkube.fullname" .) .Values.serviceAccount.name -}}
+{{- end -}}
+
+{{- define "kafkube.image" -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
+{{- end -}}
+
+{{/* kafkube's configuration file, from the values. */}}
+{{- define "kafkube.config" -}}
+{{- $kafka := .Values.kafka -}}
+{{- $security := dict "protocol" $kafka.security.protocol -}}
+{{- if $kafka.security.saslMechanism }}{{ $_ := set $security "sasl_mechanism" $kafka.security.saslMechanism }}{{ end -}}
+{{- if $kafka.security.username }}{{ $_ := set $security "username" $kafka.security.username }}{{ end -}}
+{{- if $kafka.security.tlsSecret.name -}}
+{{- $_ := set $security "ca_file" "/etc/kafkube/kafka-tls/ca.crt" -}}
+{{- if $kafka.security.tlsSecret.mutual -}}
+{{- $_ := set $security "cert_file" "/etc/kafkube/kafka-tls/tls.crt" -}}
+{{- $_ := set $security "key_file" "/etc/kafkube/kafka-tls/tls.key" -}}
+{{- end -}}
+{{- end -}}
+{{- $sinks := dict -}}
+{{- range $type := list "file" "s3" "gcs" -}}
+{{- $sink := index $.Values.sinks $type -}}
+{{- $own := dict "enabled" $sink.enabled "format" $sink.format "rotation" (dict "max_records" $sink.rotation.maxRecords "max_bytes" $sink.rotation.maxBytes "max_age_seconds" $sink.rotation.maxAgeSeconds) -}}
+{{- if eq $type "file" }}{{ $_ := set $own "dir" "/var/lib/kafkube/events" }}{{ end -}}
+{{- if and (ne $type "file") $sink.bucket }}{{ $_ := set $own "bucket" $sink.bucket }}{{ end -}}
+{{- if and (ne $type "file") $sink.prefix }}{{ $_ := set $own "prefix" $sink.prefix }}{{ end -}}
+{{- if and (eq $type "s3") $sink.region }}{{ $_ := set $own "region" $sink.region }}{{ end -}}
+{{- if and (eq $type "s3") $sink.endpointUrl }}{{ $_ := set $own "endpoint_url" $sink.endpointUrl }}{{ end -}}
+{{- if and (eq $type "gcs") $sink.project }}{{ $_ := set $own "project" $sink.project }}{{ end -}}
+{{- $_ := set $sinks $type $own -}}
+{{- end -}}
+{{- $config := dict
+  "kafka" (dict "bootstrap_servers" $kafka.bootstrapServers "topic" $kafka.topic "security" $security "properties" $kafka.properties)
+  "producer" (dict "cluster" .Values.clusterName "api_version" .Values.producer.apiVersion "namespaces" .Values.producer.namespaces
+               "leader_election" (dict "enabled" true "lease_name" (printf "%s-producer" (include "kafkube.fullname" .))
+                                        "namespace" .Release.Namespace
+                                        "lease_duration_seconds" .Values.producer.leaseDurationSeconds
+                                        "renew_period_seconds" .Values.producer.renewPeriodSeconds))
+  "sinks" $sinks
+  "observability" (dict "listen" (printf "0.0.0.0:%d" (int .Values.observability.port)) "log_format" .Values.observability.logFormat "log_level" .Values.observability.logLevel)
+-}}
+{{- toYaml $config -}}
+{{- end -}}
+
+{{/* The pod spec shared by the producer and every sink; .args says which it runs. */}}
+{{- define "kafkube.pod" -}}
+{{- $root := .root -}}
+metadata:
+  labels:
+    {{- include "kafkube.labels" $root | nindent 4 }}
+    app.kubernetes.io/component: {{ .component }}
+  annotations:
+    checksum/config: {{ include "kafkube.config" $root | sha256sum }}
+    {{- if $root.Values.observability.podAnnotations }}
+    prometheus.io/scrape: "true"
+    prometheus.io/port: {{ $root.Values.observability.port | quote }}
+    prometheus.io/path: /metrics
+    {{- end }}
+spec:
+  serviceAccountName: {{ include "kafkube.serviceAccountName" $root }}
+  automountServiceAccountToken: {{ .kubeApi }}
+  {{- with $root.Values.imagePullSecrets }}
+  imagePullSecrets:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  securityContext:
+    {{- toYaml $root.Values.podSecurityContext | nindent 4 }}
+  terminationGracePeriodSeconds: 60
+  containers:
+    - name: kafkube
+      image: {{ include "kafkube.image" $root }}
+      imagePullPolicy: {{ $root.Values.image.pullPolicy }}
+      args: {{ toJson .args }}
+      env:
+        - name: KAFKUBE_CONFIG
+          value: /etc/kafkube/config/config.yaml
+        {{- with $root.Values.kafka.security.passwordSecret }}
+        {{- if .name }}
+        - name: KAFKUBE_KAFKA__SECURITY__PASSWORD
+          valueFrom:
+            secretKeyRef: {name: {{ .name }}, key: {{ .key }}}
+        {{- end }}
+        {{- end }}
+        {{- range .env }}
+        - {{ toJson . }}
+        {{- end }}
+      ports:
+        - name: metrics
+          containerPort: {{ $root.Values.observability.port }}
+          protocol: TCP
+      livenessProbe:
+        httpGet: {path: /healthz, port: metrics}
+        periodSeconds: 10
+        failureThreshold: 6
+      readinessProbe:
+        httpGet: {path: /readyz, port: metrics}
+        periodSeconds: 5
+        failureThreshold: 2
+      startupProbe:
+        httpGet: {path: /healthz, port: metrics}
+        periodSeconds: 2
+        failureThreshold: 60
+      resources:
+        {{- toYaml .resources | nindent 8 }}
+      securityContext:
+        {{- toYaml $root.Values.securityContext | nindent 8 }}
+      volumeMounts:
+        - {name: config, mountPath: /etc/kafkube/config, readOnly: true}
+        - {name: tmp, mountPath: /tmp}
+        {{- if $root.Values.kafka.security.tlsSecret.name }}
+        - {name: kafka-tls, mountPath: /etc/kafkube/kafka-tls, readOnly: true}
+        {{- end }}
+        {{- range .mounts }}
+        - {{ toJson . }}
+        {{- end }}
+  volumes:
+    - name: config
+      configMap: {name: {{ include "kafkube.fullname" $root }}}
+    - name: tmp
+      emptyDir: {sizeLimit: 64Mi}
+    {{- if $root.Values.kafka.security.tlsSecret.name }}
+    - name: kafka-tls
+      secret: {secretName: {{ $root.Values.kafka.security.tlsSecret.name }}}
+    {{- end }}
+    {{- range .volumes }}
+    - {{ toJson . }}
+    {{- end }}
+  {{- with $root.Values.nodeSelector }}
+  nodeSelector:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  {{- with $root.Values.tolerations }}
+  tolerations:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  {{- with $root.Values.affinity }}
+  affinity:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+{{- end -}}
