@@ -346,7 +346,7 @@ class Observability(_Section):
         if not self.listen:
             return None
         host, _, port = self.listen.rpartition(":")
-        return host or "0.0.0.0", int(port)  # noqa: S104
+        return host.strip("[]") or "0.0.0.0", int(port)  # noqa: S104 - [::]:9464 is IPv6
 
     @model_validator(mode="after")
     def _valid_listen(self) -> Observability:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import socket
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from http import HTTPStatus
@@ -117,21 +118,27 @@ def serving(
         yield None
         return
     readiness = Readiness(checks, interval)
+    family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
+
+    class Server(ThreadingHTTPServer):
+        address_family = family
+        daemon_threads = True
+
     try:
-        server = ThreadingHTTPServer(address, _handler(readiness, registry))
+        server = Server(address, _handler(readiness, registry))
     except OSError as err:
         host, port = address
         raise ConfigError(
             "observability.listen", f"cannot listen on {host}:{port}: {err.strerror}"
         ) from err
-    server.daemon_threads = True
-    bound = server.server_address[0], server.server_address[1]
+    bound = str(server.server_address[0]), int(server.server_address[1])
     thread = threading.Thread(target=server.serve_forever, name="kafkube-http", daemon=True)
     readiness.start()
     thread.start()
-    log.info("serving /metrics, /healthz and /readyz on http://%s:%d", bound[0], bound[1])
+    host = f"[{bound[0]}]" if family == socket.AF_INET6 else bound[0]
+    log.info("serving /metrics, /healthz and /readyz on http://%s:%d", host, bound[1])
     try:
-        yield (str(bound[0]), int(bound[1]))
+        yield bound
     finally:
         server.shutdown()
         server.server_close()

@@ -59,6 +59,8 @@ from kafkube.schemas.errors import SinkError
 from kafkube.schemas.topics import dlq_topic
 
 log = logging.getLogger(__name__)
+# librdkafka's own lines go through Python logging (text or JSON like the rest), not stderr.
+RDKAFKA_LOG = logging.getLogger("kafkube.librdkafka")
 
 
 @dataclass
@@ -149,9 +151,12 @@ class SinkRunner:
                 "isolation.level": "read_committed",
                 "partition.assignment.strategy": "cooperative-sticky",
                 "auto.offset.reset": "earliest",
+                "logger": RDKAFKA_LOG,
             }
         )
-        self._dlq = Producer({**kafka, "enable.idempotence": True, "acks": "all"})
+        self._dlq = Producer(
+            {**kafka, "enable.idempotence": True, "acks": "all", "logger": RDKAFKA_LOG}
+        )
         self._consumer.subscribe(
             [self.settings.topic],
             on_assign=self._on_assign,

@@ -23,6 +23,8 @@ from kafkube.producer.dedup import StateUpdate
 from kafkube.schemas.errors import KafkubeError
 
 log = logging.getLogger(__name__)
+# librdkafka's own lines go through Python logging (text or JSON like the rest), not stderr.
+RDKAFKA_LOG = logging.getLogger("kafkube.librdkafka")
 
 
 class PublishError(KafkubeError):
@@ -72,6 +74,7 @@ def read_state(
             "enable.auto.commit": False,
             "isolation.level": "read_committed",
             "enable.partition.eof": True,
+            "logger": RDKAFKA_LOG,
         }
     )
     try:
@@ -117,6 +120,7 @@ class TransactionalPublisher:
                 **producer_config,
                 "enable.idempotence": True,
                 "acks": "all",
+                "logger": RDKAFKA_LOG,
             }
         )
         self._open = False

@@ -115,6 +115,16 @@ def test_environment_beats_the_file_and_flags_beat_both(
     assert flagged.producer.linger_seconds == 2
 
 
+def test_the_listen_address_takes_ipv4_ipv6_or_nothing(clean_env: pytest.MonkeyPatch) -> None:
+    def address(listen: str) -> tuple[str, int] | None:
+        return load(None, {"observability": {"listen": listen}}).observability.address()
+
+    assert address("0.0.0.0:9464") == ("0.0.0.0", 9464)  # noqa: S104 - parsed, not bound
+    assert address("[::]:9464") == ("::", 9464)
+    assert address(":9464") == ("0.0.0.0", 9464)  # noqa: S104
+    assert address("") is None
+
+
 def test_kafkube_variables_beat_the_standard_one(clean_env: pytest.MonkeyPatch) -> None:
     clean_env.setenv("KAFKA_BOOTSTRAP_SERVERS", "standard:9092")
     clean_env.setenv("KAFKUBE_KAFKA__BOOTSTRAP_SERVERS", "ours:9092")
