@@ -55,7 +55,7 @@ from kafkube.producer.service import run_producer
 from kafkube.producer.simulating import record_watch_stream, simulate_into_cluster
 from kafkube.producer.synthetic import SyntheticCluster
 from kafkube.producer.watching import open_api_client
-from kafkube.schemas.errors import ConfigError, KafkubeError
+from kafkube.schemas.errors import KafkubeError
 from kafkube.schemas.records import API_CORE_V1, API_EVENTS_V1
 
 
@@ -411,12 +411,6 @@ def _sink_config(sink_type: str, *own: str, **renamed: str) -> Config:
     )
 
 
-def _required(value: str | Path | None, field: str, flag: str) -> str:
-    if not value:
-        raise ConfigError(field, f"is required ({flag} or the configuration file)")
-    return str(value)
-
-
 def _run_sink(config: Config, sink_type: str, destination: Destination) -> None:
     own: FileSinkConfig | S3SinkConfig | GCSSinkConfig = getattr(config.sinks, sink_type)
     settings = own.settings(sink_type, config.kafka)
@@ -442,7 +436,7 @@ def sink_file(**_flags: Any) -> None:  # noqa: ANN401 - read through configurati
     """Files on local disk: temp file, fsync, atomic rename, fsync of the directory."""
     config = _sink_config("file", "min_free_mb", directory="dir")
     own = config.sinks.file
-    directory = Path(_required(own.dir, "sinks.file.dir", "--dir"))
+    directory = Path(own.required_place("file"))
     _run_sink(config, "file", FileDestination(directory, min_free_bytes=own.min_free_mb << 20))
 
 
@@ -466,7 +460,7 @@ def sink_s3(**_flags: Any) -> None:  # noqa: ANN401 - read through configuration
     )  # fmt: skip
     own = config.sinks.s3
     destination = S3Destination(
-        bucket=_required(own.bucket, "sinks.s3.bucket", "--bucket"),
+        bucket=own.required_place("s3"),
         prefix=own.prefix,
         endpoint_url=own.endpoint_url,
         region=own.region,
@@ -491,7 +485,7 @@ def sink_gcs(**_flags: Any) -> None:  # noqa: ANN401 - read through configuratio
     config = _sink_config("gcs", "bucket", "prefix", "project", "endpoint")
     own = config.sinks.gcs
     destination = GCSDestination(
-        bucket=_required(own.bucket, "sinks.gcs.bucket", "--bucket"),
+        bucket=own.required_place("gcs"),
         prefix=own.prefix,
         project=own.project,
         endpoint=own.endpoint,
@@ -524,23 +518,18 @@ def check(file: Path, components: tuple[str, ...]) -> None:
             continue
         own: FileSinkConfig | S3SinkConfig | GCSSinkConfig = getattr(config.sinks, component)
         own.settings(component, config.kafka)
-        place = own.dir if isinstance(own, FileSinkConfig) else own.bucket
-        flag = "dir" if isinstance(own, FileSinkConfig) else "bucket"
-        _required(place, f"sinks.{component}.{flag}", f"--{flag}")
+        own.required_place(component)
     click.echo(yaml.safe_dump(config.redacted(), sort_keys=False), nl=False)
     click.echo(f"# {file}: valid; ready to start: {', '.join(chosen) or 'nothing configured'}")
 
 
 def _configured(config: Config) -> list[str]:
-    chosen = ["producer"] if config.producer.cluster else []
-    if config.sinks.file.enabled and config.sinks.file.dir:
-        chosen.append("file")
-    chosen += [
+    sinks = [
         kind
-        for kind in ("s3", "gcs")
-        if getattr(config.sinks, kind).enabled and getattr(config.sinks, kind).bucket
+        for kind in ("file", "s3", "gcs")
+        if getattr(config.sinks, kind).enabled and getattr(config.sinks, kind).place()
     ]
-    return chosen
+    return (["producer"] if config.producer.cluster else []) + sinks
 
 
 @config_group.command()

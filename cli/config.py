@@ -23,7 +23,7 @@ import typing
 from collections.abc import Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
@@ -271,6 +271,22 @@ class _SinkConfig(_Section):
     )
     rotation: Rotation = Field(default_factory=Rotation)
 
+    # The field that says where the records go; a sink cannot start without it.
+    place_field: ClassVar[str] = "bucket"
+
+    def place(self) -> str | None:
+        value = getattr(self, self.place_field)
+        return str(value) if value else None
+
+    def required_place(self, sink_type: str) -> str:
+        place = self.place()
+        if place is None:
+            field = self.place_field
+            raise ConfigError(
+                f"sinks.{sink_type}.{field}", f"is required (--{field} or the configuration file)"
+            )
+        return place
+
     def settings(self, sink_type: str, kafka: KafkaConfig) -> SinkSettings:
         return SinkSettings(
             sink_type=sink_type,
@@ -289,17 +305,21 @@ class _SinkConfig(_Section):
 class FileSinkConfig(_SinkConfig):
     """``kafkube sink file``: files on a local or mounted disk."""
 
+    place_field: ClassVar[str] = "dir"
     dir: Path | None = Field(None, description="Directory the files go below.")
     min_free_mb: Annotated[int, Field(ge=0)] = Field(
         64, description="Stop writing (and wait) below this much free space."
     )
 
 
-class S3SinkConfig(_SinkConfig):
+class _ObjectStoreSinkConfig(_SinkConfig):
+    bucket: str | None = Field(None, description="The bucket.")
+    prefix: str = Field("", description="Prefix of every object name; objects go below it.")
+
+
+class S3SinkConfig(_ObjectStoreSinkConfig):
     """``kafkube sink s3``: objects in S3 or an S3 API (MinIO)."""
 
-    bucket: str | None = Field(None, description="The bucket.")
-    prefix: str = Field("", description="Key prefix; objects go below it.")
     endpoint_url: str | None = Field(
         None, description="MinIO or another S3 API. AWS_ENDPOINT_URL_S3."
     )
@@ -312,11 +332,9 @@ class S3SinkConfig(_SinkConfig):
     )
 
 
-class GCSSinkConfig(_SinkConfig):
+class GCSSinkConfig(_ObjectStoreSinkConfig):
     """``kafkube sink gcs``: objects in Google Cloud Storage."""
 
-    bucket: str | None = Field(None, description="The bucket.")
-    prefix: str = Field("", description="Object name prefix; objects go below it.")
     project: str | None = Field(None, description="Also GOOGLE_CLOUD_PROJECT.")
     endpoint: str | None = Field(None, description="A GCS emulator's URL. STORAGE_EMULATOR_HOST.")
 
