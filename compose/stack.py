@@ -68,7 +68,7 @@ def _port_is_free(host: str, port: int) -> bool:
         return True
 
 
-def _free_port(host: str) -> int:
+def free_port(host: str) -> int:
     with socket.socket(_family(host)) as probe:
         probe.bind((host, 0))
         port: int = probe.getsockname()[1]
@@ -114,7 +114,7 @@ class Stack:
             elif self.settings.prefer_default_ports and _port_is_free(host, DEFAULT_PORTS[name]):
                 ports[name] = DEFAULT_PORTS[name]
             else:
-                ports[name] = _free_port(host)
+                ports[name] = free_port(host)
         token = saved.get("admin_token") or secrets.token_hex(24)
         saved_path.write_text(json.dumps({"ports": ports, "admin_token": token}, indent=2))
         saved_path.chmod(0o600)

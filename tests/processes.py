@@ -39,3 +39,13 @@ class KafkubeProcess:
 
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
+
+
+def run_kafkube(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 180
+) -> subprocess.CompletedProcess[str]:
+    """A one-shot ``kafkube ...`` (``env`` whole, or this process's), its output captured."""
+    return subprocess.run(
+        [sys.executable, "-m", "kafkube", *args],
+        capture_output=True, text=True, timeout=timeout, check=False, env=env,
+    )  # fmt: skip

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
-import socket
 import subprocess
 import time
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from kafkube.compose.services import kafka_cluster_id
+from kafkube.compose.stack import free_port
 
 USER = "kafkube"
 
@@ -115,12 +115,6 @@ def make_certificates(folder: Path) -> Certificates:
     )
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def _pem_one_line(path: Path) -> str:
     """A PEM block as a Java properties value (newlines escaped)."""
     return path.read_text().strip().replace("\n", "\\n")
@@ -135,8 +129,9 @@ class SecuredKafka:
     process: subprocess.Popen[bytes] | None = None
 
     def __post_init__(self) -> None:
-        self.sasl_port, self.mtls_port = _free_port(), _free_port()
-        self.internal_port, self.controller_port = _free_port(), _free_port()
+        self.sasl_port, self.mtls_port, self.internal_port, self.controller_port = (
+            free_port("127.0.0.1") for _ in range(4)
+        )
 
     @property
     def sasl_bootstrap(self) -> str:

@@ -3,14 +3,13 @@ name the field. Pure: no service is needed to read a configuration."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from kafkube.config import Config, load, reference_markdown
 from kafkube.schemas.errors import ConfigError
+from tests.processes import run_kafkube
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -221,24 +220,13 @@ def test_kafkubes_own_delivery_settings_cannot_be_passed_through(
         config.producer_settings()
 
 
-def _kafkube(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "kafkube", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        env=env,
-    )
-
-
 def test_config_check_prints_the_result_with_secrets_hidden(
     clean_env: pytest.MonkeyPatch, tmp_path: Path, full_file: Path
 ) -> None:
     import os  # noqa: PLC0415
 
     env = {**os.environ, "KAFKUBE_KAFKA__SECURITY__PASSWORD": "hunter2-never-printed"}
-    result = _kafkube("config", "check", str(full_file), env=env)
+    result = run_kafkube("config", "check", str(full_file), env=env, timeout=60)
 
     assert result.returncode == 0, result.stderr
     assert "hunter2-never-printed" not in result.stdout + result.stderr
@@ -250,7 +238,7 @@ def test_config_check_refuses_a_bad_file_with_exit_1_and_the_field(tmp_path: Pat
     path = tmp_path / "bad.yaml"
     path.write_text("sinks:\n  s3:\n    bucket: b\n    rotation: {max_bytes: 10}\n")
 
-    result = _kafkube("config", "check", str(path))
+    result = run_kafkube("config", "check", str(path), timeout=60)
 
     assert result.returncode == 1
     assert "sinks.s3.rotation.max_bytes: Input should be greater than or equal to 1024" in (
@@ -262,7 +250,7 @@ def test_config_check_says_what_a_chosen_component_still_lacks(tmp_path: Path) -
     path = tmp_path / "partial.yaml"
     path.write_text("kafka: {bootstrap_servers: 'k:9092'}\n")
 
-    result = _kafkube("config", "check", str(path), "--component", "gcs")
+    result = run_kafkube("config", "check", str(path), "--component", "gcs", timeout=60)
 
     assert result.returncode == 1
     assert "sinks.gcs.bucket: is required" in result.stderr
@@ -271,7 +259,7 @@ def test_config_check_says_what_a_chosen_component_still_lacks(tmp_path: Path) -
 def test_the_example_file_is_valid_once_its_files_exist(
     clean_env: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    example = _kafkube("config", "example").stdout
+    example = run_kafkube("config", "example", timeout=60).stdout
     for placeholder in ("/etc/kafkube/secrets/kafka-password", "/etc/kafkube/tls/ca.crt"):
         local = tmp_path / Path(placeholder).name
         local.write_text("x")

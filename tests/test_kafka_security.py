@@ -19,7 +19,7 @@ import yaml
 from kafkube.compose import fetch
 from kafkube.compose.stack import Stack
 from tests.conftest import unique
-from tests.processes import KafkubeProcess
+from tests.processes import KafkubeProcess, run_kafkube
 from tests.secured_kafka import USER, SecuredKafka, make_certificates
 from tests.sinking import read_avro_dir
 
@@ -74,15 +74,6 @@ def _env(config: Path, password: str = PASSWORD, **more: str) -> dict[str, str]:
     }
 
 
-def _kafkube(
-    *args: str, env: dict[str, str], timeout: float = 180
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "kafkube", *args],
-        capture_output=True, text=True, timeout=timeout, check=False, env=env,
-    )  # fmt: skip
-
-
 @dataclass
 class _Process(KafkubeProcess):
     log: Path
@@ -106,7 +97,7 @@ def test_producer_sink_and_cli_work_through_tls_with_scram_plain_and_mtls(
     scram = _scram_config(secured, tmp_path)
     recording = _recording(tmp_path, 300)
 
-    produced = _kafkube(
+    produced = run_kafkube(
         "-v", "produce", "--cluster", "secure", "--source", "file", "--file", str(recording),
         "--topic", topic, "--partitions", "2", "--transactional-id", unique("tx"),
         env=_env(scram),
@@ -144,10 +135,10 @@ def test_producer_sink_and_cli_work_through_tls_with_scram_plain_and_mtls(
         },
     )
     mtls_env = {**os.environ, "KAFKUBE_CONFIG": str(mtls)}
-    status = _kafkube("status", "--topic", topic, env=mtls_env)
-    status_json = _kafkube("status", "--topic", topic, "--json", env=mtls_env)
-    scram_status = _kafkube("status", "--topic", topic, "--json", env=_env(scram))
-    checked = _kafkube("config", "check", str(scram), env=_env(scram))
+    status = run_kafkube("status", "--topic", topic, env=mtls_env)
+    status_json = run_kafkube("status", "--topic", topic, "--json", env=mtls_env)
+    scram_status = run_kafkube("status", "--topic", topic, "--json", env=_env(scram))
+    checked = run_kafkube("config", "check", str(scram), env=_env(scram))
 
     assert status.returncode == 0, status.stderr
     groups = {g["group"]: g for g in json.loads(status_json.stdout)["groups"]}
@@ -171,16 +162,16 @@ def test_a_wrong_password_is_refused_with_a_clear_error_and_never_printed(
     recording = _recording(tmp_path, 10)
 
     began = time.monotonic()
-    produced = _kafkube(
+    produced = run_kafkube(
         "produce", "--cluster", "secure", "--source", "file", "--file", str(recording),
         "--topic", unique("refused"), env=_env(scram, password=wrong), timeout=120,
     )  # fmt: skip
     produce_seconds = time.monotonic() - began
-    sink = _kafkube(
+    sink = run_kafkube(
         "sink", "file", "--dir", str(tmp_path / "out"), "--topic", unique("refused"),
         env=_env(scram, password=wrong), timeout=120,
     )  # fmt: skip
-    status = _kafkube("status", env=_env(scram, password=wrong), timeout=120)
+    status = run_kafkube("status", env=_env(scram, password=wrong), timeout=120)
 
     for result in (produced, sink, status):
         assert result.returncode == 1, result.stderr

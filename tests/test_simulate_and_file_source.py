@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from collections import Counter
 from itertools import islice
 from pathlib import Path
@@ -16,19 +15,14 @@ from kafkube.compose.endpoints import Endpoints
 from kafkube.producer.recorded import watch_items
 from kafkube.producer.synthetic import SyntheticCluster
 from tests.conftest import unique
+from tests.processes import run_kafkube
 from tests.producing import duplicates, new_producer, read_occurrences
 
 pytestmark = pytest.mark.timeout(300)
 
 
 def _kafkube(*args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(
-        [sys.executable, "-m", "kafkube", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
+    result = run_kafkube(*args, timeout=timeout)
     assert result.returncode == 0, f"{args}:\n{result.stdout}\n{result.stderr}"
     return result
 
