@@ -242,5 +242,6 @@ def to_record(  # noqa: PLR0913 - the envelope's fields, all keyword-only
         ),
         "count": _integer(event.get("count" if core else "deprecatedCount")),
         "series": _series(event.get("series")),
+        "truncated": None,
     }
     return record

@@ -63,6 +63,21 @@ _COUNTERS = {
         "Objects without uid, resourceVersion or name.",
         registry=REGISTRY,
     ),
+    "truncated": Counter(
+        "kafkube_producer_events_truncated",
+        "Events too large for the topic, published cut to fit and marked.",
+        registry=REGISTRY,
+    ),
+    "dead_lettered": Counter(
+        "kafkube_producer_events_dead_lettered",
+        "Events the schema or Kafka refused, sent to the producer dead-letter topic.",
+        registry=REGISTRY,
+    ),
+    "given_up": Counter(
+        "kafkube_producer_events_given_up",
+        "Events refused by the topic and by its dead-letter topic: logged, not published.",
+        registry=REGISTRY,
+    ),
 }
 LAST_COMMIT = Gauge(
     "kafkube_producer_last_commit_timestamp_seconds",

@@ -13,10 +13,14 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple, NoReturn
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
+
+# Documented under confluent_kafka.admin, which does not re-export them for mypy.
+from confluent_kafka.admin._config import ConfigResource
+from confluent_kafka.admin._resource import ResourceType
 from confluent_kafka.cimpl import NewTopic
 
 from kafkube.producer.dedup import StateUpdate
@@ -27,10 +31,51 @@ log = logging.getLogger(__name__)
 RDKAFKA_LOG = logging.getLogger("kafkube.librdkafka")
 
 
+Header = tuple[str, str | bytes | None]
+# (topic, key, value, headers): one record of a transaction.
+Outgoing = tuple[str, bytes, bytes, list[Header]]
+
+# Kafka refuses these for the one record, whatever is tried again: a retry of the same
+# transaction fails the same way, so the record must go elsewhere (the dead-letter topic).
+PER_RECORD_REFUSALS = frozenset(
+    {
+        KafkaError.MSG_SIZE_TOO_LARGE,
+        KafkaError.INVALID_RECORD,
+        KafkaError.RECORD_LIST_TOO_LARGE,
+        KafkaError.INVALID_MSG_SIZE,
+        KafkaError.INVALID_MSG,
+        KafkaError.POLICY_VIOLATION,
+    }
+)
+# librdkafka's own default for message.max.bytes, when the configuration does not set it.
+DEFAULT_MESSAGE_MAX_BYTES = 1_000_000
+
+
+_SIZE_REFUSALS = frozenset(
+    {KafkaError.MSG_SIZE_TOO_LARGE, KafkaError.RECORD_LIST_TOO_LARGE, KafkaError.INVALID_MSG_SIZE}
+)
+
+
+class Refusal(NamedTuple):
+    """A record Kafka refused for good: where it was going, its bytes, and why."""
+
+    topic: str
+    value: bytes
+    reason: str
+    size: bool  # too large (alone or in its batch): a smaller record, or batch, may pass
+
+
 class PublishError(KafkubeError):
-    """Kafka refused a batch; it was aborted and nothing of it is visible."""
+    """Kafka refused a batch; it was aborted and nothing of it is visible.
+
+    ``refused`` lists the records Kafka refused for good: sent again as they were, they
+    would be refused again."""
 
     retriable = True
+
+    def __init__(self, message: str, refused: Sequence[Refusal] = ()) -> None:
+        super().__init__(message)
+        self.refused = list(refused)
 
 
 class FencedError(KafkubeError):
@@ -55,6 +100,25 @@ def ensure_topic(
         if err.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
             raise
     log.info("created topic %s with %d partitions", name, partitions)
+
+
+def max_message_bytes(kafka: Mapping[str, Any], topics: Sequence[str]) -> dict[str, int]:
+    """The largest record batch each topic takes: its ``max.message.bytes``, no more than the
+    producer's own ``message.max.bytes``."""
+    producer_limit = int(kafka.get("message.max.bytes", DEFAULT_MESSAGE_MAX_BYTES))
+    resources = [ConfigResource(ResourceType.TOPIC, topic) for topic in topics]
+    admin = AdminClient(dict(kafka))
+    limits = {}
+    for resource, future in admin.describe_configs(resources).items():
+        try:
+            entry = future.result(30).get("max.message.bytes")
+        except KafkaException as err:
+            raise PublishError(
+                f"reading the configuration of topic {resource.name}: {err}"
+            ) from err
+        topic_limit = int(entry.value) if entry is not None and entry.value else producer_limit
+        limits[resource.name] = min(producer_limit, topic_limit)
+    return limits
 
 
 @dataclass(frozen=True)
@@ -115,43 +179,69 @@ class TransactionalPublisher:
     def __init__(self, producer_config: Mapping[str, Any], *, topic: str, state_topic: str) -> None:
         self.topic = topic
         self.state_topic = state_topic
-        self._producer = Producer(
-            {
-                **producer_config,
-                "enable.idempotence": True,
-                "acks": "all",
-                "logger": RDKAFKA_LOG,
-            }
-        )
+        self._config = {
+            **producer_config,
+            "enable.idempotence": True,
+            "acks": "all",
+            "logger": RDKAFKA_LOG,
+            "on_delivery": self._delivered,
+        }
+        self._producer: Any = None
         self._open = False
+        self._refused: list[Refusal] = []
 
-    def init(self, timeout: float = 60.0) -> None:
+    def init(self, *, batch_bytes: int, timeout: float = 60.0) -> None:
+        """(Re)start the Kafka producer, its record batches at most ``batch_bytes`` (a topic
+        takes no larger batch), and fence any older producer of the transactional id."""
+        if self._producer is not None:
+            self.close()
+        self._producer = Producer({**self._config, "batch.size": batch_bytes})
         try:
             self._producer.init_transactions(timeout)
         except KafkaException as err:
             raise PublishError(f"initialising transactions: {err}") from err
 
-    def publish(
-        self,
-        events: Sequence[tuple[bytes, bytes, list[tuple[str, str | bytes | None]]]],
-        state: Sequence[StateUpdate],
-    ) -> None:
-        """Write events (key, value, headers) and state updates atomically, or none of them."""
+    def publish(self, records: Sequence[Outgoing], state: Sequence[StateUpdate]) -> None:
+        """Write records and state updates atomically, or none of them."""
+        self._refused = []
         try:
             self._producer.begin_transaction()
             self._open = True
-            for key, value, headers in events:
-                self._produce(self.topic, key, value, headers)
+            for topic, key, value, headers in records:
+                self._produce(topic, key, value, headers)
             for update in state:
                 self._produce(self.state_topic, update.key, update.value, None)
+            # Delivery reports first: they name a record Kafka refused for good.
+            self._producer.flush(60)
+        except KafkaException as err:
+            self._failed(err)
+        if self._refused:
+            self.abort()
+            first = self._refused[0].reason
+            raise PublishError(
+                f"transaction aborted: Kafka refused {len(self._refused)} record(s): {first}",
+                self._refused,
+            )
+        try:
             self._commit()
         except KafkaException as err:
-            error = err.args[0]
-            if error.fatal() or error.code() == KafkaError._FENCED:  # noqa: SLF001
-                self._open = False  # nothing to abort: the broker already did, for the new owner
-                raise FencedError(f"this producer was fenced: {error}") from err
-            self.abort()
-            raise PublishError(f"transaction aborted: {error}") from err
+            self._failed(err)
+
+    def _failed(self, err: KafkaException) -> NoReturn:
+        error = err.args[0]
+        if error.fatal() or error.code() == KafkaError._FENCED:  # noqa: SLF001
+            self._open = False  # nothing to abort: the broker already did, for the new owner
+            raise FencedError(f"this producer was fenced: {error}") from err
+        self.abort()
+        raise PublishError(f"transaction aborted: {error}", self._refused) from err
+
+    def _delivered(self, error: KafkaError | None, message: Message) -> None:
+        if error is not None and error.code() in PER_RECORD_REFUSALS:
+            self._refuse(message.topic() or "", message.value() or b"", error)
+
+    def _refuse(self, topic: str, value: bytes, error: KafkaError) -> None:
+        size = error.code() in _SIZE_REFUSALS
+        self._refused.append(Refusal(topic, value, str(error), size))
 
     def _commit(self, attempts: int = 5) -> None:
         """Commit; a retriable failure (a timeout, a coordinator moving) is retried as is."""
@@ -167,15 +257,15 @@ class TransactionalPublisher:
                 return
 
     def _produce(
-        self,
-        topic: str,
-        key: bytes,
-        value: bytes | None,
-        headers: list[tuple[str, str | bytes | None]] | None,
+        self, topic: str, key: bytes, value: bytes | None, headers: list[Header] | None
     ) -> None:
         while True:
             try:
                 self._producer.produce(topic, key=key, value=value, headers=headers)
+            except KafkaException as err:
+                if err.args[0].code() in PER_RECORD_REFUSALS:
+                    self._refuse(topic, value or b"", err.args[0])
+                raise
             except BufferError:
                 # The client's queue is full: let it deliver, then go on (bounded memory).
                 self._producer.poll(0.1)
@@ -192,5 +282,8 @@ class TransactionalPublisher:
         self._open = False
 
     def close(self) -> None:
+        if self._producer is None:
+            return
         self.abort()
         self._producer.flush(30)
+        self._producer = None

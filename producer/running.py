@@ -26,6 +26,14 @@ The state stays bounded: a uid is forgotten when its event is DELETED (events
 expire after about an hour), when a relist no longer shows it, or when it has
 not been seen for ``forget_after_seconds``.
 
+No single event stalls the stream. An event whose record exceeds what the
+topic accepts (read at start) is published cut to fit and marked
+(``kafkube.producer.trimming``). An event the schema refuses, or one Kafka refused
+for good (the transaction is aborted once; the delivery report names it), goes to
+``<topic>.producer-dlq`` with the reason in its headers, in the transaction that
+moves the state past it, and the stream goes on. Errors that may pass (a broker
+away, a timeout) abort the transaction and retry it, as before.
+
 SIGTERM (``stop``) ends the watch, commits the open batch and returns; that
 takes at most the linger time plus one transaction commit (60 s bound, about a
 second in practice).
@@ -42,21 +50,44 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
+
 from kafkube.producer.converting import ConversionError, parse_time, to_record
 from kafkube.producer.dedup import PublishedState, StateUpdate
-from kafkube.producer.publishing import PublishError, TransactionalPublisher, read_state
+from kafkube.producer.publishing import (
+    Header,
+    Outgoing,
+    PublishError,
+    Refusal,
+    TransactionalPublisher,
+    max_message_bytes,
+    read_state,
+)
 from kafkube.producer.settings import ProducerSettings
+from kafkube.producer.trimming import fit
 from kafkube.producer.watching import EventSource, ResourceExpiredError, WatchItem
-from kafkube.schemas.codec import Codec
+from kafkube.schemas.codec import Codec, DecodeError, EncodeError
 from kafkube.schemas.errors import SourceError
 from kafkube.schemas.records import API_CORE_V1, EventRecord, WatchType
-from kafkube.schemas.topics import HEADER_RESOURCE_VERSION, HEADER_SCHEMA, HEADER_UID
+from kafkube.schemas.topics import (
+    HEADER_CLUSTER,
+    HEADER_RESOURCE_VERSION,
+    HEADER_SCHEMA,
+    HEADER_UID,
+    producer_dlq_topic,
+)
 
 log = logging.getLogger(__name__)
 
 _FILE_RUN = 256  # watch items handed over at once from a finite source
 _END = object()  # the reader thread's "the server ended this watch"
-Header = tuple[str, str | bytes | None]
+# An occurrence Kafka refused this many times goes to the dead-letter topic instead (the
+# first refusal of a record too large is retried once, cut to a limit read again).
+_REFUSALS_BEFORE_DEAD_LETTER = 2
+# ... and one refused even there (the dead-letter topic's own limits) is given up, loudly.
+_REFUSALS_BEFORE_GIVING_UP = 3
+# Room for what a record carries besides its value: batch and record framing, key, headers.
+_RECORD_OVERHEAD = 1024
 
 
 @dataclass
@@ -68,6 +99,9 @@ class ProducerStats:
     watch_restarts: int = 0
     provably_missed: int = 0
     unconvertible: int = 0
+    truncated: int = 0  # published cut to fit the topic's limit
+    dead_lettered: int = 0  # sent to the producer dead-letter topic instead
+    given_up: int = 0  # refused even by the dead-letter topic: logged, not published
     transactions: int = 0
     aborts: int = 0
     watching: bool = False  # a watch is open now (readiness)
@@ -78,7 +112,8 @@ class ProducerStats:
 
 class _Batch:
     def __init__(self) -> None:
-        self.events: list[tuple[bytes, bytes, list[Header]]] = []
+        self.events: list[Outgoing] = []
+        self.retried: list[tuple[str, str]] = []  # occurrences refused once, sent again here
         # By key: the state topic is compacted, so within one transaction only the last
         # update of a key counts (the checkpoint moves with every event; it is written once).
         self.state: dict[bytes, StateUpdate] = {}
@@ -113,11 +148,16 @@ class EventProducer:
         self._observe = observe
         self._batch = _Batch()
         self._last_expiry = clock()
+        self._dlq_topic = producer_dlq_topic(settings.topic)
+        self._limit = 0  # the largest value the topic takes, read at start
+        self._dlq_limit = 0  # and the dead-letter topic
+        # Occurrences Kafka refused for good, and how often: the next offer routes them.
+        self._refused: dict[tuple[str, str], tuple[Refusal, int]] = {}
 
     # --- the loop -----------------------------------------------------------------------------
 
     def run(self, stop: threading.Event) -> None:
-        self.publisher.init()
+        self._start_publisher()
         loaded = read_state(self.settings.kafka, self.settings.state_topic, self.state.load)
         log.info(
             "resuming: %d state records, %d uids remembered, checkpoint %s",
@@ -148,6 +188,7 @@ class EventProducer:
                 self.stats.aborts += 1
                 self._observe(self.stats)
                 log.warning("%s; reloading state and retrying", err)
+                self._note_refusals(err.refused)
                 self._batch = _Batch()
                 self.state = PublishedState(forget_after=self.settings.forget_after_seconds)
                 read_state(self.settings.kafka, self.settings.state_topic, self.state.load)
@@ -259,27 +300,117 @@ class EventProducer:
             )
         except ConversionError as err:
             self.stats.unconvertible += 1
-            log.error("skipping an event that cannot be identified: %s", err)  # noqa: TRY400
+            log.error("an event that cannot be identified: %s", err)  # noqa: TRY400
+            if publish:
+                self._dead_letter(obj, err)
             return
         uid, rv = record["uid"], record["resource_version"]
         if not self.state.is_new(uid, rv):
             self.stats.skipped_duplicates += 1
             return
-        if publish:
-            self._add_event(record)
+        if publish and not self._routed_elsewhere(obj, (uid, rv)):
+            self._publish(record, obj)
         self._add_state(self.state.published(uid, rv, record["count"], now=now))
 
-    def _add_event(self, record: EventRecord) -> None:
+    def _publish(self, record: EventRecord, obj: dict[str, Any]) -> None:
+        """The record into the batch, cut to fit the topic; the dead-letter topic if refused."""
+        try:
+            fitted, value = fit(record, self.codec.encode, self._limit)
+        except EncodeError as err:
+            self._dead_letter(obj, err)
+            return
+        uid = record["uid"]
+        if fitted["truncated"] is not None:
+            self.stats.truncated += 1
+            log.warning("event %s published cut to fit: %s", uid, fitted["truncated"])
         regarding = record["regarding"]
-        key = (regarding and regarding["uid"]) or record["uid"]
         headers: list[Header] = [
-            (HEADER_UID, record["uid"]),
+            (HEADER_UID, uid),
             (HEADER_RESOURCE_VERSION, record["resource_version"]),
             (HEADER_SCHEMA, self.codec.writer.fingerprint_hex),
         ]
+        key = ((regarding and regarding["uid"]) or uid).encode()
+        self._add_record((self.settings.topic, key, value, headers))
+
+    def _routed_elsewhere(self, obj: dict[str, Any], occurrence: tuple[str, str]) -> bool:
+        """Whether an occurrence Kafka refused before went to the dead-letter topic now, or
+        was given up; False: publish it (cut to a limit read again, after a size refusal)."""
+        entry = self._refused.get(occurrence)
+        if entry is None:
+            return False
+        refusal, times = entry
+        if refusal.size and times < _REFUSALS_BEFORE_DEAD_LETTER:
+            self._batch.retried.append(occurrence)  # cut to the limit read again, or smaller
+            return False
+        del self._refused[occurrence]
+        if times >= _REFUSALS_BEFORE_GIVING_UP:
+            self.stats.given_up += 1
+            log.error(
+                "event %s version %s refused by the topic and its dead-letter topic (%s): "
+                "not published",
+                *occurrence,
+                refusal.reason,
+            )
+            return True
+        self._dead_letter(obj, PublishError(f"Kafka refused it: {refusal.reason}"))
+        return True
+
+    def _start_publisher(self) -> None:
+        """(Re)start the Kafka producer with the topics' size limits, read now."""
+        topics = [self.settings.topic, self._dlq_topic, self.settings.state_topic]
+        limits = max_message_bytes(self.settings.kafka, topics)
+        self._limit = limits[self.settings.topic] - _RECORD_OVERHEAD
+        self._dlq_limit = limits[self._dlq_topic] - _RECORD_OVERHEAD
+        self.publisher.init(batch_bytes=min(limits.values()))
+
+    def _note_refusals(self, refused: list[Refusal]) -> None:
+        """Remember what Kafka refused, by occurrence; after a size refusal, read the limits
+        again (a topic's may have been lowered) and restart the producer with them."""
+        if len(self._refused) > 10_000:  # refusals are rare; never let them pile up
+            self._refused.clear()
+        for refusal in refused:
+            occurrence = self._occurrence_of(refusal)
+            if occurrence is not None:
+                _, times = self._refused.get(occurrence, (refusal, 0))
+                self._refused[occurrence] = (refusal, times + 1)
+        if any(refusal.size for refusal in refused):
+            self._start_publisher()
+
+    def _occurrence_of(self, refusal: Refusal) -> tuple[str, str] | None:
+        try:
+            if refusal.topic == self.settings.topic:
+                record = self.codec.decode(refusal.value)
+                return str(record["uid"]), str(record["resource_version"])
+            if refusal.topic == self._dlq_topic:
+                metadata = orjson.loads(refusal.value).get("metadata") or {}
+                return str(metadata.get("uid", "")), str(metadata.get("resourceVersion", ""))
+        except (DecodeError, orjson.JSONDecodeError, AttributeError):
+            log.warning("Kafka refused a record of %s that cannot be read back", refusal.topic)
+        return None  # a state record: small, and sent again with its batch
+
+    def _dead_letter(self, obj: dict[str, Any], err: Exception) -> None:
+        """The raw object to the producer dead-letter topic, in the batch's transaction."""
+        metadata = obj.get("metadata") or {}
+        uid, rv = str(metadata.get("uid", "")), str(metadata.get("resourceVersion", ""))
+        value = orjson.dumps(obj)
+        headers: list[Header] = [
+            ("error.class", type(err).__name__),
+            ("error.message", str(err)[:4096]),
+            (HEADER_UID, uid),
+            (HEADER_RESOURCE_VERSION, rv),
+            (HEADER_CLUSTER, self.settings.cluster),
+        ]
+        if len(value) > self._dlq_limit:
+            value = value[: self._dlq_limit]
+            headers.append(("kafkube.value_cut_at", str(self._dlq_limit)))
+        self.stats.dead_lettered += 1
+        log.warning("event %s version %s to %s: %s", uid, rv, self._dlq_topic, err)
+        self._add_record((self._dlq_topic, uid.encode(), value, headers))
+
+    def _add_record(self, record: Outgoing) -> None:
         if not self._batch:
             self._batch.started = self._clock()
-        self._batch.events.append((key.encode(), self.codec.encode(record), headers))
+        self._batch.events.append(record)
 
     def _add_state(self, update: StateUpdate) -> None:
         if not self._batch:
@@ -328,7 +459,9 @@ class EventProducer:
             self._last_expiry = now
         batch, self._batch = self._batch, _Batch()
         self.publisher.publish(batch.events, list(batch.state.values()))
-        self.stats.published += len(batch.events)
+        for occurrence in batch.retried:
+            self._refused.pop(occurrence, None)
+        self.stats.published += sum(record[0] != self._dlq_topic for record in batch.events)
         self.stats.transactions += 1
         self.stats.last_commit_at = time.time()
         self._observe(self.stats)

@@ -21,7 +21,7 @@ from kafkube.producer.running import EventProducer, ProducerStats
 from kafkube.producer.settings import ProducerSettings
 from kafkube.producer.watching import EventSource, KubeEvents, open_api_client
 from kafkube.schemas.errors import KafkubeError
-from kafkube.schemas.topics import producer_state_topic
+from kafkube.schemas.topics import producer_dlq_topic, producer_state_topic
 
 
 def run_producer(
@@ -36,6 +36,7 @@ def run_producer(
     ``on_start`` is handed the live counts first (for health checks), and the Prometheus
     counters follow them after every transaction."""
     ensure_topic(settings.kafka, settings.topic, partitions=settings.partitions, config={})
+    ensure_topic(settings.kafka, producer_dlq_topic(settings.topic), partitions=1, config={})
     ensure_topic(
         settings.kafka,
         settings.state_topic,

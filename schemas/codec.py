@@ -16,6 +16,7 @@ from __future__ import annotations
 import io
 import json
 import re
+import struct
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cache
@@ -31,6 +32,13 @@ from kafkube.schemas.writing import UnsupportedSchema, Write, compile_writer
 MAGIC = b"\xc3\x01"
 HEADER_SIZE = len(MAGIC) + 8
 _SCHEMA_FILE = re.compile(r"kubernetes_event\.v(\d+)\.avsc")
+
+
+class EncodeError(KafkubeError):
+    """A record the writer schema refuses (a wrong type, a number out of range, an unknown
+    symbol). The same record is refused every time: retrying cannot help."""
+
+    retriable = False
 
 
 class DecodeError(KafkubeError):
@@ -112,14 +120,17 @@ class Codec:
         self._by_fingerprint = {v.fingerprint: v for v in versions.values()}
 
     def encode(self, record: Mapping[str, Any]) -> bytes:
-        if self.writer.write is not None:
-            buffer = bytearray(self.writer.header)
-            self.writer.write(buffer, record)
-            return bytes(buffer)
-        out = io.BytesIO()
-        out.write(self.writer.header)
-        fastavro.schemaless_writer(out, self.writer.schema, record)
-        return out.getvalue()
+        try:
+            if self.writer.write is not None:
+                buffer = bytearray(self.writer.header)
+                self.writer.write(buffer, record)
+                return bytes(buffer)
+            out = io.BytesIO()
+            out.write(self.writer.header)
+            fastavro.schemaless_writer(out, self.writer.schema, record)
+            return out.getvalue()
+        except (ValueError, TypeError, OverflowError, AttributeError, struct.error) as err:
+            raise EncodeError(f"schema v{self.writer.version} refuses the record: {err!r}") from err
 
     def split(self, value: bytes) -> tuple[SchemaVersion, memoryview]:
         """The writer schema of a value and its datum bytes, without decoding the datum."""

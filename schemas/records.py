@@ -1,6 +1,6 @@
-"""The Avro record of a Kubernetes event, as Python sees it (schema version 1).
+"""The Avro record of a Kubernetes event, as Python sees it (the latest schema version, 2).
 
-Field for field the same as ``avro/kubernetes_event.v1.avsc``; timestamps are
+Field for field the same as ``avro/kubernetes_event.v2.avsc``; timestamps are
 timezone-aware ``datetime`` values, which fastavro writes as timestamp-micros.
 """
 
@@ -27,6 +27,14 @@ class ObjectReference(TypedDict):
 class EventSeries(TypedDict):
     count: int
     last_observed_time: datetime | None
+
+
+class Truncation(TypedDict):
+    """What was cut from an event too large for the topic (schema version 2)."""
+
+    cut: list[str]
+    original_bytes: int
+    limit_bytes: int
 
 
 class EventRecord(TypedDict):
@@ -57,3 +65,4 @@ class EventRecord(TypedDict):
     last_timestamp: datetime | None
     count: int | None
     series: EventSeries | None
+    truncated: Truncation | None

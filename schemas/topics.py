@@ -11,10 +11,17 @@ HEADER_RESOURCE_VERSION = "kafkube.resource_version"
 HEADER_SCHEMA = (
     "kafkube.schema"  # the writer schema's fingerprint, hex (also in the value's header)
 )
+HEADER_CLUSTER = "kafkube.cluster"  # on the producer's dead letters: which cluster sent it
 
 
 def dlq_topic(topic: str) -> str:
     return topic + DLQ_SUFFIX
+
+
+def producer_dlq_topic(topic: str) -> str:
+    """Events the producer could not publish (the schema or Kafka refused them), as the API
+    server's JSON, with the reason in the headers."""
+    return f"{topic}.producer-dlq"
 
 
 def producer_state_topic(topic: str) -> str:

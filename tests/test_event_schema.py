@@ -16,6 +16,7 @@ from kafkube.schemas.codec import (
     MAGIC,
     Codec,
     DecodeError,
+    EncodeError,
     latest_version,
     parse_schema,
     released_versions,
@@ -247,6 +248,7 @@ def test_released_schema_versions_are_never_edited() -> None:
     """A released .avsc changed in place would make old data unreadable by fingerprint."""
     assert {v: s.fingerprint_hex for v, s in released_versions().items()} == {
         1: "1db8de80bea7f34b",
+        2: "f7a8e1d5d81876e9",
     }
 
 
@@ -289,7 +291,8 @@ def test_p9_old_and_new_readers_both_read_a_schema_with_an_added_optional_field(
     v1 = released_versions()[1]
     v2 = parse_schema(_v2_with_an_added_optional_field(), 2)
     known = {1: v1, 2: v2}
-    record = to_record(CORE_PULLING, watch_type="ADDED", **ENVELOPE)
+    record: dict[str, Any] = dict(to_record(CORE_PULLING, watch_type="ADDED", **ENVELOPE))
+    del record["truncated"]  # a field of the released v2, not of this one
     old_codec = Codec(writer=v1, reader=v1, known=known)
     new_codec = Codec(writer=v2, reader=v2, known=known)
 
@@ -299,3 +302,27 @@ def test_p9_old_and_new_readers_both_read_a_schema_with_an_added_optional_field(
     assert old_codec.decode(written_by_new) == record
     assert new_codec.decode(written_by_old) == {**record, "severity": None}
     assert new_codec.decode(written_by_new)["severity"] == 4
+
+
+def test_p9_released_v1_and_v2_read_each_other_truncated_field_and_all() -> None:
+    v1, v2 = released_versions()[1], released_versions()[2]
+    record = to_record(CORE_PULLING, watch_type="ADDED", **ENVELOPE)
+    marked = {**record, "truncated": {"cut": ["note"], "original_bytes": 9, "limit_bytes": 5}}
+    old_reader = Codec(writer=v1, reader=v1)
+    new_reader = Codec(writer=v2, reader=v2)
+    without_truncated = {k: v for k, v in record.items() if k != "truncated"}
+
+    assert old_reader.decode(new_reader.encode(marked)) == without_truncated
+    assert new_reader.decode(old_reader.encode(record)) == {**record, "truncated": None}
+    assert new_reader.decode(new_reader.encode(marked)) == marked
+    assert v2.schema["name"] == v1.schema["name"] == "io.kafkube.v1.KubernetesEvent"
+
+
+def test_a_record_the_schema_refuses_raises_the_typed_encode_error() -> None:
+    record = to_record(CORE_PULLING, watch_type="ADDED", **ENVELOPE)
+
+    with pytest.raises(EncodeError, match="refuses the record") as raised:
+        Codec().encode({**record, "watch_type": "BOOKMARKED"})
+    with pytest.raises(EncodeError):
+        Codec().encode({**record, "count": "twelve"})
+    assert raised.value.retriable is False

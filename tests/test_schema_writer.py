@@ -11,7 +11,7 @@ from typing import Any
 import fastavro
 import pytest
 
-from kafkube.schemas.codec import Codec, parse_schema
+from kafkube.schemas.codec import Codec, EncodeError, parse_schema
 from kafkube.schemas.writing import UnsupportedSchema, compile_writer
 from tests.sinking import event_values
 
@@ -65,9 +65,9 @@ def test_every_edge_of_the_schema_encodes_to_fastavros_bytes() -> None:
 def test_a_value_the_schema_does_not_allow_is_refused() -> None:
     codec = Codec()
     base = codec.decode(event_values(1, seed=3)[0][1])
-    with pytest.raises(ValueError, match="not a symbol"):
+    with pytest.raises(EncodeError, match="not a symbol"):
         codec.encode({**base, "watch_type": "BOOKMARK"})
-    with pytest.raises(ValueError, match="time zone"):
+    with pytest.raises(EncodeError, match="time zone"):
         codec.encode({**base, "observed_at": datetime(2026, 1, 1)})  # noqa: DTZ001 - naive on purpose
 
 
