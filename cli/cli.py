@@ -368,6 +368,10 @@ def _sink_options(command: Callable[..., None]) -> Callable[..., None]:
     options = [
         click.option("--group", default="", help="Consumer group; default kafkube-sink-<type>."),
         click.option(
+            "--instance-id", default="",
+            help="Static group membership: a restart with the same id resumes at once.",
+        ),
+        click.option(
             "--format", "output_format", type=click.Choice(["avro", "jsonl"]), default="avro",
             show_default=True, help="Avro object container files, or gzip JSON Lines.",
         ),
@@ -393,6 +397,7 @@ def _sink_options(command: Callable[..., None]) -> Callable[..., None]:
 
 _SINK_FLAGS = {
     "group": "group",
+    "instance_id": "instance_id",
     "output_format": "format",
     "codec": "codec",
     "max_records": "rotation.max_records",

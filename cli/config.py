@@ -260,6 +260,12 @@ class Rotation(_Section):
 class _SinkConfig(_Section):
     enabled: bool = Field(default=True, description="Whether this sink is deployed.")
     group: str = Field("", description="Consumer group; default kafkube-sink-<type>.")
+    instance_id: str = Field(
+        "",
+        description="Static group membership (Kafka's group.instance.id): a restarted instance "
+        "with the same id takes its partitions back at once. Unique per instance (the chart "
+        "sets the pod name); empty: dynamic membership.",
+    )
     format: Literal["avro", "jsonl"] = Field(
         "avro", description="Avro object container files, or gzip JSON Lines."
     )
@@ -293,6 +299,7 @@ class _SinkConfig(_Section):
             kafka=kafka.client_properties(),
             topic=kafka.topic,
             group=self.group,
+            instance_id=self.instance_id,
             format=self.format,
             codec=self.codec,
             max_records=self.rotation.max_records,

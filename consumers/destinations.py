@@ -6,9 +6,18 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Protocol
 
+from kafkube.schemas.errors import SinkError
+
+
+class MissingObjectError(SinkError):
+    """Nothing is stored under the name asked for."""
+
+    retriable = False
+
 
 class Destination(Protocol):
     description: str  # for logs: a directory, s3://bucket/prefix, gs://bucket/prefix
+    list_requests: int  # listing requests made so far (pages; a directory walk counts one)
 
     def check(self) -> None:
         """Refuse a destination that cannot work, naming the setting (ConfigError)."""
@@ -27,4 +36,4 @@ class Destination(Protocol):
         """The names stored in this folder (a topic's), at any depth; every name for ""."""
 
     def get(self, name: str) -> bytes:
-        """The bytes stored under ``name``; SinkError if there are none."""
+        """The bytes stored under ``name``; MissingObjectError if there are none."""

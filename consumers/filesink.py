@@ -8,6 +8,7 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
+from kafkube.consumers.destinations import MissingObjectError
 from kafkube.schemas.errors import ConfigError, SinkError
 
 # A write in progress: hidden (Spark and Hive skip dot files) and without the output's extension.
@@ -20,6 +21,7 @@ class FileDestination:
         self.root = directory.expanduser().absolute()
         self.min_free_bytes = min_free_bytes
         self.description = str(self.root)
+        self.list_requests = 0
 
     def check(self) -> None:
         if self.root.exists() and not self.root.is_dir():
@@ -83,6 +85,7 @@ class FileDestination:
 
     def names(self, under: str) -> Iterator[str]:
         base = self._path(under)
+        self.list_requests += 1
         if not base.is_dir():
             return
         for path in base.rglob("*"):
@@ -92,5 +95,7 @@ class FileDestination:
     def get(self, name: str) -> bytes:
         try:
             return self._path(name).read_bytes()
+        except FileNotFoundError as err:
+            raise MissingObjectError(f"no {self._path(name)}") from err
         except OSError as err:
             raise SinkError(f"reading {self._path(name)}: {err.strerror}") from err

@@ -23,6 +23,7 @@ from google.auth.exceptions import GoogleAuthError
 from google.cloud import storage
 from google.cloud.storage.retry import DEFAULT_RETRY
 
+from kafkube.consumers.destinations import MissingObjectError
 from kafkube.consumers.naming import object_prefix
 from kafkube.schemas.errors import ConfigError, SinkError
 
@@ -45,6 +46,7 @@ class GCSDestination:
             raise ConfigError("sinks.gcs.bucket", "is required")
         self.bucket_name, self.prefix = bucket, object_prefix(prefix, field="sinks.gcs.prefix")
         self.description = f"gs://{bucket}/{self.prefix}"
+        self.list_requests = 0
         self.resumable_above = resumable_above
         try:
             if endpoint:  # an emulator takes no credentials
@@ -115,13 +117,18 @@ class GCSDestination:
     def names(self, under: str) -> Iterator[str]:
         try:
             folder = f"{self.prefix}{under}/" if under else self.prefix
-            for blob in self._client.list_blobs(self.bucket_name, prefix=folder):
-                yield str(blob.name)[len(self.prefix) :]
+            for page in self._client.list_blobs(self.bucket_name, prefix=folder).pages:
+                self.list_requests += 1
+                for blob in page:
+                    yield str(blob.name)[len(self.prefix) :]
         except (GoogleAPIError, GoogleAuthError, OSError) as err:
             raise SinkError(f"listing {self.description}{under}/: {err}") from err
 
     def get(self, name: str) -> bytes:
         try:
             return bytes(self._bucket.blob(self.prefix + name).download_as_bytes())
+        except api_errors.NotFound as err:
+            where = f"gs://{self.bucket_name}/{self.prefix}{name}"
+            raise MissingObjectError(f"no {where}") from err
         except (GoogleAPIError, GoogleAuthError, OSError) as err:
             raise SinkError(f"reading gs://{self.bucket_name}/{self.prefix}{name}: {err}") from err

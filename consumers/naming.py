@@ -61,6 +61,13 @@ def object_name(  # noqa: PLR0913 - every part of the name
     )
 
 
+def index_name(topic: str, partition: int, extension: str) -> str:
+    """Where a sink keeps its index of a partition's objects (``kafkube.consumers.indexing``):
+    beside the topic's folder, under a name query engines skip (a leading ``_``)."""
+    check_topic(topic)
+    return f"_kafkube/index/{topic}/{topic}+{partition:05d}.{extension}.json"
+
+
 def parse_object_name(name: str, topic: str) -> tuple[int, ObjectRange] | None:
     """The partition and offsets an object of this topic holds, from its name; None if not ours."""
     matched = _OBJECT.fullmatch(name.rsplit("/", 1)[-1])

@@ -11,10 +11,13 @@ store), and only then commits the offset after the batch. Nothing else commits.
 Every crash point then ends the same way. Before the write is durable, nothing
 names the batch and its offsets are not committed: the next owner reads them
 again. After the write and before the commit, the object exists but the offset
-is behind it: the next owner, when it is assigned the partition, lists the
-sink's own objects and learns from their names where each batch ended, and a
-batch that starts at a written object's first offset closes exactly at that
-object's last offset, whatever the count, size, age or time rules would say.
+is behind it: the next owner, when it is assigned the partition, reads where
+each batch ended from the partition's index (``kafkube.consumers.indexing``,
+written before each object, so never behind the store; a full listing of the
+sink's own objects when the index is missing or does not reach back to the
+committed offset), and a batch that starts at a written object's first offset
+closes exactly at that object's last offset, whatever the count, size, age or
+time rules would say.
 The rewrite has the same name and, because the formats are deterministic (the
 Avro sync marker comes from the name, gzip carries no time), the same bytes: it
 replaces the object with itself. An offset reset into the middle of an object
@@ -41,14 +44,24 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from confluent_kafka import OFFSET_INVALID, Consumer, KafkaError, Message, Producer, TopicPartition
+from confluent_kafka import (
+    OFFSET_INVALID,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    Producer,
+    TopicPartition,
+)
 
 from kafkube.consumers import metrics
-from kafkube.consumers.destinations import Destination
+from kafkube.consumers.destinations import Destination, MissingObjectError
 from kafkube.consumers.formats import EXTENSIONS, avro_container, json_lines_gzip
+from kafkube.consumers.indexing import PartitionIndex, UnreadableIndex
 from kafkube.consumers.naming import (
     ObjectRange,
     hour_of,
+    index_name,
     object_name,
     parse_object_name,
     start_offset,
@@ -63,6 +76,17 @@ log = logging.getLogger(__name__)
 RDKAFKA_LOG = logging.getLogger("kafkube.librdkafka")
 
 
+class InstanceFencedError(SinkError):
+    """Another instance took this one's place in the group with the same instance id."""
+
+    retriable = False
+
+
+def static_membership(instance_id: str) -> dict[str, str]:
+    """The consumer properties of static group membership; none for dynamic membership."""
+    return {"group.instance.id": instance_id} if instance_id else {}
+
+
 @dataclass
 class SinkStats:
     records: int = 0
@@ -71,6 +95,7 @@ class SinkStats:
     dead_letters: int = 0
     rewrites_aligned: int = 0
     write_retries: int = 0
+    list_requests: int = 0  # to the store, to learn what it holds (pages)
     # Wall-clock seconds: the first record taken and the last offset committed (0: none).
     first_record_at: float = 0.0
     last_commit_at: float = 0.0
@@ -93,6 +118,8 @@ class _Batch:
 @dataclass
 class _Partition:
     boundaries: dict[int, int]
+    index: PartitionIndex
+    committed: int  # the offset last committed (or started from)
     batch: _Batch | None = None
     dead_letters_pending: bool = False
     # An offset whose records are durable but whose commit the group refused (a rebalance
@@ -146,6 +173,7 @@ class SinkRunner:
                 "queued.max.messages.kbytes": 8192,
                 **kafka,
                 "group.id": self.settings.group_id,
+                **static_membership(self.settings.instance_id),
                 "enable.auto.commit": False,
                 "enable.auto.offset.store": False,
                 "isolation.level": "read_committed",
@@ -187,27 +215,51 @@ class SinkRunner:
     # --- rebalances ---------------------------------------------------------------------------
 
     def _written(self) -> dict[int, list[ObjectRange]]:
+        """Every object of the topic the store holds, by partition: a full listing."""
         by_partition: dict[int, list[ObjectRange]] = {}
         for name in self.destination.names(self.settings.topic):
             parsed = parse_object_name(name, self.settings.topic)
             if parsed is not None:
                 by_partition.setdefault(parsed[0], []).append(parsed[1])
+        self.stats.list_requests = self.destination.list_requests
         return {p: sorted(ranges) for p, ranges in by_partition.items()}
+
+    def _index_name(self, partition: int) -> str:
+        return index_name(self.settings.topic, partition, self._extension)
+
+    def _read_index(self, partition: int) -> PartitionIndex | None:
+        try:
+            return PartitionIndex.parse(self.destination.get(self._index_name(partition)))
+        except MissingObjectError:
+            return None
+        except UnreadableIndex as err:
+            log.warning("partition %d: %s; listing the store instead", partition, err)
+            return None
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         if not partitions:
             consumer.incremental_assign(partitions)
             return
         committed = consumer.committed(partitions, timeout=30)
-        written = self._written()
+        listing: dict[int, list[ObjectRange]] | None = None  # only if an index falls short
         for tp, done in zip(partitions, committed, strict=True):
             position = done.offset
             if position == OFFSET_INVALID or position < 0:
                 position = consumer.get_watermark_offsets(tp, timeout=30)[0]
-            start, boundaries = start_offset(position, written.get(tp.partition, []))
+            index = self._read_index(tp.partition)
+            if index is None or not index.covers(position):
+                if listing is None:
+                    log.info("listing %s to find what was written", self.destination.description)
+                    listing = self._written()
+                index = PartitionIndex.rebuilt(listing.get(tp.partition, []), position)
+                try:
+                    self.destination.put(self._index_name(tp.partition), index.to_bytes(), {})
+                except SinkError as err:  # written again before the partition's next object
+                    log.warning("cannot store the index of partition %d: %s", tp.partition, err)
+            start, boundaries = start_offset(position, index.ranges)
             if start != position:
                 self.stats.rewrites_aligned += 1
-            self._partitions[tp.partition] = _Partition(boundaries=boundaries)
+            self._partitions[tp.partition] = _Partition(boundaries, index, position)
             tp.offset = start
             log.info("assigned partition %d from offset %d", tp.partition, start)
         consumer.incremental_assign(partitions)
@@ -230,6 +282,7 @@ class SinkRunner:
         if error is not None:
             if error.code() == KafkaError._PARTITION_EOF:  # noqa: SLF001
                 return
+            self._raise_if_fenced(error)
             raise SinkError(f"consuming {self.settings.topic}: {error}")
         partition, offset = message.partition() or 0, message.offset() or 0
         state = self._partitions.get(partition)
@@ -255,6 +308,19 @@ class SinkRunner:
             len(batch.datums) >= self.settings.max_records or batch.size >= self.settings.max_bytes
         ):
             self._flush(partition)
+
+    def _raise_if_fenced(self, error: KafkaError) -> None:
+        """Another instance joined with this one's instance id: say so, and stop for good."""
+        fatal = error.fatal() or error.code() == KafkaError._FATAL  # noqa: SLF001
+        if error.code() == KafkaError.FENCED_INSTANCE_ID or (
+            fatal and "group.instance.id" in error.str()
+        ):
+            raise InstanceFencedError(
+                f"another instance of group {self.settings.group_id} joined with this one's "
+                f"instance id {self.settings.instance_id!r}, and Kafka let it in its place; "
+                f"give each instance its own sinks.{self.settings.sink_type}.instance_id "
+                f"(Kafka said: {error.str()})"
+            )
 
     def _batch_for(
         self, partition: int, state: _Partition, offset: int, hour: datetime, writer: SchemaVersion
@@ -362,6 +428,12 @@ class SinkRunner:
                 "kafkube-schema": batch.writer.fingerprint_hex,
             }
             began = time.monotonic()
+            # The index first: never behind the store (a crash in between leaves a range whose
+            # object is missing, which the next owner simply writes, cut at the same place).
+            state.index.add(ObjectRange(batch.first, batch.last), state.committed)
+            index = state.index.to_bytes()
+            if not self._write(partition, self._index_name(partition), index, {}):
+                return
             if not self._write(partition, name, data, metadata):
                 return
             sink = self.settings.sink_type
@@ -425,8 +497,10 @@ class SinkRunner:
             )
             self.stats.last_commit_at = time.time()
             state.uncommitted = None
+            state.committed = next_offset
             self._export_position(partition, next_offset)
-        except Exception as err:  # noqa: BLE001 - a commit refused after a rebalance is not fatal
+        except KafkaException as err:
+            self._raise_if_fenced(err.args[0])
             log.warning(
                 "commit of partition %d at %d refused (%s); trying again",
                 partition,

@@ -18,6 +18,7 @@ from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from kafkube.consumers.destinations import MissingObjectError
 from kafkube.consumers.naming import object_prefix
 from kafkube.schemas.errors import ConfigError, SinkError, SinkRefusedError
 
@@ -47,6 +48,7 @@ class S3Destination:
             raise ConfigError("sinks.s3.kms_key_id", "goes with --sse aws:kms")
         self.bucket, self.prefix = bucket, object_prefix(prefix, field="sinks.s3.prefix")
         self.description = f"s3://{bucket}/{self.prefix}"
+        self.list_requests = 0
         self._client: Any = boto3.client(
             "s3",
             endpoint_url=endpoint_url,
@@ -128,6 +130,7 @@ class S3Destination:
         try:
             folder = f"{self.prefix}{under}/" if under else self.prefix
             for page in paginator.paginate(Bucket=self.bucket, Prefix=folder):
+                self.list_requests += 1
                 for item in page.get("Contents", []):
                     yield str(item["Key"])[len(self.prefix) :]
         except (ClientError, BotoCoreError) as err:
@@ -137,5 +140,7 @@ class S3Destination:
         try:
             body = self._client.get_object(Bucket=self.bucket, Key=self.prefix + name)["Body"]
             return bytes(body.read())
+        except self._client.exceptions.NoSuchKey as err:
+            raise MissingObjectError(f"no s3://{self.bucket}/{self.prefix}{name}") from err
         except (ClientError, BotoCoreError) as err:
             raise SinkError(f"reading s3://{self.bucket}/{self.prefix}{name}: {err}") from err

@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
+from typing import Any
 
 from kafkube.consumers.formats import CODECS, EXTENSIONS
 from kafkube.consumers.naming import check_topic
 from kafkube.schemas.errors import ConfigError
 from kafkube.schemas.topics import DEFAULT_TOPIC, sink_group
 
+_INSTANCE_ID = re.compile(r"[A-Za-z0-9._-]{1,249}")
+
 
 @dataclass(frozen=True)
 class SinkSettings:
     sink_type: str
-    kafka: dict[str, str] = field(default_factory=dict)  # librdkafka properties, passed through
+    # librdkafka properties, passed through (and the CLI's error callback)
+    kafka: dict[str, Any] = field(default_factory=dict)
     topic: str = DEFAULT_TOPIC
     group: str = ""  # default kafkube-sink-<type>
+    instance_id: str = ""  # static membership (group.instance.id); empty: dynamic
     format: str = "avro"
     codec: str = "deflate"
     max_records: int = 50_000
@@ -41,9 +47,19 @@ class SinkSettings:
             raise ConfigError("rotation.max_age_seconds", "must be in (0, 86400]")
         if self.time_field not in {"record", "event"}:
             raise ConfigError("time_field", f"must be record or event, got {self.time_field!r}")
-        for owned in ("group.id", "enable.auto.commit", "isolation.level"):
+        self._check_membership()
+
+    def _check_membership(self) -> None:
+        if self.instance_id and not _INSTANCE_ID.fullmatch(self.instance_id):
+            raise ConfigError(
+                f"sinks.{self.sink_type}.instance_id",
+                f"letters, digits, '.', '_', '-' (at most 249), got {self.instance_id!r}",
+            )
+        for owned in ("group.id", "group.instance.id", "enable.auto.commit", "isolation.level"):
             if owned in self.kafka:
-                raise ConfigError(f"kafka.{owned}", "is set by kafkube (use --group for the group)")
+                raise ConfigError(
+                    f"kafka.{owned}", "is set by kafkube (use --group and --instance-id)"
+                )
 
     @property
     def group_id(self) -> str:

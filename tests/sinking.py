@@ -84,14 +84,27 @@ class SinkProcess(KafkubeProcess):
     kind: str = "file"
     target: list[str] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)
+    _starts_before: int = 0
 
     def start(self) -> None:
+        self._starts_before = self._starts()
         target = self.target or ["--dir", str(self.directory)]
         self.launch(
             "sink", self.kind, *target, "--bootstrap-servers", self.bootstrap,
             "--topic", self.topic, "--group", self.group, *self.extra,
             env=self.env,
         )  # fmt: skip
+
+    def _starts(self) -> int:
+        return self.log.read_text().count(" -> ") if self.log.exists() else 0
+
+    def wait_running(self, timeout: float = 60) -> None:
+        """Until the last start has its consumer up (signals handled, group joined or joining)."""
+        deadline = time.monotonic() + timeout
+        while self._starts() <= self._starts_before:
+            assert self.alive(), self.log.read_text()[-3000:]
+            assert time.monotonic() < deadline, self.log.read_text()[-3000:]
+            time.sleep(0.1)
 
 
 def s3_env(endpoints: Endpoints) -> dict[str, str]:

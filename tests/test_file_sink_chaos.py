@@ -62,7 +62,11 @@ def test_p3_sigkill_at_random_moments_leaves_every_record_exactly_once(
             directory=tmp_path / output_format,
             log=tmp_path / f"{output_format}.log",
             group=unique(f"sink-file-{output_format}"),
-            extra=["--format", output_format, "--max-records", "250", "--max-age-seconds", "0.3"],
+            extra=[
+                *("--format", output_format, "--max-records", "250", "--max-age-seconds", "0.3"),
+                # Static membership: each restart takes its partitions straight back.
+                *("--instance-id", f"{output_format}-0"),
+            ],
         )
         for output_format in ("avro", "jsonl")
     }
@@ -87,6 +91,7 @@ def test_p3_sigkill_at_random_moments_leaves_every_record_exactly_once(
     codes = []
     for sink in sinks.values():
         _assert_commits_behind_disk(kafka_bootstrap, sink.group, topic, sink.directory)
+        sink.wait_running()  # a SIGTERM before the handler is set up would just kill it
         codes.append(sink.terminate())
 
     for output_format, records in found.items():

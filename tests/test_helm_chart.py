@@ -14,15 +14,13 @@ import pytest
 import yaml
 
 from kafkube.compose import fetch
-from kafkube.compose.settings import KUBE_VERSION
 from kafkube.compose.stack import Stack
 from kafkube.config import load
+from tests.charts import CHART, KUBE, render_chart
 from tests.conftest import unique
 
 pytestmark = pytest.mark.timeout(900)  # the first run builds helm (minutes)
 
-_KUBE = KUBE_VERSION.removeprefix("v")
-CHART = Path(__file__).resolve().parent.parent / "deploy" / "helm" / "kafkube"
 
 FULL = {
     "clusterName": "prod-eu-1",
@@ -52,18 +50,6 @@ FULL = {
 @pytest.fixture(scope="module")
 def helm(native_stack: Stack) -> Path:
     return fetch.wrapped_go_binary(native_stack.settings, "helm")
-
-
-def _render(helm: Path, tmp_path: Path, namespace: str, values: dict[str, Any]) -> list[Any]:
-    values_file = tmp_path / f"values-{unique('v')}.yaml"
-    values_file.write_text(yaml.safe_dump(values))
-    rendered = subprocess.run(
-        [str(helm), "template", "events", str(CHART), "--namespace", namespace,
-         "--kube-version", _KUBE, "--values", str(values_file)],
-        capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
-    assert rendered.returncode == 0, rendered.stderr
-    return [doc for doc in yaml.safe_load_all(rendered.stdout) if doc]
 
 
 def _dry_run(kube_api: Any, manifests: list[Any], namespace: str) -> None:
@@ -100,7 +86,7 @@ def _by_kind(manifests: list[Any]) -> dict[tuple[str, str], Any]:
 
 def test_helm_lint_passes(helm: Path) -> None:
     linted = subprocess.run(
-        [str(helm), "lint", str(CHART), "--strict", "--kube-version", _KUBE,
+        [str(helm), "lint", str(CHART), "--strict", "--kube-version", KUBE,
          "--set", "kafka.bootstrapServers=k:9092", "--set", "clusterName=c"],
         capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
@@ -110,7 +96,7 @@ def test_helm_lint_passes(helm: Path) -> None:
 def test_the_chart_renders_valid_manifests_for_a_full_deployment(
     helm: Path, kube_api: Any, namespaces: str, tmp_path: Path
 ) -> None:
-    manifests = _render(helm, tmp_path, namespaces, FULL)
+    manifests = render_chart(helm, tmp_path, namespaces, FULL)
     _dry_run(kube_api, manifests, namespaces)
     kinds = _by_kind(manifests)
 
@@ -128,9 +114,17 @@ def test_the_chart_renders_valid_manifests_for_a_full_deployment(
             "valueFrom": {"secretKeyRef": {"name": "kafka-credentials", "key": "password"}}
             } in container["env"]  # fmt: skip
     for sink in ("file", "s3", "gcs"):
-        deployment = kinds[("Deployment", f"events-kafkube-sink-{sink}")]["spec"]
-        assert deployment["template"]["spec"]["containers"][0]["args"] == ["sink", sink]
-        assert deployment["template"]["spec"]["automountServiceAccountToken"] is False
+        statefulset = kinds[("StatefulSet", f"events-kafkube-sink-{sink}")]["spec"]
+        container = statefulset["template"]["spec"]["containers"][0]
+        assert container["args"] == ["sink", sink]
+        # Static membership: the pod's own, stable name is its instance id.
+        assert {
+            "name": f"KAFKUBE_SINKS__{sink.upper()}__INSTANCE_ID",
+            "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}},
+        } in container["env"]
+        assert statefulset["serviceName"] == f"events-kafkube-sink-{sink}"
+        assert ("Service", f"events-kafkube-sink-{sink}") in kinds
+        assert statefulset["template"]["spec"]["automountServiceAccountToken"] is False
     assert ("PodDisruptionBudget", "events-kafkube-producer") in kinds
     assert ("PodDisruptionBudget", "events-kafkube-sink-s3") in kinds
     assert ("PodDisruptionBudget", "events-kafkube-sink-file") not in kinds  # one replica
@@ -160,7 +154,7 @@ def test_the_chart_renders_valid_manifests_for_a_full_deployment(
 def test_the_default_values_watch_every_namespace_with_a_cluster_role(
     helm: Path, kube_api: Any, namespaces: str, tmp_path: Path
 ) -> None:
-    manifests = _render(
+    manifests = render_chart(
         helm, tmp_path, namespaces, {"clusterName": "c", "kafka": {"bootstrapServers": "k:9092"}}
     )
     _dry_run(kube_api, manifests, namespaces)
@@ -188,13 +182,13 @@ def test_the_default_values_watch_every_namespace_with_a_cluster_role(
         ),
     ],
 )  # fmt: skip
-def test_missing_required_values_are_refused_at_render(
+def test_missing_required_values_are_refused_atrender_chart(
     helm: Path, tmp_path: Path, values: dict[str, Any], expected: str
 ) -> None:
     values_file = tmp_path / "values.yaml"
     values_file.write_text(yaml.safe_dump(values))
     rendered = subprocess.run(
-        [str(helm), "template", "events", str(CHART), "--kube-version", _KUBE,
+        [str(helm), "template", "events", str(CHART), "--kube-version", KUBE,
          "--values", str(values_file)],
         capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
