@@ -374,7 +374,7 @@ def pace_run(cluster: Cluster, work: Path, *, events: int) -> dict[str, Any]:
     seen: list[float] = []
     stop = threading.Event()
     with open_api_client(cluster.endpoints.kubeconfig) as api_client:
-        bare = KubeEvents(api_client, api_version="v1", namespaces=(namespace,))
+        bare = KubeEvents(api_client, api_version="v1", namespace=namespace)
         start_rv = bare.list().resource_version
 
         def read() -> None:

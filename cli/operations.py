@@ -55,8 +55,10 @@ def _print_producer(topic: str, status: ProducerStatus | None) -> None:
     if status is None:
         click.echo(f"producer: no producer has published to {topic} yet")
         return
+    where = [f"resourceVersion {status.checkpoint}"] if status.checkpoint else []
+    where += [f"{ns} at {rv}" for ns, rv in sorted(status.namespaces.items())]
     click.echo(
-        f"producer: checkpoint resourceVersion {status.checkpoint or '-'}, "
+        f"producer: checkpoint {', '.join(where) or '-'}, "
         f"{status.uids_remembered} events remembered, last publish {_ago(status.last_publish)}"
     )
 

@@ -19,8 +19,10 @@ import orjson
 
 from kafkube.schemas.errors import KafkubeError
 
-CHECKPOINT_KEY = b"checkpoint"
+CHECKPOINT_KEY = b"checkpoint"  # the cluster-wide watch's
+_NAMESPACE_CHECKPOINT_PREFIX = b"checkpoint:ns:"  # one watch per listed namespace, each its own
 _UID_PREFIX = b"uid:"
+CLUSTER_WIDE = ""  # the scope of the one watch of every namespace
 
 
 class StateError(KafkubeError):
@@ -58,8 +60,14 @@ class StateUpdate(NamedTuple):
 class PublishedState:
     def __init__(self, *, forget_after: float) -> None:
         self.forget_after = forget_after
-        self.checkpoint: str | None = None
+        # Where each watch resumes, by scope: a namespace, or CLUSTER_WIDE.
+        self.checkpoints: dict[str, str] = {}
         self._seen: dict[str, Seen] = {}
+
+    @property
+    def checkpoint(self) -> str | None:
+        """The cluster-wide watch's checkpoint."""
+        return self.checkpoints.get(CLUSTER_WIDE)
 
     def __len__(self) -> int:
         return len(self._seen)
@@ -102,15 +110,23 @@ class PublishedState:
         gone = [uid for uid in self._seen if uid not in keep]
         return [update for uid in gone if (update := self.forget(uid)) is not None]
 
-    def set_checkpoint(self, resource_version: str) -> StateUpdate:
-        self.checkpoint = resource_version
-        return StateUpdate(CHECKPOINT_KEY, orjson.dumps({"rv": resource_version}))
+    def set_checkpoint(self, resource_version: str, scope: str = CLUSTER_WIDE) -> StateUpdate:
+        self.checkpoints[scope] = resource_version
+        return StateUpdate(_checkpoint_key(scope), orjson.dumps({"rv": resource_version}))
+
+    def clear_checkpoint(self, scope: str = CLUSTER_WIDE) -> None:
+        """Forget where a watch resumes (its resourceVersion expired): it lists again."""
+        self.checkpoints.pop(scope, None)
 
     def load(self, key: bytes, value: bytes | None) -> None:
         """Apply one record of the state topic, read back at start."""
         try:
-            if key == CHECKPOINT_KEY:
-                self.checkpoint = None if value is None else str(orjson.loads(value)["rv"])
+            scope = _checkpoint_scope(key)
+            if scope is not None:
+                if value is None:
+                    self.checkpoints.pop(scope, None)
+                else:
+                    self.checkpoints[scope] = str(orjson.loads(value)["rv"])
             elif key.startswith(_UID_PREFIX):
                 uid = key[len(_UID_PREFIX) :].decode()
                 if value is None:
@@ -122,3 +138,16 @@ class PublishedState:
                 raise StateError(f"unknown key {key!r} in the producer state topic")
         except (ValueError, KeyError, TypeError) as err:
             raise StateError(f"unreadable producer state record {key!r}: {err}") from err
+
+
+def _checkpoint_key(scope: str) -> bytes:
+    return _NAMESPACE_CHECKPOINT_PREFIX + scope.encode() if scope else CHECKPOINT_KEY
+
+
+def _checkpoint_scope(key: bytes) -> str | None:
+    """The scope whose checkpoint this key holds; None if it holds none."""
+    if key == CHECKPOINT_KEY:
+        return CLUSTER_WIDE
+    if key.startswith(_NAMESPACE_CHECKPOINT_PREFIX):
+        return key[len(_NAMESPACE_CHECKPOINT_PREFIX) :].decode()
+    return None

@@ -272,6 +272,12 @@ class TransactionalPublisher:
             else:
                 return
 
+    def poll(self) -> None:
+        """Serve the client's callbacks while no batch is under way (a login refused later
+        in the run is raised from here)."""
+        if self._producer is not None:
+            self._producer.poll(0)
+
     def abort(self) -> None:
         if not self._open:
             return

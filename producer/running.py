@@ -41,11 +41,12 @@ second in practice).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -53,7 +54,7 @@ from typing import Any
 import orjson
 
 from kafkube.producer.converting import ConversionError, parse_time, to_record
-from kafkube.producer.dedup import PublishedState, StateUpdate
+from kafkube.producer.dedup import CLUSTER_WIDE, PublishedState, StateUpdate
 from kafkube.producer.publishing import (
     Header,
     Outgoing,
@@ -65,7 +66,7 @@ from kafkube.producer.publishing import (
 )
 from kafkube.producer.settings import ProducerSettings
 from kafkube.producer.trimming import fit
-from kafkube.producer.watching import EventSource, ResourceExpiredError, WatchItem
+from kafkube.producer.watching import EventSource, Listing, ResourceExpiredError, WatchItem
 from kafkube.schemas.codec import Codec, DecodeError, EncodeError
 from kafkube.schemas.errors import SourceError
 from kafkube.schemas.records import API_CORE_V1, EventRecord, WatchType
@@ -80,7 +81,8 @@ from kafkube.schemas.topics import (
 log = logging.getLogger(__name__)
 
 _FILE_RUN = 256  # watch items handed over at once from a finite source
-_END = object()  # the reader thread's "the server ended this watch"
+_END = object()  # a reader thread's "the server ended this watch"
+_OPENED = object()  # a reader thread's "the watch is open"
 # An occurrence Kafka refused this many times goes to the dead-letter topic instead (the
 # first refusal of a record too large is retried once, cut to a limit read again).
 _REFUSALS_BEFORE_DEAD_LETTER = 2
@@ -131,7 +133,7 @@ class EventProducer:
     def __init__(
         self,
         settings: ProducerSettings,
-        source: EventSource,
+        sources: Mapping[str, EventSource],
         publisher: TransactionalPublisher,
         *,
         clock: Callable[[], float] = time.time,
@@ -139,7 +141,8 @@ class EventProducer:
     ) -> None:
         """``observe`` is shown the counts after every transaction and every watch change."""
         self.settings = settings
-        self.source = source
+        # One watch per scope: CLUSTER_WIDE, or each listed namespace (each its own rights).
+        self.sources = dict(sources)
         self.publisher = publisher
         self.codec = Codec()
         self.state = PublishedState(forget_after=settings.forget_after_seconds)
@@ -153,36 +156,27 @@ class EventProducer:
         self._dlq_limit = 0  # and the dead-letter topic
         # Occurrences Kafka refused for good, and how often: the next offer routes them.
         self._refused: dict[tuple[str, str], tuple[Refusal, int]] = {}
+        self._fresh = False  # the state topic was empty at start: --since applies
+        self._listed: set[str] = set()  # scopes listed since start
 
     # --- the loop -----------------------------------------------------------------------------
 
     def run(self, stop: threading.Event) -> None:
         self._start_publisher()
         loaded = read_state(self.settings.kafka, self.settings.state_topic, self.state.load)
+        self._fresh = loaded.records == 0
         log.info(
-            "resuming: %d state records, %d uids remembered, checkpoint %s",
+            "resuming: %d state records, %d uids remembered, checkpoints %s",
             loaded.records,
             len(self.state),
-            self.state.checkpoint,
+            {scope or "cluster-wide": rv for scope, rv in self.state.checkpoints.items()},
         )
         backoff = 0.5
         while not stop.is_set():
             try:
-                if self.state.checkpoint is None:
-                    self._relist(first_start=self.stats.relists == 0 and loaded.records == 0)
-                self._watch(stop)
-                backoff = 0.5
-                if self.source.finite:
+                self._watch_all(stop)
+                if self._finite:
                     break
-            except ResourceExpiredError as err:
-                log.warning("%s; relisting", err)
-                self._flush()
-                self.state.checkpoint = None
-            except SourceError as err:
-                self._flush()
-                log.warning("watch failed (%s); reconnecting in %.1f s", err, backoff)
-                stop.wait(backoff)
-                backoff = min(backoff * 2, 30.0)
             except PublishError as err:
                 # The transaction was aborted: rebuild from Kafka's committed state and go on.
                 self.stats.aborts += 1
@@ -197,65 +191,84 @@ class EventProducer:
         self._flush()
         log.info("stopped: %s", self.stats)
 
-    def _watch(self, stop: threading.Event) -> None:
-        """One watch request, from the checkpoint until the server ends it or ``stop`` is set."""
-        checkpoint = self.state.checkpoint
-        assert checkpoint is not None  # noqa: S101 - _relist set it
-        # Items go over in lists: one at a time from the network, where the next may be long
-        # in coming; in runs from a file, which never waits (a hand-over per item cost as much
-        # as the rest of the work on it, the two threads passing the GIL back and forth).
-        run = _FILE_RUN if self.source.finite else 1
-        items: queue.Queue[Any] = queue.Queue(maxsize=max(1, 10_000 // run))
+    @property
+    def _finite(self) -> bool:
+        return all(source.finite for source in self.sources.values())
 
-        def read() -> None:
-            try:
-                chunk: list[WatchItem] = []
-                for item in self.source.watch(
-                    checkpoint, timeout_seconds=self.settings.watch_timeout_seconds
-                ):
-                    chunk.append(item)
-                    if len(chunk) >= run:
-                        items.put(chunk)
-                        chunk = []
-                    if stop.is_set():
-                        break
-                if chunk:
-                    items.put(chunk)
-                items.put(_END)
-            except Exception as err:  # noqa: BLE001 - handed to the main thread as it is
-                items.put(err)
-
-        reader = threading.Thread(target=read, name="kafkube-watch", daemon=True)
-        reader.start()
-        log.info("watching from resourceVersion %s", checkpoint)
-        self.stats.watch_restarts += 1
-        self.stats.watching = True
-        self._observe(self.stats)
+    def _watch_all(self, stop: threading.Event) -> None:
+        """Every scope's watch, each in its own thread, from the committed checkpoints, until
+        ``stop`` (or a finite source's end); a failed transaction ends them all (PublishError)."""
+        halt = threading.Event()  # this round's readers: set when it ends
+        items: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=10_000 // _FILE_RUN + 16)
+        readers = [
+            threading.Thread(
+                target=_Reader(
+                    scope,
+                    source,
+                    self.state.checkpoints.get(scope),
+                    items,
+                    halt,
+                    timeout_seconds=self.settings.watch_timeout_seconds,
+                ).run,
+                name=f"kafkube-watch-{scope or 'all'}",
+                daemon=True,
+            )
+            for scope, source in self.sources.items()
+        ]
+        for reader in readers:
+            reader.start()
         try:
             self._drain(items, stop)
         finally:
+            halt.set()
             self.stats.watching = False
             self._flush()
-            self.source.stop()
-            reader.join(timeout=10)
+            for source in self.sources.values():
+                source.stop()
+            for reader in readers:
+                reader.join(timeout=10)
             self._observe(self.stats)
 
-    def _drain(self, items: queue.Queue[Any], stop: threading.Event) -> None:
-        """Take what the reader thread hands over, committing a batch when full or lingered."""
+    def _drain(self, items: queue.Queue[tuple[str, Any]], stop: threading.Event) -> None:
+        """Take what the readers hand over, committing a batch when full or lingered."""
+        watching: set[str] = set()
         while not stop.is_set():
             try:
-                item = items.get(timeout=self._time_left())
+                scope, item = items.get(timeout=self._time_left())
             except queue.Empty:
                 self._flush()
+                self.publisher.poll()
                 continue
-            if item is _END:
+            if isinstance(item, list):
+                for watched in item:
+                    self._take(scope, watched)
+                    if len(self._batch.events) >= self.settings.batch_max_events:
+                        self._flush()
+            elif isinstance(item, Listing):
+                self._relist(scope, item)
+            elif item is _OPENED:
+                watching.add(scope)
+                self.stats.watch_restarts += 1
+                self.stats.watching = len(watching) == len(self.sources)
+                self._observe(self.stats)
+            elif self._watch_ended(scope, item, watching):
                 return
-            if isinstance(item, Exception):
-                raise item
-            for watched in item:
-                self._take(watched)
-                if len(self._batch.events) >= self.settings.batch_max_events:
-                    self._flush()
+
+    def _watch_ended(self, scope: str, item: object, watching: set[str]) -> bool:
+        """A scope's watch ended (``item`` says how); True: stop draining (a file's end)."""
+        watching.discard(scope)
+        if isinstance(item, ResourceExpiredError):
+            log.warning("%s; relisting", item)
+            self._flush()
+            self.state.clear_checkpoint(scope)
+        elif isinstance(item, SourceError):
+            self._flush()
+            log.warning("watch failed (%s); reconnecting", item)
+        elif isinstance(item, Exception):
+            raise item
+        self.stats.watching = len(watching) == len(self.sources)
+        self._observe(self.stats)
+        return item is _END and self._finite
 
     def _time_left(self) -> float:
         if not self._batch:
@@ -265,12 +278,12 @@ class EventProducer:
 
     # --- deciding what to publish (pure decisions on the state) -------------------------------
 
-    def _take(self, item: WatchItem) -> None:
+    def _take(self, scope: str, item: WatchItem) -> None:
         if not self.stats.first_event_at:
             self.stats.first_event_at = time.time()
         rv = item.resource_version
         if item.type == "BOOKMARK":
-            self._add_state(self.state.set_checkpoint(rv))
+            self._add_state(self.state.set_checkpoint(rv, scope))
             return
         if item.type not in {"ADDED", "MODIFIED", "DELETED"}:
             log.warning("ignoring watch event of type %s", item.type)
@@ -284,7 +297,7 @@ class EventProducer:
             if forgotten is not None:
                 self._add_state(forgotten)
         if rv:
-            self._add_state(self.state.set_checkpoint(rv))
+            self._add_state(self.state.set_checkpoint(rv, scope))
 
     def _offer(self, obj: dict[str, Any], watch_type: WatchType, *, publish: bool = True) -> None:
         """Publish this occurrence unless it already was; note it in the state either way."""
@@ -417,10 +430,14 @@ class EventProducer:
             self._batch.started = self._clock()
         self._batch.add_state(update)
 
-    def _relist(self, *, first_start: bool) -> None:
-        listing = self.source.list()
+    def _relist(self, scope: str, listing: Listing) -> None:
+        """What a list showed: each event newer than what was published for its uid is
+        published; the scope's watch then resumes from the list's resourceVersion."""
         self.stats.relists += 1
-        since = self.settings.since if first_start else None
+        # --since counts at the very first start only, for each scope's first list.
+        first = self._fresh and scope not in self._listed
+        self._listed.add(scope)
+        since = self.settings.since if first else None
         published_before = self.stats.published
         for obj in listing.items:
             uid = str(obj.get("metadata", {}).get("uid", ""))
@@ -436,16 +453,19 @@ class EventProducer:
             self._offer(obj, "ADDED", publish=since is None or not _older_than(obj, since))
             if len(self._batch.events) >= self.settings.batch_max_events:
                 self._flush()
-        for update in self.state.forget_all_but(
-            str(obj.get("metadata", {}).get("uid", "")) for obj in listing.items
-        ):
-            self._add_state(update)
-        self._add_state(self.state.set_checkpoint(listing.resource_version))
+        if scope == CLUSTER_WIDE:
+            # Uids the server no longer has expired meanwhile. A namespace's list says nothing
+            # of the others' uids: there, DELETED watch events and forget_after do the work.
+            alive = (str(obj.get("metadata", {}).get("uid", "")) for obj in listing.items)
+            for update in self.state.forget_all_but(alive):
+                self._add_state(update)
+        self._add_state(self.state.set_checkpoint(listing.resource_version, scope))
         self._flush()
         log.info(
-            "listed %d events at resourceVersion %s: %d published",
+            "listed %d events at resourceVersion %s (%s): %d published",
             len(listing.items),
             listing.resource_version,
+            f"namespace {scope}" if scope else "every namespace",
             self.stats.published - published_before,
         )
 
@@ -475,3 +495,72 @@ def _older_than(obj: dict[str, Any], since: datetime) -> bool:
     ] + [parse_time(series.get("lastObservedTime"))]
     known = [t for t in times if t is not None]
     return bool(known) and max(known) < since
+
+
+class _Reader:
+    """One scope's reader thread: list when there is no checkpoint, then watch, again and
+    again; all it learns goes to the main thread through ``items``, in order."""
+
+    def __init__(  # noqa: PLR0913 - a reader's whole world, handed over once
+        self,
+        scope: str,
+        source: EventSource,
+        checkpoint: str | None,
+        items: queue.Queue[tuple[str, Any]],
+        halt: threading.Event,
+        *,
+        timeout_seconds: int,
+    ) -> None:
+        self.scope, self.source, self.checkpoint = scope, source, checkpoint
+        self.items, self.halt, self.timeout_seconds = items, halt, timeout_seconds
+        self.where = f"namespace {scope}" if scope else "every namespace"
+
+    def run(self) -> None:
+        backoff = 0.5
+        while not self.halt.is_set():
+            try:
+                self._round()
+                backoff = 0.5
+                if self.source.finite:
+                    return
+            except ResourceExpiredError as err:
+                self._hand(err)
+                self.checkpoint = None
+            except SourceError as err:
+                self._hand(err)
+                self.halt.wait(backoff)
+                backoff = min(backoff * 2, 30.0)
+            except Exception as err:  # noqa: BLE001 - handed to the main thread as it is
+                self._hand(err)
+                return
+
+    def _round(self) -> None:
+        """A list if needed, then one watch request until the server ends it."""
+        if self.checkpoint is None:
+            listing = self.source.list()
+            self._hand(listing)
+            self.checkpoint = listing.resource_version
+        log.info("watching from resourceVersion %s (%s)", self.checkpoint, self.where)
+        self._hand(_OPENED)
+        # Items go over in lists: one at a time from the network, where the next may be long
+        # in coming; in runs from a file, which never waits (a hand-over per item cost as much
+        # as the rest of the work on it, the two threads passing the GIL back and forth).
+        run = _FILE_RUN if self.source.finite else 1
+        chunk: list[WatchItem] = []
+        for item in self.source.watch(self.checkpoint, timeout_seconds=self.timeout_seconds):
+            chunk.append(item)
+            self.checkpoint = item.resource_version or self.checkpoint
+            if len(chunk) >= run:
+                self._hand(chunk)
+                chunk = []
+            if self.halt.is_set():
+                return
+        if chunk:
+            self._hand(chunk)
+        self._hand(_END)
+
+    def _hand(self, item: object) -> None:
+        while not self.halt.is_set():
+            with contextlib.suppress(queue.Full):
+                self.items.put((self.scope, item), timeout=0.5)
+                return

@@ -13,7 +13,7 @@ from typing import Any
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
-from kafkube.producer.dedup import PublishedState
+from kafkube.producer.dedup import CLUSTER_WIDE, PublishedState
 from kafkube.producer.metrics import Exporter
 from kafkube.producer.publishing import TransactionalPublisher, ensure_topic, read_state
 from kafkube.producer.recorded import RecordedEvents
@@ -49,15 +49,17 @@ def run_producer(
         state_topic=settings.state_topic,
     )
     with contextlib.ExitStack() as resources:
-        source: EventSource
+        sources: dict[str, EventSource]
         if recording is not None:
-            source = RecordedEvents(recording)
+            sources = {CLUSTER_WIDE: RecordedEvents(recording)}
         else:
             api_client = resources.enter_context(open_api_client(kubeconfig))
-            source = KubeEvents(
-                api_client, api_version=settings.api_version, namespaces=settings.namespaces
-            )
-        producer = EventProducer(settings, source, publisher, observe=Exporter())
+            # One watch per listed namespace, so Roles in those namespaces are all it needs.
+            sources = {
+                scope: KubeEvents(api_client, api_version=settings.api_version, namespace=scope)
+                for scope in settings.namespaces or (CLUSTER_WIDE,)
+            }
+        producer = EventProducer(settings, sources, publisher, observe=Exporter())
         on_start(producer.stats)
         try:
             producer.run(stop)
@@ -69,14 +71,16 @@ def run_producer(
 @dataclass(frozen=True)
 class ProducerStatus:
     state_topic: str
-    checkpoint: str | None  # the resourceVersion the watch resumes from
+    checkpoint: str | None  # the resourceVersion the cluster-wide watch resumes from
     uids_remembered: int
     last_publish: datetime | None
+    namespaces: dict[str, str]  # with a list of namespaces: where each one's watch resumes
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "state_topic": self.state_topic,
             "checkpoint": self.checkpoint,
+            "namespace_checkpoints": self.namespaces,
             "uids_remembered": self.uids_remembered,
             "last_publish": self.last_publish.isoformat() if self.last_publish else None,
         }
@@ -95,4 +99,5 @@ def producer_status(kafka: Mapping[str, Any], topic: str) -> ProducerStatus | No
         return None
     state = PublishedState(forget_after=float("inf"))
     read = read_state(kafka, state_topic, state.load)
-    return ProducerStatus(state_topic, state.checkpoint, len(state), read.last_written)
+    namespaces = {scope: rv for scope, rv in state.checkpoints.items() if scope != CLUSTER_WIDE}
+    return ProducerStatus(state_topic, state.checkpoint, len(state), read.last_written, namespaces)

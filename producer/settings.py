@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from kafkube.schemas.errors import ConfigError
 from kafkube.schemas.records import API_CORE_V1, API_EVENTS_V1
@@ -17,7 +18,8 @@ _TOPIC_NAME = re.compile(r"[a-zA-Z0-9._-]{1,200}")
 class ProducerSettings:
     cluster: str
     producer_id: str
-    kafka: dict[str, str] = field(default_factory=dict)  # librdkafka properties, passed through
+    # librdkafka properties, passed through (and the CLI's error callback)
+    kafka: dict[str, Any] = field(default_factory=dict)
     topic: str = DEFAULT_TOPIC
     partitions: int = 6
     api_version: str = API_CORE_V1

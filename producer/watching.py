@@ -68,26 +68,24 @@ def _source_error(err: Exception) -> SourceError:
 
 
 class KubeEvents:
-    """Events of one API view (core/v1 or events.k8s.io/v1), cluster-wide or in one namespace."""
+    """Events of one API view (core/v1 or events.k8s.io/v1), cluster-wide or of one namespace."""
 
     finite = False
 
     def __init__(
-        self, api_client: client.ApiClient, *, api_version: str, namespaces: tuple[str, ...] = ()
+        self, api_client: client.ApiClient, *, api_version: str, namespace: str = ""
     ) -> None:
-        """All namespaces when ``namespaces`` is empty; one is watched on its own; several are
-        watched cluster-wide and filtered here (the API has no "namespace in" selector)."""
+        """Every namespace's events when ``namespace`` is empty (cluster-wide rights), else
+        that namespace's (the rights of a Role in it suffice)."""
         if api_version not in {API_CORE_V1, API_EVENTS_V1}:
             raise ValueError(f"unknown Event API {api_version!r}")
         self.api_version = api_version
-        self._only = frozenset(namespaces) if len(namespaces) > 1 else None
-        namespace = namespaces[0] if len(namespaces) == 1 else None
         api: Any = (
             client.CoreV1Api(api_client)
             if api_version == API_CORE_V1
             else client.EventsV1Api(api_client)
         )
-        if namespace is None:
+        if not namespace:
             self._call = api.list_event_for_all_namespaces
             self._args: tuple[str, ...] = ()
         else:
@@ -108,7 +106,7 @@ class KubeEvents:
                 page = orjson.loads(response.data)
             except (ApiException, urllib3.exceptions.HTTPError, OSError) as err:
                 raise _source_error(err) from err
-            items.extend(item for item in page.get("items") or [] if self._wanted(item))
+            items.extend(page.get("items") or [])
             token = page.get("metadata", {}).get("continue")
             if not token:
                 return Listing(items, str(page["metadata"]["resourceVersion"]))
@@ -138,16 +136,12 @@ class KubeEvents:
                     if code == HTTP_GONE:
                         raise ResourceExpiredError(f"resourceVersion expired: {message}")
                     raise SourceError(f"watch error {code}: {message}")
-                if kind == "BOOKMARK" or self._wanted(obj):
-                    yield WatchItem(type=str(kind), object=obj)
+                yield WatchItem(type=str(kind), object=obj)
         except (urllib3.exceptions.HTTPError, OSError, ValueError) as err:
             raise SourceError(f"watch stream broke: {err}") from err
         finally:
             self._response = None
             response.release_conn()
-
-    def _wanted(self, obj: dict[str, Any]) -> bool:
-        return self._only is None or (obj.get("metadata") or {}).get("namespace") in self._only
 
     def stop(self) -> None:
         """Break a watch that blocks in another thread (its generator then ends or raises)."""

@@ -89,3 +89,30 @@ def test_a_relist_forgets_the_uids_the_server_no_longer_has() -> None:
     assert sorted(t.key for t in tombstones) == [b"uid:a", b"uid:c"]
     assert all(t.value is None for t in tombstones)
     assert len(state) == 1
+
+
+def test_each_namespace_watch_keeps_its_own_checkpoint_beside_the_cluster_wide_one() -> None:
+    state = PublishedState(forget_after=3600)
+    records = [
+        state.set_checkpoint("90"),  # what a cluster-wide producer (or an older version) left
+        state.set_checkpoint("120", "payments"),
+        state.set_checkpoint("130", "checkout"),
+        state.set_checkpoint("140", "payments"),
+    ]
+    rebuilt = PublishedState(forget_after=3600)
+
+    for record in records:
+        rebuilt.load(record.key, record.value)
+
+    assert [r.key for r in records[:3]] == [
+        b"checkpoint",
+        b"checkpoint:ns:payments",
+        b"checkpoint:ns:checkout",
+    ]
+    assert rebuilt.checkpoints == {"": "90", "payments": "140", "checkout": "130"}
+    assert rebuilt.checkpoint == "90"
+    # A namespace never watched on its own has no checkpoint: it is listed, never resumed
+    # from the cluster-wide one (which may have covered other namespaces only).
+    assert "staging" not in rebuilt.checkpoints
+    rebuilt.load(b"checkpoint:ns:checkout", None)
+    assert "checkout" not in rebuilt.checkpoints
