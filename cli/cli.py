@@ -3,6 +3,7 @@ environment."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shlex
@@ -36,13 +37,14 @@ from kafkube.config import load as load_config
 from kafkube.consumers import metrics as sink_metrics
 from kafkube.consumers.destinations import Destination
 from kafkube.consumers.filesink import FileDestination
-from kafkube.consumers.service import run_sink
+from kafkube.consumers.service import kafka_probe, run_sink
 from kafkube.observability import serving
 from kafkube.options import (
     KAFKA_FLAGS,
     check_kafka_login,
     configuration,
     kafka_options,
+    refusing_later_logins,
     service_process,
     setup_logging,
     stack_dir_options,
@@ -274,6 +276,7 @@ def produce(
     config = configuration({**KAFKA_FLAGS, **_PRODUCER_FLAGS})
     settings = config.producer_settings()
     check_kafka_login(settings.kafka)
+    settings = dataclasses.replace(settings, kafka=refusing_later_logins(settings.kafka))
     stop = service_process(config.observability)
     kubeconfig = str(config.producer.kubeconfig) if config.producer.kubeconfig else None
     election = config.producer.leader_election
@@ -420,10 +423,10 @@ def _run_sink(config: Config, sink_type: str, destination: Destination) -> None:
     own: FileSinkConfig | S3SinkConfig | GCSSinkConfig = getattr(config.sinks, sink_type)
     settings = own.settings(sink_type, config.kafka)
     check_kafka_login(settings.kafka)
+    checks = {"store": destination.ready, "kafka": kafka_probe(settings.kafka, settings.topic)}
+    settings = dataclasses.replace(settings, kafka=refusing_later_logins(settings.kafka))
     stop = service_process(config.observability)
-    with serving(
-        config.observability.address(), sink_metrics.REGISTRY, {"store": destination.ready}
-    ):
+    with serving(config.observability.address(), sink_metrics.REGISTRY, checks):
         stats = run_sink(settings, destination, stop=stop)
     click.echo(json.dumps({"stopped": asdict(stats)}), err=True)
 

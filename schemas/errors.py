@@ -42,3 +42,8 @@ class SinkRefusedError(SinkError):
     """The store refused the write for good (a request it will never accept): stop, loudly."""
 
     retriable = False
+
+
+class KafkaLoginError(KafkubeError):
+    """Kafka refused this client's credentials or its TLS set-up: at start, or later in a run
+    (a password or certificate rotated). Retrying with the same ones cannot help."""

@@ -211,9 +211,13 @@ class SecuredKafka:
             ],
             check=True, capture_output=True, timeout=120,
         )  # fmt: skip
-        with self.log.open("wb") as out:
+        self.launch(timeout)
+
+    def launch(self, timeout: float = 120) -> None:
+        """Start the broker on its formatted storage; wait until it takes a SCRAM login."""
+        with self.log.open("ab") as out:
             self.process = subprocess.Popen(
-                [*self._java("kafka.Kafka", 384), str(properties)],
+                [*self._java("kafka.Kafka", 384), str(self.folder / "server.properties")],
                 stdout=out,
                 stderr=subprocess.STDOUT,
             )
@@ -228,6 +232,23 @@ class SecuredKafka:
                 time.sleep(1)
             else:
                 return
+
+    def change_password(self, password: str) -> None:
+        """Set the SCRAM password on the broker (live sessions stay logged in until they
+        reconnect); what the broker's clients log in with from now on."""
+        from confluent_kafka.admin import (  # noqa: PLC0415
+            ScramCredentialInfo,
+            ScramMechanism,
+            UserScramCredentialUpsertion,
+        )
+
+        admin = AdminClient({**self.client("SCRAM-SHA-512"), "log_level": 0})
+        upsert = UserScramCredentialUpsertion(
+            USER, ScramCredentialInfo(ScramMechanism.SCRAM_SHA_512, 8192), password.encode()
+        )
+        for future in admin.alter_user_scram_credentials([upsert]).values():
+            future.result(30)
+        self.password = password
 
     def client(self, mechanism: str, password: str | None = None) -> dict[str, str]:
         """librdkafka properties for the SASL_SSL listener."""

@@ -9,6 +9,8 @@ import os
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +19,7 @@ import pytest
 import yaml
 
 from kafkube.compose import fetch
+from kafkube.compose.endpoints import Endpoints
 from kafkube.compose.stack import Stack
 from tests.conftest import unique
 from tests.processes import KafkubeProcess, run_kafkube
@@ -181,3 +184,81 @@ def test_a_wrong_password_is_refused_with_a_clear_error_and_never_printed(
         assert "kafka.security" in message  # where to fix it
         assert wrong not in result.stdout + result.stderr
     assert produce_seconds < 60
+
+
+def test_a_password_changed_mid_run_ends_producer_and_sink_with_the_clear_error(
+    secured: SecuredKafka, endpoints: Endpoints, namespace: str, tmp_path: Path
+) -> None:
+    """The password rotated on the broker, which restarts: every connection logs in again
+    and is refused. Both processes say so and exit within 60 s; meanwhile, with the broker
+    down, the sink's /readyz names Kafka. Runs last: it changes the module broker's password
+    (and sets it back)."""
+    topic, group = unique("rotated"), unique("sink-rotated")
+    scram = _scram_config(secured, tmp_path)
+    listen = {"KAFKUBE_OBSERVABILITY__LISTEN": "127.0.0.1:0"}
+    producer = _Process(log=tmp_path / "producer.log")
+    producer.launch(
+        "produce", "--cluster", "rotated", "--kubeconfig", endpoints.kubeconfig,
+        "--namespace", namespace, "--topic", topic, "--partitions", "1",
+        "--transactional-id", unique("tx"), "--bootstrap-servers", secured.sasl_bootstrap,
+        env=_env(scram),
+    )  # fmt: skip
+    _wait_in_log(producer, "watching from resourceVersion")
+    sink = _Process(log=tmp_path / "sink.log")
+    sink.launch(
+        "sink", "file", "--dir", str(tmp_path / "out"), "--topic", topic, "--group", group,
+        "--bootstrap-servers", secured.sasl_bootstrap, env=_env(scram, **listen),
+    )  # fmt: skip
+    _wait_in_log(sink, "assigned partition")
+    ready = f"{_wait_in_log(sink, 'serving /metrics').split(' on ')[-1].strip()}/readyz"
+    _until_status(ready, 200)
+
+    rotated = "pw-rotated-" + "Zk4mQ8"
+    secured.change_password(rotated)
+    try:
+        secured.stop()
+        down = _until_status(ready, 503)
+        secured.launch()
+        codes = [process.process.wait(60) for process in (producer, sink) if process.process]
+    finally:
+        secured.change_password(PASSWORD)
+
+    assert "kafka" in down, down
+    assert "does not answer" in down, down
+    for process, code in zip((producer, sink), codes, strict=True):
+        text = process.log.read_text()
+        assert code == 1, text[-3000:]
+        last = text.strip().splitlines()[-1]
+        assert last.startswith("kafkube: Kafka refused the login"), text[-3000:]
+        assert "kafka.security" in last
+        assert PASSWORD not in text
+
+
+def _wait_in_log(process: _Process, text: str, timeout: float = 60) -> str:
+    """The first log line holding ``text``, once there."""
+    deadline = time.monotonic() + timeout
+    while True:
+        lines = [line for line in process.log.read_text().splitlines() if text in line]
+        if lines:
+            return lines[0]
+        assert process.alive(), process.log.read_text()[-3000:]
+        assert time.monotonic() < deadline, process.log.read_text()[-3000:]
+        time.sleep(0.1)
+
+
+def _status(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310 - loopback
+            return int(response.status), response.read().decode()
+    except urllib.error.HTTPError as err:
+        return int(err.code), err.read().decode()
+
+
+def _until_status(url: str, wanted: int, timeout: float = 30) -> str:
+    deadline = time.monotonic() + timeout
+    while True:
+        code, body = _status(url)
+        if code == wanted:
+            return body
+        assert time.monotonic() < deadline, (code, body)
+        time.sleep(0.5)
