@@ -177,7 +177,13 @@ class SinkRunner:
                 "enable.auto.commit": False,
                 "enable.auto.offset.store": False,
                 "isolation.level": "read_committed",
-                "partition.assignment.strategy": "cooperative-sticky",
+                # Kafka 4's consumer protocol (group.protocol=consumer) assigns on the broker,
+                # incrementally; the classic one is told to be incremental here.
+                **(
+                    {}
+                    if kafka.get("group.protocol") == "consumer"
+                    else {"partition.assignment.strategy": "cooperative-sticky"}
+                ),
                 "auto.offset.reset": "earliest",
                 "logger": RDKAFKA_LOG,
             }
