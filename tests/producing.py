@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, TopicPartition
+from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 
 from kafkube.compose.endpoints import Endpoints
 from kafkube.schemas.codec import Codec
@@ -92,6 +92,19 @@ def read_occurrences(bootstrap: str, topic: str) -> list[tuple[str, str]]:
 
 def read_records(bootstrap: str, topic: str) -> list[dict[str, Any]]:
     """Every record on the topic, decoded, as a read_committed consumer sees it."""
+    codec = Codec()
+    found = []
+    for message in read_messages(bootstrap, topic):
+        record = codec.decode(message.value())
+        headers = dict(message.headers() or [])
+        assert headers["kafkube.uid"].decode() == record["uid"]
+        assert headers["kafkube.resource_version"].decode() == record["resource_version"]
+        found.append(record)
+    return found
+
+
+def read_messages(bootstrap: str, topic: str) -> list[Message]:
+    """Every committed message of the topic, to its end, as a read_committed consumer sees it."""
     consumer = Consumer(
         {
             "bootstrap.servers": bootstrap,
@@ -101,11 +114,10 @@ def read_records(bootstrap: str, topic: str) -> list[dict[str, Any]]:
             "enable.auto.commit": False,
         }
     )
-    codec = Codec()
     try:
         partitions = list(consumer.list_topics(topic, timeout=10).topics[topic].partitions)
         consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
-        pending, found = set(partitions), []  # type: list[dict[str, Any]]
+        pending, found = set(partitions), []
         deadline = time.monotonic() + 60
         while pending and time.monotonic() < deadline:
             message = consumer.poll(0.5)
@@ -115,11 +127,7 @@ def read_records(bootstrap: str, topic: str) -> list[dict[str, Any]]:
                 assert message.error().code() == KafkaError._PARTITION_EOF  # noqa: SLF001
                 pending.discard(message.partition())
                 continue
-            record = codec.decode(message.value())
-            headers = dict(message.headers() or [])
-            assert headers["kafkube.uid"].decode() == record["uid"]
-            assert headers["kafkube.resource_version"].decode() == record["resource_version"]
-            found.append(record)
+            found.append(message)
         assert not pending, "the topic was not read to its end"
         return found
     finally:

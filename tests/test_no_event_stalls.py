@@ -13,13 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from confluent_kafka import Consumer, KafkaError, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from kafkube.compose.endpoints import Endpoints
 from kafkube.schemas.topics import producer_dlq_topic
-from tests.conftest import unique
-from tests.producing import duplicates, new_producer, read_records
+from tests.producing import duplicates, new_producer, read_messages, read_records
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -79,31 +77,14 @@ def _set_topic_limit(bootstrap: str, topic: str, max_message_bytes: int) -> None
 
 
 def _dead_letters(bootstrap: str, topic: str) -> list[dict[str, str]]:
-    """Headers of every committed record of the producer dead-letter topic."""
-    consumer = Consumer(
+    """Headers and value of every committed record of the producer dead-letter topic."""
+    return [
         {
-            "bootstrap.servers": bootstrap,
-            "group.id": unique("dlq-reader"),
-            "isolation.level": "read_committed",
-            "enable.partition.eof": True,
+            **{key: value.decode() for key, value in message.headers() or []},
+            "value": (message.value() or b"").decode(),
         }
-    )
-    try:
-        consumer.assign([TopicPartition(producer_dlq_topic(topic), 0, 0)])
-        found: list[dict[str, str]] = []
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            message = consumer.poll(0.5)
-            if message is None:
-                continue
-            if message.error() is not None:
-                assert message.error().code() == KafkaError._PARTITION_EOF  # noqa: SLF001
-                return found
-            headers = {k: v.decode() for k, v in message.headers() or []}
-            found.append({**headers, "value": (message.value() or b"").decode()})
-        return found
-    finally:
-        consumer.close()
+        for message in read_messages(bootstrap, producer_dlq_topic(topic))
+    ]
 
 
 def test_p10_a_1_2_mb_event_is_published_cut_and_marked_between_two_small_ones(
