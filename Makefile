@@ -11,7 +11,7 @@ PYTEST_ARGS ?=
 DEMO_ARGS ?=
 BENCH_ARGS ?=
 
-.PHONY: demo test bench check services install clean-stack
+.PHONY: demo test unit bench check services install clean-stack
 
 $(BIN)/python:
 	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "kafkube needs Python >= 3.11")'
@@ -36,6 +36,10 @@ test: check services
 	$(BIN)/pytest $(PYTEST_ARGS); status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests: that is a failure" >&2; exit 1; fi; \
 	exit $$status
+
+# The pure tier while editing: seconds, no service started.
+unit: install
+	$(BIN)/pytest -m "not services" $(PYTEST_ARGS)
 
 demo: services
 	$(BIN)/kafkube demo $(DEMO_ARGS)

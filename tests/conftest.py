@@ -183,6 +183,34 @@ def services(native_stack: Stack) -> Iterator[Services]:
         yield Services(endpoints=Endpoints(**fields), origin=origin)
 
 
+# A test that asks for one of these uses a real service: it is in the `services` tier.
+SERVICE_FIXTURES = frozenset(
+    {"services", "endpoints", "native_stack", "kafka_bootstrap", "kafka_tool", "topic",
+     "s3_client", "s3_bucket", "gcs_client", "gcs_bucket", "kube_api", "etcd_url", "namespace",
+     "kafkube_stack"}
+)  # fmt: skip
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test that uses a service (through a fixture, or its module's own mark) so
+    that ``pytest -m "not services"`` runs the pure tier alone."""
+    for item in items:
+        if SERVICE_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.services)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _pure_tier_starts_no_service(request: pytest.FixtureRequest) -> None:
+    """Under ``-m "not services"`` the launcher refuses to start anything: a test that needs
+    a service and is not marked fails there, rather than slowing the pure tier."""
+    if "not services" in (request.config.getoption("markexpr") or ""):
+        Stack.up = _refuse_in_pure_tier  # type: ignore[method-assign]
+
+
+def _refuse_in_pure_tier(*_: object, **__: object) -> None:
+    raise AssertionError("the pure tier started a service: mark the test `services`")
+
+
 def pytest_report_header(config: pytest.Config) -> str:
     return (
         f"kafkube test services: environment, else testcontainers, else native (cache {CACHE_DIR})"
