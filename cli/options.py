@@ -24,7 +24,7 @@ from pythonjsonlogger.json import JsonFormatter
 
 from kafkube.config import Config, Observability
 from kafkube.config import load as load_config
-from kafkube.schemas.errors import KafkaLoginError, KafkubeError
+from kafkube.schemas.errors import KafkaLoginError, KafkaUnreachableError
 from kafkube.schemas.topics import DEFAULT_TOPIC
 
 
@@ -168,7 +168,9 @@ def check_kafka_login(properties: Mapping[str, str], timeout: float = 30) -> Non
         if time.monotonic() > deadline:
             where = properties.get("bootstrap.servers")
             said = problems[-1].str() if problems else failure.args[0].str()
-            raise KafkubeError(f"cannot reach Kafka at {where} within {timeout:.0f} s: {said}")
+            raise KafkaUnreachableError(
+                f"cannot reach Kafka at {where} within {timeout:.0f} s: {said}"
+            )
 
 
 def refusing_later_logins(properties: Mapping[str, str]) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import shutil
@@ -9,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from kafkube.consumers.destinations import MissingObjectError
-from kafkube.schemas.errors import ConfigError, SinkError
+from kafkube.schemas.errors import ConfigError, SinkError, SinkRefusedError
 
 # A write in progress: hidden (Spark and Hive skip dot files) and without the output's extension.
 _TEMP_PREFIX = "."
@@ -56,7 +57,7 @@ class FileDestination:
     def _path(self, name: str) -> Path:
         path = (self.root / name).absolute()
         if not path.is_relative_to(self.root) or ".." in Path(name).parts:
-            raise SinkError(f"refusing to write {name!r}: outside {self.root}")
+            raise SinkRefusedError(f"refusing to write {name!r}: outside {self.root}")
         return path
 
     def put(self, name: str, data: bytes, metadata: dict[str, str]) -> None:  # noqa: ARG002 - the name says it all on disk
@@ -79,7 +80,8 @@ class FileDestination:
             finally:
                 os.close(directory)
         except OSError as err:
-            temp.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):  # its folder may be what failed
+                temp.unlink(missing_ok=True)
             full = " (disk full)" if err.errno == errno.ENOSPC else ""
             raise SinkError(f"writing {path}{full}: {err.strerror}") from err
 

@@ -25,7 +25,20 @@ from google.cloud.storage.retry import DEFAULT_RETRY
 
 from kafkube.consumers.destinations import MissingObjectError
 from kafkube.consumers.naming import object_prefix
-from kafkube.schemas.errors import ConfigError, SinkError
+from kafkube.schemas.errors import ConfigError, SinkError, SinkRefusedError
+
+# A timeout, a conflict or a moved generation (another writer), too many requests.
+_RETRIABLE_4XX = {408, 409, 412, 429}
+
+
+def store_error(where: str, err: Exception) -> SinkError:
+    """What a failed GCS request means for the sink: a request GCS refuses for good (a 4xx
+    other than 408 and 429: no rights, a bad name) stops it; the rest may pass (5xx, 429, a
+    broken connection, a timeout), and the runner retries with the partitions paused."""
+    code = getattr(err, "code", None) if isinstance(err, GoogleAPIError) else None
+    if isinstance(code, int) and 400 <= code < 500 and code not in _RETRIABLE_4XX:
+        return SinkRefusedError(f"{where}: {err}")
+    return SinkError(f"{where}: {err}")
 
 
 def _crc32c(data: bytes) -> str:
@@ -112,7 +125,7 @@ class GCSDestination:
                     name, data, metadata, generation=existing.generation if existing else 0
                 )
         except (GoogleAPIError, GoogleAuthError, OSError) as err:
-            raise SinkError(f"gs://{self.bucket_name}/{key}: {err}") from err
+            raise store_error(f"gs://{self.bucket_name}/{key}", err) from err
 
     def names(self, under: str) -> Iterator[str]:
         try:

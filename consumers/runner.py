@@ -76,6 +76,27 @@ log = logging.getLogger(__name__)
 RDKAFKA_LOG = logging.getLogger("kafkube.librdkafka")
 
 
+# A commit refused for these is committed again at the next tick: a rebalance under way, a
+# coordinator moving or a broker away for a moment. Anything else (no rights on the group,
+# a fenced instance) stops the sink with the reason.
+_COMMIT_RETRIABLE = frozenset(
+    {
+        KafkaError.REBALANCE_IN_PROGRESS,
+        KafkaError.ILLEGAL_GENERATION,
+        KafkaError.UNKNOWN_MEMBER_ID,
+        KafkaError._ASSIGNMENT_LOST,  # noqa: SLF001
+        KafkaError._STATE,  # noqa: SLF001 - no generation yet, mid-rejoin
+        KafkaError.COORDINATOR_NOT_AVAILABLE,
+        KafkaError.NOT_COORDINATOR,
+        KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+        KafkaError.REQUEST_TIMED_OUT,
+        KafkaError._TIMED_OUT,  # noqa: SLF001
+        KafkaError._TRANSPORT,  # noqa: SLF001
+        KafkaError._WAIT_COORD,  # noqa: SLF001
+    }
+)
+
+
 class InstanceFencedError(SinkError):
     """Another instance took this one's place in the group with the same instance id."""
 
@@ -507,6 +528,11 @@ class SinkRunner:
             self._export_position(partition, next_offset)
         except KafkaException as err:
             self._raise_if_fenced(err.args[0])
+            if err.args[0].code() not in _COMMIT_RETRIABLE:
+                raise SinkError(
+                    f"Kafka refused the commit of partition {partition} at {next_offset}: "
+                    f"{err.args[0].str()}"
+                ) from err
             log.warning(
                 "commit of partition %d at %d refused (%s); trying again",
                 partition,

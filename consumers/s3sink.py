@@ -27,6 +27,18 @@ _REFUSED = {"403", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch"
 _RETRIABLE_4XX = {408, 429}  # request timeout, too many requests
 
 
+def store_error(where: str, err: Exception) -> SinkError:
+    """What a failed S3 request means for the sink: a request S3 refuses for good (a 4xx other
+    than 408 and 429: no rights, a bad key or encryption setting) stops it; the rest may pass
+    (5xx and SlowDown after boto3's own retries, connection refused, timeouts), and the
+    runner retries with the partitions paused."""
+    if isinstance(err, ClientError):
+        status = int(err.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
+        if 400 <= status < 500 and status not in _RETRIABLE_4XX:
+            return SinkRefusedError(f"{where}: {err}")
+    return SinkError(f"{where}: {err}")
+
+
 class S3Destination:
     def __init__(  # noqa: PLR0913 - the store's settings, all keyword-only
         self,
@@ -116,14 +128,8 @@ class S3Destination:
                 ExtraArgs={"Metadata": metadata, **self._extra},
                 Config=self._transfer,
             )
-        except ClientError as err:
-            status = int(err.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
-            where = f"s3://{self.bucket}/{self.prefix}{name}: {err}"
-            if 400 <= status < 500 and status not in _RETRIABLE_4XX:
-                raise SinkRefusedError(where) from err
-            raise SinkError(where) from err
-        except BotoCoreError as err:  # connection refused, timeouts: the store may come back
-            raise SinkError(f"s3://{self.bucket}/{self.prefix}{name}: {err}") from err
+        except (ClientError, BotoCoreError) as err:
+            raise store_error(f"s3://{self.bucket}/{self.prefix}{name}", err) from err
 
     def names(self, under: str) -> Iterator[str]:
         paginator = self._client.get_paginator("list_objects_v2")

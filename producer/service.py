@@ -20,7 +20,7 @@ from kafkube.producer.recorded import RecordedEvents
 from kafkube.producer.running import EventProducer, ProducerStats
 from kafkube.producer.settings import ProducerSettings
 from kafkube.producer.watching import EventSource, KubeEvents, open_api_client
-from kafkube.schemas.errors import KafkubeError
+from kafkube.schemas.errors import KafkaUnreachableError
 from kafkube.schemas.topics import producer_dlq_topic, producer_state_topic
 
 
@@ -93,7 +93,7 @@ def producer_status(kafka: Mapping[str, Any], topic: str) -> ProducerStatus | No
         listed = AdminClient(dict(kafka)).list_topics(state_topic, timeout=30).topics
     except KafkaException as err:
         where = kafka.get("bootstrap.servers")
-        raise KafkubeError(f"cannot reach Kafka at {where}: {err}") from err
+        raise KafkaUnreachableError(f"cannot reach Kafka at {where}: {err}") from err
     found = listed.get(state_topic)
     if found is None or found.error is not None:
         return None

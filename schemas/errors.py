@@ -47,3 +47,9 @@ class SinkRefusedError(SinkError):
 class KafkaLoginError(KafkubeError):
     """Kafka refused this client's credentials or its TLS set-up: at start, or later in a run
     (a password or certificate rotated). Retrying with the same ones cannot help."""
+
+
+class KafkaUnreachableError(KafkubeError):
+    """No broker answered in time: Kafka may be down or the address wrong; it may come back."""
+
+    retriable = True
