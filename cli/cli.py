@@ -35,7 +35,7 @@ from kafkube.config import (
 )
 from kafkube.config import load as load_config
 from kafkube.consumers import metrics as sink_metrics
-from kafkube.consumers.destinations import Destination
+from kafkube.consumers.destinations import Destination, require_client
 from kafkube.consumers.filesink import FileDestination
 from kafkube.consumers.service import kafka_probe, run_sink
 from kafkube.observability import serving
@@ -460,6 +460,7 @@ def sink_file(**_flags: Any) -> None:  # noqa: ANN401 - read through configurati
 @_sink_options
 def sink_s3(**_flags: Any) -> None:  # noqa: ANN401 - read through configuration()
     """Objects in S3 or MinIO; credentials from the standard AWS chain."""
+    require_client("s3")
     from kafkube.consumers.s3sink import S3Destination  # noqa: PLC0415 - boto3 only when asked
 
     config = _sink_config(
@@ -488,6 +489,7 @@ def sink_s3(**_flags: Any) -> None:  # noqa: ANN401 - read through configuration
 @_sink_options
 def sink_gcs(**_flags: Any) -> None:  # noqa: ANN401 - read through configuration()
     """Objects in Google Cloud Storage; credentials from Application Default Credentials."""
+    require_client("gcs")
     from kafkube.consumers.gcssink import GCSDestination  # noqa: PLC0415 - the client only when asked
 
     config = _sink_config("gcs", "bucket", "prefix", "project", "endpoint")

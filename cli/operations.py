@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from kafkube.consumers.destinations import Destination
+from kafkube.consumers.destinations import Destination, require_client
 from kafkube.consumers.filesink import FileDestination
 from kafkube.consumers.formats import json_line
 from kafkube.consumers.positions import GroupPosition, Offsets
@@ -228,6 +228,7 @@ def open_location(location: str, **stores: Any) -> tuple[Destination, str]:  # n
         bucket, _, path = rest.partition("/")
         if not bucket:
             raise ConfigError("location", f"no bucket in {location!r}")
+        require_client("s3" if scheme == "s3" else "gcs")
         if scheme == "s3":
             from kafkube.consumers.s3sink import S3Destination  # noqa: PLC0415 - boto3 when asked
 

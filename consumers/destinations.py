@@ -3,10 +3,28 @@ it knows nothing of Kafka or Avro. A new sink is a new destination."""
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Iterator
 from typing import Protocol
 
-from kafkube.schemas.errors import SinkError
+from kafkube.schemas.errors import ConfigError, SinkError
+
+# The object stores' client libraries are extras: pip install 'kafkube[s3]', 'kafkube[gcs]'.
+_CLIENTS = {"s3": "boto3", "gcs": "google.cloud.storage"}
+
+
+def require_client(kind: str) -> None:
+    """Refuse a sink whose store's client library is not installed, saying which extra to
+    install (the destination modules import it at their top)."""
+    module = _CLIENTS.get(kind)
+    if module is None:
+        return
+    try:
+        importlib.import_module(module)
+    except ImportError as err:
+        raise ConfigError(
+            f"sinks.{kind}", f"needs {module}, not installed: pip install 'kafkube[{kind}]'"
+        ) from err
 
 
 class MissingObjectError(SinkError):

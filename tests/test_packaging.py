@@ -71,3 +71,28 @@ def test_the_console_script_answers(tmp_path: Path) -> None:
 
     assert result.returncode == 0, result.stderr
     assert re.fullmatch(r"kafkube, version \d+\.\d+\.\d+\n", result.stdout)
+
+
+def test_the_object_store_clients_are_extras_and_a_sink_without_one_says_which(
+    wheel: zipfile.ZipFile, tmp_path: Path
+) -> None:
+    metadata = wheel.read(next(n for n in wheel.namelist() if n.endswith("METADATA"))).decode()
+    requires = [line for line in metadata.splitlines() if line.startswith("Requires-Dist:")]
+    core = [line for line in requires if "extra ==" not in line]
+
+    assert not [line for line in core if "boto3" in line or "google-cloud-storage" in line]
+    assert any("boto3" in line and 'extra == "s3"' in line for line in requires)
+    assert any("google-cloud-storage" in line and 'extra == "gcs"' in line for line in requires)
+    for kind, client in (("s3", "boto3"), ("gcs", "google")):
+        # The client made unimportable in this interpreter, as if the extra were not installed.
+        absent = (
+            f"import sys; sys.modules[{client!r}] = None; sys.argv = ['kafkube', 'sink', "
+            f"{kind!r}, '--bucket', 'b', '--bootstrap-servers', '127.0.0.1:1']; "
+            "from kafkube.cli import main; main()"
+        )
+        result = subprocess.run(
+            [sys.executable, "-c", absent], capture_output=True, text=True, cwd=tmp_path,
+            timeout=60, check=False,
+        )  # fmt: skip
+        assert result.returncode == 1, result.stderr
+        assert f"pip install 'kafkube[{kind}]'" in result.stderr, result.stderr
