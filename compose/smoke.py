@@ -2,7 +2,7 @@
 
 An Event is written to the Kubernetes API server and read back through a
 watch, sent through a Kafka topic, and stored as an object in S3 (MinIO) and
-in GCS (the emulator). ``kafkube demo`` (issue 7) grows this into the product.
+in GCS (the emulator). ``kafkube demo`` grows this into the product.
 """
 
 from __future__ import annotations

@@ -1,1 +1,1 @@
-"""The shared sink runner and one small module per sink (issues 5 and 6)."""
+"""The shared sink runner and one small module per sink."""

@@ -205,7 +205,7 @@ class Offsets:
         A group that does not exist is asked for by DescribeGroups first, never by
         OffsetFetch: librdkafka's admin client can crash the process (SIGSEGV) when an
         OffsetFetch for an unknown group meets NOT_COORDINATOR (librdkafka issue seen as
-        confluent-kafka-python #1982; it took the demo down once in CI)."""
+        confluent-kafka-python #1982)."""
         state, _members = self.members(group)
         return self._committed(group, state)
 

@@ -1,1 +1,1 @@
-"""Watches Kubernetes events and publishes them to Kafka as Avro (issue 4)."""
+"""Watches Kubernetes events and publishes them to Kafka as Avro."""

@@ -1,7 +1,7 @@
 """The container image recipe and the Grafana dashboard: checked against the code they ship.
 
-No Docker engine runs here, so the Dockerfile is checked as text (the floor the issue
-allows): multi-stage, a pinned base, a non-root user, one entry point, and every file it
+No Docker engine runs here, so the Dockerfile is checked as text (until an image build
+runs in the tests): multi-stage, a pinned base, a non-root user, one entry point, and every file it
 copies present. The dashboard may only chart metrics the producer and sinks export."""
 
 from __future__ import annotations

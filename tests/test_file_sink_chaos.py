@@ -95,7 +95,7 @@ def test_p3_sigkill_at_random_moments_leaves_every_record_exactly_once(
         codes.append(sink.terminate())
 
     for output_format, records in found.items():
-        print(  # noqa: T201 - the figures the issue asks the run to show
+        print(  # noqa: T201 - the figures the run should show
             f"file sink chaos ({output_format}): {kills} SIGKILLs, {len(sent)} records sent, "
             f"{len(records)} read back, {len(set(records))} distinct, {checks // 2} commit checks"
         )
@@ -127,11 +127,14 @@ def test_p6_instances_share_partitions_and_rebalances_lose_and_double_nothing(
     sent: set[tuple[str, str]] = set()
     first.start()
     second.start()
+    for running in (first, second):
+        _wait_in_log(running, "assigned partition")
     producing = _producing(kafka_bootstrap, topic, sent)
-    time.sleep(4)
-    second.kill()  # its partitions move to the first instance
-    time.sleep(3)
+    wait_for_count(read_avro_dir, directory, 1_000, timeout=60)  # both are writing
+    second.kill()  # its partitions move to the first instance (after its session expires)
+    wait_for_count(read_avro_dir, directory, 2_000, timeout=60)  # the stream goes on
     third.start()  # and some move again to the newcomer
+    _wait_in_log(third, "assigned partition", timeout=120)
     producing.join()
     found = wait_for_count(read_avro_dir, directory, RECORDS, timeout=180)
     first_code, third_code = first.terminate(), third.terminate()
@@ -141,3 +144,11 @@ def test_p6_instances_share_partitions_and_rebalances_lose_and_double_nothing(
     assert (first_code, third_code) == (0, 0)
     assert "assigned partition" in third.log.read_text()
     assert "revoked partition" in first.log.read_text()
+
+
+def _wait_in_log(sink: SinkProcess, text: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while text not in (sink.log.read_text() if sink.log.exists() else ""):
+        assert sink.alive(), sink.log.read_text()[-3000:]
+        assert time.monotonic() < deadline, f"no {text!r} within {timeout} s"
+        time.sleep(0.1)

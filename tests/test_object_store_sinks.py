@@ -172,7 +172,7 @@ def test_p3_s3_and_gcs_sinks_killed_at_random_moments_keep_every_record_exactly_
         sink.wait_running()  # a SIGTERM before the handler is set up would just kill it
     codes = [sink.terminate() for sink in sinks]
 
-    print(  # noqa: T201 - the figures the issue asks the run to show
+    print(  # noqa: T201 - the figures the run should show
         f"object store chaos: {kills} SIGKILLs each, {len(sent)} records sent, "
         f"S3 {len(in_s3)} read ({len(set(in_s3))} distinct), "
         f"GCS {len(in_gcs)} read ({len(set(in_gcs))} distinct)"

@@ -53,7 +53,7 @@ def test_p2_sigkill_at_random_moments_publishes_every_occurrence_exactly_once(
     )
     code = producer.terminate()
 
-    print(  # noqa: T201 - the figures the issue asks the run to show
+    print(  # noqa: T201 - the figures the run should show
         f"chaos: {kills} SIGKILLs, {len(writer.occurrences)} occurrences written, "
         f"{len(found)} records read, {len(set(found))} distinct"
     )
