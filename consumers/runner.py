@@ -24,6 +24,9 @@ replaces the object with itself. An offset reset into the middle of an object
 starts at that object's first offset, so replays rewrite whole objects too, even
 when the first run had cut them on the wall clock.
 
+When a batch closes is decided by pure rules (``kafkube.consumers.batching``); the
+runner keeps the Kafka I/O, the pause-and-retry, the dead letters and the commits.
+
 Memory is bounded: one open batch per assigned partition, each closed at
 ``max_records`` or ``max_bytes``. A store that refuses writes pauses every
 assigned partition while the runner retries with backoff, still polling so the
@@ -55,6 +58,7 @@ from confluent_kafka import (
 )
 
 from kafkube.consumers import metrics
+from kafkube.consumers.batching import BatchRules, BatchShape
 from kafkube.consumers.destinations import Destination, MissingObjectError
 from kafkube.consumers.formats import EXTENSIONS, avro_container, json_lines_gzip
 from kafkube.consumers.indexing import PartitionIndex, UnreadableIndex
@@ -124,16 +128,16 @@ class SinkStats:
 
 @dataclass
 class _Batch:
-    first: int
-    hour: datetime
+    shape: BatchShape  # what the rules decide on
     writer: SchemaVersion
-    opened: float
-    forced_last: int | None  # a written object starts here: end where it ended
     last: int = -1
     processed: int = -1  # the last offset taken, dead letters included
     datums: list[memoryview] = field(default_factory=list)
     records: list[dict[str, Any]] = field(default_factory=list)
-    size: int = 0
+
+    @property
+    def first(self) -> int:
+        return self.shape.first
 
 
 @dataclass
@@ -174,6 +178,7 @@ class SinkRunner:
         self.codec = Codec()
         self.stats = SinkStats()
         self._clock = clock
+        self._rules = BatchRules(settings.max_records, settings.max_bytes, settings.max_age_seconds)
         self._partitions: dict[int, _Partition] = {}
         self._extension = EXTENSIONS[settings.format]
         self._consumer: Consumer | None = None
@@ -327,13 +332,8 @@ class SinkRunner:
         if self.settings.format == "jsonl":
             batch.records.append(record)
         batch.last = batch.processed = offset
-        batch.size += len(datum)
-        if batch.forced_last is not None:
-            if offset >= batch.forced_last:
-                self._flush(partition)
-        elif (
-            len(batch.datums) >= self.settings.max_records or batch.size >= self.settings.max_bytes
-        ):
+        batch.shape.add(len(datum))
+        if self._rules.full(batch.shape, offset):
             self._flush(partition)
 
     def _raise_if_fenced(self, error: KafkaError) -> None:
@@ -354,22 +354,14 @@ class SinkRunner:
     ) -> _Batch:
         """The open batch this record joins, after closing one it must not join."""
         batch = state.batch
-        if (
-            batch is not None
-            and batch.forced_last is None
-            and (hour != batch.hour or writer != batch.writer)
-        ):
-            self._flush(partition)  # one hour and one schema per object
+        if batch is not None and self._rules.closes_before(batch.shape, hour, writer):
+            self._flush(partition)
             batch = None
         if batch is None:
-            batch = _Batch(
-                first=offset,
-                hour=hour,
-                writer=writer,
-                opened=self._clock(),
-                forced_last=state.boundaries.get(offset),
+            shape = self._rules.open(
+                offset, hour, writer, now=self._clock(), boundaries=state.boundaries
             )
-            state.batch = batch
+            batch = state.batch = _Batch(shape, writer)
         return batch
 
     def _decode(
@@ -418,11 +410,7 @@ class SinkRunner:
         now = self._clock()
         for partition, state in list(self._partitions.items()):
             batch = state.batch
-            if (
-                batch is not None
-                and batch.forced_last is None
-                and now - batch.opened >= self.settings.max_age_seconds
-            ):
+            if batch is not None and self._rules.aged(batch.shape, now):
                 self._flush(partition)
 
     # --- writing and committing ---------------------------------------------------------------
@@ -438,7 +426,7 @@ class SinkRunner:
                 partition,
                 first=batch.first,
                 last=batch.last,
-                hour=batch.hour,
+                hour=batch.shape.hour,
                 extension=self._extension,
             )
             data = (
