@@ -217,7 +217,9 @@ def kafka_tool(stack: Stack, tool: str, args: tuple[str, ...]) -> None:
 @click.option(
     "--cluster", envvar="KAFKUBE_CLUSTER", help="Cluster name, in every record (producer.cluster)."
 )
-@click.option("--kubeconfig", envvar="KUBECONFIG", help="Else the in-cluster service account.")
+@click.option(
+    "--kubeconfig", help="Else producer.kubeconfig, $KUBECONFIG, the in-cluster service account."
+)
 @click.option(
     "--source",
     type=click.Choice(["kube", "file"]),
@@ -451,8 +453,8 @@ def sink_file(**_flags: Any) -> None:  # noqa: ANN401 - read through configurati
 @sink.command("s3")
 @click.option("--bucket", help="Else sinks.s3.bucket.")
 @click.option("--prefix", default="", help="Key prefix; objects go below it.")
-@click.option("--endpoint-url", envvar="AWS_ENDPOINT_URL_S3", help="MinIO or another S3 API.")
-@click.option("--region", envvar="AWS_REGION")
+@click.option("--endpoint-url", help="MinIO or another S3 API; else $AWS_ENDPOINT_URL_S3.")
+@click.option("--region", help="Else $AWS_REGION.")
 @click.option("--sse", type=click.Choice(["AES256", "aws:kms"]), help="Server-side encryption.")
 @click.option("--kms-key-id", help="With --sse aws:kms.")
 @click.option("--storage-class", help="STANDARD_IA, INTELLIGENT_TIERING, ...")
@@ -484,8 +486,8 @@ def sink_s3(**_flags: Any) -> None:  # noqa: ANN401 - read through configuration
 @sink.command("gcs")
 @click.option("--bucket", help="Else sinks.gcs.bucket.")
 @click.option("--prefix", default="", help="Object name prefix; objects go below it.")
-@click.option("--project", envvar="GOOGLE_CLOUD_PROJECT")
-@click.option("--endpoint", envvar="STORAGE_EMULATOR_HOST", help="A GCS emulator's URL.")
+@click.option("--project", help="Else $GOOGLE_CLOUD_PROJECT.")
+@click.option("--endpoint", help="A GCS emulator's URL; else $STORAGE_EMULATOR_HOST.")
 @_sink_options
 def sink_gcs(**_flags: Any) -> None:  # noqa: ANN401 - read through configuration()
     """Objects in Google Cloud Storage; credentials from Application Default Credentials."""

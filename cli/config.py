@@ -1,12 +1,12 @@
 """One configuration for every command: a YAML file, environment overrides, then flags.
 
 Precedence, highest first: command-line flags, ``KAFKUBE_...`` variables (nested
-fields joined by ``__``: ``KAFKUBE_KAFKA__SECURITY__PASSWORD``), the standard
-``KAFKA_BOOTSTRAP_SERVERS``, the YAML file (``--config`` or ``KAFKUBE_CONFIG``),
-the defaults. The AWS and Google clients read their own standard variables
-(``AWS_REGION``, ``AWS_ENDPOINT_URL_S3``, ``AWS_ACCESS_KEY_ID``, ...,
-``GOOGLE_APPLICATION_CREDENTIALS``, ``GOOGLE_CLOUD_PROJECT``,
-``STORAGE_EMULATOR_HOST``) wherever the file leaves a field unset.
+fields joined by ``__``: ``KAFKUBE_KAFKA__SECURITY__PASSWORD``), the YAML file
+(``--config`` or ``KAFKUBE_CONFIG``), the variables other tools share
+(``KAFKA_BOOTSTRAP_SERVERS``, ``KUBECONFIG``, ``AWS_ENDPOINT_URL_S3``, ``AWS_REGION``,
+``GOOGLE_CLOUD_PROJECT``, ``STORAGE_EMULATOR_HOST``: a shell's leftovers never beat
+the file), the defaults. The AWS and Google clients also read their own credentials
+variables (``AWS_ACCESS_KEY_ID``, ..., ``GOOGLE_APPLICATION_CREDENTIALS``).
 
 Everything is validated before anything starts; an error names the field and
 what it accepts. The README's configuration reference is generated from these
@@ -423,15 +423,35 @@ class Config(BaseSettings):
         return self.model_dump(mode="json", exclude_none=True)
 
 
+# Variables other tools share, and the field each one fills where the file leaves it unset.
+STANDARD_VARIABLES = {
+    "KAFKA_BOOTSTRAP_SERVERS": "kafka.bootstrap_servers",
+    "KUBECONFIG": "producer.kubeconfig",
+    "AWS_ENDPOINT_URL_S3": "sinks.s3.endpoint_url",
+    "AWS_REGION": "sinks.s3.region",
+    "GOOGLE_CLOUD_PROJECT": "sinks.gcs.project",
+    "STORAGE_EMULATOR_HOST": "sinks.gcs.endpoint",
+}
+
+
 class _StandardEnvironment(PydanticBaseSettingsSource):
-    """Variables other tools share: KAFKA_BOOTSTRAP_SERVERS (below KAFKUBE_... ones)."""
+    """The variables other tools share, below the file (``STANDARD_VARIABLES``)."""
 
     def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:  # noqa: ARG002 - the interface
         return None, field_name, False  # pragma: no cover - __call__ does the work
 
     def __call__(self) -> dict[str, Any]:
-        servers = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
-        return {"kafka": {"bootstrap_servers": servers}} if servers else {}
+        found: dict[str, Any] = {}
+        for variable, path in STANDARD_VARIABLES.items():
+            value = os.environ.get(variable)
+            if not value:
+                continue
+            *parents, leaf = path.split(".")
+            node = found
+            for parent in parents:
+                node = node.setdefault(parent, {})
+            node[leaf] = value
+        return found
 
 
 def load(path: Path | None, overrides: Mapping[str, Any] | None = None) -> Config:
@@ -449,10 +469,10 @@ def load(path: Path | None, overrides: Mapping[str, Any] | None = None) -> Confi
             dotenv_settings: PydanticBaseSettingsSource,  # noqa: ARG003 - no .env files
             file_secret_settings: PydanticBaseSettingsSource,  # noqa: ARG003 - nor secrets dirs
         ) -> tuple[PydanticBaseSettingsSource, ...]:
-            sources = [init_settings, env_settings, _StandardEnvironment(settings_cls)]
+            sources = [init_settings, env_settings]
             if path is not None:
                 sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=path))
-            return tuple(sources)
+            return (*sources, _StandardEnvironment(settings_cls))
 
     try:
         return _Loaded(**dict(overrides or {}))

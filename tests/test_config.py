@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 
 from kafkube.config import Config, load, reference_markdown
 from kafkube.schemas.errors import ConfigError
@@ -47,8 +48,10 @@ observability:
 def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
     import os  # noqa: PLC0415 - only to list what to clear
 
+    from kafkube.config import STANDARD_VARIABLES  # noqa: PLC0415
+
     for name in list(os.environ):
-        if name.startswith("KAFKUBE_") or name == "KAFKA_BOOTSTRAP_SERVERS":
+        if name.startswith("KAFKUBE_") or name in STANDARD_VARIABLES:
             monkeypatch.delenv(name)
     return monkeypatch
 
@@ -108,7 +111,7 @@ def test_environment_beats_the_file_and_flags_beat_both(
     assert from_env.producer.linger_seconds == 2
     assert from_env.kafka.topic == "from.env"
     assert from_env.kafka.client_properties()["sasl.password"] == "s3cr3t-from-env"
-    assert from_env.kafka.bootstrap_servers == "standard-variable:9092"
+    assert from_env.kafka.bootstrap_servers == "broker-0:9093,broker-1:9093"  # the file's
     assert from_env.producer.cluster == "prod-eu-1"  # what nothing overrides stays the file's
     assert flagged.kafka.topic == "from.flag"
     assert flagged.producer.linger_seconds == 2
@@ -122,6 +125,58 @@ def test_the_listen_address_takes_ipv4_ipv6_or_nothing(clean_env: pytest.MonkeyP
     assert address("[::]:9464") == ("::", 9464)
     assert address(":9464") == ("0.0.0.0", 9464)  # noqa: S104
     assert address("") is None
+
+
+STANDARD = {
+    "KAFKA_BOOTSTRAP_SERVERS": ("kafka", "bootstrap_servers", "standard:9092", "file:9092"),
+    "KUBECONFIG": ("producer", "kubeconfig", "/standard/kubeconfig", "/file/kubeconfig"),
+    "AWS_ENDPOINT_URL_S3": ("sinks.s3", "endpoint_url", "http://standard:9000", "http://file"),
+    "AWS_REGION": ("sinks.s3", "region", "eu-standard-1", "eu-file-1"),
+    "GOOGLE_CLOUD_PROJECT": ("sinks.gcs", "project", "standard-project", "file-project"),
+    "STORAGE_EMULATOR_HOST": ("sinks.gcs", "endpoint", "http://standard:4443", "http://file"),
+}
+
+
+def _field(config: Config, section: str, name: str) -> str:
+    node: object = config
+    for part in (*section.split("."), name):
+        node = getattr(node, part)
+    return str(node)
+
+
+@pytest.mark.parametrize("variable", sorted(STANDARD))
+def test_flags_beat_kafkube_variables_beat_the_file_beats_the_standard_variables(
+    clean_env: pytest.MonkeyPatch, tmp_path: Path, variable: str
+) -> None:
+    section, name, standard, in_file = STANDARD[variable]
+    path = tmp_path / "kafkube.yaml"
+    nested: dict[str, object] = {name: in_file}
+    for part in reversed(section.split(".")):
+        nested = {part: nested}
+    path.write_text(yaml.safe_dump(nested))
+    ours = "KAFKUBE_" + "__".join((*section.upper().split("."), name.upper()))
+    flag: dict[str, object] = {name: "from-the-flag"}
+    for part in reversed(section.split(".")):
+        flag = {part: flag}
+    clean_env.setenv(variable, standard)
+
+    assert _field(load(None), section, name) == standard  # alone, the standard variable counts
+    assert _field(load(path), section, name) == in_file  # the file beats it
+    clean_env.setenv(ours, "from-kafkube-variable")
+    assert _field(load(path), section, name) == "from-kafkube-variable"
+    assert _field(load(path, flag), section, name) == "from-the-flag"
+
+
+def test_no_config_driven_option_reads_a_variable_of_its_own() -> None:
+    """A click option with an envvar counts as a flag: it would beat the file. The standard
+    variables come through the configuration, below the file."""
+    from kafkube.cli import cli  # noqa: PLC0415
+
+    commands = [cli.commands["produce"], *cli.commands["sink"].commands.values()]  # type: ignore[attr-defined]
+    for command in commands:
+        for param in command.params:
+            envvar = getattr(param, "envvar", None)
+            assert envvar is None or str(envvar).startswith("KAFKUBE_"), (command.name, envvar)
 
 
 def test_kafkube_variables_beat_the_standard_one(clean_env: pytest.MonkeyPatch) -> None:
