@@ -45,7 +45,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Self
 
 from confluent_kafka import (
     OFFSET_INVALID,
@@ -56,6 +56,7 @@ from confluent_kafka import (
     Producer,
     TopicPartition,
 )
+from tenacity import RetryCallState, Retrying, retry_if_exception, wait_exponential
 
 from kafkube.consumers import metrics
 from kafkube.consumers.batching import BatchRules, BatchShape
@@ -110,6 +111,31 @@ class InstanceFencedError(SinkError):
 def static_membership(instance_id: str) -> dict[str, str]:
     """The consumer properties of static group membership; none for dynamic membership."""
     return {"group.instance.id": instance_id} if instance_id else {}
+
+
+class _Paused:
+    """Every assigned partition paused while a write is retried, and resumed after it; the
+    wait between tries keeps polling, which keeps this member in its group."""
+
+    def __init__(self, consumer: Consumer, *, until: Callable[[], bool]) -> None:
+        self.consumer, self.until, self.held = consumer, until, False
+
+    def hold(self) -> None:
+        if not self.held:
+            self.consumer.pause(self.consumer.assignment())
+            self.held = True
+
+    def wait(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline and not self.until():
+            self.consumer.poll(0.1)  # paused partitions deliver nothing
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        if self.held:
+            self.consumer.resume(self.consumer.assignment())
 
 
 @dataclass
@@ -465,38 +491,42 @@ class SinkRunner:
         """Write durably, retrying with the partitions paused; False if the partition went away."""
         consumer = self._consumer
         assert consumer is not None  # noqa: S101 - set in run()
-        backoff, paused = 0.5, False
-        while True:
+
+        def gone(_: object = None) -> bool:
+            return partition not in self._partitions or self._stop.is_set()
+
+        def failed(retry: RetryCallState) -> None:
+            self.stats.write_retries += 1
+            metrics.WRITE_RETRIES.labels(self.settings.sink_type).inc()
+            log.error(
+                "cannot write %s to %s (%s); nothing committed, retrying in %.1f s",
+                name,
+                self.destination.description,
+                retry.outcome and retry.outcome.exception(),
+                retry.upcoming_sleep,
+            )
+            paused.hold()
+
+        with _Paused(consumer, until=gone) as paused:
+            retrying = Retrying(
+                retry=retry_if_exception(lambda err: getattr(err, "retriable", False)),
+                wait=wait_exponential(multiplier=0.5, max=30),
+                stop=gone,
+                sleep=paused.wait,
+                before_sleep=failed,
+                reraise=True,
+            )
             try:
-                self.destination.put(name, data, metadata)
+                for attempt in retrying:
+                    with attempt:
+                        if attempt.retry_state.attempt_number > 1 and gone():
+                            return False
+                        self.destination.put(name, data, metadata)
             except SinkError as err:
-                if not err.retriable:
-                    raise
-                self.stats.write_retries += 1
-                metrics.WRITE_RETRIES.labels(self.settings.sink_type).inc()
-                log.error(  # noqa: TRY400 - the cause is in the message; no trace wanted
-                    "cannot write %s to %s (%s); nothing committed, retrying in %.1f s",
-                    name,
-                    self.destination.description,
-                    err,
-                    backoff,
-                )
-                if not paused:
-                    consumer.pause(consumer.assignment())
-                    paused = True
-                # Polling keeps this member in the group; paused partitions deliver nothing.
-                deadline = time.monotonic() + backoff
-                while time.monotonic() < deadline:
-                    consumer.poll(0.1)
-                backoff = min(backoff * 2, 30.0)
-                if partition not in self._partitions or self._stop.is_set():
-                    if paused:
-                        consumer.resume(consumer.assignment())
+                if err.retriable and gone():
                     return False
-            else:
-                if paused:
-                    consumer.resume(consumer.assignment())
-                return True
+                raise
+        return True
 
     def _commit(self, partition: int, state: _Partition, next_offset: int) -> None:
         consumer, dlq = self._consumer, self._dlq

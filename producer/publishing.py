@@ -22,6 +22,7 @@ from confluent_kafka.admin import AdminClient
 from confluent_kafka.admin._config import ConfigResource
 from confluent_kafka.admin._resource import ResourceType
 from confluent_kafka.cimpl import NewTopic
+from tenacity import Retrying, retry_if_exception, stop_after_attempt
 
 from kafkube.producer.dedup import StateUpdate
 from kafkube.schemas.errors import KafkubeError
@@ -245,16 +246,19 @@ class TransactionalPublisher:
 
     def _commit(self, attempts: int = 5) -> None:
         """Commit; a retriable failure (a timeout, a coordinator moving) is retried as is."""
-        for attempt in range(1, attempts + 1):
-            try:
+        for attempt in Retrying(
+            retry=retry_if_exception(
+                lambda err: isinstance(err, KafkaException) and err.args[0].retriable()
+            ),
+            stop=stop_after_attempt(attempts),
+            before_sleep=lambda retry: log.warning(
+                "commit failed (%s); retrying", retry.outcome and retry.outcome.exception()
+            ),
+            reraise=True,
+        ):
+            with attempt:
                 self._producer.commit_transaction(60)
-            except KafkaException as err:
-                if not err.args[0].retriable() or attempt == attempts:
-                    raise
-                log.warning("commit failed (%s); retrying", err.args[0])
-            else:
-                self._open = False
-                return
+        self._open = False
 
     def _produce(
         self, topic: str, key: bytes, value: bytes | None, headers: list[Header] | None

@@ -52,6 +52,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
+from tenacity import (
+    RetryCallState,
+    RetryError,
+    Retrying,
+    retry_if_exception_type,
+    wait_exponential,
+)
 
 from kafkube.producer.converting import ConversionError, parse_time, to_record
 from kafkube.producer.dedup import CLUSTER_WIDE, PublishedState, StateUpdate
@@ -171,25 +178,31 @@ class EventProducer:
             len(self.state),
             {scope or "cluster-wide": rv for scope, rv in self.state.checkpoints.items()},
         )
-        backoff = 0.5
-        while not stop.is_set():
-            try:
-                self._watch_all(stop)
-                if self._finite:
-                    break
-            except PublishError as err:
-                # The transaction was aborted: rebuild from Kafka's committed state and go on.
-                self.stats.aborts += 1
-                self._observe(self.stats)
-                log.warning("%s; reloading state and retrying", err)
-                self._note_refusals(err.refused)
-                self._batch = _Batch()
-                self.state = PublishedState(forget_after=self.settings.forget_after_seconds)
-                read_state(self.settings.kafka, self.settings.state_topic, self.state.load)
-                stop.wait(backoff)
-                backoff = min(backoff * 2, 30.0)
+        retrying = Retrying(
+            retry=retry_if_exception_type(PublishError),
+            wait=_BACKOFF,
+            stop=lambda _: stop.is_set(),
+            sleep=_waiting_on(stop),
+            before_sleep=self._recover,
+        )
+        with contextlib.suppress(RetryError):  # stopped while recovering: nothing more to do
+            for attempt in retrying:
+                with attempt:
+                    self._watch_all(stop)
         self._flush()
         log.info("stopped: %s", self.stats)
+
+    def _recover(self, retry: RetryCallState) -> None:
+        """The transaction was aborted: rebuild from Kafka's committed state, then go on."""
+        err = retry.outcome and retry.outcome.exception()
+        assert isinstance(err, PublishError)  # noqa: S101 - the only error retried
+        self.stats.aborts += 1
+        self._observe(self.stats)
+        log.warning("%s; reloading state and retrying", err)
+        self._note_refusals(err.refused)
+        self._batch = _Batch()
+        self.state = PublishedState(forget_after=self.settings.forget_after_seconds)
+        read_state(self.settings.kafka, self.settings.state_topic, self.state.load)
 
     @property
     def _finite(self) -> bool:
@@ -487,6 +500,26 @@ class EventProducer:
         self._observe(self.stats)
 
 
+def _waiting_on(event: threading.Event) -> Callable[[float], None]:
+    """A retry's sleep that ``event`` cuts short."""
+
+    def wait(seconds: float) -> None:
+        event.wait(seconds)
+
+    return wait
+
+
+_BACKOFF = wait_exponential(multiplier=0.5, max=30)
+
+
+def _relist_at_once(retry: RetryCallState) -> float:
+    """The reader's wait before its next round: none after a 410 (it lists again at once),
+    else a backoff from 0.5 s to 30 s."""
+    if retry.outcome is not None and isinstance(retry.outcome.exception(), ResourceExpiredError):
+        return 0.0
+    return float(_BACKOFF(retry))
+
+
 def _older_than(obj: dict[str, Any], since: datetime) -> bool:
     series = obj.get("series") or {}
     times = [
@@ -516,23 +549,33 @@ class _Reader:
         self.where = f"namespace {scope}" if scope else "every namespace"
 
     def run(self) -> None:
-        backoff = 0.5
+        """Rounds until halted (or a file's end): a failed one is retried with a backoff that a
+        round that ended well resets; an expired resourceVersion lists again at once."""
         while not self.halt.is_set():
             try:
-                self._round()
-                backoff = 0.5
-                if self.source.finite:
-                    return
-            except ResourceExpiredError as err:
-                self._hand(err)
-                self.checkpoint = None
-            except SourceError as err:
-                self._hand(err)
-                self.halt.wait(backoff)
-                backoff = min(backoff * 2, 30.0)
+                for attempt in Retrying(
+                    retry=retry_if_exception_type(SourceError),
+                    wait=_relist_at_once,
+                    stop=lambda _: self.halt.is_set(),
+                    sleep=_waiting_on(self.halt),
+                    before_sleep=self._failed,
+                    reraise=True,
+                ):
+                    with attempt:
+                        self._round()
+            except SourceError:
+                return  # halted while waiting to retry
             except Exception as err:  # noqa: BLE001 - handed to the main thread as it is
                 self._hand(err)
                 return
+            if self.source.finite:
+                return
+
+    def _failed(self, retry: RetryCallState) -> None:
+        err = retry.outcome and retry.outcome.exception()
+        self._hand(err)
+        if isinstance(err, ResourceExpiredError):
+            self.checkpoint = None
 
     def _round(self) -> None:
         """A list if needed, then one watch request until the server ends it."""

@@ -1,0 +1,109 @@
+"""Every destination x every format passes the same contract, against the real stores.
+
+A destination stores bytes under a name and finds them again; a format turns a batch into
+bytes, the same bytes for the same batch. Together: what is written is found by its name
+under the topic's folder and read back byte for byte, a rewrite of the same batch leaves
+one object with the same bytes, nothing lands outside the destination's place, and a name
+that is not there is a typed miss.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import fastavro
+import pytest
+
+from kafkube.compose.endpoints import Endpoints
+from kafkube.consumers.destinations import Destination, MissingObjectError
+from kafkube.consumers.filesink import FileDestination
+from kafkube.consumers.formats import EXTENSIONS, avro_container, json_lines_gzip
+from kafkube.consumers.naming import object_name, parse_object_name
+from kafkube.schemas.codec import Codec
+from tests.conftest import unique
+from tests.sinking import event_values
+
+HOUR = datetime(2026, 11, 28, 9, tzinfo=UTC)
+FORMATS = sorted(EXTENSIONS)
+DESTINATIONS = ["file", "s3", "gcs"]
+
+
+def _batch(output_format: str, name: str, values: list[bytes]) -> bytes:
+    """The events as the runner writes them in this format (the same bytes every time)."""
+    codec = Codec()
+    if output_format == "avro":
+        datums = [codec.split(value)[1] for value in values]
+        return avro_container(name, codec.writer, datums, "deflate")
+    return json_lines_gzip([codec.decode(value) for value in values])
+
+
+def _read(output_format: str, data: bytes) -> list[tuple[str, str]]:
+    if output_format == "avro":
+        rows: list[Any] = list(fastavro.reader(io.BytesIO(data)))
+    else:
+        import gzip  # noqa: PLC0415
+
+        rows = [json.loads(line) for line in gzip.decompress(data).decode().splitlines()]
+    return [(row["uid"], row["resource_version"]) for row in rows]
+
+
+@pytest.fixture
+def open_destination(
+    request: pytest.FixtureRequest, tmp_path: Path, endpoints: Endpoints
+) -> Callable[[str], Destination]:
+    def make(kind: str) -> Destination:
+        if kind == "file":
+            destination: Destination = FileDestination(tmp_path / "out")
+        elif kind == "s3":
+            from kafkube.consumers.s3sink import S3Destination  # noqa: PLC0415
+
+            bucket = request.getfixturevalue("s3_bucket")
+            destination = S3Destination(
+                bucket=bucket, prefix="contract", endpoint_url=endpoints.s3_endpoint
+            )
+        else:
+            from kafkube.consumers.gcssink import GCSDestination  # noqa: PLC0415
+
+            bucket = request.getfixturevalue("gcs_bucket")
+            destination = GCSDestination(
+                bucket=bucket, prefix="contract", endpoint=endpoints.gcs_endpoint
+            )
+        destination.check()
+        return destination
+
+    return make
+
+
+@pytest.mark.parametrize("output_format", FORMATS)
+@pytest.mark.parametrize("kind", DESTINATIONS)
+def test_every_destination_and_format_write_find_and_rewrite_identically(
+    open_destination: Callable[[str], Destination], kind: str, output_format: str
+) -> None:
+    destination = open_destination(kind)
+    topic = unique("contract")
+    name = object_name(
+        topic, 2, first=100, last=149, hour=HOUR, extension=EXTENSIONS[output_format]
+    )
+    values = [value for _key, value in event_values(50, seed=41)]
+    records = [Codec().decode(value) for value in values]
+    occurrences = [(r["uid"], r["resource_version"]) for r in records]
+    data = _batch(output_format, name, values)
+
+    destination.put(name, data, {"kafkube-topic": topic, "kafkube-records": "50"})
+    rewritten = _batch(output_format, name, values)  # the same batch again, as after a crash
+    destination.put(name, rewritten, {"kafkube-topic": topic, "kafkube-records": "50"})
+
+    found = list(destination.names(topic))
+    assert rewritten == data
+    assert found == [name]
+    assert parse_object_name(found[0], topic) is not None
+    assert destination.get(name) == data
+    assert _read(output_format, destination.get(name)) == occurrences
+    assert list(destination.names(unique("other"))) == []
+    with pytest.raises(MissingObjectError):
+        destination.get(f"{topic}/never-written.{EXTENSIONS[output_format]}")
