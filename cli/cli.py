@@ -37,6 +37,7 @@ from kafkube.config import load as load_config
 from kafkube.consumers import metrics as sink_metrics
 from kafkube.consumers.destinations import Destination, require_client
 from kafkube.consumers.filesink import FileDestination
+from kafkube.consumers.formats import FORMATS
 from kafkube.consumers.service import kafka_probe, run_sink
 from kafkube.observability import serving
 from kafkube.options import (
@@ -377,8 +378,8 @@ def _sink_options(command: Callable[..., None]) -> Callable[..., None]:
             help="Static group membership: a restart with the same id resumes at once.",
         ),
         click.option(
-            "--format", "output_format", type=click.Choice(["avro", "jsonl"]), default="avro",
-            show_default=True, help="Avro object container files, or gzip JSON Lines.",
+            "--format", "output_format", type=click.Choice(list(FORMATS)), default="avro",
+            show_default=True, help="The output format (sinks.<type>.format).",
         ),
         click.option(
             "--codec", type=click.Choice(["null", "deflate", "snappy", "zstandard"]),

@@ -26,7 +26,15 @@ from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    model_validator,
+)
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
@@ -35,6 +43,7 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
+from kafkube.consumers.formats import FORMATS
 from kafkube.consumers.settings import SinkSettings
 from kafkube.producer.settings import ProducerSettings
 from kafkube.schemas.errors import ConfigError
@@ -257,6 +266,12 @@ class Rotation(_Section):
     )
 
 
+def _known_format(name: str) -> str:
+    if name not in FORMATS:
+        raise ValueError(f"must be one of {', '.join(FORMATS)}, got {name!r}")
+    return name
+
+
 class _SinkConfig(_Section):
     enabled: bool = Field(default=True, description="Whether this sink is deployed.")
     group: str = Field("", description="Consumer group; default kafkube-sink-<type>.")
@@ -266,8 +281,12 @@ class _SinkConfig(_Section):
         "with the same id takes its partitions back at once. Unique per instance (the chart "
         "sets the pod name); empty: dynamic membership.",
     )
-    format: Literal["avro", "jsonl"] = Field(
-        "avro", description="Avro object container files, or gzip JSON Lines."
+    format: Annotated[str, AfterValidator(_known_format)] = Field(
+        "avro",
+        description="The output format: "
+        + "; ".join(f"{name}: {output.description}" for name, output in FORMATS.items())
+        + ".",
+        json_schema_extra={"choices": list(FORMATS)},
     )
     codec: Literal["null", "deflate", "snappy", "zstandard"] = Field(
         "deflate", description="Avro block compression."
@@ -575,7 +594,13 @@ def reference_markdown() -> str:
     ]
     for path, info in _fields(Config, ""):
         env = ENV_PREFIX + path.upper().replace(".", ENV_NESTING)
-        kind = _type_name(info.annotation)
+        extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
+        choices = extra.get("choices")
+        kind = (
+            " / ".join(f"`{choice}`" for choice in choices)
+            if isinstance(choices, list)
+            else _type_name(info.annotation)
+        )
         description = (info.description or "").replace("|", "or")
         rows.append(f"| `{path}` | `{env}` | {kind} | {_default(info)} | {description} |")
     return "\n".join(rows) + "\n"

@@ -1,5 +1,8 @@
 """Batch to file bytes: Avro object container files and gzip JSON Lines. Pure: no I/O.
 
+``FORMATS`` is the one table of output formats: the runner, the configuration, the CLI,
+the object names and ``kafkube inspect`` all take the formats from it.
+
 Both are deterministic, so a rewrite of the same records is byte for byte the
 same file: the Avro sync marker is derived from the object's name (Avro's own
 writers draw it at random), gzip's header carries no time.
@@ -12,9 +15,12 @@ import hashlib
 import io
 import json
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+
+import fastavro
 
 from kafkube.schemas.codec import SchemaVersion
 from kafkube.schemas.errors import ConfigError
@@ -109,4 +115,64 @@ def json_lines_gzip(records: Sequence[dict[str, Any]]) -> bytes:
     return gzip.compress(text.encode(), compresslevel=6, mtime=0)
 
 
-EXTENSIONS = {"avro": "avro", "jsonl": "jsonl.gz"}
+def _read_avro(data: bytes) -> Iterator[dict[str, Any]]:
+    for record in fastavro.reader(io.BytesIO(data)):
+        assert isinstance(record, dict)  # noqa: S101 - a record schema's rows are dicts
+        yield record
+
+
+def _read_json_lines(data: bytes) -> Iterator[dict[str, Any]]:
+    for line in gzip.decompress(data).decode().splitlines():
+        yield json.loads(line)
+
+
+@dataclass(frozen=True)
+class Batch:
+    """What a format may turn into bytes: the object's name, the writer schema, the datums as
+    they came (Avro binary), and the records decoded (only for formats that need them)."""
+
+    name: str
+    writer: SchemaVersion
+    datums: Sequence[bytes | memoryview]
+    records: Sequence[dict[str, Any]]
+    codec: str  # Avro block compression
+
+
+@dataclass(frozen=True)
+class Format:
+    """An output format: records in, bytes out; nothing of where the bytes go."""
+
+    extension: str  # of every object's name
+    needs_records: bool  # whether the runner must decode each datum to a dict for it
+    write: Callable[[Batch], bytes]
+    read: Callable[[bytes], Iterator[dict[str, Any]]]  # for inspect and the tests
+    description: str
+
+
+# Every output format, by the name the configuration and the CLI use. A new format is a
+# module of its own with its writer and reader, and one entry here.
+FORMATS: dict[str, Format] = {
+    "avro": Format(
+        extension="avro",
+        needs_records=False,
+        write=lambda batch: avro_container(batch.name, batch.writer, batch.datums, batch.codec),
+        read=_read_avro,
+        description="Avro object container files (the writer schema inside)",
+    ),
+    "jsonl": Format(
+        extension="jsonl.gz",
+        needs_records=True,
+        write=lambda batch: json_lines_gzip(batch.records),
+        read=_read_json_lines,
+        description="gzip JSON Lines, one event a line",
+    ),
+}
+EXTENSIONS = {name: output.extension for name, output in FORMATS.items()}
+
+
+def format_of(name: str) -> Format | None:
+    """The format an object's name says it is in; None if it is none of ours."""
+    for output in FORMATS.values():
+        if name.endswith(f".{output.extension}"):
+            return output
+    return None

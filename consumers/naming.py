@@ -15,12 +15,13 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from kafkube.consumers.formats import FORMATS
 from kafkube.schemas.errors import ConfigError
 
 _TOPIC = re.compile(r"[A-Za-z0-9._-]{1,249}")
 _OBJECT = re.compile(
     r"(?P<topic>[A-Za-z0-9._-]+)\+(?P<partition>\d{5})\+(?P<first>\d{20})\+(?P<last>\d{20})"
-    r"\.(?P<ext>avro|jsonl\.gz)"
+    rf"\.(?P<ext>{'|'.join(re.escape(f.extension) for f in FORMATS.values())})"
 )
 
 

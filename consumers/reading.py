@@ -2,22 +2,16 @@
 
 from __future__ import annotations
 
-import gzip
-import io
-import json
 from collections.abc import Iterator
 from typing import Any
 
-import fastavro
-
 from kafkube.consumers.destinations import Destination
+from kafkube.consumers.formats import format_of
 from kafkube.schemas.errors import SinkError
-
-OUTPUT_SUFFIXES = (".avro", ".jsonl.gz")
 
 
 def is_output(name: str) -> bool:
-    return name.endswith(OUTPUT_SUFFIXES) and not name.rsplit("/", 1)[-1].startswith(".")
+    return format_of(name) is not None and not name.rsplit("/", 1)[-1].startswith(".")
 
 
 def output_names(destination: Destination, path: str) -> list[str]:
@@ -29,12 +23,11 @@ def output_names(destination: Destination, path: str) -> list[str]:
 
 
 def records(name: str, data: bytes) -> Iterator[dict[str, Any]]:
-    """The records of one output object, Avro container or gzip JSON Lines."""
+    """The records of one output object, in the format its name says."""
+    output = format_of(name)
+    if output is None:
+        raise SinkError(f"{name} is not a kafkube output")
     try:
-        if name.endswith(".avro"):
-            yield from fastavro.reader(io.BytesIO(data))  # type: ignore[misc]
-        else:
-            for line in gzip.decompress(data).decode().splitlines():
-                yield json.loads(line)
+        yield from output.read(data)
     except (ValueError, EOFError, OSError) as err:
         raise SinkError(f"{name} is not a readable kafkube output: {err}") from err

@@ -61,7 +61,7 @@ from tenacity import RetryCallState, Retrying, retry_if_exception, wait_exponent
 from kafkube.consumers import metrics
 from kafkube.consumers.batching import BatchRules, BatchShape
 from kafkube.consumers.destinations import Destination, MissingObjectError
-from kafkube.consumers.formats import EXTENSIONS, avro_container, json_lines_gzip
+from kafkube.consumers.formats import FORMATS, Batch
 from kafkube.consumers.indexing import PartitionIndex, UnreadableIndex
 from kafkube.consumers.naming import (
     ObjectRange,
@@ -206,7 +206,8 @@ class SinkRunner:
         self._clock = clock
         self._rules = BatchRules(settings.max_records, settings.max_bytes, settings.max_age_seconds)
         self._partitions: dict[int, _Partition] = {}
-        self._extension = EXTENSIONS[settings.format]
+        self._format = FORMATS[settings.format]
+        self._extension = self._format.extension
         self._consumer: Consumer | None = None
         self._dlq: Producer | None = None
         self._stop = threading.Event()
@@ -355,7 +356,7 @@ class SinkRunner:
             return
         batch = self._batch_for(partition, state, offset, hour, writer)
         batch.datums.append(datum)
-        if self.settings.format == "jsonl":
+        if self._format.needs_records:
             batch.records.append(record)
         batch.last = batch.processed = offset
         batch.shape.add(len(datum))
@@ -455,10 +456,8 @@ class SinkRunner:
                 hour=batch.shape.hour,
                 extension=self._extension,
             )
-            data = (
-                avro_container(name, batch.writer, batch.datums, self.settings.codec)
-                if self.settings.format == "avro"
-                else json_lines_gzip(batch.records)
+            data = self._format.write(
+                Batch(name, batch.writer, batch.datums, batch.records, self.settings.codec)
             )
             metadata = {
                 "kafkube-topic": self.settings.topic,

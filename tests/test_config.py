@@ -190,7 +190,7 @@ def test_kafkube_variables_beat_the_standard_one(clean_env: pytest.MonkeyPatch) 
     ("text", "expected"),
     [
         ("kafka: {securty: {}}", "kafka.securty: unknown field (did you mean security?)"),
-        ("sinks: {s3: {format: parquet}}", "sinks.s3.format: Input should be 'avro' or 'jsonl'"),
+        ("sinks: {s3: {format: parquet}}", "sinks.s3.format: must be one of avro, jsonl"),
         ("sinks: {gcs: {codec: lz4}}", "sinks.gcs.codec: Input should be 'null', 'deflate'"),
         ("producer: {linger_seconds: 600}", "producer.linger_seconds: Input should be less than"),
         (
