@@ -26,7 +26,7 @@ from kafkube.consumers.formats import EXTENSIONS, avro_container, json_lines_gzi
 from kafkube.consumers.naming import object_name, parse_object_name
 from kafkube.schemas.codec import Codec
 from tests.conftest import unique
-from tests.sinking import event_values
+from tests.sinking import event_values, s3_env
 
 HOUR = datetime(2026, 11, 28, 9, tzinfo=UTC)
 FORMATS = sorted(EXTENSIONS)
@@ -54,8 +54,14 @@ def _read(output_format: str, data: bytes) -> list[tuple[str, str]]:
 
 @pytest.fixture
 def open_destination(
-    request: pytest.FixtureRequest, tmp_path: Path, endpoints: Endpoints
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    endpoints: Endpoints,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> Callable[[str], Destination]:
+    for name, value in s3_env(endpoints).items():  # boto3's standard chain, as a user sets it
+        monkeypatch.setenv(name, value)
+
     def make(kind: str) -> Destination:
         if kind == "file":
             destination: Destination = FileDestination(tmp_path / "out")
