@@ -7,11 +7,9 @@ import dataclasses
 import json
 import os
 import shlex
-import socket
 import sys
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,26 +23,19 @@ from kafkube.compose.settings import PORT_NAMES, SERVICES, StackSettings
 from kafkube.compose.smoke import TOPIC as SMOKE_TOPIC
 from kafkube.compose.smoke import run as run_smoke
 from kafkube.compose.stack import KAFKA_TOOLS, Stack
-from kafkube.config import (
-    Config,
-    FileSinkConfig,
-    GCSSinkConfig,
-    S3SinkConfig,
-    example_yaml,
-    reference_markdown,
-)
+from kafkube.config import Config, ProducerConfig, example_yaml, reference_markdown
 from kafkube.config import load as load_config
 from kafkube.consumers import metrics as sink_metrics
-from kafkube.consumers.destinations import Destination, require_client
-from kafkube.consumers.filesink import FileDestination
-from kafkube.consumers.formats import FORMATS
+from kafkube.consumers.destinations import open_destination
 from kafkube.consumers.service import kafka_probe, run_sink
+from kafkube.consumers.settings import SINK_TYPES, SinkConfig
 from kafkube.observability import serving
 from kafkube.options import (
     KAFKA_FLAGS,
     check_kafka_login,
     configuration,
     kafka_options,
+    model_options,
     refusing_later_logins,
     service_process,
     setup_logging,
@@ -59,7 +50,6 @@ from kafkube.producer.simulating import record_watch_stream, simulate_into_clust
 from kafkube.producer.synthetic import SyntheticCluster
 from kafkube.producer.watching import open_api_client
 from kafkube.schemas.errors import KafkubeError
-from kafkube.schemas.records import API_CORE_V1, API_EVENTS_V1
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -216,12 +206,6 @@ def kafka_tool(stack: Stack, tool: str, args: tuple[str, ...]) -> None:
 
 @cli.command()
 @click.option(
-    "--cluster", envvar="KAFKUBE_CLUSTER", help="Cluster name, in every record (producer.cluster)."
-)
-@click.option(
-    "--kubeconfig", help="Else producer.kubeconfig, $KUBECONFIG, the in-cluster service account."
-)
-@click.option(
     "--source",
     type=click.Choice(["kube", "file"]),
     default="kube",
@@ -234,49 +218,16 @@ def kafka_tool(stack: Stack, tool: str, args: tuple[str, ...]) -> None:
     type=click.Path(path_type=Path, dir_okay=False, exists=True),
     help="With --source file: a `kubectl get events --watch -o json` recording.",
 )
-@click.option(
-    "--partitions", type=int, default=6, show_default=True, help="If the topic is created."
-)
-@click.option(
-    "--api",
-    "api_version",
-    type=click.Choice([API_CORE_V1, API_EVENTS_V1]),
-    default=API_CORE_V1,
-    show_default=True,
-    help="Which Event API to watch.",
-)
-@click.option(
-    "--namespace",
-    "namespaces",
-    multiple=True,
-    help="Watch this namespace (repeatable); all by default.",
-)
-@click.option("--producer-id", default=socket.gethostname, show_default="the host name")
-@click.option("--transactional-id", default="", help="Default: kafkube-producer-<cluster>.")
-@click.option(
-    "--since",
-    type=click.DateTime(formats=["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%SZ"]),
-    help="At the very first start, skip events last seen before this time (ISO 8601, UTC).",
-)
-@click.option(
-    "--batch-max-events",
-    type=int,
-    default=5000,
-    show_default=True,
-    help="Events per transaction at most: a commit waits on the broker for ~10 ms.",
-)
-@click.option("--linger-seconds", type=float, default=0.2, show_default=True)
-@click.option("--watch-timeout-seconds", type=int, default=300, show_default=True)
 @kafka_options
-def produce(
-    source: str, recording: Path | None, since: datetime | None, **_flags: Any,  # noqa: ANN401 - read through configuration()
-) -> None:  # fmt: skip
+def produce(source: str, recording: Path | None, **_flags: Any) -> None:  # noqa: ANN401 - read through configuration()
     """Watch Kubernetes events and publish each occurrence to Kafka exactly once."""
     if (source == "file") != (recording is not None):
         raise click.UsageError("--source file goes with --file PATH, and --file with --source file")
-    if since is not None and since.tzinfo is None:
-        click.get_current_context().params["since"] = since.replace(tzinfo=UTC)
-    config = configuration({**KAFKA_FLAGS, **_PRODUCER_FLAGS})
+    params = click.get_current_context().params
+    since = params.get("since")
+    if isinstance(since, datetime) and since.tzinfo is None:  # the ...Z form parses naive
+        params["since"] = since.replace(tzinfo=UTC)
+    config = configuration({**KAFKA_FLAGS, **_PRODUCER_FIELDS})
     settings = config.producer_settings()
     check_kafka_login(settings.kafka)
     settings = dataclasses.replace(settings, kafka=refusing_later_logins(settings.kafka))
@@ -316,14 +267,15 @@ def produce(
     click.echo(json.dumps({"stopped": asdict(stats)}), err=True)
 
 
-_PRODUCER_FLAGS = {
-    name: f"producer.{name}"
-    for name in (
-        "cluster", "kubeconfig", "partitions", "api_version", "namespaces", "producer_id",
-        "transactional_id", "since", "batch_max_events", "linger_seconds",
-        "watch_timeout_seconds",
-    )
-}  # fmt: skip
+# produce's flags, made from the configuration's producer section; leader election is the
+# file's (and the chart's) alone.
+_PRODUCER_OPTIONS, _PRODUCER_FIELDS = model_options(
+    ProducerConfig,
+    "producer",
+    names={"api_version": ["--api"], "namespaces": ["--namespace"]},
+    skip=frozenset({"leader_election"}),
+)
+produce.params[:0] = _PRODUCER_OPTIONS
 
 
 @cli.command()
@@ -369,62 +321,9 @@ def simulate(  # noqa: PLR0913, PLR0917 - click passes one parameter per option
     click.echo(json.dumps(asdict(stats)))
 
 
-def _sink_options(command: Callable[..., None]) -> Callable[..., None]:
-    """The options every sink shares: Kafka, the group, the format and the rotation rules."""
-    options = [
-        click.option("--group", default="", help="Consumer group; default kafkube-sink-<type>."),
-        click.option(
-            "--instance-id", default="",
-            help="Static group membership: a restart with the same id resumes at once.",
-        ),
-        click.option(
-            "--format", "output_format", type=click.Choice(list(FORMATS)), default="avro",
-            show_default=True, help="The output format (sinks.<type>.format).",
-        ),
-        click.option(
-            "--codec", type=click.Choice(["null", "deflate", "snappy", "zstandard"]),
-            default="deflate", show_default=True, help="Avro block compression.",
-        ),
-        click.option("--max-records", type=int, default=50_000, show_default=True),
-        click.option("--max-bytes", type=int, default=64 << 20, show_default=True),
-        click.option(
-            "--max-age-seconds", type=float, default=60.0, show_default=True,
-            help="Write a batch this long after its first record, even if nothing follows.",
-        ),
-        click.option(
-            "--time-field", type=click.Choice(["record", "event"]), default="record",
-            show_default=True, help="Which time picks the dt=/hour= folder.",
-        ),
-    ]  # fmt: skip
-    for option in reversed(options):
-        command = option(command)
-    return kafka_options(command)
-
-
-_SINK_FLAGS = {
-    "group": "group",
-    "instance_id": "instance_id",
-    "output_format": "format",
-    "codec": "codec",
-    "max_records": "rotation.max_records",
-    "max_bytes": "rotation.max_bytes",
-    "max_age_seconds": "rotation.max_age_seconds",
-    "time_field": "time_field",
-}
-
-
-def _sink_config(sink_type: str, *own: str, **renamed: str) -> Config:
-    """The configuration with this sink's flags over ``sinks.<type>``: the shared ones, its
-    ``own`` (same name as the field) and the ``renamed`` (flag name=field)."""
-    fields = {**_SINK_FLAGS, **{name: name for name in own}, **renamed}
-    return configuration(
-        {**KAFKA_FLAGS, **{flag: f"sinks.{sink_type}.{path}" for flag, path in fields.items()}}
-    )
-
-
-def _run_sink(config: Config, sink_type: str, destination: Destination) -> None:
-    own: FileSinkConfig | S3SinkConfig | GCSSinkConfig = getattr(config.sinks, sink_type)
-    settings = own.settings(sink_type, config.kafka)
+def _run_sink(config: Config, sink_type: str) -> None:
+    settings = config.sink_settings(sink_type)
+    destination = open_destination(config.sink(sink_type))
     check_kafka_login(settings.kafka)
     checks = {"store": destination.ready, "kafka": kafka_probe(settings.kafka, settings.topic)}
     settings = dataclasses.replace(settings, kafka=refusing_later_logins(settings.kafka))
@@ -439,71 +338,25 @@ def sink() -> None:
     """Consume the topic into durable storage, exactly once (one consumer group per sink type)."""
 
 
-@sink.command("file")
-@click.option("--dir", "directory", type=click.Path(path_type=Path), help="Else sinks.file.dir.")
-@click.option("--min-free-mb", type=int, default=64, show_default=True)
-@_sink_options
-def sink_file(**_flags: Any) -> None:  # noqa: ANN401 - read through configuration()
-    """Files on local disk: temp file, fsync, atomic rename, fsync of the directory."""
-    config = _sink_config("file", "min_free_mb", directory="dir")
-    own = config.sinks.file
-    directory = Path(own.required_place("file"))
-    _run_sink(config, "file", FileDestination(directory, min_free_bytes=own.min_free_mb << 20))
+def _sink_command(sink_type: str, model: type[SinkConfig]) -> click.Command:
+    """``kafkube sink <type>``: its flags made from the type's model (``SINK_TYPES``)."""
+    options, fields = model_options(model, f"sinks.{sink_type}")
 
+    def run(**_flags: Any) -> None:  # noqa: ANN401 - read through configuration()
+        _run_sink(configuration({**KAFKA_FLAGS, **fields}), sink_type)
 
-@sink.command("s3")
-@click.option("--bucket", help="Else sinks.s3.bucket.")
-@click.option("--prefix", default="", help="Key prefix; objects go below it.")
-@click.option("--endpoint-url", help="MinIO or another S3 API; else $AWS_ENDPOINT_URL_S3.")
-@click.option("--region", help="Else $AWS_REGION.")
-@click.option("--sse", type=click.Choice(["AES256", "aws:kms"]), help="Server-side encryption.")
-@click.option("--kms-key-id", help="With --sse aws:kms.")
-@click.option("--storage-class", help="STANDARD_IA, INTELLIGENT_TIERING, ...")
-@click.option("--multipart-threshold-mb", type=int, default=16, show_default=True)
-@_sink_options
-def sink_s3(**_flags: Any) -> None:  # noqa: ANN401 - read through configuration()
-    """Objects in S3 or MinIO; credentials from the standard AWS chain."""
-    require_client("s3")
-    from kafkube.consumers.s3sink import S3Destination  # noqa: PLC0415 - boto3 only when asked
-
-    config = _sink_config(
-        "s3", "bucket", "prefix", "endpoint_url", "region", "sse", "kms_key_id",
-        "storage_class", "multipart_threshold_mb",
-    )  # fmt: skip
-    own = config.sinks.s3
-    destination = S3Destination(
-        bucket=own.required_place("s3"),
-        prefix=own.prefix,
-        endpoint_url=own.endpoint_url,
-        region=own.region,
-        server_side_encryption=own.sse,
-        kms_key_id=own.kms_key_id,
-        storage_class=own.storage_class,
-        multipart_threshold=own.multipart_threshold_mb << 20,
+    command = click.Command(
+        sink_type,
+        callback=kafka_options(run),
+        params=list[click.Parameter](options),
+        help=(model.__doc__ or "").replace("``", ""),
     )
-    _run_sink(config, "s3", destination)
+    command.params += getattr(command.callback, "__click_params__", [])[::-1]
+    return command
 
 
-@sink.command("gcs")
-@click.option("--bucket", help="Else sinks.gcs.bucket.")
-@click.option("--prefix", default="", help="Object name prefix; objects go below it.")
-@click.option("--project", help="Else $GOOGLE_CLOUD_PROJECT.")
-@click.option("--endpoint", help="A GCS emulator's URL; else $STORAGE_EMULATOR_HOST.")
-@_sink_options
-def sink_gcs(**_flags: Any) -> None:  # noqa: ANN401 - read through configuration()
-    """Objects in Google Cloud Storage; credentials from Application Default Credentials."""
-    require_client("gcs")
-    from kafkube.consumers.gcssink import GCSDestination  # noqa: PLC0415 - the client only when asked
-
-    config = _sink_config("gcs", "bucket", "prefix", "project", "endpoint")
-    own = config.sinks.gcs
-    destination = GCSDestination(
-        bucket=own.required_place("gcs"),
-        prefix=own.prefix,
-        project=own.project,
-        endpoint=own.endpoint,
-    )
-    _run_sink(config, "gcs", destination)
+for _sink_type, _model in SINK_TYPES.items():
+    sink.add_command(_sink_command(_sink_type, _model))
 
 
 @cli.group("config")
@@ -517,7 +370,7 @@ def config_group() -> None:
     "--component",
     "components",
     multiple=True,
-    type=click.Choice(["producer", "file", "s3", "gcs"]),
+    type=click.Choice(["producer", *SINK_TYPES]),
     help="Check that this component can start with it (repeatable); default: the producer "
     "if producer.cluster is set, and every enabled sink that names its place.",
 )
@@ -529,19 +382,14 @@ def check(file: Path, components: tuple[str, ...]) -> None:
         if component == "producer":
             config.producer_settings()
             continue
-        own: FileSinkConfig | S3SinkConfig | GCSSinkConfig = getattr(config.sinks, component)
-        own.settings(component, config.kafka)
-        own.required_place(component)
+        config.sink_settings(component)
+        config.sink(component).required_place()
     click.echo(yaml.safe_dump(config.redacted(), sort_keys=False), nl=False)
     click.echo(f"# {file}: valid; ready to start: {', '.join(chosen) or 'nothing configured'}")
 
 
 def _configured(config: Config) -> list[str]:
-    sinks = [
-        kind
-        for kind in ("file", "s3", "gcs")
-        if getattr(config.sinks, kind).enabled and getattr(config.sinks, kind).place()
-    ]
+    sinks = [kind for kind in SINK_TYPES if config.sink(kind).enabled and config.sink(kind).place()]
     return (["producer"] if config.producer.cluster else []) + sinks
 
 

@@ -23,16 +23,16 @@ import typing
 from collections.abc import Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, cast
 
 import yaml
 from pydantic import (
     AfterValidator,
     BaseModel,
-    ConfigDict,
     Field,
     SecretStr,
     ValidationError,
+    create_model,
     model_validator,
 )
 from pydantic.fields import FieldInfo
@@ -43,12 +43,11 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
-from kafkube.consumers.formats import FORMATS
-from kafkube.consumers.settings import SinkSettings
+from kafkube.consumers.settings import SINK_TYPES, Section, SinkConfig, SinkSettings
 from kafkube.producer.settings import ProducerSettings
 from kafkube.schemas.errors import ConfigError
 from kafkube.schemas.records import API_CORE_V1, API_EVENTS_V1
-from kafkube.schemas.topics import DEFAULT_TOPIC
+from kafkube.schemas.topics import DEFAULT_TOPIC, is_topic_name
 
 ENV_PREFIX = "KAFKUBE_"
 ENV_NESTING = "__"
@@ -70,16 +69,12 @@ _SECURITY_PROPERTIES = {
 }
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
 def _existing_file(path: Path | None, field: str) -> None:
     if path is not None and not path.is_file():
         raise ValueError(f"{field}: no such file: {path}")
 
 
-class KafkaSecurity(_Section):
+class KafkaSecurity(Section):
     """How kafkube authenticates to Kafka and checks the brokers: SASL and/or TLS."""
 
     protocol: SecurityProtocol = Field(
@@ -159,13 +154,21 @@ class KafkaSecurity(_Section):
         return properties
 
 
-class KafkaConfig(_Section):
+def _topic_name(name: str) -> str:
+    if not is_topic_name(name):
+        raise ValueError(f"not a Kafka topic name: {name!r} (letters, digits, '.', '_', '-')")
+    return name
+
+
+class KafkaConfig(Section):
     """The Kafka cluster every component talks to."""
 
     bootstrap_servers: str | None = Field(
         None, description="Brokers, host:port[,host:port]. Also KAFKA_BOOTSTRAP_SERVERS."
     )
-    topic: str = Field(DEFAULT_TOPIC, description="The events topic.")
+    topic: Annotated[str, AfterValidator(_topic_name)] = Field(
+        DEFAULT_TOPIC, description="The events topic."
+    )
     security: KafkaSecurity = Field(default_factory=KafkaSecurity)
     properties: dict[str, str | int | float | bool] = Field(
         default_factory=dict,
@@ -193,7 +196,7 @@ class KafkaConfig(_Section):
         return properties
 
 
-class LeaderElection(_Section):
+class LeaderElection(Section):
     """Producer high availability: replicas elect one leader on a coordination.k8s.io Lease."""
 
     enabled: bool = Field(default=False, description="Run the producer only while leading.")
@@ -218,7 +221,7 @@ class LeaderElection(_Section):
         return self
 
 
-class ProducerConfig(_Section):
+class ProducerConfig(Section):
     """``kafkube produce``: watches the API server, publishes each occurrence once."""
 
     cluster: str | None = Field(
@@ -256,124 +259,26 @@ class ProducerConfig(_Section):
     leader_election: LeaderElection = Field(default_factory=LeaderElection)
 
 
-class Rotation(_Section):
-    """When a sink closes an object: whichever limit comes first."""
-
-    max_records: Annotated[int, Field(ge=1)] = Field(50_000, description="Records an object.")
-    max_bytes: Annotated[int, Field(ge=1024)] = Field(64 << 20, description="Bytes an object.")
-    max_age_seconds: Annotated[float, Field(gt=0, le=86_400)] = Field(
-        60.0, description="Seconds after an object's first record."
+def _sinks_model() -> type[Section]:
+    """The ``sinks`` section: one field per sink type of ``SINK_TYPES``."""
+    fields: dict[str, Any] = {
+        name: (model, Field(default_factory=model)) for name, model in SINK_TYPES.items()
+    }
+    return create_model(
+        "Sinks",
+        __base__=Section,
+        __doc__="The sinks; each runs as its own process (``kafkube sink <type>``) and group.",
+        **fields,
     )
 
 
-def _known_format(name: str) -> str:
-    if name not in FORMATS:
-        raise ValueError(f"must be one of {', '.join(FORMATS)}, got {name!r}")
-    return name
+if TYPE_CHECKING:
+    Sinks = Section
+else:
+    Sinks = _sinks_model()
 
 
-class _SinkConfig(_Section):
-    enabled: bool = Field(default=True, description="Whether this sink is deployed.")
-    group: str = Field("", description="Consumer group; default kafkube-sink-<type>.")
-    instance_id: str = Field(
-        "",
-        description="Static group membership (Kafka's group.instance.id): a restarted instance "
-        "with the same id takes its partitions back at once. Unique per instance (the chart "
-        "sets the pod name); empty: dynamic membership.",
-    )
-    format: Annotated[str, AfterValidator(_known_format)] = Field(
-        "avro",
-        description="The output format: "
-        + "; ".join(f"{name}: {output.description}" for name, output in FORMATS.items())
-        + ".",
-        json_schema_extra={"choices": list(FORMATS)},
-    )
-    codec: Literal["null", "deflate", "snappy", "zstandard"] = Field(
-        "deflate", description="Avro block compression."
-    )
-    time_field: Literal["record", "event"] = Field(
-        "record", description="Which time picks the dt=/hour= folder."
-    )
-    rotation: Rotation = Field(default_factory=Rotation)
-
-    # The field that says where the records go; a sink cannot start without it.
-    place_field: ClassVar[str] = "bucket"
-
-    def place(self) -> str | None:
-        value = getattr(self, self.place_field)
-        return str(value) if value else None
-
-    def required_place(self, sink_type: str) -> str:
-        place = self.place()
-        if place is None:
-            field = self.place_field
-            raise ConfigError(
-                f"sinks.{sink_type}.{field}", f"is required (--{field} or the configuration file)"
-            )
-        return place
-
-    def settings(self, sink_type: str, kafka: KafkaConfig) -> SinkSettings:
-        return SinkSettings(
-            sink_type=sink_type,
-            kafka=kafka.client_properties(),
-            topic=kafka.topic,
-            group=self.group,
-            instance_id=self.instance_id,
-            format=self.format,
-            codec=self.codec,
-            max_records=self.rotation.max_records,
-            max_bytes=self.rotation.max_bytes,
-            max_age_seconds=self.rotation.max_age_seconds,
-            time_field=self.time_field,
-        )
-
-
-class FileSinkConfig(_SinkConfig):
-    """``kafkube sink file``: files on a local or mounted disk."""
-
-    place_field: ClassVar[str] = "dir"
-    dir: Path | None = Field(None, description="Directory the files go below.")
-    min_free_mb: Annotated[int, Field(ge=0)] = Field(
-        64, description="Stop writing (and wait) below this much free space."
-    )
-
-
-class _ObjectStoreSinkConfig(_SinkConfig):
-    bucket: str | None = Field(None, description="The bucket.")
-    prefix: str = Field("", description="Prefix of every object name; objects go below it.")
-
-
-class S3SinkConfig(_ObjectStoreSinkConfig):
-    """``kafkube sink s3``: objects in S3 or an S3 API (MinIO)."""
-
-    endpoint_url: str | None = Field(
-        None, description="MinIO or another S3 API. AWS_ENDPOINT_URL_S3."
-    )
-    region: str | None = Field(None, description="Also AWS_REGION.")
-    sse: Literal["AES256", "aws:kms"] | None = Field(None, description="Server-side encryption.")
-    kms_key_id: str | None = Field(None, description="With sse aws:kms.")
-    storage_class: str | None = Field(None, description="STANDARD_IA, INTELLIGENT_TIERING, ...")
-    multipart_threshold_mb: Annotated[int, Field(ge=5)] = Field(
-        16, description="Objects above this go up in parts."
-    )
-
-
-class GCSSinkConfig(_ObjectStoreSinkConfig):
-    """``kafkube sink gcs``: objects in Google Cloud Storage."""
-
-    project: str | None = Field(None, description="Also GOOGLE_CLOUD_PROJECT.")
-    endpoint: str | None = Field(None, description="A GCS emulator's URL. STORAGE_EMULATOR_HOST.")
-
-
-class Sinks(_Section):
-    """The sinks; each runs as its own process (``kafkube sink <type>``) and group."""
-
-    file: FileSinkConfig = Field(default_factory=FileSinkConfig)
-    s3: S3SinkConfig = Field(default_factory=S3SinkConfig)
-    gcs: GCSSinkConfig = Field(default_factory=GCSSinkConfig)
-
-
-class Observability(_Section):
+class Observability(Section):
     """Metrics, health and logs of producer and sinks."""
 
     listen: str = Field(
@@ -436,6 +341,16 @@ class Config(BaseSettings):
             forget_after_seconds=producer.forget_after_seconds,
             since=producer.since,
         )
+
+    def sink(self, sink_type: str) -> SinkConfig:
+        """The section of one sink type (``SINK_TYPES``)."""
+        if sink_type not in SINK_TYPES:
+            raise ConfigError("sinks", f"no sink type {sink_type!r}: {', '.join(SINK_TYPES)}")
+        return cast("SinkConfig", getattr(self.sinks, sink_type))
+
+    def sink_settings(self, sink_type: str) -> SinkSettings:
+        """What a sink of this type runs with."""
+        return self.sink(sink_type).settings(self.kafka.client_properties(), self.kafka.topic)
 
     def redacted(self) -> dict[str, Any]:
         """The configuration as JSON-able data, every secret shown as ``**********``."""

@@ -42,10 +42,12 @@ from kafkube.compose.endpoints import Endpoints
 from kafkube.compose.settings import StackSettings
 from kafkube.compose.stack import Stack
 from kafkube.compose.stores import ensure_buckets
-from kafkube.consumers.destinations import Destination
+from kafkube.config import ProducerConfig
+from kafkube.consumers.destinations import Destination, open_destination
 from kafkube.consumers.filesink import FileDestination
 from kafkube.consumers.naming import check_topic
 from kafkube.consumers.positions import Offsets
+from kafkube.consumers.settings import store_config
 from kafkube.operations import read_location
 from kafkube.options import stack_dir_options, stop_on_signals
 from kafkube.producer.publishing import ensure_topic
@@ -394,14 +396,11 @@ class Demo:
         if sink == "file":
             return FileDestination(self.settings.files)
         if sink == "s3":
-            from kafkube.consumers.s3sink import S3Destination  # noqa: PLC0415
-
-            return S3Destination(
-                bucket=self.settings.s3_bucket, endpoint_url=self.endpoints.s3_endpoint
-            )
-        from kafkube.consumers.gcssink import GCSDestination  # noqa: PLC0415
-
-        return GCSDestination(bucket=self.settings.gcs_bucket, endpoint=self.endpoints.gcs_endpoint)
+            store = store_config("s3", self.settings.s3_bucket, self.endpoints.s3_endpoint)
+        else:
+            store = store_config("gs", self.settings.gcs_bucket, self.endpoints.gcs_endpoint)
+        assert store is not None  # noqa: S101 - both schemes have a sink type
+        return open_destination(store)
 
     def _report(self, tally: _Tally) -> bool:
         held: dict[str, Counter[tuple[str, str]]] = {}
@@ -481,7 +480,12 @@ def _cluster_of(kubeconfig: str) -> str:
 )
 @click.option("--rate", type=float, default=50.0, show_default=True, help="Simulated events/s.")
 @click.option("--topic", default=DEMO_TOPIC, show_default=True)
-@click.option("--partitions", type=int, default=6, show_default=True)
+@click.option(
+    "--partitions",
+    type=int,
+    default=ProducerConfig.model_fields["partitions"].default,
+    show_default=True,
+)
 @click.option(
     "--output-dir",
     type=click.Path(path_type=Path, file_okay=False),

@@ -4,19 +4,20 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import click
 
-from kafkube.consumers.destinations import Destination, require_client
+from kafkube.consumers.destinations import Destination, open_destination
 from kafkube.consumers.filesink import FileDestination
 from kafkube.consumers.formats import json_line
 from kafkube.consumers.positions import GroupPosition, Offsets
 from kafkube.consumers.reading import output_names, records
 from kafkube.consumers.replaying import Move, ResetTarget, plan
+from kafkube.consumers.settings import store_config
 from kafkube.options import kafka_connection, kafka_options
 from kafkube.producer.service import ProducerStatus, producer_status
 from kafkube.schemas.errors import ConfigError
@@ -221,21 +222,16 @@ def replay(  # noqa: PLR0913, PLR0917 - click passes one parameter per option
 # --- inspect ------------------------------------------------------------------------------------
 
 
-def open_location(location: str, **stores: Any) -> tuple[Destination, str]:  # noqa: ANN401 - the stores' endpoint options
-    """The destination that holds ``location`` and the path inside it."""
+def open_location(location: str, endpoints: Mapping[str, str | None]) -> tuple[Destination, str]:
+    """The destination that holds ``location`` and the path inside it; ``endpoints`` by
+    scheme (``s3``, ``gs``) point a store's client at an emulator."""
     scheme, sep, rest = location.partition("://")
-    if sep and scheme in {"s3", "gs"}:
-        bucket, _, path = rest.partition("/")
+    bucket, _, path = rest.partition("/")
+    store = store_config(scheme, bucket, endpoints.get(scheme)) if sep else None
+    if store is not None:
         if not bucket:
             raise ConfigError("location", f"no bucket in {location!r}")
-        require_client("s3" if scheme == "s3" else "gcs")
-        if scheme == "s3":
-            from kafkube.consumers.s3sink import S3Destination  # noqa: PLC0415 - boto3 when asked
-
-            return S3Destination(bucket=bucket, endpoint_url=stores.get("s3_endpoint")), path
-        from kafkube.consumers.gcssink import GCSDestination  # noqa: PLC0415 - the client when asked
-
-        return GCSDestination(bucket=bucket, endpoint=stores.get("gcs_endpoint")), path
+        return open_destination(store), path
     if sep:
         raise ConfigError("location", f"{scheme}:// is not a store kafkube writes to")
     local = Path(location).expanduser().absolute()
@@ -271,7 +267,7 @@ def inspect(
     A folder or prefix reads every output object below it, in name order (topic,
     hour, partition, offset).
     """
-    destination, path = open_location(location, s3_endpoint=s3_endpoint, gcs_endpoint=gcs_endpoint)
+    destination, path = open_location(location, {"s3": s3_endpoint, "gs": gcs_endpoint})
     per_object: dict[str, int] = {}
     try:
         for seen, (name, record) in enumerate(read_location(destination, path)):

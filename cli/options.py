@@ -11,15 +11,20 @@ import signal
 import sys
 import threading
 import time
+import types
+import typing
 from collections.abc import Callable, Mapping
+from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import click
 import platformdirs
 from click.core import ParameterSource
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient
+from pydantic import BaseModel
+from pydantic.fields import FieldInfo
 from pythonjsonlogger.json import JsonFormatter
 
 from kafkube.config import Config, Observability
@@ -185,6 +190,77 @@ def refusing_later_logins(properties: Mapping[str, str]) -> dict[str, Any]:
             raise refused
 
     return {**properties, "error_cb": refuse}
+
+
+def model_options(
+    model: type[BaseModel],
+    path: str,
+    *,
+    names: Mapping[str, list[str]] | None = None,
+    skip: frozenset[str] = frozenset(),
+) -> tuple[list[click.Option], dict[str, str]]:
+    """A flag for each field of ``model`` (a nested model's fields flattened), made from the
+    field itself: its name (``names`` may give others), type, choices and help; a list is a
+    repeatable flag. None has a default of its own: a flag not given leaves the file's value,
+    or the model's default, standing. Also: which dotted field each flag's parameter sets,
+    for ``configuration``. Fields in ``skip`` are the file's alone."""
+    options: list[click.Option] = []
+    fields: dict[str, str] = {}
+    for name, info in model.model_fields.items():
+        if name in skip:
+            continue
+        annotation = _plain_annotation(info.annotation)
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            nested, nested_fields = model_options(annotation, f"{path}.{name}")
+            options += nested
+            fields |= nested_fields
+            continue
+        repeated = typing.get_origin(annotation) is list
+        kind = _click_type(typing.get_args(annotation)[0] if repeated else annotation, info)
+        if kind is None:
+            continue  # a switch of the file (enabled), not of a command line
+        default = "" if info.is_required() else f" [default: {_shown(info)}]"
+        flags = (names or {}).get(name) or [f"--{name.replace('_', '-')}"]
+        options.append(
+            click.Option(
+                [*flags, name],
+                type=kind,
+                multiple=repeated,
+                help=f"{info.description or ''} ({path}.{name}){default}",
+            )
+        )
+        fields[name] = f"{path}.{name}"
+    return options, fields
+
+
+def _plain_annotation(annotation: Any) -> Any:  # noqa: ANN401 - any annotation
+    """``X`` of ``X | None`` and of ``Annotated[X, ...]``."""
+    origin, arguments = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin is Annotated:
+        return _plain_annotation(arguments[0])
+    if origin in {types.UnionType, typing.Union}:
+        kept = [a for a in arguments if a is not type(None)]
+        return _plain_annotation(kept[0]) if len(kept) == 1 else annotation
+    return annotation
+
+
+def _click_type(annotation: Any, info: FieldInfo) -> click.ParamType[Any] | None:  # noqa: ANN401
+    extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
+    choices = extra.get("choices")
+    if isinstance(choices, list):
+        return click.Choice([str(choice) for choice in choices])
+    if typing.get_origin(annotation) is Literal:
+        return click.Choice([str(value) for value in typing.get_args(annotation)])
+    simple: dict[Any, click.ParamType[Any]] = {
+        str: click.STRING, int: click.INT, float: click.FLOAT, Path: click.Path(path_type=Path),
+        datetime: click.DateTime(formats=["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%SZ"]),
+    }  # fmt: skip
+    return simple.get(annotation)
+
+
+def _shown(info: FieldInfo) -> str:
+    value = info.get_default(call_default_factory=True)
+    return "none" if value in (None, "") else str(value)
 
 
 def kafka_options(command: Callable[..., None]) -> Callable[..., None]:

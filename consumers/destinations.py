@@ -1,5 +1,7 @@
 """Where a sink's bytes go. A destination stores bytes under a name and lists what it stored;
-it knows nothing of Kafka or Avro. A new sink is a new destination."""
+it knows nothing of Kafka or Avro. A new sink is a new destination module (with its
+``open_destination(config)``), its model in ``kafkube.consumers.settings`` and its entry in
+``SINK_TYPES``."""
 
 from __future__ import annotations
 
@@ -7,30 +9,32 @@ import importlib
 from collections.abc import Iterator
 from typing import Protocol
 
+from kafkube.consumers.settings import SinkConfig
 from kafkube.schemas.errors import ConfigError, SinkError
-
-# The object stores' client libraries are extras: pip install 'kafkube[s3]', 'kafkube[gcs]'.
-_CLIENTS = {"s3": "boto3", "gcs": "google.cloud.storage"}
-
-
-def require_client(kind: str) -> None:
-    """Refuse a sink whose store's client library is not installed, saying which extra to
-    install (the destination modules import it at their top)."""
-    module = _CLIENTS.get(kind)
-    if module is None:
-        return
-    try:
-        importlib.import_module(module)
-    except ImportError as err:
-        raise ConfigError(
-            f"sinks.{kind}", f"needs {module}, not installed: pip install 'kafkube[{kind}]'"
-        ) from err
 
 
 class MissingObjectError(SinkError):
     """Nothing is stored under the name asked for."""
 
     retriable = False
+
+
+def open_destination(config: SinkConfig) -> Destination:
+    """The destination a sink's configuration describes. Its module, and the store's client
+    library, are imported only now: a missing extra is refused naming it."""
+    if config.client_module is not None:
+        try:
+            importlib.import_module(config.client_module)
+        except ImportError as err:
+            raise ConfigError(
+                f"sinks.{config.sink_type}",
+                f"needs {config.client_module}, not installed: "
+                f"pip install 'kafkube[{config.extra}]'",
+            ) from err
+    opened: Destination = importlib.import_module(config.destination_module).open_destination(
+        config
+    )
+    return opened
 
 
 class Destination(Protocol):

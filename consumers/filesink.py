@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from kafkube.consumers.destinations import MissingObjectError
+from kafkube.consumers.settings import FileSinkConfig
 from kafkube.schemas.errors import ConfigError, SinkError, SinkRefusedError
 
 # A write in progress: hidden (Spark and Hive skip dot files) and without the output's extension.
@@ -18,7 +19,8 @@ _TEMP_SUFFIX = ".kafkube-partial"
 
 
 class FileDestination:
-    def __init__(self, directory: Path, *, min_free_bytes: int = 64 << 20) -> None:
+    def __init__(self, directory: Path, *, min_free_bytes: int = 0) -> None:
+        """``min_free_bytes``: a sink's floor (``sinks.file.min_free_mb``); readers need none."""
         self.root = directory.expanduser().absolute()
         self.min_free_bytes = min_free_bytes
         self.description = str(self.root)
@@ -101,3 +103,8 @@ class FileDestination:
             raise MissingObjectError(f"no {self._path(name)}") from err
         except OSError as err:
             raise SinkError(f"reading {self._path(name)}: {err.strerror}") from err
+
+
+def open_destination(config: FileSinkConfig) -> FileDestination:
+    """The destination of ``sinks.file``."""
+    return FileDestination(Path(config.required_place()), min_free_bytes=config.min_free_mb << 20)

@@ -25,6 +25,7 @@ from google.cloud.storage.retry import DEFAULT_RETRY
 
 from kafkube.consumers.destinations import MissingObjectError
 from kafkube.consumers.naming import object_prefix
+from kafkube.consumers.settings import GCSSinkConfig
 from kafkube.schemas.errors import ConfigError, SinkError, SinkRefusedError
 
 # A timeout, a conflict or a moved generation (another writer), too many requests.
@@ -145,3 +146,13 @@ class GCSDestination:
             raise MissingObjectError(f"no {where}") from err
         except (GoogleAPIError, GoogleAuthError, OSError) as err:
             raise SinkError(f"reading gs://{self.bucket_name}/{self.prefix}{name}: {err}") from err
+
+
+def open_destination(config: GCSSinkConfig) -> GCSDestination:
+    """The destination of ``sinks.gcs``."""
+    return GCSDestination(
+        bucket=config.required_place(),
+        prefix=config.prefix,
+        project=config.project,
+        endpoint=config.endpoint,
+    )

@@ -17,8 +17,8 @@ from datetime import UTC, datetime
 
 from kafkube.consumers.formats import FORMATS
 from kafkube.schemas.errors import ConfigError
+from kafkube.schemas.topics import is_topic_name
 
-_TOPIC = re.compile(r"[A-Za-z0-9._-]{1,249}")
 _OBJECT = re.compile(
     r"(?P<topic>[A-Za-z0-9._-]+)\+(?P<partition>\d{5})\+(?P<first>\d{20})\+(?P<last>\d{20})"
     rf"\.(?P<ext>{'|'.join(re.escape(f.extension) for f in FORMATS.values())})"
@@ -34,7 +34,7 @@ class ObjectRange:
 
 
 def check_topic(topic: str) -> str:
-    if not _TOPIC.fullmatch(topic) or topic in {".", ".."}:
+    if not is_topic_name(topic):
         raise ConfigError("topic", f"not a Kafka topic name: {topic!r}")
     return topic
 

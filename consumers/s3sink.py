@@ -20,6 +20,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from kafkube.consumers.destinations import MissingObjectError
 from kafkube.consumers.naming import object_prefix
+from kafkube.consumers.settings import S3SinkConfig
 from kafkube.schemas.errors import ConfigError, SinkError, SinkRefusedError
 
 _MISSING = {"404", "NoSuchBucket", "NotFound"}
@@ -50,7 +51,7 @@ class S3Destination:
         server_side_encryption: str | None = None,
         kms_key_id: str | None = None,
         storage_class: str | None = None,
-        multipart_threshold: int = 16 << 20,
+        multipart_threshold: int | None = None,  # boto3's own when not given
     ) -> None:
         if not bucket:
             raise ConfigError("sinks.s3.bucket", "is required")
@@ -78,7 +79,11 @@ class S3Destination:
             region_name=region,
             config=Config(retries={"max_attempts": 1}, connect_timeout=2, read_timeout=3),
         )
-        self._transfer = TransferConfig(multipart_threshold=multipart_threshold)
+        self._transfer = (
+            TransferConfig(multipart_threshold=multipart_threshold)
+            if multipart_threshold is not None
+            else TransferConfig()
+        )
         self._extra: dict[str, str] = {}
         if server_side_encryption:
             self._extra["ServerSideEncryption"] = server_side_encryption
@@ -150,3 +155,17 @@ class S3Destination:
             raise MissingObjectError(f"no s3://{self.bucket}/{self.prefix}{name}") from err
         except (ClientError, BotoCoreError) as err:
             raise SinkError(f"reading s3://{self.bucket}/{self.prefix}{name}: {err}") from err
+
+
+def open_destination(config: S3SinkConfig) -> S3Destination:
+    """The destination of ``sinks.s3``."""
+    return S3Destination(
+        bucket=config.required_place(),
+        prefix=config.prefix,
+        endpoint_url=config.endpoint_url,
+        region=config.region,
+        server_side_encryption=config.sse,
+        kms_key_id=config.kms_key_id,
+        storage_class=config.storage_class,
+        multipart_threshold=config.multipart_threshold_mb << 20,
+    )

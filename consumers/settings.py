@@ -1,60 +1,211 @@
-"""A sink's settings: one validated object, built in the entry point and passed down."""
+"""A sink's settings: one model per sink type, and the runtime settings derived from it.
+
+``SINK_TYPES`` is the one table of sink types. Each entry is a configuration model (its
+fields, defaults, bounds and help are the only place they are written), which names the
+module that opens its destination. The configuration file's ``sinks`` section, the
+``kafkube sink <type>`` commands and their flags, ``config check`` and the demo are all
+made from this table. A new sink is a destination module, its model here, and its entry.
+"""
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, ClassVar, Literal
 
-from kafkube.consumers.formats import CODECS, EXTENSIONS
-from kafkube.consumers.naming import check_topic
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from kafkube.consumers.formats import CODECS, FORMATS
 from kafkube.schemas.errors import ConfigError
-from kafkube.schemas.topics import DEFAULT_TOPIC, sink_group
+from kafkube.schemas.topics import sink_group
 
 _INSTANCE_ID = re.compile(r"[A-Za-z0-9._-]{1,249}")
 
 
+class Section(BaseModel):
+    """A part of the configuration: unknown keys refused, values frozen once read."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _known_format(name: str) -> str:
+    if name not in FORMATS:
+        raise ValueError(f"must be one of {', '.join(FORMATS)}, got {name!r}")
+    return name
+
+
+def _known_codec(name: str) -> str:
+    if name not in CODECS:
+        raise ValueError(f"must be one of {', '.join(CODECS)}, got {name!r}")
+    return name
+
+
+def _instance_id(value: str) -> str:
+    if value and not _INSTANCE_ID.fullmatch(value):
+        raise ValueError(f"letters, digits, '.', '_', '-' (at most 249), got {value!r}")
+    return value
+
+
+class Rotation(Section):
+    """When a sink closes an object: whichever limit comes first."""
+
+    max_records: Annotated[int, Field(ge=1)] = Field(50_000, description="Records an object.")
+    max_bytes: Annotated[int, Field(ge=1024)] = Field(64 << 20, description="Bytes an object.")
+    max_age_seconds: Annotated[float, Field(gt=0, le=86_400)] = Field(
+        60.0, description="Seconds after an object's first record."
+    )
+
+
+class SinkConfig(Section):
+    """What every sink type shares."""
+
+    enabled: bool = Field(default=True, description="Whether this sink is deployed.")
+    group: str = Field("", description="Consumer group; default kafkube-sink-<type>.")
+    instance_id: Annotated[str, AfterValidator(_instance_id)] = Field(
+        "",
+        description="Static group membership (Kafka's group.instance.id): a restarted instance "
+        "with the same id takes its partitions back at once. Unique per instance (the chart "
+        "sets the pod name); empty: dynamic membership.",
+    )
+    format: Annotated[str, AfterValidator(_known_format)] = Field(
+        "avro",
+        description="The output format: "
+        + "; ".join(f"{name}: {output.description}" for name, output in FORMATS.items())
+        + ".",
+        json_schema_extra={"choices": list(FORMATS)},
+    )
+    codec: Annotated[str, AfterValidator(_known_codec)] = Field(
+        "deflate",
+        description="Avro block compression.",
+        json_schema_extra={"choices": list(CODECS)},
+    )
+    time_field: Literal["record", "event"] = Field(
+        "record", description="Which time picks the dt=/hour= folder."
+    )
+    rotation: Rotation = Field(default_factory=Rotation)
+
+    # The field that says where the records go; a sink cannot start without it.
+    place_field: ClassVar[str] = "bucket"
+    # Its name: of its command (``kafkube sink <type>``) and of its section (``sinks.<type>``).
+    sink_type: ClassVar[str]
+    # The module that opens this sink's destination (its ``open_destination(config)``); the
+    # store's client library it imports, and the pip extra that brings it.
+    destination_module: ClassVar[str]
+    client_module: ClassVar[str | None] = None
+    extra: ClassVar[str | None] = None
+    # The scheme of this store's locations (``s3://``) for ``kafkube inspect``, None for a
+    # path; and the field that points the client at another endpoint (an emulator).
+    scheme: ClassVar[str | None] = None
+    endpoint_field: ClassVar[str | None] = None
+
+    def place(self) -> str | None:
+        value = getattr(self, self.place_field)
+        return str(value) if value else None
+
+    def required_place(self) -> str:
+        place = self.place()
+        if place is None:
+            field = self.place_field
+            raise ConfigError(
+                f"sinks.{self.sink_type}.{field}",
+                f"is required (--{field} or the configuration file)",
+            )
+        return place
+
+    def settings(self, kafka: dict[str, Any], topic: str) -> SinkSettings:
+        """What the runner runs with: this model's values, and Kafka's."""
+        return SinkSettings(
+            sink_type=self.sink_type,
+            kafka=kafka,
+            topic=topic,
+            group=self.group,
+            instance_id=self.instance_id,
+            format=self.format,
+            codec=self.codec,
+            max_records=self.rotation.max_records,
+            max_bytes=self.rotation.max_bytes,
+            max_age_seconds=self.rotation.max_age_seconds,
+            time_field=self.time_field,
+        )
+
+
+class FileSinkConfig(SinkConfig):
+    """``kafkube sink file``: files on a local or mounted disk."""
+
+    sink_type: ClassVar[str] = "file"
+    place_field: ClassVar[str] = "dir"
+    destination_module: ClassVar[str] = "kafkube.consumers.filesink"
+    dir: Path | None = Field(None, description="Directory the files go below.")
+    min_free_mb: Annotated[int, Field(ge=0)] = Field(
+        64, description="Stop writing (and wait) below this much free space."
+    )
+
+
+class ObjectStoreSinkConfig(SinkConfig):
+    bucket: str | None = Field(None, description="The bucket.")
+    prefix: str = Field("", description="Prefix of every object name; objects go below it.")
+
+
+class S3SinkConfig(ObjectStoreSinkConfig):
+    """``kafkube sink s3``: objects in S3 or an S3 API (MinIO)."""
+
+    sink_type: ClassVar[str] = "s3"
+    destination_module: ClassVar[str] = "kafkube.consumers.s3sink"
+    client_module: ClassVar[str | None] = "boto3"
+    extra: ClassVar[str | None] = "s3"
+    scheme: ClassVar[str | None] = "s3"
+    endpoint_field: ClassVar[str | None] = "endpoint_url"
+    endpoint_url: str | None = Field(
+        None, description="MinIO or another S3 API. AWS_ENDPOINT_URL_S3."
+    )
+    region: str | None = Field(None, description="Also AWS_REGION.")
+    sse: Literal["AES256", "aws:kms"] | None = Field(None, description="Server-side encryption.")
+    kms_key_id: str | None = Field(None, description="With sse aws:kms.")
+    storage_class: str | None = Field(None, description="STANDARD_IA, INTELLIGENT_TIERING, ...")
+    multipart_threshold_mb: Annotated[int, Field(ge=5)] = Field(
+        16, description="Objects above this go up in parts."
+    )
+
+
+class GCSSinkConfig(ObjectStoreSinkConfig):
+    """``kafkube sink gcs``: objects in Google Cloud Storage."""
+
+    sink_type: ClassVar[str] = "gcs"
+    destination_module: ClassVar[str] = "kafkube.consumers.gcssink"
+    client_module: ClassVar[str | None] = "google.cloud.storage"
+    extra: ClassVar[str | None] = "gcs"
+    scheme: ClassVar[str | None] = "gs"
+    endpoint_field: ClassVar[str | None] = "endpoint"
+    project: str | None = Field(None, description="Also GOOGLE_CLOUD_PROJECT.")
+    endpoint: str | None = Field(None, description="A GCS emulator's URL. STORAGE_EMULATOR_HOST.")
+
+
+# Every sink type, by the name of its command and of its section in the configuration.
+SINK_TYPES: dict[str, type[SinkConfig]] = {
+    model.sink_type: model for model in (FileSinkConfig, S3SinkConfig, GCSSinkConfig)
+}
+
+
 @dataclass(frozen=True)
 class SinkSettings:
+    """What the runner runs with, made from a sink's model by ``SinkConfig.settings``."""
+
     sink_type: str
-    # librdkafka properties, passed through (and the CLI's error callback)
-    kafka: dict[str, Any] = field(default_factory=dict)
-    topic: str = DEFAULT_TOPIC
-    group: str = ""  # default kafkube-sink-<type>
-    instance_id: str = ""  # static membership (group.instance.id); empty: dynamic
-    format: str = "avro"
-    codec: str = "deflate"
-    max_records: int = 50_000
-    max_bytes: int = 64 << 20
-    max_age_seconds: float = 60.0
-    time_field: str = "record"  # record: the Kafka record's time; event: the event's own time
+    kafka: dict[str, Any]  # librdkafka properties, passed through (and the CLI's error callback)
+    topic: str
+    group: str  # default kafkube-sink-<type>
+    instance_id: str  # static membership (group.instance.id); empty: dynamic
+    format: str
+    codec: str
+    max_records: int
+    max_bytes: int
+    max_age_seconds: float
+    time_field: str  # record: the Kafka record's time; event: the event's own time
 
     def __post_init__(self) -> None:
         if not self.kafka.get("bootstrap.servers"):
-            raise ConfigError("kafka.bootstrap.servers", "is required")
-        check_topic(self.topic)
-        if self.format not in EXTENSIONS:
-            raise ConfigError(
-                "format", f"must be one of {', '.join(EXTENSIONS)}, got {self.format!r}"
-            )
-        if self.codec not in CODECS:
-            raise ConfigError("codec", f"must be one of {', '.join(CODECS)}, got {self.codec!r}")
-        if self.max_records < 1:
-            raise ConfigError("rotation.max_records", "must be at least 1")
-        if self.max_bytes < 1024:
-            raise ConfigError("rotation.max_bytes", "must be at least 1024")
-        if not 0 < self.max_age_seconds <= 86_400:
-            raise ConfigError("rotation.max_age_seconds", "must be in (0, 86400]")
-        if self.time_field not in {"record", "event"}:
-            raise ConfigError("time_field", f"must be record or event, got {self.time_field!r}")
-        self._check_membership()
-
-    def _check_membership(self) -> None:
-        if self.instance_id and not _INSTANCE_ID.fullmatch(self.instance_id):
-            raise ConfigError(
-                f"sinks.{self.sink_type}.instance_id",
-                f"letters, digits, '.', '_', '-' (at most 249), got {self.instance_id!r}",
-            )
+            raise ConfigError("kafka.bootstrap_servers", "is required")
         for owned in ("group.id", "group.instance.id", "enable.auto.commit", "isolation.level"):
             if owned in self.kafka:
                 raise ConfigError(
@@ -64,3 +215,15 @@ class SinkSettings:
     @property
     def group_id(self) -> str:
         return self.group or sink_group(self.sink_type)
+
+
+def store_config(scheme: str, bucket: str, endpoint: str | None = None) -> SinkConfig | None:
+    """The configuration of the store a ``<scheme>://bucket`` location names; None if no sink
+    type writes to that scheme."""
+    for model in SINK_TYPES.values():
+        if model.scheme == scheme:
+            fields: dict[str, Any] = {"bucket": bucket}
+            if endpoint and model.endpoint_field:
+                fields[model.endpoint_field] = endpoint
+            return model.model_validate(fields)
+    return None

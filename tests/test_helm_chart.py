@@ -148,7 +148,7 @@ def test_the_chart_renders_valid_manifests_for_a_full_deployment(
     assert config.producer.leader_election.namespace == namespaces
     assert config.kafka.client_properties()["ssl.certificate.location"].endswith("tls.crt")
     assert config.producer_settings().namespaces == ("payments", "checkout")
-    assert config.sinks.s3.settings("s3", config.kafka).topic == "kafkube.events"
+    assert config.sink_settings("s3").topic == "kafkube.events"
 
 
 def test_the_default_values_watch_every_namespace_with_a_cluster_role(
