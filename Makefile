@@ -32,8 +32,9 @@ check: install
 	$(BIN)/mypy -p kafkube
 	$(BIN)/lint-imports
 
+# Branch coverage of the whole suite, the kafkube processes it starts included.
 test: check services
-	$(BIN)/pytest $(PYTEST_ARGS); status=$$?; \
+	$(BIN)/pytest --cov --cov-report=term $(PYTEST_ARGS); status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests: that is a failure" >&2; exit 1; fi; \
 	exit $$status
 
