@@ -23,7 +23,7 @@ from kafkube.compose.settings import PORT_NAMES, SERVICES, StackSettings
 from kafkube.compose.smoke import TOPIC as SMOKE_TOPIC
 from kafkube.compose.smoke import run as run_smoke
 from kafkube.compose.stack import KAFKA_TOOLS, Stack
-from kafkube.config import Config, ProducerConfig, example_yaml, reference_markdown
+from kafkube.config import Config, ProducerConfig
 from kafkube.config import load as load_config
 from kafkube.consumers import metrics as sink_metrics
 from kafkube.consumers.destinations import open_destination
@@ -49,6 +49,7 @@ from kafkube.producer.service import run_producer
 from kafkube.producer.simulating import record_watch_stream, simulate_into_cluster
 from kafkube.producer.synthetic import SyntheticCluster
 from kafkube.producer.watching import open_api_client
+from kafkube.reference import example_yaml, reference_markdown
 from kafkube.schemas.errors import KafkubeError
 
 

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from kafkube.config import Config, load, reference_markdown
+from kafkube.config import Config, load
+from kafkube.reference import reference_markdown
 from kafkube.schemas.errors import ConfigError
 from tests.processes import run_kafkube
 
