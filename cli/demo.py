@@ -18,10 +18,7 @@ that transaction markers push past the last record.
 
 from __future__ import annotations
 
-import bisect
 import os
-import signal
-import subprocess
 import sys
 import threading
 import time
@@ -32,13 +29,13 @@ from typing import Any
 
 import click
 import platformdirs
-from confluent_kafka import Consumer, TopicPartition
 from rich.console import Console
 from rich.live import Live
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from kafkube.compose.endpoints import Endpoints
+from kafkube.compose.processes import Supervised
 from kafkube.compose.settings import StackSettings
 from kafkube.compose.stack import Stack
 from kafkube.compose.stores import ensure_buckets
@@ -48,10 +45,10 @@ from kafkube.consumers.filesink import FileDestination
 from kafkube.consumers.naming import check_topic
 from kafkube.consumers.positions import Offsets
 from kafkube.consumers.settings import store_config
+from kafkube.consumers.tally import TopicTally
 from kafkube.operations import read_location
 from kafkube.options import stack_dir_options, stop_on_signals
 from kafkube.producer.publishing import ensure_topic
-from kafkube.schemas.codec import Codec, DecodeError
 from kafkube.schemas.errors import ConfigError, KafkubeError
 
 SINKS = ("file", "s3", "gcs")
@@ -89,109 +86,10 @@ class DemoSettings:
         return self.output_dir / "logs"
 
 
-class _Child:
-    """One ``kafkube ...`` child in its own session: Ctrl-C reaches the demo, which stops it."""
-
-    def __init__(self, name: str, args: list[str], log: Path, env: dict[str, str]) -> None:
-        self.name, self.args, self.log, self.env = name, args, log, env
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        with self.log.open("ab") as out:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "kafkube", *self.args],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                env=self.env,
-                start_new_session=True,
-            )
-
-    def exited(self) -> int | None:
-        return None if self.process is None else self.process.poll()
-
-    def stop(self, timeout: float = 60.0) -> int:
-        assert self.process is not None  # noqa: S101 - started before anything stops it
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        try:
-            return self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            return self.process.wait(30)
-
-    def tail(self, lines: int = 15) -> str:
-        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
-
-
-class _Tally(threading.Thread):
-    """Reads the committed records of the topic from given offsets and keeps their offsets."""
-
-    def __init__(self, kafka: dict[str, str], topic: str, starts: dict[int, int]) -> None:
-        super().__init__(name="kafkube-demo-tally", daemon=True)
-        self._consumer = Consumer(
-            {
-                **kafka,
-                "group.id": "kafkube-demo-tally",  # assign() only: nothing is committed
-                "enable.auto.commit": False,
-                "isolation.level": "read_committed",
-            }
-        )
-        self._consumer.assign([TopicPartition(topic, p, o) for p, o in starts.items()])
-        self._offsets: dict[int, list[int]] = {p: [] for p in starts}
-        self._starts = dict(starts)
-        self._lock = threading.Lock()
-        self._halt = threading.Event()
-        self.occurrences: set[tuple[str, str]] = set()
-        self.error: str | None = None
-
-    def run(self) -> None:
-        codec = Codec()
-        try:
-            while not self._halt.is_set():
-                message = self._consumer.poll(0.3)
-                if message is None or message.error() is not None:
-                    continue
-                partition, offset = message.partition() or 0, message.offset() or 0
-                with self._lock:
-                    self._offsets[partition].append(offset)
-                try:
-                    record = codec.decode(message.value() or b"")
-                    self.occurrences.add((record["uid"], record["resource_version"]))
-                except DecodeError:
-                    pass  # the sinks send it to the dead-letter topic; it is not an event
-        except Exception as err:  # noqa: BLE001 - shown to the user, the demo then stops
-            self.error = str(err)
-        finally:
-            self._consumer.close()
-
-    def halt(self) -> None:
-        self._halt.set()
-        self.join(10)
-
-    def total(self) -> int:
-        with self._lock:
-            return sum(len(offsets) for offsets in self._offsets.values())
-
-    def behind(self, committed: dict[int, int | None]) -> int:
-        """Records counted here that a group with these committed offsets has not committed."""
-        with self._lock:
-            return sum(
-                len(offsets) - bisect.bisect_left(offsets, committed.get(p) or 0)
-                for p, offsets in self._offsets.items()
-            )
-
-    def reached(self, records_ends: dict[int, int]) -> bool:
-        with self._lock:
-            return all(
-                (offsets[-1] + 1 if offsets else self._starts[p]) >= records_ends[p]
-                for p, offsets in self._offsets.items()
-            )
-
-
 class Demo:
     def __init__(self, stack: Stack, settings: DemoSettings, console: Console) -> None:
         self.stack, self.settings, self.console = stack, settings, console
-        self.children: dict[str, _Child] = {}
+        self.children: dict[str, Supervised] = {}
         self.endpoints: Endpoints | None = None
         self.kafka: dict[str, str] = {}
 
@@ -216,7 +114,7 @@ class Demo:
         settings.logs.mkdir(parents=True, exist_ok=True)
 
         with Offsets(self.kafka, settings.topic) as offsets:
-            tally = _Tally(self.kafka, settings.topic, self._tally_starts(offsets))
+            tally = TopicTally(self.kafka, settings.topic, self._tally_starts(offsets))
             tally.start()
             try:
                 self._start_children()
@@ -266,10 +164,10 @@ class Demo:
             commands["simulate"] = ["simulate", "--rate", str(settings.rate)]
         for name, args in commands.items():
             log = settings.logs / f"{name.replace(' ', '-')}.log"
-            self.children[name] = _Child(name, args, log, env)
+            self.children[name] = Supervised(name, args, log, env)
             self.children[name].start()
 
-    def _dead_child(self) -> _Child | None:
+    def _dead_child(self) -> Supervised | None:
         for child in self.children.values():
             code = child.exited()
             if code is not None and not (child.name == "simulate" and code == 0):
@@ -278,7 +176,7 @@ class Demo:
 
     # --- live view --------------------------------------------------------------------------
 
-    def _lags(self, offsets: Offsets, tally: _Tally) -> dict[str, int]:
+    def _lags(self, offsets: Offsets, tally: TopicTally) -> dict[str, int]:
         return {sink: tally.behind(offsets.committed(demo_group(sink))) for sink in SINKS}
 
     def _where(self, sink: str) -> str:
@@ -308,7 +206,7 @@ class Demo:
             )
         return table
 
-    def _watch(self, offsets: Offsets, tally: _Tally, stop: threading.Event) -> bool:
+    def _watch(self, offsets: Offsets, tally: TopicTally, stop: threading.Event) -> bool:
         """Show the live view until stop or the duration; False if a child died."""
         began = time.monotonic()
         duration = self.settings.duration
@@ -333,7 +231,7 @@ class Demo:
                 stop.wait(_REFRESH)
         return True
 
-    def _died(self, dead: _Child | None, tally: _Tally) -> None:
+    def _died(self, dead: Supervised | None, tally: TopicTally) -> None:
         if dead is not None:
             self.console.print(
                 f"[red]{dead.name} exited with code {dead.exited()}[/]; its log ({dead.log}):\n"
@@ -355,7 +253,7 @@ class Demo:
                 if code != 0:
                     raise KafkubeError(f"{name} exited with code {code}:\n{child.tail()}")
 
-    def _catch_up(self, offsets: Offsets, tally: _Tally, timeout: float = 180.0) -> None:
+    def _catch_up(self, offsets: Offsets, tally: TopicTally, timeout: float = 180.0) -> None:
         """Wait until the tally saw every record and every sink committed them all."""
         deadline = time.monotonic() + timeout
         starts, ends = offsets.log_bounds()
@@ -402,7 +300,7 @@ class Demo:
         assert store is not None  # noqa: S101 - both schemes have a sink type
         return open_destination(store)
 
-    def _report(self, tally: _Tally) -> bool:
+    def _report(self, tally: TopicTally) -> bool:
         held: dict[str, Counter[tuple[str, str]]] = {}
         objects: dict[str, set[str]] = {}
         samples: list[dict[str, Any]] = []
