@@ -123,6 +123,10 @@ class _Batch:
     def __init__(self) -> None:
         self.events: list[Outgoing] = []
         self.retried: list[tuple[str, str]] = []  # occurrences refused once, sent again here
+        # Counted into the stats when the transaction commits, not when added: an aborted
+        # batch is built again, and would count twice.
+        self.truncated = 0
+        self.dead_letters = 0
         # By key: the state topic is compacted, so within one transaction only the last
         # update of a key counts (the checkpoint moves with every event; it is written once).
         self.state: dict[bytes, StateUpdate] = {}
@@ -347,7 +351,7 @@ class EventProducer:
             return
         uid = record["uid"]
         if fitted["truncated"] is not None:
-            self.stats.truncated += 1
+            self._batch.truncated += 1
             log.warning("event %s published cut to fit: %s", uid, fitted["truncated"])
         regarding = record["regarding"]
         headers: list[Header] = [
@@ -429,7 +433,7 @@ class EventProducer:
         if len(value) > self._dlq_limit:
             value = value[: self._dlq_limit]
             headers.append(("kafkube.value_cut_at", str(self._dlq_limit)))
-        self.stats.dead_lettered += 1
+        self._batch.dead_letters += 1
         log.warning("event %s version %s to %s: %s", uid, rv, self._dlq_topic, err)
         self._add_record((self._dlq_topic, uid.encode(), value, headers))
 
@@ -494,7 +498,9 @@ class EventProducer:
         self.publisher.publish(batch.events, list(batch.state.values()))
         for occurrence in batch.retried:
             self._refused.pop(occurrence, None)
-        self.stats.published += sum(record[0] != self._dlq_topic for record in batch.events)
+        self.stats.published += len(batch.events) - batch.dead_letters
+        self.stats.dead_lettered += batch.dead_letters
+        self.stats.truncated += batch.truncated
         self.stats.transactions += 1
         self.stats.last_commit_at = time.time()
         self._observe(self.stats)
