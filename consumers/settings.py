@@ -10,6 +10,7 @@ made from this table. A new sink is a destination module, its model here, and it
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
@@ -29,16 +30,15 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-def _known_format(name: str) -> str:
-    if name not in FORMATS:
-        raise ValueError(f"must be one of {', '.join(FORMATS)}, got {name!r}")
-    return name
+def _one_of(table: Mapping[str, object]) -> AfterValidator:
+    """A validator of a name that must be a key of ``table`` (a registry: formats, codecs)."""
 
+    def known(name: str) -> str:
+        if name not in table:
+            raise ValueError(f"must be one of {', '.join(table)}, got {name!r}")
+        return name
 
-def _known_codec(name: str) -> str:
-    if name not in CODECS:
-        raise ValueError(f"must be one of {', '.join(CODECS)}, got {name!r}")
-    return name
+    return AfterValidator(known)
 
 
 def _instance_id(value: str) -> str:
@@ -68,14 +68,14 @@ class SinkConfig(Section):
         "with the same id takes its partitions back at once. Unique per instance (the chart "
         "sets the pod name); empty: dynamic membership.",
     )
-    format: Annotated[str, AfterValidator(_known_format)] = Field(
+    format: Annotated[str, _one_of(FORMATS)] = Field(
         "avro",
         description="The output format: "
         + "; ".join(f"{name}: {output.description}" for name, output in FORMATS.items())
         + ".",
         json_schema_extra={"choices": list(FORMATS)},
     )
-    codec: Annotated[str, AfterValidator(_known_codec)] = Field(
+    codec: Annotated[str, _one_of(CODECS)] = Field(
         "deflate",
         description="Avro block compression.",
         json_schema_extra={"choices": list(CODECS)},
