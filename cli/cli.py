@@ -343,17 +343,13 @@ def _sink_command(sink_type: str, model: type[SinkConfig]) -> click.Command:
     """``kafkube sink <type>``: its flags made from the type's model (``SINK_TYPES``)."""
     options, fields = model_options(model, f"sinks.{sink_type}")
 
+    @click.command(sink_type, help=(model.__doc__ or "").replace("``", ""))
+    @kafka_options
     def run(**_flags: Any) -> None:  # noqa: ANN401 - read through configuration()
         _run_sink(configuration({**KAFKA_FLAGS, **fields}), sink_type)
 
-    command = click.Command(
-        sink_type,
-        callback=kafka_options(run),
-        params=list[click.Parameter](options),
-        help=(model.__doc__ or "").replace("``", ""),
-    )
-    command.params += getattr(command.callback, "__click_params__", [])[::-1]
-    return command
+    run.params[:0] = options
+    return run
 
 
 for _sink_type, _model in SINK_TYPES.items():
