@@ -167,7 +167,6 @@ FORMATS: dict[str, Format] = {
         description="gzip JSON Lines, one event a line",
     ),
 }
-EXTENSIONS = {name: output.extension for name, output in FORMATS.items()}
 
 
 def format_of(name: str) -> Format | None:
