@@ -49,7 +49,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 from tenacity import (
@@ -261,8 +261,9 @@ class EventProducer:
                     self._take(scope, watched)
                     if len(self._batch.events) >= self.settings.batch_max_events:
                         self._flush()
-            elif isinstance(item, Listing):
-                self._relist(scope, item)
+            elif isinstance(item, _Listed):
+                self._relist(scope, item.listing)
+                item.committed.set()
             elif item is _OPENED:
                 watching.add(scope)
                 self.stats.watch_restarts += 1
@@ -536,6 +537,14 @@ def _older_than(obj: dict[str, Any], since: datetime) -> bool:
     return bool(known) and max(known) < since
 
 
+class _Listed(NamedTuple):
+    """A list a reader made; the main thread sets ``committed`` once it is published and
+    the scope's checkpoint is committed with it."""
+
+    listing: Listing
+    committed: threading.Event
+
+
 class _Reader:
     """One scope's reader thread: list when there is no checkpoint, then watch, again and
     again; all it learns goes to the main thread through ``items``, in order."""
@@ -586,9 +595,15 @@ class _Reader:
     def _round(self) -> None:
         """A list if needed, then one watch request until the server ends it."""
         if self.checkpoint is None:
-            listing = self.source.list()
-            self._hand(listing)
-            self.checkpoint = listing.resource_version
+            listed = _Listed(self.source.list(), threading.Event())
+            self._hand(listed)
+            # Watch only once the list and its checkpoint are committed: an occurrence seen
+            # on the watch before that would, after a crash, be found only by another list,
+            # which shows each event's newest version alone.
+            while not listed.committed.wait(0.5):
+                if self.halt.is_set():
+                    return
+            self.checkpoint = listed.listing.resource_version
         log.info("watching from resourceVersion %s (%s)", self.checkpoint, self.where)
         self._hand(_OPENED)
         # Items go over in lists: one at a time from the network, where the next may be long
