@@ -63,9 +63,11 @@ class ProducerProcess(KafkubeProcess):
         if wait:
             self.wait_watching()
 
-    def wait_watching(self, timeout: float = 60) -> None:
+    def wait_watching(self, timeout: float = 60, *, watches: int = 1) -> None:
+        """Until this start has opened ``watches`` watches (one per namespace it watches on
+        its own), each after its list and checkpoint were committed."""
         deadline = time.monotonic() + timeout
-        while self._watches() <= self._watches_before:
+        while self._watches() < self._watches_before + watches:
             assert self.alive(), f"the producer exited:\n{self.log.read_text()}"
             assert time.monotonic() < deadline, (
                 f"not watching after {timeout} s:\n{self.log.read_text()}"
