@@ -9,6 +9,7 @@ ARG PYTHON_IMAGE=python:3.11.14-slim-bookworm
 FROM ${PYTHON_IMAGE} AS build
 WORKDIR /src
 COPY pyproject.toml constraints.txt README.md ./
+COPY core ./core
 COPY cli ./cli
 COPY schemas ./schemas
 COPY producer ./producer

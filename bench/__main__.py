@@ -25,9 +25,9 @@ import click
 from bench import measuring
 from bench.chart import draw
 from bench.running import Cluster, consumer_perf, encoded, figure, producer_perf, recording
+from kafkube.cli.options import stack_dir_options
 from kafkube.compose.settings import StackSettings
 from kafkube.compose.stack import Stack
-from kafkube.options import stack_dir_options
 
 RESULTS = Path(__file__).parent / "results"
 PARTITIONS = 6

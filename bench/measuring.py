@@ -15,18 +15,18 @@ import orjson
 from confluent_kafka import Producer
 
 from bench.running import Child, Cluster, Finished, figure, kafkube, must, unique, wait_for
+from kafkube.cli.operations import read_location
 from kafkube.compose.stores import ensure_buckets, gcs_client, s3_client
 from kafkube.consumers.destinations import Destination
 from kafkube.consumers.filesink import FileDestination
 from kafkube.consumers.gcssink import GCSDestination
 from kafkube.consumers.positions import Offsets
 from kafkube.consumers.s3sink import S3Destination
-from kafkube.operations import read_location
+from kafkube.errors import SourceError
 from kafkube.producer.converting import to_record
 from kafkube.producer.dedup import PublishedState
 from kafkube.producer.watching import KubeEvents, open_api_client
 from kafkube.schemas.codec import Codec
-from kafkube.schemas.errors import SourceError
 
 SINKS = ("file", "s3", "gcs")
 

@@ -9,7 +9,7 @@ the file), the defaults. The AWS and Google clients also read their own credenti
 variables (``AWS_ACCESS_KEY_ID``, ..., ``GOOGLE_APPLICATION_CREDENTIALS``).
 
 Everything is validated before anything starts; an error names the field and
-what it accepts. ``kafkube.reference`` writes these models out for people (the
+what it accepts. ``kafkube.cli.reference`` writes these models out for people (the
 README's configuration reference, an example file).
 """
 
@@ -42,8 +42,8 @@ from pydantic_settings import (
 )
 
 from kafkube.consumers.settings import SINK_TYPES, Section, SinkConfig, SinkSettings
+from kafkube.errors import ConfigError
 from kafkube.producer.settings import ProducerSettings
-from kafkube.schemas.errors import ConfigError
 from kafkube.schemas.topics import DEFAULT_TOPIC, is_topic_name
 
 ENV_PREFIX = "KAFKUBE_"

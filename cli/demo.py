@@ -34,22 +34,22 @@ from rich.live import Live
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from kafkube.cli.config import ProducerConfig
+from kafkube.cli.operations import read_location
+from kafkube.cli.options import stack_dir_options, stop_on_signals
 from kafkube.compose.endpoints import Endpoints
 from kafkube.compose.processes import Supervised
 from kafkube.compose.settings import StackSettings
 from kafkube.compose.stack import Stack
 from kafkube.compose.stores import ensure_buckets
-from kafkube.config import ProducerConfig
 from kafkube.consumers.destinations import Destination, open_destination
 from kafkube.consumers.filesink import FileDestination
 from kafkube.consumers.naming import check_topic
 from kafkube.consumers.positions import Offsets
 from kafkube.consumers.settings import store_config
 from kafkube.consumers.tally import TopicTally
-from kafkube.operations import read_location
-from kafkube.options import stack_dir_options, stop_on_signals
+from kafkube.errors import ConfigError, KafkubeError
 from kafkube.producer.publishing import ensure_topic
-from kafkube.schemas.errors import ConfigError, KafkubeError
 
 SINKS = ("file", "s3", "gcs")
 # The demo's own topic and groups: a group remembers where it wrote up to, so sharing one with

@@ -11,6 +11,7 @@ from typing import Any
 
 import click
 
+from kafkube.cli.options import kafka_connection, kafka_options
 from kafkube.consumers.destinations import Destination, open_destination
 from kafkube.consumers.filesink import FileDestination
 from kafkube.consumers.formats import json_line
@@ -18,9 +19,8 @@ from kafkube.consumers.positions import GroupPosition, Offsets
 from kafkube.consumers.reading import output_names, records
 from kafkube.consumers.replaying import Move, ResetTarget, plan
 from kafkube.consumers.settings import store_config
-from kafkube.options import kafka_connection, kafka_options
+from kafkube.errors import ConfigError
 from kafkube.producer.service import ProducerStatus, producer_status
-from kafkube.schemas.errors import ConfigError
 from kafkube.schemas.topics import sink_group
 
 SINK_TYPES = ("file", "s3", "gcs")

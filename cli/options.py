@@ -10,7 +10,6 @@ import logging
 import signal
 import sys
 import threading
-import time
 import types
 import typing
 from collections.abc import Callable, Mapping
@@ -21,15 +20,13 @@ from typing import Annotated, Any, Literal
 import click
 import platformdirs
 from click.core import ParameterSource
-from confluent_kafka import KafkaError, KafkaException
-from confluent_kafka.admin import AdminClient
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 from pythonjsonlogger.json import JsonFormatter
 
-from kafkube.config import Config, Observability
-from kafkube.config import load as load_config
-from kafkube.schemas.errors import KafkaLoginError, KafkaUnreachableError
+from kafkube.cli.config import Config, Observability
+from kafkube.cli.config import load as load_config
+from kafkube.login import check_kafka_login
 from kafkube.schemas.topics import DEFAULT_TOPIC
 
 
@@ -130,66 +127,6 @@ def kafka_connection() -> tuple[dict[str, str], str]:
     properties = config.kafka.client_properties()
     check_kafka_login(properties)
     return properties, config.kafka.topic
-
-
-_REFUSED_LOGIN = {KafkaError._AUTHENTICATION, KafkaError.SASL_AUTHENTICATION_FAILED}  # noqa: SLF001
-
-
-def login_refusal(properties: Mapping[str, Any], error: KafkaError) -> KafkaLoginError | None:
-    """The clear error for a refused login or TLS set-up; None for any other Kafka error."""
-    if error.code() in _REFUSED_LOGIN:
-        who = f"{properties.get('security.protocol')} {properties.get('sasl.mechanism')}"
-        return KafkaLoginError(
-            f"Kafka refused the login ({who} as {properties.get('sasl.username')!r}): "
-            f"{error.str()}; check kafka.security (username, password)"
-        )
-    if error.code() == KafkaError._SSL:  # noqa: SLF001
-        return KafkaLoginError(
-            f"TLS with Kafka failed: {error.str()}; check kafka.security "
-            "(ca_file, cert_file, key_file)"
-        )
-    return None
-
-
-def check_kafka_login(properties: Mapping[str, str], timeout: float = 30) -> None:
-    """Fail at once, saying what to fix, when Kafka refuses these credentials or this TLS
-    set-up; librdkafka itself would retry the login for ever and report only a timeout."""
-    problems: list[KafkaError] = []
-    client: dict[str, Any] = {**properties, "log_level": 0, "error_cb": problems.append}
-    admin = AdminClient(client)
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            admin.list_topics(timeout=2)
-        except KafkaException as err:
-            failure = err
-        else:
-            return
-        admin.poll(0)  # hands the errors met meanwhile to error_cb
-        for problem in problems:
-            refused = login_refusal(properties, problem)
-            if refused is not None:
-                raise refused
-        if time.monotonic() > deadline:
-            where = properties.get("bootstrap.servers")
-            said = problems[-1].str() if problems else failure.args[0].str()
-            raise KafkaUnreachableError(
-                f"cannot reach Kafka at {where} within {timeout:.0f} s: {said}"
-            )
-
-
-def refusing_later_logins(properties: Mapping[str, str]) -> dict[str, Any]:
-    """The properties, with an error callback that ends the process with the same clear error
-    as at start when Kafka refuses the login later in the run (a rotated password or
-    certificate, met at a reconnect): librdkafka would retry it silently for ever. The client
-    raises it from its own poll, consume or flush, in the thread that drives it."""
-
-    def refuse(error: KafkaError) -> None:
-        refused = login_refusal(properties, error)
-        if refused is not None:
-            raise refused
-
-    return {**properties, "error_cb": refuse}
 
 
 def model_options(

@@ -33,7 +33,7 @@ from kafkube.compose.settings import (
     MINIO_VERSION,
     StackSettings,
 )
-from kafkube.schemas.errors import ServiceError
+from kafkube.errors import ServiceError
 
 log = logging.getLogger(__name__)
 

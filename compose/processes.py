@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from kafkube.schemas.errors import ServiceError
+from kafkube.errors import ServiceError
 
 
 def _pid_file(state_dir: Path, name: str) -> Path:

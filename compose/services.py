@@ -22,7 +22,7 @@ from pathlib import Path
 
 from kafkube.compose import fetch
 from kafkube.compose.settings import StackSettings
-from kafkube.schemas.errors import ServiceError
+from kafkube.errors import ServiceError
 
 
 @dataclass(frozen=True)

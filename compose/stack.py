@@ -25,7 +25,7 @@ from kafkube.compose.services import (
     write_kubeconfig,
 )
 from kafkube.compose.settings import DEFAULT_PORTS, PORT_NAMES, StackSettings
-from kafkube.schemas.errors import ConfigError, ServiceError
+from kafkube.errors import ConfigError, ServiceError
 
 # Kafka's command-line tools by their script names, and the main class each script runs.
 KAFKA_TOOLS = {

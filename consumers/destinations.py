@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from typing import Protocol
 
 from kafkube.consumers.settings import SinkConfig
-from kafkube.schemas.errors import ConfigError, SinkError
+from kafkube.errors import ConfigError, SinkError
 
 
 class MissingObjectError(SinkError):

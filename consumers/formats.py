@@ -22,8 +22,8 @@ from typing import Any
 
 import fastavro
 
+from kafkube.errors import ConfigError
 from kafkube.schemas.codec import SchemaVersion
-from kafkube.schemas.errors import ConfigError
 
 AVRO_MAGIC = b"Obj\x01"
 BLOCK_RECORDS = 4096  # records per container block, so a reader need not hold a whole file

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from kafkube.consumers.formats import FORMATS
-from kafkube.schemas.errors import ConfigError
+from kafkube.errors import ConfigError
 from kafkube.schemas.topics import is_topic_name
 
 _OBJECT = re.compile(

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from kafkube.schemas.errors import ConfigError
+from kafkube.errors import ConfigError
 
 ResetKind = Literal["earliest", "latest", "datetime", "offset", "shift"]
 

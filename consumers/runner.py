@@ -72,8 +72,8 @@ from kafkube.consumers.naming import (
     start_offset,
 )
 from kafkube.consumers.settings import SinkSettings
+from kafkube.errors import SinkError
 from kafkube.schemas.codec import Codec, DecodeError, SchemaVersion
-from kafkube.schemas.errors import SinkError
 from kafkube.schemas.topics import dlq_topic
 
 log = logging.getLogger(__name__)

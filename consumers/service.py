@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -9,15 +10,34 @@ from typing import Any
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
+from kafkube.consumers import metrics
 from kafkube.consumers.destinations import Destination
 from kafkube.consumers.runner import SinkRunner, SinkStats
 from kafkube.consumers.settings import SinkSettings
+from kafkube.login import check_kafka_login, refusing_later_logins
+from kafkube.serving import serving
 
 
 def run_sink(
     settings: SinkSettings, destination: Destination, *, stop: threading.Event
 ) -> SinkStats:
     return SinkRunner(settings, destination).run(stop)
+
+
+def serve_sink(
+    settings: SinkSettings,
+    destination: Destination,
+    *,
+    listen: tuple[str, int] | None,
+    stop: threading.Event,
+) -> SinkStats:
+    """A sink as a service: the login checked, then /metrics and the probes (the store
+    answers, Kafka has the topic) on ``listen`` while it runs."""
+    check_kafka_login(settings.kafka)
+    checks = {"store": destination.ready, "kafka": kafka_probe(settings.kafka, settings.topic)}
+    settings = dataclasses.replace(settings, kafka=refusing_later_logins(settings.kafka))
+    with serving(listen, metrics.REGISTRY, checks):
+        return run_sink(settings, destination, stop=stop)
 
 
 def kafka_probe(kafka: Mapping[str, Any], topic: str) -> Callable[[], str | None]:

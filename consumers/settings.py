@@ -18,7 +18,7 @@ from typing import Annotated, Any, ClassVar, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from kafkube.consumers.formats import CODECS, FORMATS
-from kafkube.schemas.errors import ConfigError
+from kafkube.errors import ConfigError
 from kafkube.schemas.topics import sink_group
 
 _INSTANCE_ID = re.compile(r"[A-Za-z0-9._-]{1,249}")

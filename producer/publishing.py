@@ -24,8 +24,8 @@ from confluent_kafka.admin._resource import ResourceType
 from confluent_kafka.cimpl import NewTopic
 from tenacity import Retrying, retry_if_exception, stop_after_attempt
 
+from kafkube.errors import KafkubeError
 from kafkube.producer.dedup import StateUpdate
-from kafkube.schemas.errors import KafkubeError
 
 log = logging.getLogger(__name__)
 # librdkafka's own lines go through Python logging (text or JSON like the rest), not stderr.

@@ -18,8 +18,8 @@ from typing import Any, BinaryIO
 
 import orjson
 
+from kafkube.errors import SourceError
 from kafkube.producer.watching import Listing, WatchItem
-from kafkube.schemas.errors import SourceError
 
 _CHUNK = 1 << 20
 

@@ -60,6 +60,7 @@ from tenacity import (
     wait_exponential,
 )
 
+from kafkube.errors import SourceError
 from kafkube.producer.converting import ConversionError, parse_time, to_record
 from kafkube.producer.dedup import CLUSTER_WIDE, PublishedState, StateUpdate
 from kafkube.producer.publishing import (
@@ -75,7 +76,6 @@ from kafkube.producer.settings import ProducerSettings
 from kafkube.producer.trimming import fit
 from kafkube.producer.watching import EventSource, Listing, ResourceExpiredError, WatchItem
 from kafkube.schemas.codec import Codec, DecodeError, EncodeError
-from kafkube.schemas.errors import SourceError
 from kafkube.schemas.records import API_CORE_V1, EventRecord, WatchType
 from kafkube.schemas.topics import (
     HEADER_CLUSTER,

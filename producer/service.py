@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -13,15 +14,19 @@ from typing import Any
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
+from kafkube.errors import KafkaUnreachableError
+from kafkube.login import check_kafka_login, refusing_later_logins
+from kafkube.producer import metrics
 from kafkube.producer.dedup import CLUSTER_WIDE, PublishedState
+from kafkube.producer.leadership import LeaderElector, LeaseSettings, lead_then_run
 from kafkube.producer.metrics import Exporter
 from kafkube.producer.publishing import TransactionalPublisher, ensure_topic, read_state
 from kafkube.producer.recorded import RecordedEvents
 from kafkube.producer.running import EventProducer, ProducerStats
 from kafkube.producer.settings import ProducerSettings
 from kafkube.producer.watching import EventSource, KubeEvents, open_api_client
-from kafkube.schemas.errors import KafkaUnreachableError
 from kafkube.schemas.topics import producer_dlq_topic, producer_state_topic
+from kafkube.serving import serving
 
 
 def run_producer(
@@ -66,6 +71,45 @@ def run_producer(
         finally:
             publisher.close()
     return producer.stats
+
+
+def serve_producer(  # noqa: PLR0913 - the service's whole set-up, each by name
+    settings: ProducerSettings,
+    *,
+    kubeconfig: str | None,
+    recording: Path | None,
+    lease: LeaseSettings | None,
+    listen: tuple[str, int] | None,
+    stop: threading.Event,
+) -> ProducerStats:
+    """The producer as a service: the login checked, /metrics and the probes on ``listen``,
+    and, with a ``lease``, publishing only while this replica leads (a replica standing by
+    is ready: it takes over when the lease frees). The counts of the last term led."""
+    check_kafka_login(settings.kafka)
+    settings = dataclasses.replace(settings, kafka=refusing_later_logins(settings.kafka))
+    terms: list[ProducerStats] = []  # one for each time this replica led
+    standing_by = threading.Event()
+
+    def watching() -> str | None:
+        if standing_by.is_set() or (terms and terms[-1].watching):
+            return None
+        return "the watch is not open"
+
+    def publish(halt: threading.Event) -> None:
+        standing_by.clear()
+        run_producer(
+            settings, kubeconfig=kubeconfig, recording=recording, stop=halt, on_start=terms.append
+        )
+        standing_by.set()
+
+    with serving(listen, metrics.REGISTRY, {"watch": watching}):
+        if lease is None:
+            publish(stop)
+        else:
+            standing_by.set()
+            with open_api_client(kubeconfig) as api_client:
+                lead_then_run(LeaderElector(api_client, lease), stop, publish)
+    return terms[-1] if terms else ProducerStats()
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from kafkube.schemas.errors import ConfigError
+from kafkube.errors import ConfigError
 from kafkube.schemas.topics import producer_state_topic
 
 

@@ -21,8 +21,8 @@ import orjson
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from kafkube.errors import SourceError
 from kafkube.producer.synthetic import Operation
-from kafkube.schemas.errors import SourceError
 
 HTTP_NOT_FOUND, HTTP_CONFLICT = 404, 409
 

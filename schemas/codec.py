@@ -26,7 +26,7 @@ from typing import Any
 import fastavro
 from fastavro.schema import fingerprint, to_parsing_canonical_form
 
-from kafkube.schemas.errors import KafkubeError
+from kafkube.errors import KafkubeError
 from kafkube.schemas.writing import UnsupportedSchema, Write, compile_writer
 
 MAGIC = b"\xc3\x01"

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from kafkube.config import Config, load
-from kafkube.reference import reference_markdown
-from kafkube.schemas.errors import ConfigError
+from kafkube.cli.config import Config, load
+from kafkube.cli.reference import reference_markdown
+from kafkube.errors import ConfigError
 from tests.processes import run_kafkube
 
 REPO = Path(__file__).resolve().parent.parent
@@ -49,7 +49,7 @@ observability:
 def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
     import os  # noqa: PLC0415 - only to list what to clear
 
-    from kafkube.config import STANDARD_VARIABLES  # noqa: PLC0415
+    from kafkube.cli.config import STANDARD_VARIABLES  # noqa: PLC0415
 
     for name in list(os.environ):
         if name.startswith("KAFKUBE_") or name in STANDARD_VARIABLES:

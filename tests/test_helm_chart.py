@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 import yaml
 
+from kafkube.cli.config import load
 from kafkube.compose import fetch
 from kafkube.compose.stack import Stack
-from kafkube.config import load
 from tests.charts import CHART, KUBE, render_chart
 from tests.conftest import unique
 

@@ -37,7 +37,7 @@ def test_the_wheel_claims_only_the_kafkube_import_name(wheel: zipfile.ZipFile) -
 
     assert {t for t in top_levels if not t.endswith(".dist-info")} == {"kafkube"}
     assert top_level_txt.decode().split() == ["kafkube"]
-    for generic in ("schemas", "producer", "consumers", "compose", "cli", "tests"):
+    for generic in ("core", "schemas", "producer", "consumers", "compose", "cli", "tests"):
         assert f"{generic}/__init__.py" not in wheel.namelist()
 
 

@@ -3,12 +3,10 @@ environment."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import shlex
 import sys
-import threading
 import time
 from dataclasses import asdict
 from datetime import UTC, datetime
@@ -18,39 +16,33 @@ from typing import Any
 import click
 import yaml
 
-from kafkube import demo, operations
-from kafkube.compose.settings import PORT_NAMES, SERVICES, StackSettings
-from kafkube.compose.smoke import TOPIC as SMOKE_TOPIC
-from kafkube.compose.smoke import run as run_smoke
-from kafkube.compose.stack import KAFKA_TOOLS, Stack
-from kafkube.config import Config, ProducerConfig
-from kafkube.config import load as load_config
-from kafkube.consumers import metrics as sink_metrics
-from kafkube.consumers.destinations import open_destination
-from kafkube.consumers.service import kafka_probe, run_sink
-from kafkube.consumers.settings import SINK_TYPES, SinkConfig
-from kafkube.observability import serving
-from kafkube.options import (
+from kafkube.cli import demo, operations
+from kafkube.cli.config import Config, ProducerConfig
+from kafkube.cli.config import load as load_config
+from kafkube.cli.options import (
     KAFKA_FLAGS,
-    check_kafka_login,
     configuration,
     kafka_options,
     model_options,
-    refusing_later_logins,
     service_process,
     setup_logging,
     stack_dir_options,
     stop_on_signals,
 )
-from kafkube.producer import metrics as producer_metrics
-from kafkube.producer.leadership import LeaderElector, LeaseSettings, lead_then_run
-from kafkube.producer.running import ProducerStats
-from kafkube.producer.service import run_producer
+from kafkube.cli.reference import example_yaml, reference_markdown
+from kafkube.compose.settings import PORT_NAMES, SERVICES, StackSettings
+from kafkube.compose.smoke import TOPIC as SMOKE_TOPIC
+from kafkube.compose.smoke import run as run_smoke
+from kafkube.compose.stack import KAFKA_TOOLS, Stack
+from kafkube.consumers.destinations import open_destination
+from kafkube.consumers.service import serve_sink
+from kafkube.consumers.settings import SINK_TYPES, SinkConfig
+from kafkube.errors import KafkubeError
+from kafkube.producer.leadership import LeaseSettings
+from kafkube.producer.service import serve_producer
 from kafkube.producer.simulating import record_watch_stream, simulate_into_cluster
 from kafkube.producer.synthetic import SyntheticCluster
 from kafkube.producer.watching import open_api_client
-from kafkube.reference import example_yaml, reference_markdown
-from kafkube.schemas.errors import KafkubeError
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -229,42 +221,27 @@ def produce(source: str, recording: Path | None, **_flags: Any) -> None:  # noqa
     if isinstance(since, datetime) and since.tzinfo is None:  # the ...Z form parses naive
         params["since"] = since.replace(tzinfo=UTC)
     config = configuration({**KAFKA_FLAGS, **_PRODUCER_FIELDS})
-    settings = config.producer_settings()
-    check_kafka_login(settings.kafka)
-    settings = dataclasses.replace(settings, kafka=refusing_later_logins(settings.kafka))
-    stop = service_process(config.observability)
-    kubeconfig = str(config.producer.kubeconfig) if config.producer.kubeconfig else None
     election = config.producer.leader_election
-    terms: list[ProducerStats] = []  # one for each time this replica led
-    standing_by = threading.Event()
-
-    def watching() -> str | None:
-        if standing_by.is_set() or (terms and terms[-1].watching):
-            return None  # a replica standing by is ready: it takes over when the lease frees
-        return "the watch is not open"
-
-    def publish(halt: threading.Event) -> None:
-        standing_by.clear()
-        run_producer(
-            settings, kubeconfig=kubeconfig, recording=recording, stop=halt, on_start=terms.append
+    lease = (
+        LeaseSettings(
+            namespace=election.namespace,
+            name=election.lease_name,
+            identity=election.identity,
+            lease_duration=election.lease_duration_seconds,
+            renew_period=election.renew_period_seconds,
         )
-        standing_by.set()
-
-    with serving(config.observability.address(), producer_metrics.REGISTRY, {"watch": watching}):
-        if not election.enabled:
-            publish(stop)
-        else:
-            standing_by.set()
-            with open_api_client(kubeconfig) as api_client:
-                lease = LeaseSettings(
-                    namespace=election.namespace,
-                    name=election.lease_name,
-                    identity=election.identity,
-                    lease_duration=election.lease_duration_seconds,
-                    renew_period=election.renew_period_seconds,
-                )
-                lead_then_run(LeaderElector(api_client, lease), stop, publish)
-    stats = terms[-1] if terms else ProducerStats()
+        if election.enabled
+        else None
+    )
+    kubeconfig = config.producer.kubeconfig
+    stats = serve_producer(
+        config.producer_settings(),
+        kubeconfig=str(kubeconfig) if kubeconfig else None,
+        recording=recording,
+        lease=lease,
+        listen=config.observability.address(),
+        stop=service_process(config.observability),
+    )
     click.echo(json.dumps({"stopped": asdict(stats)}), err=True)
 
 
@@ -323,14 +300,12 @@ def simulate(  # noqa: PLR0913, PLR0917 - click passes one parameter per option
 
 
 def _run_sink(config: Config, sink_type: str) -> None:
-    settings = config.sink_settings(sink_type)
-    destination = open_destination(config.sink(sink_type))
-    check_kafka_login(settings.kafka)
-    checks = {"store": destination.ready, "kafka": kafka_probe(settings.kafka, settings.topic)}
-    settings = dataclasses.replace(settings, kafka=refusing_later_logins(settings.kafka))
-    stop = service_process(config.observability)
-    with serving(config.observability.address(), sink_metrics.REGISTRY, checks):
-        stats = run_sink(settings, destination, stop=stop)
+    stats = serve_sink(
+        config.sink_settings(sink_type),
+        open_destination(config.sink(sink_type)),
+        listen=config.observability.address(),
+        stop=service_process(config.observability),
+    )
     click.echo(json.dumps({"stopped": asdict(stats)}), err=True)
 
 

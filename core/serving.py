@@ -23,7 +23,7 @@ from prometheus_client import (
     generate_latest,
 )
 
-from kafkube.schemas.errors import ConfigError
+from kafkube.errors import ConfigError
 
 # A *_created series beside each counter only doubles the scrape.
 disable_created_metrics()  # type: ignore[no-untyped-call]

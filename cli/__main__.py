@@ -1,3 +1,0 @@
-from kafkube.cli import main
-
-main()
