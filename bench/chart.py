@@ -27,8 +27,8 @@ def draw(document: dict[str, Any], path: Path) -> None:
     figure, axes = plt.subplots(2, 2, figsize=(12, 8))
     fig_ratio, fig_latency, fig_rss, fig_scaling = axes.flat
 
-    names = ["producer", "file", "s3", "gcs", "watch pace"]
-    keys = ["producer_ratio", "file_ratio", "s3_ratio", "gcs_ratio", "watch_pace_ratio"]
+    keys = [k for k in summary if k.endswith("_ratio")]  # the producer, each sink, the pace
+    names = [k.removesuffix("_ratio").replace("_", " ") for k in keys]
     fig_ratio.bar(names, [summary[k] for k in keys], color="tab:blue")
     fig_ratio.scatter(names, [targets[k] for k in keys], marker="_", s=600, color="red",
                       label="target", zorder=3)  # fmt: skip

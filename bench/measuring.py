@@ -15,20 +15,18 @@ import orjson
 from confluent_kafka import Producer
 
 from bench.running import Child, Cluster, Finished, figure, kafkube, must, unique, wait_for
-from kafkube.cli.operations import read_location
-from kafkube.compose.stores import ensure_buckets, gcs_client, s3_client
-from kafkube.consumers.destinations import Destination
-from kafkube.consumers.filesink import FileDestination
-from kafkube.consumers.gcssink import GCSDestination
+from kafkube.cli.local import local_sinks, sink_environment
+from kafkube.consumers.destinations import Destination, open_destination
 from kafkube.consumers.positions import Offsets
-from kafkube.consumers.s3sink import S3Destination
+from kafkube.consumers.reading import read_location
+from kafkube.consumers.settings import SINK_TYPES, SinkConfig
 from kafkube.errors import SourceError
 from kafkube.producer.converting import to_record
 from kafkube.producer.dedup import PublishedState
 from kafkube.producer.watching import KubeEvents, open_api_client
 from kafkube.schemas.codec import Codec
 
-SINKS = ("file", "s3", "gcs")
+SINKS = tuple(SINK_TYPES)
 
 
 # --- the producer ---------------------------------------------------------------------------------
@@ -113,42 +111,24 @@ def producer_profile(cluster: Cluster, recording: Path, sample: int = 20_000) ->
 
 
 class Stores:
-    """Where each sink writes in a run: a fresh folder or bucket, and how to read it back."""
+    """Where each sink writes in a run: a fresh folder or prefix, and how to read it back."""
 
     def __init__(self, cluster: Cluster, work: Path) -> None:
         self.cluster, self.work = cluster, work
         self.bucket = unique("bench")
-        ensure_buckets(cluster.endpoints, s3_bucket=self.bucket, gcs_bucket=self.bucket)
 
-    def target(self, kind: str, run: str) -> list[str]:
-        return {
-            "file": ["--dir", str(self.work / "files" / run)],
-            "s3": ["--bucket", self.bucket, "--prefix", run],
-            "gcs": ["--bucket", self.bucket, "--prefix", run],
-        }[kind]
+    def config(self, kind: str, run: str) -> SinkConfig:
+        sinks = local_sinks(
+            self.cluster.endpoints, bucket=self.bucket, folder=self.work / "files", prefix=run
+        )
+        return sinks[kind]
 
     def destination(self, kind: str, run: str) -> Destination:
-        endpoints = self.cluster.endpoints
-        if kind == "file":
-            return FileDestination(self.work / "files" / run)
-        if kind == "s3":
-            return S3Destination(bucket=self.bucket, prefix=run, endpoint_url=endpoints.s3_endpoint)
-        return GCSDestination(bucket=self.bucket, prefix=run, endpoint=endpoints.gcs_endpoint)
+        return open_destination(self.config(kind, run))
 
     def durable_times(self, kind: str, run: str) -> dict[str, float]:
         """When each object became durable, by the store's own clock (this machine's)."""
-        root = self.work / "files" / run
-        if kind == "file":
-            return {p.relative_to(root).as_posix(): p.stat().st_mtime for p in root.rglob("*.avro")}
-        if kind == "s3":
-            pages = s3_client(self.cluster.endpoints).get_paginator("list_objects_v2")
-            return {
-                item["Key"][len(run) + 1 :]: item["LastModified"].timestamp()
-                for page in pages.paginate(Bucket=self.bucket, Prefix=f"{run}/")
-                for item in page.get("Contents", [])
-            }
-        blobs = gcs_client(self.cluster.endpoints).list_blobs(self.bucket, prefix=f"{run}/")
-        return {blob.name[len(run) + 1 :]: blob.updated.timestamp() for blob in blobs}
+        return dict(self.destination(kind, run).stored(""))
 
 
 def start_sink(  # noqa: PLR0913 - where it reads and where it writes
@@ -163,10 +143,10 @@ def start_sink(  # noqa: PLR0913 - where it reads and where it writes
 ) -> Child:
     """``kafkube sink KIND`` into a folder or prefix of the bench's store (a fresh one unless
     ``run`` names it)."""
+    where = sink_environment(stores.config(kind, run or unique("run")))
     return kafkube(
-        "sink", kind, *stores.target(kind, run or unique("run")), "--bootstrap-servers",
-        cluster.bootstrap, "--topic", topic, "--group", group, *rotation, log=log,
-        env=cluster.env(),
+        "sink", kind, "--bootstrap-servers", cluster.bootstrap, "--topic", topic,
+        "--group", group, *rotation, log=log, env={**cluster.env(), **where},
     )  # fmt: skip
 
 

@@ -35,23 +35,22 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from kafkube.cli.config import ProducerConfig
-from kafkube.cli.operations import read_location
+from kafkube.cli.local import local_sinks, location, sink_environment
 from kafkube.cli.options import stack_dir_options, stop_on_signals
 from kafkube.compose.endpoints import Endpoints
 from kafkube.compose.processes import Supervised
 from kafkube.compose.settings import StackSettings
 from kafkube.compose.stack import Stack
-from kafkube.compose.stores import ensure_buckets
-from kafkube.consumers.destinations import Destination, open_destination
-from kafkube.consumers.filesink import FileDestination
+from kafkube.consumers.destinations import open_destination
 from kafkube.consumers.naming import check_topic
 from kafkube.consumers.positions import Offsets
-from kafkube.consumers.settings import store_config
+from kafkube.consumers.reading import read_location
+from kafkube.consumers.settings import SINK_TYPES, SinkConfig
 from kafkube.consumers.tally import TopicTally
 from kafkube.errors import ConfigError, KafkubeError
 from kafkube.producer.publishing import ensure_topic
 
-SINKS = ("file", "s3", "gcs")
+SINKS = tuple(SINK_TYPES)  # every sink type runs, each in its own group
 # The demo's own topic and groups: a group remembers where it wrote up to, so sharing one with
 # a sink run by hand into another directory would leave that part out of the demo's output.
 DEMO_TOPIC = "kafkube.demo"
@@ -69,8 +68,7 @@ _PLAIN_EVERY = 5.0  # seconds between progress lines when the output is not a te
 class DemoSettings:
     topic: str
     output_dir: Path  # files/ holds the file sink's output, logs/ each child's log
-    s3_bucket: str
-    gcs_bucket: str
+    bucket: str  # in each object store of the stack
     duration: float | None  # None: until Ctrl-C
     rate: float  # simulated events per second
     partitions: int
@@ -92,6 +90,7 @@ class Demo:
         self.children: dict[str, Supervised] = {}
         self.endpoints: Endpoints | None = None
         self.kafka: dict[str, str] = {}
+        self.sinks: dict[str, SinkConfig] = {}
 
     # --- the run ----------------------------------------------------------------------------
 
@@ -108,7 +107,7 @@ class Demo:
         os.environ.update(
             {k: v for k, v in self.endpoints.to_env().items() if k.startswith("AWS_")}
         )
-        ensure_buckets(self.endpoints, s3_bucket=settings.s3_bucket, gcs_bucket=settings.gcs_bucket)
+        self.sinks = local_sinks(self.endpoints, bucket=settings.bucket, folder=settings.files)
         ensure_topic(self.kafka, settings.topic, partitions=settings.partitions, config={})
         settings.files.mkdir(parents=True, exist_ok=True)
         settings.logs.mkdir(parents=True, exist_ok=True)
@@ -150,21 +149,22 @@ class Demo:
         kafka = ["--bootstrap-servers", endpoints.kafka_bootstrap, "--topic", settings.topic]
         rotation = ["--max-age-seconds", "2", "--max-records", "5000"]
         commands = {
-            "file sink": ["sink", "file", "--dir", str(settings.files)],
-            "s3 sink": ["sink", "s3", "--bucket", settings.s3_bucket],
-            "gcs sink": ["sink", "gcs", "--bucket", settings.gcs_bucket],
             "producer": [
                 "produce", "--cluster", settings.cluster, "--kubeconfig", kubeconfig,
                 "--partitions", str(settings.partitions), "--linger-seconds", "0.2", *kafka,
             ],
         }  # fmt: skip
-        for sink in SINKS:
-            commands[f"{sink} sink"] += ["--group", demo_group(sink), *kafka, *rotation]
+        environments = dict.fromkeys(commands, env)
+        for sink, config in self.sinks.items():
+            group = ["--group", demo_group(sink)]
+            commands[f"{sink} sink"] = ["sink", sink, *group, *kafka, *rotation]
+            environments[f"{sink} sink"] = {**env, **sink_environment(config)}
         if settings.kubeconfig is None:
             commands["simulate"] = ["simulate", "--rate", str(settings.rate)]
+            environments["simulate"] = env
         for name, args in commands.items():
             log = settings.logs / f"{name.replace(' ', '-')}.log"
-            self.children[name] = Supervised(name, args, log, env)
+            self.children[name] = Supervised(name, args, log, environments[name])
             self.children[name].start()
 
     def _dead_child(self) -> Supervised | None:
@@ -180,11 +180,7 @@ class Demo:
         return {sink: tally.behind(offsets.committed(demo_group(sink))) for sink in SINKS}
 
     def _where(self, sink: str) -> str:
-        return {
-            "file": str(self.settings.files),
-            "s3": f"s3://{self.settings.s3_bucket}/",
-            "gcs": f"gs://{self.settings.gcs_bucket}/",
-        }[sink]
+        return location(self.sinks[sink])
 
     def _table(self, elapsed: float, published: int, lags: dict[str, int]) -> Table:
         left = self.settings.duration
@@ -289,27 +285,17 @@ class Demo:
 
     # --- what is where --------------------------------------------------------------------------
 
-    def _destination(self, sink: str) -> Destination:
-        assert self.endpoints is not None  # noqa: S101 - run() set it
-        if sink == "file":
-            return FileDestination(self.settings.files)
-        if sink == "s3":
-            store = store_config("s3", self.settings.s3_bucket, self.endpoints.s3_endpoint)
-        else:
-            store = store_config("gs", self.settings.gcs_bucket, self.endpoints.gcs_endpoint)
-        assert store is not None  # noqa: S101 - both schemes have a sink type
-        return open_destination(store)
-
     def _report(self, tally: TopicTally) -> bool:
         held: dict[str, Counter[tuple[str, str]]] = {}
         objects: dict[str, set[str]] = {}
         samples: list[dict[str, Any]] = []
         for sink in SINKS:
             held[sink], objects[sink] = Counter(), set()
-            for name, record in read_location(self._destination(sink), self.settings.topic):
+            destination = open_destination(self.sinks[sink])
+            for name, record in read_location(destination, self.settings.topic):
                 held[sink][record["uid"], record["resource_version"]] += 1
                 objects[sink].add(name)
-                if sink == "file" and len(samples) < 3:
+                if len(samples) < 3:
                     samples.append(record)
         self.console.print(
             f"\n[bold]stopped[/]. {tally.total()} records went through the topic in this run."
@@ -322,19 +308,19 @@ class Demo:
                 highlight=False,
                 soft_wrap=True,
             )
-        same = held["file"] == held["s3"] == held["gcs"]
+        same = all(held[sink] == held[SINKS[0]] for sink in SINKS)
         complete = all(tally.occurrences <= set(held[sink]) for sink in SINKS)
         once = all(n == 1 for sink in SINKS for n in held[sink].values())
         verdict = "the same records, each once" if same and once else "[red]DIFFERENT[/] records"
-        self.console.print(f"  all three sinks hold {verdict}")
+        self.console.print(f"  all {len(SINKS)} sinks hold {verdict}")
         if not complete:
             self.console.print(
                 "  [red]some records of this run are missing from a sink[/]: a group resumes "
                 "where it last committed, so output moved elsewhere since is not here; "
-                f"`kafkube replay --group {demo_group('file')} --to-earliest --execute` "
-                "(and the same for s3, gcs) rewrites it all"
+                f"`kafkube replay --group {demo_group(SINKS[0])} --to-earliest --execute` "
+                f"(and the same for {', '.join(SINKS[1:])}) rewrites it all"
             )
-        self.console.print("\nA few records, from the file sink:")
+        self.console.print(f"\nA few records, from the {SINKS[0]} sink:")
         for record in samples:
             moment = record["last_timestamp"] or record["event_time"] or record["observed_at"]
             regarding = record["regarding"] or {}
@@ -347,10 +333,9 @@ class Demo:
             )
         self.console.print(
             '\nLook further (after: eval "$(kafkube stack env)"):\n'
-            f"  kafkube inspect {self.settings.files} --count\n"
-            f"  kafkube inspect s3://{self.settings.s3_bucket}/{self.settings.topic}/ --limit 5\n"
-            f"  kafkube status --topic {self.settings.topic}\n"
-            f"  kafkube replay --group {demo_group('file')} --topic {self.settings.topic} "
+            + "".join(f"  kafkube inspect {self._where(sink)} --count\n" for sink in SINKS)
+            + f"  kafkube status --topic {self.settings.topic}\n"
+            f"  kafkube replay --group {demo_group(SINKS[0])} --topic {self.settings.topic} "
             "--to-earliest",
             highlight=False,
             markup=False,
@@ -391,8 +376,12 @@ def _cluster_of(kubeconfig: str) -> str:
     show_default="the user data dir",
     help="The file sink's output (files/) and the logs (logs/).",
 )
-@click.option("--s3-bucket", default="kafkube-demo", show_default=True)
-@click.option("--gcs-bucket", default="kafkube-demo", show_default=True)
+@click.option(
+    "--bucket",
+    default="kafkube-demo",
+    show_default=True,
+    help="The bucket in each object store of the stack, created if missing.",
+)
 def demo(  # noqa: PLR0913, PLR0917 - click passes one parameter per option
     cache_dir: Path,
     state_dir: Path,
@@ -402,15 +391,14 @@ def demo(  # noqa: PLR0913, PLR0917 - click passes one parameter per option
     topic: str,
     partitions: int,
     output_dir: Path,
-    s3_bucket: str,
-    gcs_bucket: str,
+    bucket: str,
 ) -> None:
-    """The main job on this machine: a cluster's events into Kafka and out to all three sinks.
+    """The main job on this machine: a cluster's events into Kafka and out to every sink.
 
     Brings the local stack up (or uses the running one), simulates a busy cluster on
-    its API server (or watches --kubeconfig's cluster), runs the producer and the
-    file, S3 and GCS sinks, shows them live, and at Ctrl-C or after --duration stops
-    everything in order and shows where the records are.
+    its API server (or watches --kubeconfig's cluster), runs the producer and every sink
+    type (files, and each object store on the stack's emulator), shows them live, and at
+    Ctrl-C or after --duration stops everything in order and shows where the records are.
     """
     if duration is not None and duration <= 0:
         raise click.BadParameter("must be more than 0", param_hint="--duration")
@@ -427,8 +415,7 @@ def demo(  # noqa: PLR0913, PLR0917 - click passes one parameter per option
     settings = DemoSettings(
         topic=check_topic(topic),
         output_dir=output_dir.expanduser().absolute(),
-        s3_bucket=s3_bucket,
-        gcs_bucket=gcs_bucket,
+        bucket=bucket,
         duration=duration,
         rate=rate,
         partitions=partitions,

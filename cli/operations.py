@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import click
 
@@ -16,7 +15,7 @@ from kafkube.consumers.destinations import Destination, open_destination
 from kafkube.consumers.filesink import FileDestination
 from kafkube.consumers.formats import json_line
 from kafkube.consumers.positions import GroupPosition, Offsets
-from kafkube.consumers.reading import output_names, records
+from kafkube.consumers.reading import read_location
 from kafkube.consumers.replaying import Move, ResetTarget, plan
 from kafkube.consumers.settings import store_config
 from kafkube.errors import ConfigError
@@ -240,13 +239,6 @@ def open_location(location: str, endpoints: Mapping[str, str | None]) -> tuple[D
     if local.is_file():
         return FileDestination(local.parent), local.name
     return FileDestination(local), ""
-
-
-def read_location(destination: Destination, path: str) -> Iterator[tuple[str, dict[str, Any]]]:
-    """(object name, record) for every record of every output object at ``path``, in order."""
-    for name in output_names(destination, path):
-        for record in records(name, destination.get(name)):
-            yield name, record
 
 
 @click.command()

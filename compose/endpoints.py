@@ -15,6 +15,13 @@ class Endpoints:
     s3_region: str
     gcs_endpoint: str
 
+    def store(self, scheme: str) -> str:
+        """The endpoint of the emulator that serves ``<scheme>://`` locations."""
+        endpoints = {"s3": self.s3_endpoint, "gs": self.gcs_endpoint}
+        if scheme not in endpoints:
+            raise KeyError(f"the stack serves no {scheme}:// store: {', '.join(endpoints)}")
+        return endpoints[scheme]
+
     def to_env(self) -> dict[str, str]:
         """The standard variables: Kafka's, kubectl's, the AWS SDKs' and the GCS emulator's."""
         return {

@@ -30,11 +30,21 @@ def gcs_client(endpoints: Endpoints) -> Any:  # noqa: ANN401
     )
 
 
+def ensure_bucket(endpoints: Endpoints, scheme: str, bucket: str) -> None:
+    """Create the bucket in the stack's store for ``<scheme>://`` unless it exists."""
+    if scheme == "s3":
+        s3 = s3_client(endpoints)
+        if bucket not in {b["Name"] for b in s3.list_buckets().get("Buckets", [])}:
+            s3.create_bucket(Bucket=bucket)
+    elif scheme == "gs":
+        gcs = gcs_client(endpoints)
+        if gcs.lookup_bucket(bucket) is None:
+            gcs.create_bucket(bucket)
+    else:
+        endpoints.store(scheme)  # names the schemes the stack serves
+
+
 def ensure_buckets(endpoints: Endpoints, *, s3_bucket: str, gcs_bucket: str) -> None:
     """Create the buckets in MinIO and the GCS emulator unless they exist."""
-    s3 = s3_client(endpoints)
-    if s3_bucket not in {b["Name"] for b in s3.list_buckets().get("Buckets", [])}:
-        s3.create_bucket(Bucket=s3_bucket)
-    gcs = gcs_client(endpoints)
-    if gcs.lookup_bucket(gcs_bucket) is None:
-        gcs.create_bucket(gcs_bucket)
+    ensure_bucket(endpoints, "s3", s3_bucket)
+    ensure_bucket(endpoints, "gs", gcs_bucket)

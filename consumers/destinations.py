@@ -57,5 +57,9 @@ class Destination(Protocol):
     def names(self, under: str) -> Iterator[str]:
         """The names stored in this folder (a topic's), at any depth; every name for ""."""
 
+    def stored(self, under: str) -> Iterator[tuple[str, float]]:
+        """Each name of ``names(under)`` with when the store made it durable (its own clock,
+        seconds since the epoch), from the same listing."""
+
     def get(self, name: str) -> bytes:
         """The bytes stored under ``name``; MissingObjectError if there are none."""

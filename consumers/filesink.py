@@ -88,13 +88,16 @@ class FileDestination:
             raise SinkError(f"writing {path}{full}: {err.strerror}") from err
 
     def names(self, under: str) -> Iterator[str]:
+        return (name for name, _ in self.stored(under))
+
+    def stored(self, under: str) -> Iterator[tuple[str, float]]:
         base = self._path(under)
         self.list_requests += 1
         if not base.is_dir():
             return
         for path in base.rglob("*"):
             if path.is_file() and not path.name.endswith(_TEMP_SUFFIX):
-                yield path.relative_to(self.root).as_posix()
+                yield path.relative_to(self.root).as_posix(), path.stat().st_mtime
 
     def get(self, name: str) -> bytes:
         try:

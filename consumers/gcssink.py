@@ -129,12 +129,15 @@ class GCSDestination:
             raise store_error(f"gs://{self.bucket_name}/{key}", err) from err
 
     def names(self, under: str) -> Iterator[str]:
+        return (name for name, _ in self.stored(under))
+
+    def stored(self, under: str) -> Iterator[tuple[str, float]]:
         try:
             folder = f"{self.prefix}{under}/" if under else self.prefix
             for page in self._client.list_blobs(self.bucket_name, prefix=folder).pages:
                 self.list_requests += 1
                 for blob in page:
-                    yield str(blob.name)[len(self.prefix) :]
+                    yield str(blob.name)[len(self.prefix) :], blob.updated.timestamp()
         except (GoogleAPIError, GoogleAuthError, OSError) as err:
             raise SinkError(f"listing {self.description}{under}/: {err}") from err
 

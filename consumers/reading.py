@@ -31,3 +31,10 @@ def records(name: str, data: bytes) -> Iterator[dict[str, Any]]:
         yield from output.read(data)
     except (ValueError, EOFError, OSError) as err:
         raise SinkError(f"{name} is not a readable kafkube output: {err}") from err
+
+
+def read_location(destination: Destination, path: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(object name, record) for every record of every output object at ``path``, in order."""
+    for name in output_names(destination, path):
+        for record in records(name, destination.get(name)):
+            yield name, record

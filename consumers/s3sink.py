@@ -137,13 +137,16 @@ class S3Destination:
             raise store_error(f"s3://{self.bucket}/{self.prefix}{name}", err) from err
 
     def names(self, under: str) -> Iterator[str]:
+        return (name for name, _ in self.stored(under))
+
+    def stored(self, under: str) -> Iterator[tuple[str, float]]:
         paginator = self._client.get_paginator("list_objects_v2")
         try:
             folder = f"{self.prefix}{under}/" if under else self.prefix
             for page in paginator.paginate(Bucket=self.bucket, Prefix=folder):
                 self.list_requests += 1
                 for item in page.get("Contents", []):
-                    yield str(item["Key"])[len(self.prefix) :]
+                    yield str(item["Key"])[len(self.prefix) :], item["LastModified"].timestamp()
         except (ClientError, BotoCoreError) as err:
             raise SinkError(f"listing {self.description}{under}/: {err}") from err
 

@@ -47,11 +47,11 @@ def test_demo_runs_everything_and_all_three_sinks_end_with_the_same_records(
         "demo", "--duration", "20", "--rate", "60",
         "--cache-dir", str(CACHE_DIR), "--state-dir", str(native_stack.settings.state_dir),
         "--topic", topic, "--output-dir", str(output),
-        "--s3-bucket", bucket, "--gcs-bucket", bucket,
+        "--bucket", bucket,
         env=_clean_env(),
     )  # fmt: skip
     assert demo.returncode == 0, demo.stdout + demo.stderr
-    assert "all three sinks hold the same records, each once" in demo.stdout
+    assert "all 3 sinks hold the same records, each once" in demo.stdout
 
     endpoints = native_stack.endpoints()
     on_disk = Counter(read_avro_dir(output / "files"))
@@ -114,7 +114,7 @@ def test_ctrl_c_stops_the_demo_in_order_and_loses_nothing(
                 str(Path(sys.executable).parent / "kafkube"), "demo", "--rate", "60",
                 "--cache-dir", str(CACHE_DIR), "--state-dir", str(native_stack.settings.state_dir),
                 "--topic", topic, "--output-dir", str(tmp_path / "demo"),
-                "--s3-bucket", bucket, "--gcs-bucket", bucket,
+                "--bucket", bucket,
             ],
             stdout=out, stderr=subprocess.STDOUT, env=_clean_env(),
         )  # fmt: skip
@@ -128,4 +128,4 @@ def test_ctrl_c_stops_the_demo_in_order_and_loses_nothing(
     code = demo.wait(300)
 
     assert code == 0, log.read_text()
-    assert "all three sinks hold the same records, each once" in log.read_text()
+    assert "all 3 sinks hold the same records, each once" in log.read_text()

@@ -9,6 +9,7 @@ that is not there is a typed miss.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -100,5 +101,8 @@ def test_every_destination_and_format_write_find_and_rewrite_identically(
     assert destination.get(name) == data
     assert _read(output_format, destination.get(name)) == occurrences
     assert list(destination.names(unique("other"))) == []
+    ((stored, at),) = destination.stored(topic)  # when it became durable, by the store's clock
+    assert stored == name
+    assert abs(at - time.time()) < 300
     with pytest.raises(MissingObjectError):
         destination.get(f"{topic}/never-written.{FORMATS[output_format].extension}")

@@ -39,10 +39,13 @@ FULL = {
     "sinks": {
         "file": {"enabled": True, "replicas": 1, "persistence": {"existingClaim": "events"}},
         "s3": {
-            "enabled": True, "bucket": "k8s-events", "prefix": "prod",
+            "enabled": True,
+            "config": {"bucket": "k8s-events", "prefix": "prod", "format": "jsonl",
+                       "rotation": {"max_records": 1000}},
             "credentialsSecret": {"name": "s3-keys"},
         },
-        "gcs": {"enabled": True, "bucket": "k8s-events", "credentialsSecret": {"name": "gcs"}},
+        "gcs": {"enabled": True, "config": {"bucket": "k8s-events"},
+                "credentialsSecret": {"name": "gcs"}},
     },
 }  # fmt: skip
 
@@ -149,6 +152,19 @@ def test_the_chart_renders_valid_manifests_for_a_full_deployment(
     assert config.kafka.client_properties()["ssl.certificate.location"].endswith("tls.crt")
     assert config.producer_settings().namespaces == ("payments", "checkout")
     assert config.sink_settings("s3").topic == "kafkube.events"
+    assert config.sink("s3").format == "jsonl"  # any field of the sink's section passes through
+    assert config.sink("s3").rotation.max_records == 1000
+    assert config.sink("file").dir == Path("/var/lib/kafkube/events")
+    s3_env = kinds[("StatefulSet", "events-kafkube-sink-s3")]["spec"]["template"]["spec"]
+    assert {"name": "AWS_ACCESS_KEY_ID",
+            "valueFrom": {"secretKeyRef": {"name": "s3-keys", "key": "AWS_ACCESS_KEY_ID"}}
+            } in s3_env["containers"][0]["env"]  # fmt: skip
+    gcs_pod = kinds[("StatefulSet", "events-kafkube-sink-gcs")]["spec"]["template"]["spec"]
+    assert {
+        "name": "GOOGLE_APPLICATION_CREDENTIALS",
+        "value": "/etc/kafkube/credentials/key.json",
+    } in gcs_pod["containers"][0]["env"]
+    assert {"name": "credentials", "secret": {"secretName": "gcs"}} in gcs_pod["volumes"]
 
 
 def test_the_default_values_watch_every_namespace_with_a_cluster_role(
@@ -173,7 +189,7 @@ def test_the_default_values_watch_every_namespace_with_a_cluster_role(
         (
             {"clusterName": "c", "kafka": {"bootstrapServers": "k:9092"},
              "sinks": {"s3": {"enabled": True}}},
-            "sinks.s3.bucket is required",
+            "sinks.s3.config.bucket is required",
         ),
         (
             {"clusterName": "c", "kafka": {"bootstrapServers": "k:9092"},

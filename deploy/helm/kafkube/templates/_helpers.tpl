@@ -42,16 +42,17 @@ app.kubernetes.io/component: {{ .component }}
 {{- end -}}
 {{- end -}}
 {{- $sinks := dict -}}
-{{- range $type := list "file" "s3" "gcs" -}}
-{{- $sink := index $.Values.sinks $type -}}
-{{- $own := dict "enabled" $sink.enabled "format" $sink.format "rotation" (dict "max_records" $sink.rotation.maxRecords "max_bytes" $sink.rotation.maxBytes "max_age_seconds" $sink.rotation.maxAgeSeconds) -}}
-{{- if eq $type "file" }}{{ $_ := set $own "dir" "/var/lib/kafkube/events" }}{{ end -}}
-{{- if and (ne $type "file") $sink.bucket }}{{ $_ := set $own "bucket" $sink.bucket }}{{ end -}}
-{{- if and (ne $type "file") $sink.prefix }}{{ $_ := set $own "prefix" $sink.prefix }}{{ end -}}
-{{- if and (eq $type "s3") $sink.region }}{{ $_ := set $own "region" $sink.region }}{{ end -}}
-{{- if and (eq $type "s3") $sink.endpointUrl }}{{ $_ := set $own "endpoint_url" $sink.endpointUrl }}{{ end -}}
-{{- if and (eq $type "gcs") $sink.project }}{{ $_ := set $own "project" $sink.project }}{{ end -}}
+{{- range $type, $sink := .Values.sinks -}}
+{{- if $sink.enabled -}}
+{{- $own := deepCopy (default dict $sink.config) -}}
+{{- range $field, $value := $own -}}
+{{- if and (kindIs "string" $value) (eq $value "") -}}
+{{- fail (printf "sinks.%s.config.%s is required" $type $field) -}}
+{{- end -}}
+{{- end -}}
+{{- $_ := set $own "enabled" true -}}
 {{- $_ := set $sinks $type $own -}}
+{{- end -}}
 {{- end -}}
 {{- $config := dict
   "kafka" (dict "bootstrap_servers" $kafka.bootstrapServers "topic" $kafka.topic "security" $security "properties" $kafka.properties)
