@@ -151,6 +151,63 @@ class KafkaSecurity(Section):
         return properties
 
 
+class SchemaRegistryConfig(Section):
+    """A schema registry with Confluent's API (Confluent Schema Registry, Apicurio's
+    ``/apis/ccompat/v7``, Karapace, Redpanda): the producer registers its schema there and
+    frames each value as every Kafka tool reads it (a zero byte, the schema id, the datum);
+    the sinks look ids up there. Unset: the registry-less mode, Avro single-object encoding,
+    which kafkube alone reads."""
+
+    url: str | None = Field(
+        None,
+        description="The registry's URL (Apicurio: http://host:port/apis/ccompat/v7). "
+        "Also SCHEMA_REGISTRY_URL. Unset: no registry.",
+    )
+    subject_strategy: Literal["topic", "record"] = Field(
+        "topic",
+        description="The subject the value schema is registered under. topic: "
+        "<topic>-value (TopicNameStrategy, every tool's default); record: the record's full "
+        "name (RecordNameStrategy).",
+    )
+    username: str | None = Field(None, description="HTTP basic auth user name.")
+    password: SecretStr | None = Field(
+        None, description="HTTP basic auth password; give it by environment or a secret file."
+    )
+    password_file: Path | None = Field(
+        None, description="A file holding the password (a mounted Kubernetes Secret)."
+    )
+    ca_file: Path | None = Field(
+        None, description="PEM CA bundle that signed the registry's HTTPS certificate."
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> SchemaRegistryConfig:
+        has_password = self.password is not None or self.password_file is not None
+        if has_password and not self.username:
+            raise ValueError("a password goes with a username")
+        if self.username and not has_password:
+            raise ValueError("username needs password (or password_file)")
+        for name in ("password_file", "ca_file"):
+            _existing_file(getattr(self, name), name)
+        return self
+
+    def client_properties(self) -> dict[str, str] | None:
+        """The registry client's configuration; None without a registry."""
+        if not self.url:
+            return None
+        properties = {"url": self.url}
+        if self.username:
+            if self.password is not None:
+                password = self.password.get_secret_value()
+            else:
+                assert self.password_file is not None  # noqa: S101 - _consistent checked
+                password = self.password_file.read_text(encoding="utf-8").rstrip("\r\n")
+            properties["basic.auth.user.info"] = f"{self.username}:{password}"
+        if self.ca_file is not None:
+            properties["ssl.ca.location"] = str(self.ca_file)
+        return properties
+
+
 def _topic_name(name: str) -> str:
     if not is_topic_name(name):
         raise ValueError(f"not a Kafka topic name: {name!r} (letters, digits, '.', '_', '-')")
@@ -167,6 +224,7 @@ class KafkaConfig(Section):
         DEFAULT_TOPIC, description="The events topic."
     )
     security: KafkaSecurity = Field(default_factory=KafkaSecurity)
+    schema_registry: SchemaRegistryConfig = Field(default_factory=SchemaRegistryConfig)
     properties: dict[str, str | int | float | bool] = Field(
         default_factory=dict,
         description="Any librdkafka property, passed through (e.g. message.max.bytes).",
@@ -337,6 +395,8 @@ class Config(BaseSettings):
             watch_timeout_seconds=producer.watch_timeout_seconds,
             forget_after_seconds=producer.forget_after_seconds,
             since=producer.since,
+            registry=self.kafka.schema_registry.client_properties(),
+            subject_strategy=self.kafka.schema_registry.subject_strategy,
         )
 
     def sink(self, sink_type: str) -> SinkConfig:
@@ -347,7 +407,11 @@ class Config(BaseSettings):
 
     def sink_settings(self, sink_type: str) -> SinkSettings:
         """What a sink of this type runs with."""
-        return self.sink(sink_type).settings(self.kafka.client_properties(), self.kafka.topic)
+        return self.sink(sink_type).settings(
+            self.kafka.client_properties(),
+            self.kafka.topic,
+            registry=self.kafka.schema_registry.client_properties(),
+        )
 
     def redacted(self) -> dict[str, Any]:
         """The configuration as JSON-able data, every secret shown as ``**********``."""
@@ -357,6 +421,7 @@ class Config(BaseSettings):
 # Variables other tools share, and the field each one fills where the file leaves it unset.
 STANDARD_VARIABLES = {
     "KAFKA_BOOTSTRAP_SERVERS": "kafka.bootstrap_servers",
+    "SCHEMA_REGISTRY_URL": "kafka.schema_registry.url",
     "KUBECONFIG": "producer.kubeconfig",
     "AWS_ENDPOINT_URL_S3": "sinks.s3.endpoint_url",
     "AWS_REGION": "sinks.s3.region",

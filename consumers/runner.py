@@ -73,6 +73,7 @@ from kafkube.consumers.naming import (
 )
 from kafkube.consumers.settings import SinkSettings
 from kafkube.errors import SinkError
+from kafkube.registry import SchemaRegistry
 from kafkube.schemas.codec import Codec, DecodeError, SchemaVersion
 from kafkube.schemas.topics import dlq_topic
 
@@ -201,7 +202,10 @@ class SinkRunner:
     ) -> None:
         self.settings = settings
         self.destination = destination
-        self.codec = Codec()
+        # Registry-framed values name their schema by id: looked up once each, then kept.
+        registry = None if settings.registry is None else SchemaRegistry(settings.registry)
+        self.codec = Codec(lookup=None if registry is None else registry.schema)
+        self.registry = registry
         self.stats = SinkStats()
         self._clock = clock
         self._rules = BatchRules(settings.max_records, settings.max_bytes, settings.max_age_seconds)
@@ -218,6 +222,8 @@ class SinkRunner:
         self._stop = stop
         metrics.start(self.settings.sink_type)
         self.destination.check()
+        if self.registry is not None:
+            self.registry.check()
         kafka = self.settings.kafka
         self._consumer = Consumer(
             {

@@ -113,12 +113,15 @@ class SinkConfig(Section):
             )
         return place
 
-    def settings(self, kafka: dict[str, Any], topic: str) -> SinkSettings:
-        """What the runner runs with: this model's values, and Kafka's."""
+    def settings(
+        self, kafka: dict[str, Any], topic: str, *, registry: dict[str, str] | None
+    ) -> SinkSettings:
+        """What the runner runs with: this model's values, Kafka's and the registry's."""
         return SinkSettings(
             sink_type=self.sink_type,
             kafka=kafka,
             topic=topic,
+            registry=registry,
             group=self.group,
             instance_id=self.instance_id,
             format=self.format,
@@ -194,6 +197,7 @@ class SinkSettings:
     sink_type: str
     kafka: dict[str, Any]  # librdkafka properties, passed through (and the CLI's error callback)
     topic: str
+    registry: dict[str, str] | None  # the schema registry client's configuration, if any
     group: str  # default kafkube-sink-<type>
     instance_id: str  # static membership (group.instance.id); empty: dynamic
     format: str

@@ -53,3 +53,18 @@ class KafkaUnreachableError(KafkubeError):
     """No broker answered in time: Kafka may be down or the address wrong; it may come back."""
 
     retriable = True
+
+
+class RegistryUnreachableError(KafkubeError):
+    """The schema registry did not answer (down, or the URL wrong); it may come back."""
+
+    retriable = True
+
+
+class SchemaIncompatibleError(KafkubeError):
+    """The schema registry refuses this schema under the subject (its compatibility rule):
+    publishing with it would break the subject's readers. Retrying cannot help."""
+
+
+class RegistryRefusedError(KafkubeError):
+    """The schema registry refused the request for good (credentials, rights, a bad URL)."""

@@ -141,7 +141,7 @@ class _Batch:
 
 
 class EventProducer:
-    def __init__(
+    def __init__(  # noqa: PLR0913 - its sources, sink, clock and observers, each by name
         self,
         settings: ProducerSettings,
         sources: Mapping[str, EventSource],
@@ -149,13 +149,15 @@ class EventProducer:
         *,
         clock: Callable[[], float] = time.time,
         observe: Callable[[ProducerStats], None] = lambda _: None,
+        codec: Codec | None = None,
     ) -> None:
-        """``observe`` is shown the counts after every transaction and every watch change."""
+        """``observe`` is shown the counts after every transaction and every watch change;
+        ``codec`` frames the values (default: the registry-less framing)."""
         self.settings = settings
         # One watch per scope: CLUSTER_WIDE, or each listed namespace (each its own rights).
         self.sources = dict(sources)
         self.publisher = publisher
-        self.codec = Codec()
+        self.codec = codec or Codec()
         self.state = PublishedState(forget_after=settings.forget_after_seconds)
         self.stats = ProducerStats()
         self._clock = clock

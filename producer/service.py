@@ -25,6 +25,8 @@ from kafkube.producer.recorded import RecordedEvents
 from kafkube.producer.running import EventProducer, ProducerStats
 from kafkube.producer.settings import ProducerSettings
 from kafkube.producer.watching import EventSource, KubeEvents, open_api_client
+from kafkube.registry import SchemaRegistry, subject_name
+from kafkube.schemas.codec import Codec
 from kafkube.schemas.topics import producer_dlq_topic, producer_state_topic
 from kafkube.serving import serving
 
@@ -40,6 +42,7 @@ def run_producer(
     """Run until ``stop`` (or, for a recording, its end); the counts of what was done.
     ``on_start`` is handed the live counts first (for health checks), and the Prometheus
     counters follow them after every transaction."""
+    codec = registered_codec(settings)
     ensure_topic(settings.kafka, settings.topic, partitions=settings.partitions, config={})
     ensure_topic(settings.kafka, producer_dlq_topic(settings.topic), partitions=1, config={})
     ensure_topic(
@@ -64,13 +67,26 @@ def run_producer(
                 scope: KubeEvents(api_client, api_version=settings.api_version, namespace=scope)
                 for scope in settings.namespaces or (CLUSTER_WIDE,)
             }
-        producer = EventProducer(settings, sources, publisher, observe=Exporter())
+        producer = EventProducer(settings, sources, publisher, observe=Exporter(), codec=codec)
         on_start(producer.stats)
         try:
             producer.run(stop)
         finally:
             publisher.close()
     return producer.stats
+
+
+def registered_codec(settings: ProducerSettings) -> Codec:
+    """The codec the producer writes with: with a schema registry, its writer schema
+    registered (or found) under the subject, once, before anything is published, and each
+    value framed with that id; else the registry-less framing."""
+    codec = Codec()
+    if settings.registry is None:
+        return codec
+    writer = codec.writer
+    subject = subject_name(settings.subject_strategy, settings.topic, writer.full_name)
+    schema_id = SchemaRegistry(settings.registry).register(subject, writer.schema_json)
+    return Codec(writer=writer, writer_id=schema_id)
 
 
 def serve_producer(  # noqa: PLR0913 - the service's whole set-up, each by name

@@ -28,6 +28,9 @@ class ProducerSettings:
     watch_timeout_seconds: int
     forget_after_seconds: float
     since: datetime | None
+    # The schema registry client's configuration; None: the registry-less framing.
+    registry: dict[str, str] | None
+    subject_strategy: str  # topic or record (kafkube.registry.SUBJECT_STRATEGIES)
 
     def __post_init__(self) -> None:
         if not self.cluster:

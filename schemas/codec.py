@@ -1,10 +1,13 @@
-"""Avro single-object encoding of Kubernetes events, with every released schema version.
+"""Avro values of Kubernetes events in two framings, with every released schema version.
 
-A value on the topic is ``C3 01``, the writer schema's 8-byte CRC-64-AVRO
-fingerprint (little-endian, as the Avro specification's single-object encoding
-has it), then the Avro binary datum. A reader learns the writer schema from
-those ten bytes alone, and a sink can take the datum bytes as they are
-(``split``) to append them to an Avro container block without decoding.
+With a schema registry, a value is framed as Confluent's tools expect: a zero byte, the
+writer schema's 4-byte registry id (big-endian), then the Avro binary datum; Connect's
+AvroConverter, ksqlDB, Flink and ``confluent_kafka``'s ``AvroDeserializer`` read it. Without
+one (the registry-less mode), a value is Avro single-object encoded: ``C3 01``, the writer
+schema's 8-byte CRC-64-AVRO fingerprint (little-endian, as the Avro specification has it),
+then the datum. The first byte tells the two apart, so one topic may hold both. A sink takes
+the datum bytes as they are (``split``) to append them to an Avro container block without
+decoding; a registry id it has not seen is looked up once (``lookup``) and kept.
 
 Schemas live in ``avro/kubernetes_event.vN.avsc``; a released version is never
 edited, a change is a new file, and every version stays loadable. Anything that
@@ -13,11 +16,12 @@ is not a well-formed value of a known version raises ``DecodeError``.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import re
 import struct
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
@@ -31,6 +35,8 @@ from kafkube.schemas.writing import UnsupportedSchema, Write, compile_writer
 
 MAGIC = b"\xc3\x01"
 HEADER_SIZE = len(MAGIC) + 8
+REGISTRY_MAGIC = b"\x00"
+REGISTRY_HEADER_SIZE = len(REGISTRY_MAGIC) + 4
 _SCHEMA_FILE = re.compile(r"kubernetes_event\.v(\d+)\.avsc")
 
 
@@ -45,6 +51,16 @@ class DecodeError(KafkubeError):
     """Bytes that are not a value of any known schema version. Retrying cannot help."""
 
     retriable = False
+
+
+class UnknownSchemaIdError(DecodeError):
+    """A registry-framed value whose schema id the registry does not know, or met with no
+    registry configured."""
+
+
+def registry_header(schema_id: int) -> bytes:
+    """The Confluent framing's five bytes before the datum."""
+    return REGISTRY_MAGIC + schema_id.to_bytes(4, "big")
 
 
 @dataclass(frozen=True)
@@ -63,6 +79,11 @@ class SchemaVersion:
     @property
     def header(self) -> bytes:
         return MAGIC + self.fingerprint
+
+    @property
+    def full_name(self) -> str:
+        """The record's full name (namespace and name), as RecordNameStrategy's subject."""
+        return str(self.schema["name"])
 
 
 def parse_schema(definition: dict[str, Any] | str, version: int) -> SchemaVersion:
@@ -102,8 +123,25 @@ def latest_version() -> SchemaVersion:
     return list(released_versions().values())[-1]
 
 
+def registered_version(schema_json: str) -> SchemaVersion:
+    """A writer schema as a registry holds it: the released version it is (the same
+    fingerprint), else a version of its own (numbered 0) that readers resolve against."""
+    parsed = parse_schema(json.loads(schema_json), 0)
+    for version in released_versions().values():
+        if version.fingerprint == parsed.fingerprint:
+            return version
+    return dataclasses.replace(parsed, schema_json=schema_json)
+
+
+# The writer schema a registry holds under an id, as its JSON; None when it holds none.
+RegistryLookup = Callable[[int], "str | None"]
+
+
 class Codec:
-    """Encodes with one writer version; decodes any known version into one reader version."""
+    """Encodes with one writer version; decodes any known version into one reader version.
+
+    ``writer_id``: the writer's id in a schema registry, which frames what ``encode`` gives
+    (else single-object encoding). ``lookup``: how a registry id not seen yet is resolved."""
 
     def __init__(
         self,
@@ -111,6 +149,8 @@ class Codec:
         writer: SchemaVersion | None = None,
         reader: SchemaVersion | None = None,
         known: Mapping[int, SchemaVersion] | None = None,
+        writer_id: int | None = None,
+        lookup: RegistryLookup | None = None,
     ) -> None:
         versions = dict(known if known is not None else released_versions())
         self.writer = writer or versions[max(versions)]
@@ -118,15 +158,20 @@ class Codec:
         for extra in (self.writer, self.reader):
             versions.setdefault(extra.version, extra)
         self._by_fingerprint = {v.fingerprint: v for v in versions.values()}
+        self.header = self.writer.header if writer_id is None else registry_header(writer_id)
+        self._by_id: dict[int, SchemaVersion] = {}
+        if writer_id is not None:
+            self._by_id[writer_id] = self.writer
+        self._lookup = lookup
 
     def encode(self, record: Mapping[str, Any]) -> bytes:
         try:
             if self.writer.write is not None:
-                buffer = bytearray(self.writer.header)
+                buffer = bytearray(self.header)
                 self.writer.write(buffer, record)
                 return bytes(buffer)
             out = io.BytesIO()
-            out.write(self.writer.header)
+            out.write(self.header)
             fastavro.schemaless_writer(out, self.writer.schema, record)
             return out.getvalue()
         except (ValueError, TypeError, OverflowError, AttributeError, struct.error) as err:
@@ -134,12 +179,39 @@ class Codec:
 
     def split(self, value: bytes) -> tuple[SchemaVersion, memoryview]:
         """The writer schema of a value and its datum bytes, without decoding the datum."""
+        if value[:1] == REGISTRY_MAGIC:
+            if len(value) < REGISTRY_HEADER_SIZE:
+                raise DecodeError(f"a registry-framed value of {len(value)} bytes: no schema id")
+            schema_id = int.from_bytes(value[1:REGISTRY_HEADER_SIZE], "big")
+            return self._registered(schema_id), memoryview(value)[REGISTRY_HEADER_SIZE:]
         if len(value) < HEADER_SIZE or value[:2] != MAGIC:
-            raise DecodeError("not an Avro single-object encoded value (no C3 01 marker)")
+            raise DecodeError(
+                "neither registry-framed (00 and a schema id) nor Avro single-object encoded "
+                "(C3 01 and a fingerprint)"
+            )
         writer = self._by_fingerprint.get(bytes(value[2:HEADER_SIZE]))
         if writer is None:
             raise DecodeError(f"unknown writer schema fingerprint {value[2:HEADER_SIZE].hex()}")
         return writer, memoryview(value)[HEADER_SIZE:]
+
+    def _registered(self, schema_id: int) -> SchemaVersion:
+        known = self._by_id.get(schema_id)
+        if known is not None:
+            return known
+        if self._lookup is None:
+            raise UnknownSchemaIdError(
+                f"schema id {schema_id}: a registry-framed value, and no schema registry is "
+                "configured (kafka.schema_registry.url)"
+            )
+        schema_json = self._lookup(schema_id)
+        if schema_json is None:
+            raise UnknownSchemaIdError(f"schema id {schema_id} is unknown to the schema registry")
+        try:
+            found = registered_version(schema_json)
+        except (ValueError, TypeError, KeyError, fastavro.schema.SchemaParseException) as err:
+            raise DecodeError(f"schema id {schema_id} is no Avro schema we read: {err}") from err
+        self._by_id[schema_id] = found
+        return found
 
     def decode(self, value: bytes) -> dict[str, Any]:
         writer, datum = self.split(value)

@@ -13,10 +13,12 @@ import pytest
 
 from kafkube.producer.converting import ConversionError, parse_time, to_record
 from kafkube.schemas.codec import (
+    HEADER_SIZE,
     MAGIC,
     Codec,
     DecodeError,
     EncodeError,
+    UnknownSchemaIdError,
     latest_version,
     parse_schema,
     released_versions,
@@ -255,14 +257,59 @@ def test_released_schema_versions_are_never_edited() -> None:
 @pytest.mark.parametrize(
     ("value", "reason"),
     [
-        (b"", "no C3 01 marker"),
-        (b'{"uid": "json, not avro"}', "no C3 01 marker"),
+        (b"", "neither registry-framed"),
+        (b'{"uid": "json, not avro"}', "neither registry-framed"),
         (MAGIC + b"\x00" * 8 + b"\x02", "unknown writer schema fingerprint 0000000000000000"),
+        (b"\x00\x00\x01", "a registry-framed value of 3 bytes: no schema id"),
+        (b"\x00\x00\x00\x00\x07\x02", "schema id 7: .* no schema registry is configured"),
     ],
 )
 def test_foreign_bytes_raise_one_typed_error(value: bytes, reason: str) -> None:
     with pytest.raises(DecodeError, match=reason):
         Codec().decode(value)
+
+
+def test_the_registry_framing_is_a_zero_byte_the_id_and_the_same_datum() -> None:
+    record = to_record(CORE_PULLING, watch_type="ADDED", **ENVELOPE)
+    plain = Codec().encode(record)
+    framed = Codec(writer_id=258).encode(record)
+
+    assert framed[:5] == b"\x00\x00\x00\x01\x02"  # big-endian id, as Confluent's serializer
+    assert framed[5:] == plain[HEADER_SIZE:]
+    assert Codec(writer_id=258).decode(framed) == Codec().decode(plain)
+
+
+def test_a_registry_id_is_looked_up_once_and_read_by_its_schema() -> None:
+    record = to_record(CORE_PULLING, watch_type="ADDED", **ENVELOPE)
+    v1 = released_versions()[1]
+    asked: list[int] = []
+
+    def lookup(schema_id: int) -> str | None:
+        asked.append(schema_id)
+        return v1.schema_json if schema_id == 11 else None
+
+    reader = Codec(lookup=lookup)
+    old = Codec(writer=v1, writer_id=11).encode(record)
+    for _ in range(3):
+        writer, _datum = reader.split(old)
+        assert writer.fingerprint == v1.fingerprint  # found as the released v1
+    assert reader.decode(old)["truncated"] is None  # v1 read into the latest reader
+    assert asked == [11]
+    with pytest.raises(UnknownSchemaIdError, match="schema id 12 is unknown to the schema registry"):
+        reader.decode(Codec(writer_id=12).encode(record))
+
+
+def test_a_registry_schema_we_never_released_is_read_by_resolution() -> None:
+    newer = json.loads(latest_version().schema_json)
+    newer["fields"].append({"name": "added_later", "type": ["null", "string"], "default": None})
+    writer = parse_schema(newer, 99)
+    record = {**to_record(CORE_PULLING, watch_type="ADDED", **ENVELOPE), "added_later": "x"}
+    value = Codec(writer=writer, writer_id=5).encode(record)
+
+    reader = Codec(lookup=lambda _id: json.dumps(newer))
+    found, _datum = reader.split(value)
+    assert found.version == 0  # not one of ours: its own, numbered 0
+    assert "added_later" not in reader.decode(value)
 
 
 def test_a_truncated_or_padded_datum_raises_the_typed_error() -> None:
