@@ -92,6 +92,7 @@ KAFKA_FLAGS = {
     "bootstrap_servers": "kafka.bootstrap_servers",
     "topic": "kafka.topic",
     "kafka_props": "kafka.properties",
+    "schema_registry_url": "kafka.schema_registry.url",
 }
 _GIVEN = {ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT}
 
@@ -201,13 +202,19 @@ def _shown(info: FieldInfo) -> str:
 
 
 def kafka_options(command: Callable[..., None]) -> Callable[..., None]:
-    """--bootstrap-servers, --topic and --kafka KEY=VALUE (any librdkafka property)."""
+    """--bootstrap-servers, --topic, --schema-registry-url and --kafka KEY=VALUE (any
+    librdkafka property)."""
     options = [
         click.option(
             "--bootstrap-servers",
             help="Kafka brokers; else kafka.bootstrap_servers or KAFKA_BOOTSTRAP_SERVERS.",
         ),
         click.option("--topic", default=DEFAULT_TOPIC, show_default=True, help="Else kafka.topic."),
+        click.option(
+            "--schema-registry-url",
+            help="A schema registry (Confluent's API); else kafka.schema_registry.url or "
+            "SCHEMA_REGISTRY_URL.",
+        ),
         click.option(
             "--kafka", "kafka_props", multiple=True, metavar="KEY=VALUE",
             help="librdkafka property, passed through (repeatable).",

@@ -14,6 +14,7 @@ class Endpoints:
     s3_secret_key: str
     s3_region: str
     gcs_endpoint: str
+    schema_registry_url: str
 
     def store(self, scheme: str) -> str:
         """The endpoint of the emulator that serves ``<scheme>://`` locations."""
@@ -23,7 +24,8 @@ class Endpoints:
         return endpoints[scheme]
 
     def to_env(self) -> dict[str, str]:
-        """The standard variables: Kafka's, kubectl's, the AWS SDKs' and the GCS emulator's."""
+        """The standard variables: Kafka's, kubectl's, the AWS SDKs', the GCS emulator's and
+        the schema registry's (as Confluent's tools and images name it)."""
         return {
             "KAFKA_BOOTSTRAP_SERVERS": self.kafka_bootstrap,
             "KUBECONFIG": self.kubeconfig,
@@ -32,4 +34,5 @@ class Endpoints:
             "AWS_SECRET_ACCESS_KEY": self.s3_secret_key,
             "AWS_REGION": self.s3_region,
             "STORAGE_EMULATOR_HOST": self.gcs_endpoint,
+            "SCHEMA_REGISTRY_URL": self.schema_registry_url,
         }

@@ -31,6 +31,9 @@ from kafkube.compose.settings import (
     KUBE_VERSION,
     MINIO_MODULE,
     MINIO_VERSION,
+    REGISTRY_FALLBACK_VERSION,
+    REGISTRY_JAVA,
+    REGISTRY_VERSION,
     StackSettings,
 )
 from kafkube.errors import ServiceError
@@ -114,6 +117,88 @@ def kafka_libs(settings: StackSettings) -> Path:
         shutil.rmtree(libs, ignore_errors=True)
         staging.rename(libs)
     return libs
+
+
+def _java_major(home: Path) -> int | None:
+    """The feature version of the JDK or JRE at ``home``, from its ``release`` file."""
+    try:
+        release = (home / "release").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+    for line in release.splitlines():
+        key, _, value = line.partition("=")
+        if key.strip() == "JAVA_VERSION":
+            major = value.strip().strip('"').split(".")[0]
+            return int(major) if major.isdigit() else None
+    return None
+
+
+def java_at_least(feature: int) -> Path | None:
+    """A ``java`` of that feature version or newer: JAVA_HOME's, the one on PATH, or one
+    installed beside it (the JVM folder of Debian and of the Temurin packages)."""
+    homes: list[Path] = []
+    if os.environ.get("JAVA_HOME"):
+        homes.append(Path(os.environ["JAVA_HOME"]))
+    on_path = shutil.which("java")
+    if on_path:
+        homes.append(Path(on_path).resolve().parent.parent)
+    for folder in (
+        Path("/usr/lib/jvm"),
+        Path("/opt/java"),
+        Path("/Library/Java/JavaVirtualMachines"),
+    ):
+        if folder.is_dir():
+            homes.extend(sorted(folder.iterdir(), reverse=True))
+            homes.extend(sorted(folder.glob("*/Contents/Home"), reverse=True))
+    for home in homes:
+        java = home / "bin" / "java"
+        major = _java_major(home)
+        if major is not None and major >= feature and java.is_file():
+            return java
+    return None
+
+
+@dataclass(frozen=True)
+class RegistryApp:
+    java: Path
+    jar: Path
+    version: str
+
+
+def registry_app(settings: StackSettings) -> RegistryApp:
+    """Apicurio Registry, unpacked from its Maven Central build once: 3.x with a Java 21 or
+    newer found on this machine, else 2.x on the ``java`` on PATH."""
+    java = java_at_least(REGISTRY_JAVA)
+    version = REGISTRY_VERSION if java is not None else REGISTRY_FALLBACK_VERSION
+    if java is None:
+        found = shutil.which("java")
+        if found is None:
+            raise ServiceError("no java on PATH: the schema registry needs Java 17 or newer")
+        java = Path(found)
+    home = settings.cache_dir / f"apicurio-registry-{version}"
+    if not (home / _DONE_MARKER).exists():
+        with _cache_lock(settings.cache_dir):
+            if not (home / _DONE_MARKER).exists():
+                staging = home.with_name(home.name + ".partial")
+                shutil.rmtree(staging, ignore_errors=True)
+                with _packaged_dir("registry") as pom_dir:
+                    _run_build(
+                        [
+                            "mvn", "-q", "-B", "-f", str(pom_dir / "pom.xml"),
+                            "dependency:unpack",
+                            f"-Dartifact=io.apicurio:apicurio-registry-app:{version}:tar.gz:all",
+                            f"-DoutputDirectory={staging}",
+                        ],
+                        cwd=pom_dir,
+                    )  # fmt: skip
+                (staging / _DONE_MARKER).write_text(version)
+                shutil.rmtree(home, ignore_errors=True)
+                staging.rename(home)
+    jars = [home / "quarkus-run.jar"] if (home / "quarkus-run.jar").is_file() else []
+    jars += sorted(home.glob("*-runner.jar"))
+    if not jars:
+        raise ServiceError(f"no runnable jar in {home}: remove it and fetch again")
+    return RegistryApp(java=java, jar=jars[0], version=version)
 
 
 def _go_binary(settings: StackSettings, name: str, version: str) -> Path:
@@ -239,4 +324,5 @@ def fetch_all(settings: StackSettings) -> dict[str, Path]:
         "kube-apiserver": wrapped_go_binary(settings, "kube-apiserver"),
         "minio": minio_binary(settings),
         "gcs": fake_gcs_binary(),
+        "registry": registry_app(settings).jar,
     }

@@ -370,6 +370,41 @@ def _gcs_probe(state: StackState) -> bool:
     return _http_ok(state.url("gcs") + "/storage/v1/b")
 
 
+# --- Apicurio Registry -------------------------------------------------------------------
+
+REGISTRY_API = "/apis/ccompat/v7"  # the Confluent-compatible API every Kafka tool speaks
+
+
+def _registry_prepare(state: StackState) -> Launch:
+    app = fetch.registry_app(state.settings)
+    host = state.host
+    return Launch(
+        argv=[
+            str(app.java),
+            "-Xms64m",
+            "-Xmx256m",
+            "-XX:+UseSerialGC",
+            # Both ports on loopback: Quarkus' management port would take every interface.
+            f"-Dquarkus.http.host={host}",
+            f"-Dquarkus.http.port={state.ports['registry']}",
+            f"-Dquarkus.management.host={host}",
+            f"-Dquarkus.management.port={state.ports['registry_management']}",
+            # Confluent's default rule: a new version must read what the old ones wrote.
+            "-Dapicurio.rules.global.compatibility=BACKWARD",
+            "-Dregistry.rules.global.compatibility=BACKWARD",  # the same, for 2.x
+            "-Dquarkus.log.level=WARN",
+            "-Dquarkus.http.access-log.enabled=false",
+            "-jar",
+            str(app.jar),
+        ],
+        env={},
+    )
+
+
+def _registry_probe(state: StackState) -> bool:
+    return _http_ok(state.url("registry") + REGISTRY_API + "/subjects")
+
+
 SERVICES: dict[str, Service] = {
     service.name: service
     for service in (
@@ -380,5 +415,12 @@ SERVICES: dict[str, Service] = {
         Service("kafka", ("kafka", "kafka_controller"), (), _kafka_prepare, _kafka_probe),
         Service("minio", ("minio",), (), _minio_prepare, _minio_probe),
         Service("gcs", ("gcs",), (), _gcs_prepare, _gcs_probe),
+        Service(
+            "registry",
+            ("registry", "registry_management"),
+            (),
+            _registry_prepare,
+            _registry_probe,
+        ),
     )
 }

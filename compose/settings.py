@@ -13,8 +13,13 @@ MINIO_VERSION = "v0.0.0-20260212201848-7aac2a2c5b7c"
 ETCD_VERSION = "v3.6.16"
 KUBE_VERSION = "v1.35.4"
 HELM_VERSION = "v3.22.0"  # renders deploy/helm/kafkube in the tests
+# Apicurio Registry's runnable build from Maven Central: 3.x needs Java 21 or newer; on a
+# machine with only Java 17 the last 2.x runs instead (the same Confluent-compatible API).
+REGISTRY_VERSION = "3.3.3"
+REGISTRY_JAVA = 21
+REGISTRY_FALLBACK_VERSION = "2.6.13.Final"
 
-SERVICES = ("etcd", "kube-apiserver", "kafka", "minio", "gcs")
+SERVICES = ("etcd", "kube-apiserver", "kafka", "minio", "gcs", "registry")
 
 # The ports each service listens on, by name, and the usual port of each (the ones
 # compose/docker-compose.yml publishes too). A stack takes the usual port when it is free
@@ -27,6 +32,8 @@ DEFAULT_PORTS = {
     "kube_apiserver": 6443,
     "minio": 9000,
     "gcs": 4443,
+    "registry": 8081,  # the usual port of a schema registry
+    "registry_management": 9001,  # Apicurio's health and metrics (Quarkus' management port)
 }
 PORT_NAMES = tuple(DEFAULT_PORTS)
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from kafkube.compose import fetch, processes
 from kafkube.compose.endpoints import Endpoints
 from kafkube.compose.services import (
+    REGISTRY_API,
     SERVICES,
     Service,
     StackState,
@@ -217,6 +218,7 @@ class Stack:
             s3_secret_key=self.settings.s3_secret_key,
             s3_region="us-east-1",
             gcs_endpoint=state.url("gcs"),
+            schema_registry_url=state.url("registry") + REGISTRY_API,
         )
 
     def kafka_tool_argv(self, tool: str, args: list[str], *, heap_mb: int = 512) -> list[str]:

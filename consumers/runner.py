@@ -58,6 +58,7 @@ from confluent_kafka import (
 )
 from tenacity import RetryCallState, Retrying, retry_if_exception, wait_exponential
 
+from kafkube.admin import ensure_topic
 from kafkube.consumers import metrics
 from kafkube.consumers.batching import BatchRules, BatchShape
 from kafkube.consumers.destinations import Destination, MissingObjectError
@@ -72,7 +73,7 @@ from kafkube.consumers.naming import (
     start_offset,
 )
 from kafkube.consumers.settings import SinkSettings
-from kafkube.errors import SinkError
+from kafkube.errors import SinkError, SinkRefusedError
 from kafkube.registry import SchemaRegistry
 from kafkube.schemas.codec import Codec, DecodeError, SchemaVersion
 from kafkube.schemas.topics import dlq_topic
@@ -214,6 +215,7 @@ class SinkRunner:
         self._extension = self._format.extension
         self._consumer: Consumer | None = None
         self._dlq: Producer | None = None
+        self._dlq_refused: list[str] = []  # delivery reports of dead letters Kafka refused
         self._stop = threading.Event()
 
     # --- the loop -----------------------------------------------------------------------------
@@ -247,6 +249,9 @@ class SinkRunner:
                 "logger": RDKAFKA_LOG,
             }
         )
+        # Made at start if missing: with auto-creation off, a record sent to a topic that
+        # does not exist is dropped, and its offset would be committed all the same.
+        ensure_topic(kafka, dlq_topic(self.settings.topic), partitions=1, config={})
         self._dlq = Producer(
             {**kafka, "enable.idempotence": True, "acks": "all", "logger": RDKAFKA_LOG}
         )
@@ -407,6 +412,10 @@ class SinkRunner:
             return writer, datum, record, _event_hour(record)
         return writer, datum, record, hour_of(message.timestamp()[1])
 
+    def _dead_letter_delivered(self, error: KafkaError | None, _message: Message) -> None:
+        if error is not None:
+            self._dlq_refused.append(error.str())
+
     def _dead_letter(self, message: Message, err: Exception, state: _Partition) -> None:
         assert self._dlq is not None  # noqa: S101 - set in run()
         timestamp = message.timestamp()[1]
@@ -414,6 +423,7 @@ class SinkRunner:
             dlq_topic(self.settings.topic),
             key=message.key(),
             value=message.value(),
+            on_delivery=self._dead_letter_delivered,
             headers=[
                 ("error.class", type(err).__name__),
                 ("error.message", str(err)),
@@ -539,6 +549,11 @@ class SinkRunner:
         if state.dead_letters_pending:
             if dlq.flush(30):
                 raise SinkError("the dead-letter topic did not take its records within 30 s")
+            if self._dlq_refused:
+                raise SinkRefusedError(
+                    f"the dead-letter topic {dlq_topic(self.settings.topic)} refused a record "
+                    f"({self._dlq_refused[0]}); nothing after it is committed"
+                )
             state.dead_letters_pending = False
         try:
             consumer.commit(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from typing import Self
 
 import httpx2
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient, SchemaRegistryError
@@ -44,6 +45,16 @@ class SchemaRegistry:
         self.url = properties["url"]
         self._client = SchemaRegistryClient(dict(properties))
         self._schemas: dict[int, str | None] = {}
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the client's connections (what it learnt stays usable)."""
+        self._client.close()
 
     def _failed(self, doing: str, err: Exception) -> Exception:
         if isinstance(err, SchemaRegistryError):

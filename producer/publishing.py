@@ -21,7 +21,6 @@ from confluent_kafka.admin import AdminClient
 # Documented under confluent_kafka.admin, which does not re-export them for mypy.
 from confluent_kafka.admin._config import ConfigResource
 from confluent_kafka.admin._resource import ResourceType
-from confluent_kafka.cimpl import NewTopic
 from tenacity import Retrying, retry_if_exception, stop_after_attempt
 
 from kafkube.errors import KafkubeError
@@ -83,24 +82,6 @@ class FencedError(KafkubeError):
     """Another producer with the same transactional id took over; this one must stop."""
 
     retriable = False
-
-
-def ensure_topic(
-    admin_config: Mapping[str, Any], name: str, *, partitions: int, config: dict[str, str]
-) -> None:
-    """Create the topic if it is missing; an existing topic is left as it is."""
-    admin = AdminClient(dict(admin_config))
-    if name in admin.list_topics(timeout=30).topics:
-        return
-    future = admin.create_topics(
-        [NewTopic(name, num_partitions=partitions, replication_factor=-1, config=config)]
-    )[name]
-    try:
-        future.result(30)
-    except KafkaException as err:
-        if err.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
-            raise
-    log.info("created topic %s with %d partitions", name, partitions)
 
 
 def max_message_bytes(kafka: Mapping[str, Any], topics: Sequence[str]) -> dict[str, int]:

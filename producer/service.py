@@ -14,13 +14,14 @@ from typing import Any
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
+from kafkube.admin import ensure_topic
 from kafkube.errors import KafkaUnreachableError
 from kafkube.login import check_kafka_login, refusing_later_logins
 from kafkube.producer import metrics
 from kafkube.producer.dedup import CLUSTER_WIDE, PublishedState
 from kafkube.producer.leadership import LeaderElector, LeaseSettings, lead_then_run
 from kafkube.producer.metrics import Exporter
-from kafkube.producer.publishing import TransactionalPublisher, ensure_topic, read_state
+from kafkube.producer.publishing import TransactionalPublisher, read_state
 from kafkube.producer.recorded import RecordedEvents
 from kafkube.producer.running import EventProducer, ProducerStats
 from kafkube.producer.settings import ProducerSettings
@@ -85,7 +86,8 @@ def registered_codec(settings: ProducerSettings) -> Codec:
         return codec
     writer = codec.writer
     subject = subject_name(settings.subject_strategy, settings.topic, writer.full_name)
-    schema_id = SchemaRegistry(settings.registry).register(subject, writer.schema_json)
+    with SchemaRegistry(settings.registry) as registry:
+        schema_id = registry.register(subject, writer.schema_json)
     return Codec(writer=writer, writer_id=schema_id)
 
 

@@ -3,8 +3,10 @@
 Each service comes, in this order of preference, from
 1. the environment: ``KAFKA_BOOTSTRAP_SERVERS``; ``AWS_ENDPOINT_URL_S3`` with
    ``AWS_ACCESS_KEY_ID`` / ``AWS_SECRET_ACCESS_KEY``; ``STORAGE_EMULATOR_HOST``;
-   and ``KAFKUBE_TEST_KUBECONFIG`` (not ``KUBECONFIG``: tests write Events, and
+   ``KAFKUBE_TEST_KUBECONFIG`` (not ``KUBECONFIG``: tests write Events, and
    a shell's ``KUBECONFIG`` often points at a cluster nobody meant to test on);
+   and ``KAFKUBE_TEST_SCHEMA_REGISTRY_URL`` (not ``SCHEMA_REGISTRY_URL``: every
+   kafkube a test starts would inherit it);
 2. testcontainers, when a Docker engine answers;
 3. the native launcher (``kafkube.compose``), started in a private state
    directory on free ports and stopped when the session ends.
@@ -75,6 +77,10 @@ def _from_environment() -> dict[str, dict[str, str]]:
         }
     if env.get("STORAGE_EMULATOR_HOST"):
         given["gcs"] = {"gcs_endpoint": env["STORAGE_EMULATOR_HOST"]}
+    # Not SCHEMA_REGISTRY_URL itself: every kafkube the tests start would inherit it and run
+    # in registry mode, where a test asks for the registry-less one.
+    if env.get("KAFKUBE_TEST_SCHEMA_REGISTRY_URL"):
+        given["registry"] = {"schema_registry_url": env["KAFKUBE_TEST_SCHEMA_REGISTRY_URL"]}
     if env.get("KAFKUBE_TEST_KUBECONFIG"):
         given["kube-apiserver"] = {"kubeconfig": env["KAFKUBE_TEST_KUBECONFIG"]}
     return given
@@ -119,6 +125,15 @@ def _from_testcontainers(
         )
         url = f"http://{gcs.get_container_host_ip()}:{gcs.get_exposed_port(4443)}"
         started["gcs"] = {"gcs_endpoint": url}
+    if "registry" in names:
+        registry = stack.enter_context(
+            DockerContainer("apicurio/apicurio-registry:3.3.3")
+            .with_exposed_ports(8080)
+            .with_env("APICURIO_RULES_GLOBAL_COMPATIBILITY", "BACKWARD")
+            .waiting_for(LogMessageWaitStrategy("Installed features"))
+        )
+        host, port = registry.get_container_host_ip(), registry.get_exposed_port(8080)
+        started["registry"] = {"schema_registry_url": f"http://{host}:{port}/apis/ccompat/v7"}
     if "kube-apiserver" in names:
         from testcontainers.community.k3s import K3SContainer  # noqa: PLC0415
 
@@ -151,7 +166,7 @@ def native_stack(tmp_path_factory: pytest.TempPathFactory) -> Stack:
 
 @pytest.fixture(scope="session")
 def services(native_stack: Stack) -> Iterator[Services]:
-    wanted = ["kafka", "kube-apiserver", "minio", "gcs"]
+    wanted = ["kafka", "kube-apiserver", "minio", "gcs", "registry"]
     given = _from_environment()
     origin = dict.fromkeys(given, "environment")
     with contextlib.ExitStack() as cleanup:
@@ -176,6 +191,7 @@ def services(native_stack: Stack) -> Iterator[Services]:
                         "s3_region": native.s3_region,
                     },
                     "gcs": {"gcs_endpoint": native.gcs_endpoint},
+                    "registry": {"schema_registry_url": native.schema_registry_url},
                 }[name]
         fields: dict[str, str] = {}
         for values in given.values():

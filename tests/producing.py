@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import time
@@ -13,6 +14,7 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 
 from kafkube.compose.endpoints import Endpoints
+from kafkube.registry import SchemaRegistry
 from kafkube.schemas.codec import Codec
 from tests.conftest import unique
 from tests.processes import KafkubeProcess
@@ -87,16 +89,26 @@ def new_producer(
     )
 
 
-def read_occurrences(bootstrap: str, topic: str) -> list[tuple[str, str]]:
+def read_occurrences(
+    bootstrap: str, topic: str, registry: str | None = None
+) -> list[tuple[str, str]]:
     """Every (uid, resourceVersion) on the topic, as a read_committed consumer sees it."""
-    return [(r["uid"], r["resource_version"]) for r in read_records(bootstrap, topic)]
+    return [(r["uid"], r["resource_version"]) for r in read_records(bootstrap, topic, registry)]
 
 
-def read_records(bootstrap: str, topic: str) -> list[dict[str, Any]]:
-    """Every record on the topic, decoded, as a read_committed consumer sees it."""
-    codec = Codec()
+def read_records(bootstrap: str, topic: str, registry: str | None = None) -> list[dict[str, Any]]:
+    """Every record on the topic, decoded (registry-framed ones through ``registry``), as a
+    read_committed consumer sees it."""
+    with contextlib.ExitStack() as closing:
+        lookup = None
+        if registry is not None:
+            lookup = closing.enter_context(SchemaRegistry({"url": registry})).schema
+        return _decoded(read_messages(bootstrap, topic), Codec(lookup=lookup))
+
+
+def _decoded(messages: list[Message], codec: Codec) -> list[dict[str, Any]]:
     found = []
-    for message in read_messages(bootstrap, topic):
+    for message in messages:
         record = codec.decode(message.value())
         headers = dict(message.headers() or [])
         assert headers["kafkube.uid"].decode() == record["uid"]
@@ -137,12 +149,17 @@ def read_messages(bootstrap: str, topic: str) -> list[Message]:
 
 
 def wait_for_occurrences(
-    bootstrap: str, topic: str, expected: set[tuple[str, str]], *, timeout: float = 60
+    bootstrap: str,
+    topic: str,
+    expected: set[tuple[str, str]],
+    *,
+    timeout: float = 60,
+    registry: str | None = None,
 ) -> list[tuple[str, str]]:
     """Read until every expected occurrence is on the topic (or the deadline passes)."""
     deadline = time.monotonic() + timeout
     while True:
-        found = read_occurrences(bootstrap, topic)
+        found = read_occurrences(bootstrap, topic, registry)
         if expected <= set(found) or time.monotonic() > deadline:
             return found
         time.sleep(0.5)

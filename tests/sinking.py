@@ -21,7 +21,8 @@ from kafkube.compose.endpoints import Endpoints
 from kafkube.producer.converting import to_record
 from kafkube.producer.simulating import record_watch_stream
 from kafkube.producer.synthetic import SyntheticCluster
-from kafkube.schemas.codec import Codec
+from kafkube.registry import SchemaRegistry
+from kafkube.schemas.codec import Codec, latest_version
 from tests.processes import KafkubeProcess
 
 
@@ -32,11 +33,14 @@ def create_topic(bootstrap: str, topic: str, partitions: int) -> None:
     ].result(30)
 
 
-def event_values(count: int, *, seed: int = 1, **overrides: Any) -> list[tuple[bytes, bytes]]:
-    """``count`` realistic encoded events as (key, value), each a distinct occurrence."""
+def event_values(
+    count: int, *, seed: int = 1, codec: Codec | None = None, **overrides: Any
+) -> list[tuple[bytes, bytes]]:
+    """``count`` realistic encoded events as (key, value), each a distinct occurrence;
+    ``codec`` frames them (default: the registry-less framing)."""
     stream = io.StringIO()
     record_watch_stream(SyntheticCluster(seed).operations(), stream, limit=count, seed=seed)
-    codec, now = Codec(), datetime.now(UTC)
+    codec, now = codec or Codec(), datetime.now(UTC)
     out = []
     for line in stream.getvalue().splitlines():
         item = json.loads(line)
@@ -52,12 +56,22 @@ def event_values(count: int, *, seed: int = 1, **overrides: Any) -> list[tuple[b
     return out
 
 
+def registered_codec(registry: str, topic: str) -> Codec:
+    """A codec that frames values as the producer does in registry mode: the latest schema,
+    registered under ``<topic>-value``."""
+    writer = latest_version()
+    with SchemaRegistry({"url": registry}) as client:
+        schema_id = client.register(f"{topic}-value", writer.schema_json)
+    return Codec(writer=writer, writer_id=schema_id)
+
+
 def produce(
-    bootstrap: str, topic: str, values: Iterable[tuple[bytes, bytes]]
+    bootstrap: str, topic: str, values: Iterable[tuple[bytes, bytes]], codec: Codec | None = None
 ) -> set[tuple[str, str]]:
-    """Publish (key, value) pairs; the set of (uid, resourceVersion) of the decodable ones."""
+    """Publish (key, value) pairs; the set of (uid, resourceVersion) of the ones ``codec``
+    (default: the registry-less one) decodes."""
     producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "acks": "all"})
-    codec, sent = Codec(), set()
+    codec, sent = codec or Codec(), set()
     for key, value in values:
         producer.produce(topic, key=key, value=value)
         producer.poll(0)

@@ -295,7 +295,9 @@ def test_a_registry_id_is_looked_up_once_and_read_by_its_schema() -> None:
         assert writer.fingerprint == v1.fingerprint  # found as the released v1
     assert reader.decode(old)["truncated"] is None  # v1 read into the latest reader
     assert asked == [11]
-    with pytest.raises(UnknownSchemaIdError, match="schema id 12 is unknown to the schema registry"):
+    with pytest.raises(
+        UnknownSchemaIdError, match="schema id 12 is unknown to the schema registry"
+    ):
         reader.decode(Codec(writer_id=12).encode(record))
 
 

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from kafkube.compose.endpoints import Endpoints
+from kafkube.schemas.codec import Codec
 from tests.conftest import unique
 from tests.sinking import (
     SinkProcess,
@@ -21,6 +23,7 @@ from tests.sinking import (
     produce,
     read_avro_dir,
     read_jsonl_dir,
+    registered_codec,
     wait_for_count,
 )
 
@@ -36,11 +39,13 @@ def _assert_commits_behind_disk(bootstrap: str, group: str, topic: str, director
     assert_commits_behind(offsets, ends_from_names(names, topic))
 
 
-def _producing(bootstrap: str, topic: str, sent: set[tuple[str, str]]) -> threading.Thread:
+def _producing(
+    bootstrap: str, topic: str, sent: set[tuple[str, str]], codec: Codec | None = None
+) -> threading.Thread:
     def write() -> None:
-        values = event_values(RECORDS, seed=11)
+        values = event_values(RECORDS, seed=11, codec=codec)
         for start in range(0, RECORDS, 500):  # a steady stream over the whole test
-            sent.update(produce(bootstrap, topic, values[start : start + 500]))
+            sent.update(produce(bootstrap, topic, values[start : start + 500], codec))
             time.sleep(0.4)
 
     thread = threading.Thread(target=write)
@@ -48,13 +53,17 @@ def _producing(bootstrap: str, topic: str, sent: set[tuple[str, str]]) -> thread
     return thread
 
 
+@pytest.mark.parametrize("framing", ["single-object", "registry"])
 def test_p3_sigkill_at_random_moments_leaves_every_record_exactly_once(
-    kafka_bootstrap: str, tmp_path: Path
+    kafka_bootstrap: str, endpoints: Endpoints, tmp_path: Path, framing: str
 ) -> None:
-    """Two file sinks in their own groups, Avro and JSON Lines, killed together again and again."""
+    """Two file sinks in their own groups, Avro and JSON Lines, killed together again and again;
+    the topic in either framing (registry: the sinks look its schema id up, once each)."""
     chance = random.Random(3)
     topic = unique("chaos")
     create_topic(kafka_bootstrap, topic, PARTITIONS)
+    registry = endpoints.schema_registry_url if framing == "registry" else None
+    codec = registered_codec(registry, topic) if registry else None
     sinks = {
         output_format: SinkProcess(
             bootstrap=kafka_bootstrap,
@@ -66,12 +75,13 @@ def test_p3_sigkill_at_random_moments_leaves_every_record_exactly_once(
                 *("--format", output_format, "--max-records", "250", "--max-age-seconds", "0.3"),
                 # Static membership: each restart takes its partitions straight back.
                 *("--instance-id", f"{output_format}-0"),
+                *(["--schema-registry-url", registry] if registry else []),
             ],
         )
         for output_format in ("avro", "jsonl")
     }
     sent: set[tuple[str, str]] = set()
-    producing = _producing(kafka_bootstrap, topic, sent)
+    producing = _producing(kafka_bootstrap, topic, sent, codec)
     kills = checks = 0
     for sink in sinks.values():
         sink.start()

@@ -134,6 +134,38 @@ def test_env_points_the_gcs_client_at_the_emulator(kafkube_stack: Kafkube) -> No
     }
 
 
+def _listening(port: int) -> set[str]:
+    """The local addresses something listens on at ``port``, as the kernel lists them."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            address, _, hex_port = local.partition(":")
+            if state == "0A" and int(hex_port, 16) == port:  # 0A: LISTEN
+                found.add(address)
+    return found
+
+
+LOOPBACK = {"0100007F", "0000000000000000FFFF00000100007F"}  # 127.0.0.1, and as IPv6-mapped
+
+
+def test_the_registry_answers_confluents_api_on_loopback_only_and_env_exports_it(
+    kafkube_stack: Kafkube,
+) -> None:
+    from confluent_kafka.schema_registry import SchemaRegistryClient  # noqa: PLC0415
+
+    kafkube_stack("up", "registry")
+    url = _exports(kafkube_stack)["SCHEMA_REGISTRY_URL"]
+    client = SchemaRegistryClient({"url": url})
+    ports = json.loads((kafkube_stack.state_dir / "stack.json").read_text())["ports"]
+
+    assert url.endswith("/apis/ccompat/v7")
+    assert client.get_compatibility() == "BACKWARD"  # Confluent's default rule
+    for name in ("registry", "registry_management"):  # Quarkus' management port included
+        assert _listening(ports[name]), name
+        assert _listening(ports[name]) <= LOOPBACK, name
+
+
 def test_the_api_server_brings_its_etcd_along(kafkube_stack: Kafkube) -> None:
     kafkube_stack("up", "kube-apiserver")
 

@@ -1,0 +1,33 @@
+"""Topics kafkube writes to, made when missing: the events topic and the producer's own,
+and each sink's dead-letter topic (a broker with topic auto-creation off, the usual set-up,
+would otherwise drop what is sent to one that does not exist)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.cimpl import NewTopic
+
+log = logging.getLogger(__name__)
+
+
+def ensure_topic(
+    admin_config: Mapping[str, Any], name: str, *, partitions: int, config: dict[str, str]
+) -> None:
+    """Create the topic if it is missing; an existing topic is left as it is."""
+    admin = AdminClient(dict(admin_config))
+    if name in admin.list_topics(timeout=30).topics:
+        return
+    future = admin.create_topics(
+        [NewTopic(name, num_partitions=partitions, replication_factor=-1, config=config)]
+    )[name]
+    try:
+        future.result(30)
+    except KafkaException as err:
+        if err.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+            raise
+    log.info("created topic %s with %d partitions", name, partitions)
