@@ -29,6 +29,8 @@ from kafkube.cli.options import stack_dir_options
 from kafkube.compose.settings import StackSettings
 from kafkube.compose.stack import Stack
 from kafkube.consumers.settings import SINK_TYPES
+from kafkube.registry import SchemaRegistry
+from kafkube.schemas.codec import Codec, latest_version
 
 RESULTS = Path(__file__).parent / "results"
 PARTITIONS = 6
@@ -183,6 +185,54 @@ class Bench:
         self.results["sinks"] = sinks
         self._sink_memory(max_records=per_partition // 8)
 
+    # --- registry mode ----------------------------------------------------------------------------
+
+    def registry(self) -> None:
+        """The producer and every sink again in registry mode (the stack's Apicurio), against
+        the same Kafka figures as the registry-less runs (producer and sinks run first)."""
+        if "producer" not in self.results or "sinks" not in self.results:
+            raise click.UsageError("registry mode is measured after the producer and the sinks")
+        url = self.cluster.endpoints.schema_registry_url
+        ours = self.repeat(
+            "kafkube produce (registry)",
+            lambda i: measuring.producer_run(
+                self.cluster, self.stream(), self.log(f"producer-registry-{i}"), registry=url
+            ),
+        )
+        kafka_producer = self.results["producer"]["runs"]["kafka"]
+        registry: dict[str, Any] = {
+            "producer": {
+                "ours_events_per_s": figure(r["events_per_s"] for r in ours),
+                "ratio": _median(ours, "events_per_s") / _median(kafka_producer, "records_per_s"),
+                "ratio_without": self.results["producer"]["ratio"],
+            },
+        }
+        total = self.results["sinks"]["records"]
+        topic = self.cluster.topic("bench-sinks-registry", PARTITIONS)
+        with SchemaRegistry({"url": url}) as client:
+            writer = latest_version()
+            codec = Codec(
+                writer=writer, writer_id=client.register(f"{topic}-value", writer.schema_json)
+            )
+        self.cluster.fill(topic, encoded(self.stream(), total, codec), PARTITIONS)
+        kafka_sinks = self.results["sinks"]["kafka_records_per_s"]["median"]
+        for kind in measuring.SINKS:
+            runs = self.repeat(
+                f"kafkube sink {kind} (registry)",
+                lambda i, k=kind: measuring.sink_run(
+                    self.cluster, self.stores, k, topic, total,
+                    max_records=total // PARTITIONS // 8, max_age=3600,
+                    log=self.log(f"sink-registry-{k}-{i}"), registry=url,
+                ),
+            )  # fmt: skip
+            registry[kind] = {
+                "ours_records_per_s": figure(r["records_per_s"] for r in runs),
+                "ratio": _median(runs, "records_per_s") / kafka_sinks,
+                "ratio_without": self.results["sinks"][kind]["ratio"],
+            }
+        self.cluster.drop(topic)
+        self.results["registry"] = registry
+
     def _sink_memory(self, *, max_records: int) -> None:
         """Peak RSS of each sink through 10k and 1M records (the producer's topic); the three
         run side by side, which changes their time but not their memory. The 100k point is
@@ -253,6 +303,12 @@ class Bench:
             "producer_ratio": r["producer"]["ratio"],
             **{f"{kind}_ratio": r["sinks"][kind]["ratio"] for kind in measuring.SINKS},
             "watch_pace_ratio": r["watch_pace"]["ratio"]["median"],
+            # The same ratios in registry mode, beside those without (not a target of their own:
+            # registry mode must simply not be slower).
+            "registry": {
+                part: {"ratio": figures["ratio"], "ratio_without": figures["ratio_without"]}
+                for part, figures in r["registry"].items()
+            },
             "p99_latency_s": {k: r["latency"][k]["p99"]["median"] for k in measuring.SINKS},
             "rss_mb": {
                 process: {size: sizes[size]["median"] for size in ("10k", "100k", "1M")}
@@ -295,7 +351,7 @@ def _met(summary: dict[str, Any]) -> dict[str, bool]:
 @click.option("--scale", type=float, default=1.0, show_default=True, help="Shrink record counts.")
 @click.option(
     "--only", multiple=True,
-    type=click.Choice(["producer", "sinks", "scaling", "latency", "pace"]),
+    type=click.Choice(["producer", "sinks", "registry", "scaling", "latency", "pace"]),
     help="Measure only these (the summary needs all).",
 )  # fmt: skip
 def main(  # noqa: PLR0913, PLR0917 - click passes one parameter per option
@@ -313,7 +369,7 @@ def main(  # noqa: PLR0913, PLR0917 - click passes one parameter per option
         cache = cache_dir.expanduser() / "bench"  # recordings are the same for a seed: kept
         cache.mkdir(parents=True, exist_ok=True)
         bench = Bench(Cluster(stack, work), work, cache, runs, scale)
-        for part in only or ("producer", "sinks", "scaling", "latency", "pace"):
+        for part in only or ("producer", "sinks", "registry", "scaling", "latency", "pace"):
             getattr(bench, part)()
         document: dict[str, Any] = {"name": name, "scale": scale, "runs": runs, **bench.results}
         if not only:

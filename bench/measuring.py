@@ -32,16 +32,21 @@ SINKS = tuple(SINK_TYPES)
 # --- the producer ---------------------------------------------------------------------------------
 
 
+def _registry_flag(registry: str | None) -> list[str]:
+    return ["--schema-registry-url", registry] if registry else []
+
+
 def producer_run(
-    cluster: Cluster, recording: Path, log: Path, *, keep: bool = False
+    cluster: Cluster, recording: Path, log: Path, *, keep: bool = False, registry: str | None = None
 ) -> dict[str, Any]:
     """``kafkube produce --source file`` over a recorded watch stream, to the end of it.
-    With ``keep`` its topic stays (its name is in the result) for the sinks to read."""
+    With ``keep`` its topic stays (its name is in the result) for the sinks to read; with
+    ``registry`` it runs in registry mode."""
     topic = unique("bench-producer")
     child = kafkube(
         "produce", "--cluster", "bench", "--source", "file", "--file", str(recording),
         "--topic", topic, "--bootstrap-servers", cluster.bootstrap,
-        "--transactional-id", unique("bench-producer"), log=log,
+        "--transactional-id", unique("bench-producer"), *_registry_flag(registry), log=log,
     )  # fmt: skip
     done = must(child.wait(), "the producer")
     cluster.drop(*([] if keep else [topic]), f"{topic}.producer-state")
@@ -164,12 +169,14 @@ def sink_run(  # noqa: PLR0913 - what one run of one sink needs
     max_records: int,
     max_age: float,
     log: Path,
+    registry: str | None = None,
 ) -> dict[str, Any]:
-    """One sink in its own group, from the start of a filled topic until it committed it all."""
+    """One sink in its own group, from the start of a filled topic until it committed it all
+    (with ``registry``: in registry mode)."""
     group, run = unique(f"bench-{kind}"), unique("run")
     child = start_sink(
         cluster, stores, kind, topic, group, "--max-records", str(max_records),
-        "--max-age-seconds", str(max_age), log=log, run=run,
+        "--max-age-seconds", str(max_age), *_registry_flag(registry), log=log, run=run,
     )  # fmt: skip
     with Offsets({"bootstrap.servers": cluster.bootstrap}, topic) as offsets:
         wait_for(

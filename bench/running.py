@@ -129,7 +129,11 @@ class Cluster:
         self.admin = AdminClient({"bootstrap.servers": self.bootstrap})
 
     def env(self) -> dict[str, str]:
-        return self.endpoints.to_env()
+        """The stack's variables, but for the registry's: a run in registry mode says so with
+        its flag, every other one measures the registry-less framing."""
+        variables = self.endpoints.to_env()
+        variables.pop("SCHEMA_REGISTRY_URL")
+        return variables
 
     def topic(self, prefix: str, partitions: int) -> str:
         name = unique(prefix)
@@ -180,9 +184,10 @@ def recording(path: Path, count: int, seed: int = 7) -> Path:
     return path
 
 
-def encoded(path: Path, count: int) -> list[tuple[bytes, bytes]]:
-    """The first ``count`` events of a recording as the producer encodes them: (key, value)."""
-    codec, now, out = Codec(), datetime.now(UTC), []
+def encoded(path: Path, count: int, codec: Codec | None = None) -> list[tuple[bytes, bytes]]:
+    """The first ``count`` events of a recording as the producer encodes them: (key, value);
+    ``codec`` frames them (default: the registry-less framing)."""
+    codec, now, out = codec or Codec(), datetime.now(UTC), []
     with path.open(encoding="utf-8") as lines:
         for line in lines:
             item = json.loads(line)

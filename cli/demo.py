@@ -99,7 +99,7 @@ class Demo:
         settings = self.settings
         simulated = settings.kubeconfig is None
         self.console.print("[bold]kafkube demo[/]: bringing the local stack up ...")
-        services = None if simulated else ("kafka", "minio", "gcs")
+        services = None if simulated else ("kafka", "minio", "gcs", "registry")
         self.endpoints = self.stack.up(services) if services else self.stack.up()
         self.kafka = {"bootstrap.servers": self.endpoints.kafka_bootstrap}
         # This command is the entry point: reading the output back at the end goes through the
@@ -113,7 +113,12 @@ class Demo:
         settings.logs.mkdir(parents=True, exist_ok=True)
 
         with Offsets(self.kafka, settings.topic) as offsets:
-            tally = TopicTally(self.kafka, settings.topic, self._tally_starts(offsets))
+            tally = TopicTally(
+                self.kafka,
+                settings.topic,
+                self._tally_starts(offsets),
+                registry={"url": self.endpoints.schema_registry_url},
+            )
             tally.start()
             try:
                 self._start_children()
@@ -195,7 +200,9 @@ class Demo:
         table.add_column("records", justify="right")
         table.add_column("lag", justify="right")
         table.add_column("where")
-        table.add_row("producer", str(published), "", f"Kafka topic {self.settings.topic}")
+        assert self.endpoints is not None  # noqa: S101 - run() set it
+        topic = f"Kafka topic {self.settings.topic}, schema in {self.endpoints.schema_registry_url}"
+        table.add_row("producer", str(published), "", topic)
         for sink in SINKS:
             table.add_row(
                 f"{sink} sink", str(published - lags[sink]), str(lags[sink]), self._where(sink)
@@ -299,6 +306,13 @@ class Demo:
                     samples.append(record)
         self.console.print(
             f"\n[bold]stopped[/]. {tally.total()} records went through the topic in this run."
+        )
+        assert self.endpoints is not None  # noqa: S101 - run() set it
+        self.console.print(
+            f"  the topic is in the wire format every Kafka tool reads: schema "
+            f"{self.settings.topic}-value in {self.endpoints.schema_registry_url}",
+            highlight=False,
+            soft_wrap=True,
         )
         for sink in SINKS:
             doubled = sum(1 for n in held[sink].values() if n > 1)

@@ -8,17 +8,25 @@ not committed yet, and whether the count reached the partitions' record ends.
 from __future__ import annotations
 
 import bisect
+import contextlib
 import threading
 
 from confluent_kafka import Consumer, TopicPartition
 
+from kafkube.registry import SchemaRegistry
 from kafkube.schemas.codec import Codec, DecodeError
 
 
 class TopicTally(threading.Thread):
     """Reads the committed records of the topic from given offsets and keeps their offsets."""
 
-    def __init__(self, kafka: dict[str, str], topic: str, starts: dict[int, int]) -> None:
+    def __init__(
+        self,
+        kafka: dict[str, str],
+        topic: str,
+        starts: dict[int, int],
+        registry: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(name="kafkube-demo-tally", daemon=True)
         self._consumer = Consumer(
             {
@@ -35,26 +43,33 @@ class TopicTally(threading.Thread):
         self._halt = threading.Event()
         self.occurrences: set[tuple[str, str]] = set()
         self.error: str | None = None
+        self._registry = registry
 
     def run(self) -> None:
-        codec = Codec()
         try:
-            while not self._halt.is_set():
-                message = self._consumer.poll(0.3)
-                if message is None or message.error() is not None:
-                    continue
-                partition, offset = message.partition() or 0, message.offset() or 0
-                with self._lock:
-                    self._offsets[partition].append(offset)
-                try:
-                    record = codec.decode(message.value() or b"")
-                    self.occurrences.add((record["uid"], record["resource_version"]))
-                except DecodeError:
-                    pass  # the sinks send it to the dead-letter topic; it is not an event
+            with contextlib.ExitStack() as closing:
+                lookup = None
+                if self._registry is not None:
+                    lookup = closing.enter_context(SchemaRegistry(self._registry)).schema
+                self._count(Codec(lookup=lookup))
         except Exception as err:  # noqa: BLE001 - shown to the user, the demo then stops
             self.error = str(err)
         finally:
             self._consumer.close()
+
+    def _count(self, codec: Codec) -> None:
+        while not self._halt.is_set():
+            message = self._consumer.poll(0.3)
+            if message is None or message.error() is not None:
+                continue
+            partition, offset = message.partition() or 0, message.offset() or 0
+            with self._lock:
+                self._offsets[partition].append(offset)
+            try:
+                record = codec.decode(message.value() or b"")
+                self.occurrences.add((record["uid"], record["resource_version"]))
+            except DecodeError:
+                pass  # the sinks send it to the dead-letter topic; it is not an event
 
     def halt(self) -> None:
         self._halt.set()

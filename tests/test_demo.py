@@ -14,15 +14,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from kafkube.compose.stack import Stack
 from kafkube.compose.stores import gcs_client, s3_client
 from tests.conftest import CACHE_DIR, Services, unique
+from tests.producing import read_messages
 from tests.sinking import occurrences_in_avro, read_avro_dir, read_gcs, read_s3
 
 pytestmark = pytest.mark.timeout(600)
 
-_POINTING = ("KUBECONFIG", "KAFKA_BOOTSTRAP_SERVERS", "AWS_", "STORAGE_EMULATOR_HOST")
+_POINTING = (
+    "KUBECONFIG", "KAFKA_BOOTSTRAP_SERVERS", "AWS_", "STORAGE_EMULATOR_HOST", "SCHEMA_REGISTRY_URL"
+)  # fmt: skip
 
 
 def _clean_env() -> dict[str, str]:
@@ -63,6 +67,12 @@ def test_demo_runs_everything_and_all_three_sinks_end_with_the_same_records(
     assert str(output / "files") in demo.stdout
     assert f"s3://{bucket}/" in demo.stdout
     assert f"gs://{bucket}/" in demo.stdout
+    # The demo runs in registry mode: the topic in Confluent's framing, the schema registered.
+    framing = {m.value()[:1] for m in read_messages(endpoints.kafka_bootstrap, topic)}
+    assert framing == {b"\x00"}
+    assert endpoints.schema_registry_url in demo.stdout
+    with SchemaRegistryClient({"url": endpoints.schema_registry_url}) as registry:
+        assert registry.get_latest_version(f"{topic}-value").schema_id is not None
 
     # What is left is what status and inspect see.
     env = {**_clean_env(), **endpoints.to_env()}
