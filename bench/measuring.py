@@ -84,7 +84,7 @@ def producer_profile(cluster: Cluster, recording: Path, sample: int = 20_000) ->
         ],
     )  # fmt: skip
     values = timed("avro_encode", lambda: [codec.encode(r) for r in records])
-    state = PublishedState(forget_after=3600)
+    state = PublishedState(cluster="a", forget_after=3600)
     timed(
         "dedup_state",
         lambda: [

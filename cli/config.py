@@ -44,7 +44,7 @@ from pydantic_settings import (
 from kafkube.consumers.settings import SINK_TYPES, Section, SinkConfig, SinkSettings
 from kafkube.errors import ConfigError
 from kafkube.producer.settings import ProducerSettings
-from kafkube.schemas.topics import DEFAULT_TOPIC, is_topic_name
+from kafkube.schemas.topics import DEFAULT_TOPIC, is_cluster_name, is_topic_name
 
 ENV_PREFIX = "KAFKUBE_"
 ENV_NESTING = "__"
@@ -208,6 +208,15 @@ class SchemaRegistryConfig(Section):
         return properties
 
 
+def _cluster_name(name: str | None) -> str | None:
+    if name is not None and not is_cluster_name(name):
+        raise ValueError(
+            f"not a cluster name: {name!r} (letters, digits, '.', '_', '-', at most 63, a "
+            "letter or digit first)"
+        )
+    return name
+
+
 def _topic_name(name: str) -> str:
     if not is_topic_name(name):
         raise ValueError(f"not a Kafka topic name: {name!r} (letters, digits, '.', '_', '-')")
@@ -279,8 +288,11 @@ class LeaderElection(Section):
 class ProducerConfig(Section):
     """``kafkube produce``: watches the API server, publishes each occurrence once."""
 
-    cluster: str | None = Field(
-        None, description="Name of the Kubernetes cluster, written into every record."
+    cluster: Annotated[str | None, AfterValidator(_cluster_name)] = Field(
+        None,
+        description="Name of the Kubernetes cluster, written into every record and keying "
+        "this producer's state: letters, digits, '.', '_', '-', at most 63, a letter or digit "
+        "first.",
     )
     producer_id: str = Field(
         default_factory=socket.gethostname, description="This producer's name, in every record."

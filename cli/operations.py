@@ -55,12 +55,16 @@ def _print_producer(topic: str, status: ProducerStatus | None) -> None:
     if status is None:
         click.echo(f"producer: no producer has published to {topic} yet")
         return
-    where = [f"resourceVersion {status.checkpoint}"] if status.checkpoint else []
-    where += [f"{ns} at {rv}" for ns, rv in sorted(status.namespaces.items())]
-    click.echo(
-        f"producer: checkpoint {', '.join(where) or '-'}, "
-        f"{status.uids_remembered} events remembered, last publish {_ago(status.last_publish)}"
-    )
+    click.echo(f"producer: last publish {_ago(status.last_publish)}")
+    for cluster, state in status.clusters.items():
+        where = [f"resourceVersion {state.checkpoint}"] if state.checkpoint else []
+        where += [f"{ns} at {rv}" for ns, rv in sorted(state.namespaces.items())]
+        click.echo(
+            f"  cluster {cluster}: checkpoint {', '.join(where) or '-'}, "
+            f"{state.uids_remembered} events remembered"
+        )
+    if status.legacy_records:
+        click.echo(f"  {status.legacy_records} state records from before clusters were named")
 
 
 @click.command()

@@ -8,6 +8,11 @@ seen for ``forget_after``, so the state is bounded by the events alive in the
 cluster, not by history. The state and the watch checkpoint are written to a
 compacted topic in the same Kafka transaction as the events they describe, so
 after a crash both are exactly as of the last committed batch.
+
+Every key names its cluster (``cluster:<name>/...``): producers of many clusters share
+one topic and its state topic, and each reads and writes only its own entries. Entries
+written before keys named a cluster belong to no one: they are counted and left alone,
+and a producer that finds none of its own lists its cluster again.
 """
 
 from __future__ import annotations
@@ -22,7 +27,16 @@ from kafkube.errors import KafkubeError
 CHECKPOINT_KEY = b"checkpoint"  # the cluster-wide watch's
 _NAMESPACE_CHECKPOINT_PREFIX = b"checkpoint:ns:"  # one watch per listed namespace, each its own
 _UID_PREFIX = b"uid:"
+_CLUSTER_PREFIX = b"cluster:"  # every key: cluster:<name>/<one of the above>
 CLUSTER_WIDE = ""  # the scope of the one watch of every namespace
+
+
+def cluster_of(key: bytes) -> str | None:
+    """The cluster a state key belongs to; None for a key written before keys named one."""
+    if not key.startswith(_CLUSTER_PREFIX):
+        return None
+    name, sep, _entry = key[len(_CLUSTER_PREFIX) :].partition(b"/")
+    return name.decode() if sep and name else None
 
 
 class StateError(KafkubeError):
@@ -58,8 +72,14 @@ class StateUpdate(NamedTuple):
 
 
 class PublishedState:
-    def __init__(self, *, forget_after: float) -> None:
+    """One cluster's state: its checkpoints and the uids it published."""
+
+    def __init__(self, *, cluster: str, forget_after: float) -> None:
+        self.cluster = cluster
+        self._prefix = _CLUSTER_PREFIX + cluster.encode() + b"/"
         self.forget_after = forget_after
+        # Read back at start: this cluster's records, other clusters', unkeyed older ones.
+        self.own_records = self.other_records = self.legacy_records = 0
         # Where each watch resumes, by scope: a namespace, or CLUSTER_WIDE.
         self.checkpoints: dict[str, str] = {}
         self._seen: dict[str, Seen] = {}
@@ -92,12 +112,12 @@ class PublishedState:
     ) -> StateUpdate:
         self._seen[uid] = Seen(resource_version, count, now)
         value = {"rv": resource_version, "count": count, "seen": now}
-        return StateUpdate(_UID_PREFIX + uid.encode(), orjson.dumps(value))
+        return StateUpdate(self._prefix + _UID_PREFIX + uid.encode(), orjson.dumps(value))
 
     def forget(self, uid: str) -> StateUpdate | None:
         if self._seen.pop(uid, None) is None:
             return None
-        return StateUpdate(_UID_PREFIX + uid.encode(), None)
+        return StateUpdate(self._prefix + _UID_PREFIX + uid.encode(), None)
 
     def expire(self, *, now: float) -> list[StateUpdate]:
         """Forget every uid not seen for ``forget_after`` seconds."""
@@ -112,14 +132,24 @@ class PublishedState:
 
     def set_checkpoint(self, resource_version: str, scope: str = CLUSTER_WIDE) -> StateUpdate:
         self.checkpoints[scope] = resource_version
-        return StateUpdate(_checkpoint_key(scope), orjson.dumps({"rv": resource_version}))
+        key = self._prefix + _checkpoint_key(scope)
+        return StateUpdate(key, orjson.dumps({"rv": resource_version}))
 
     def clear_checkpoint(self, scope: str = CLUSTER_WIDE) -> None:
         """Forget where a watch resumes (its resourceVersion expired): it lists again."""
         self.checkpoints.pop(scope, None)
 
     def load(self, key: bytes, value: bytes | None) -> None:
-        """Apply one record of the state topic, read back at start."""
+        """Apply one record of the state topic, read back at start; another cluster's (or an
+        older, unkeyed one) is only counted."""
+        if not key.startswith(self._prefix):
+            if cluster_of(key) is None:
+                self.legacy_records += 1
+            else:
+                self.other_records += 1
+            return
+        self.own_records += 1
+        key = key[len(self._prefix) :]
         try:
             scope = _checkpoint_scope(key)
             if scope is not None:

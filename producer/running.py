@@ -158,7 +158,9 @@ class EventProducer:
         self.sources = dict(sources)
         self.publisher = publisher
         self.codec = codec or Codec()
-        self.state = PublishedState(forget_after=settings.forget_after_seconds)
+        self.state = PublishedState(
+            cluster=settings.cluster, forget_after=settings.forget_after_seconds
+        )
         self.stats = ProducerStats()
         self._clock = clock
         self._observe = observe
@@ -176,14 +178,27 @@ class EventProducer:
 
     def run(self, stop: threading.Event) -> None:
         self._start_publisher()
-        loaded = read_state(self.settings.kafka, self.settings.state_topic, self.state.load)
-        self._fresh = loaded.records == 0
+        read_state(self.settings.kafka, self.settings.state_topic, self.state.load)
+        state = self.state
+        self._fresh = state.own_records == 0
         log.info(
-            "resuming: %d state records, %d uids remembered, checkpoints %s",
-            loaded.records,
-            len(self.state),
-            {scope or "cluster-wide": rv for scope, rv in self.state.checkpoints.items()},
+            "resuming cluster %s: %d state records, %d uids remembered, checkpoints %s "
+            "(%d records of other clusters left alone)",
+            state.cluster,
+            state.own_records,
+            len(state),
+            {scope or "cluster-wide": rv for scope, rv in state.checkpoints.items()},
+            state.other_records,
         )
+        if state.legacy_records:
+            log.warning(
+                "%d state records were written before state keys named their cluster: they are "
+                "left alone, and %s",
+                state.legacy_records,
+                "this cluster's own state is used"
+                if state.own_records
+                else "this cluster is listed again (events alive now may be published once more)",
+            )
         retrying = Retrying(
             retry=retry_if_exception_type(PublishError),
             wait=_BACKOFF,
@@ -207,7 +222,9 @@ class EventProducer:
         log.warning("%s; reloading state and retrying", err)
         self._note_refusals(err.refused)
         self._batch = _Batch()
-        self.state = PublishedState(forget_after=self.settings.forget_after_seconds)
+        self.state = PublishedState(
+            cluster=self.settings.cluster, forget_after=self.settings.forget_after_seconds
+        )
         read_state(self.settings.kafka, self.settings.state_topic, self.state.load)
 
     @property

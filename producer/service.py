@@ -18,7 +18,7 @@ from kafkube.admin import ensure_topic
 from kafkube.errors import KafkaUnreachableError
 from kafkube.login import check_kafka_login, refusing_later_logins
 from kafkube.producer import metrics
-from kafkube.producer.dedup import CLUSTER_WIDE, PublishedState
+from kafkube.producer.dedup import CLUSTER_WIDE, PublishedState, cluster_of
 from kafkube.producer.leadership import LeaderElector, LeaseSettings, lead_then_run
 from kafkube.producer.metrics import Exporter
 from kafkube.producer.publishing import TransactionalPublisher, read_state
@@ -131,25 +131,41 @@ def serve_producer(  # noqa: PLR0913 - the service's whole set-up, each by name
 
 
 @dataclass(frozen=True)
-class ProducerStatus:
-    state_topic: str
+class ClusterStatus:
     checkpoint: str | None  # the resourceVersion the cluster-wide watch resumes from
-    uids_remembered: int
-    last_publish: datetime | None
     namespaces: dict[str, str]  # with a list of namespaces: where each one's watch resumes
+    uids_remembered: int
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "state_topic": self.state_topic,
             "checkpoint": self.checkpoint,
             "namespace_checkpoints": self.namespaces,
             "uids_remembered": self.uids_remembered,
+        }
+
+
+@dataclass(frozen=True)
+class ProducerStatus:
+    state_topic: str
+    clusters: dict[str, ClusterStatus]  # every cluster whose producer writes to the topic
+    last_publish: datetime | None
+    legacy_records: int  # written before state keys named their cluster: read by no one
+
+    def to_dict(self) -> dict[str, Any]:
+        only = next(iter(self.clusters.values())) if len(self.clusters) == 1 else None
+        return {
+            "state_topic": self.state_topic,
+            "clusters": {name: status.to_dict() for name, status in self.clusters.items()},
+            # The one cluster's, when a single cluster writes to the topic.
+            **(only.to_dict() if only is not None else {}),
+            "legacy_records": self.legacy_records,
             "last_publish": self.last_publish.isoformat() if self.last_publish else None,
         }
 
 
 def producer_status(kafka: Mapping[str, Any], topic: str) -> ProducerStatus | None:
-    """What the producer of ``topic`` last committed, read from its state; None if it never ran."""
+    """What the producers of ``topic`` last committed, by cluster, read from their state;
+    None if none ever ran."""
     state_topic = producer_state_topic(topic)
     try:
         listed = AdminClient(dict(kafka)).list_topics(state_topic, timeout=30).topics
@@ -159,7 +175,27 @@ def producer_status(kafka: Mapping[str, Any], topic: str) -> ProducerStatus | No
     found = listed.get(state_topic)
     if found is None or found.error is not None:
         return None
-    state = PublishedState(forget_after=float("inf"))
-    read = read_state(kafka, state_topic, state.load)
-    namespaces = {scope: rv for scope, rv in state.checkpoints.items() if scope != CLUSTER_WIDE}
-    return ProducerStatus(state_topic, state.checkpoint, len(state), read.last_written, namespaces)
+    states: dict[str, PublishedState] = {}
+    legacy = 0
+
+    def load(key: bytes, value: bytes | None) -> None:
+        nonlocal legacy
+        cluster = cluster_of(key)
+        if cluster is None:
+            legacy += 1
+            return
+        state = states.get(cluster)
+        if state is None:
+            state = states[cluster] = PublishedState(cluster=cluster, forget_after=float("inf"))
+        state.load(key, value)
+
+    read = read_state(kafka, state_topic, load)
+    clusters = {
+        name: ClusterStatus(
+            checkpoint=state.checkpoint,
+            namespaces={s: rv for s, rv in state.checkpoints.items() if s != CLUSTER_WIDE},
+            uids_remembered=len(state),
+        )
+        for name, state in sorted(states.items())
+    }
+    return ProducerStatus(state_topic, clusters, read.last_written, legacy)

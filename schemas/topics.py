@@ -25,6 +25,15 @@ def is_topic_name(name: str) -> bool:
     return bool(_TOPIC_NAME.fullmatch(name)) and name not in {".", ".."}
 
 
+# A cluster's name: in every record, in the producer's state keys and, with the cluster
+# layout, a folder of the sinks' output; so a safe label, never a path of its own making.
+_CLUSTER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
+
+
+def is_cluster_name(name: str) -> bool:
+    return bool(_CLUSTER_NAME.fullmatch(name))
+
+
 def dlq_topic(topic: str) -> str:
     return topic + DLQ_SUFFIX
 

@@ -1,0 +1,140 @@
+"""P13, a fleet on one topic: producers of two real control planes share one topic and its
+state topic, are SIGKILLed at random, and each cluster's occurrences land exactly once."""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kafkube.compose.endpoints import Endpoints
+from kafkube.compose.settings import StackSettings
+from kafkube.compose.stack import Stack
+from tests.conftest import CACHE_DIR, unique
+from tests.producing import EventWriter, ProducerProcess, read_records
+
+pytestmark = pytest.mark.timeout(900)
+
+EVENTS = 300
+REPEATS = 2  # each event then patched twice: 900 occurrences a cluster
+MIN_KILLS = 12  # of each producer
+
+
+@pytest.fixture
+def second_cluster(tmp_path: Path) -> Iterator[str]:
+    """Another control plane (its own etcd and kube-apiserver, on other ports): its
+    kubeconfig."""
+    stack = Stack(
+        StackSettings(cache_dir=CACHE_DIR, state_dir=tmp_path / "west", prefer_default_ports=False)
+    )
+    yield stack.up(["kube-apiserver"]).kubeconfig
+    stack.down()
+
+
+def _api(kubeconfig: str) -> Any:
+    from kubernetes import client, config  # noqa: PLC0415
+
+    configuration = client.Configuration()
+    config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
+    return client.ApiClient(configuration)
+
+
+def _namespace(api: Any, name: str) -> None:
+    from kubernetes import client  # noqa: PLC0415
+
+    client.CoreV1Api(api).create_namespace(
+        client.V1Namespace(metadata=client.V1ObjectMeta(name=name))
+    )
+
+
+def _writing(writers: dict[str, EventWriter], done: threading.Event) -> threading.Thread:
+    """Both clusters make events at once: creates, then repeats of each."""
+
+    def write() -> None:
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            for name, writer in writers.items():
+                list(pool.map(writer.create, [f"pod-{i}.{name}" for i in range(EVENTS)]))
+            for _ in range(REPEATS):
+                for name, writer in writers.items():
+                    list(pool.map(writer.repeat, [f"pod-{i}.{name}" for i in range(EVENTS)]))
+        done.set()
+
+    thread = threading.Thread(target=write)
+    thread.start()
+    return thread
+
+
+def _by_cluster(
+    bootstrap: str, topic: str, expected: dict[str, set[tuple[str, str]]]
+) -> dict[str, list[tuple[str, str]]]:
+    """Every occurrence on the topic by the cluster its record names, once all expected are."""
+    deadline = time.monotonic() + 240
+    while True:
+        records = read_records(bootstrap, topic)
+        found: dict[str, list[tuple[str, str]]] = {}
+        for record in records:
+            found.setdefault(record["cluster"], []).append(
+                (record["uid"], record["resource_version"])
+            )
+        complete = all(want <= set(found.get(name, ())) for name, want in expected.items())
+        if complete or time.monotonic() > deadline:
+            return found
+        time.sleep(1)
+
+
+def test_p13_two_clusters_on_one_topic_keep_their_own_state_through_sigkills(
+    endpoints: Endpoints, second_cluster: str, tmp_path: Path
+) -> None:
+    chance = random.Random(13)
+    topic, namespace = unique("fleet"), unique("fleet")
+    clusters = {"east": endpoints.kubeconfig, "west": second_cluster}
+    apis = {name: _api(kubeconfig) for name, kubeconfig in clusters.items()}
+    producers, writers = {}, {}
+    for name, kubeconfig in clusters.items():
+        _namespace(apis[name], namespace)
+        writers[name] = EventWriter(apis[name], namespace)
+        producers[name] = ProducerProcess(
+            endpoints=dataclasses.replace(endpoints, kubeconfig=kubeconfig),
+            topic=topic,
+            namespace=namespace,
+            log=tmp_path / f"producer-{name}.log",
+            # The same topic and state topic; each cluster its own name and transactional id.
+            extra=["--cluster", name, "--transactional-id", f"tx-{topic}-{name}"],
+        )
+        producers[name].start()
+    done = threading.Event()
+    writing = _writing(writers, done)
+    kills = Counter[str]()
+    while not done.is_set() or min(kills[name] for name in clusters) < MIN_KILLS:
+        time.sleep(chance.uniform(0.2, 1.5))
+        name = chance.choice(sorted(clusters))
+        producers[name].kill()
+        kills[name] += 1
+        producers[name].start(wait=False)
+    writing.join()
+    expected = {name: writer.occurrences for name, writer in writers.items()}
+    found = _by_cluster(endpoints.kafka_bootstrap, topic, expected)
+    codes = {name: producer.terminate() for name, producer in producers.items()}
+    for api in apis.values():
+        api.close()
+
+    print(  # noqa: T201 - the figures the run should show
+        f"fleet chaos: SIGKILLs {dict(kills)}, "
+        + ", ".join(
+            f"{n}: {len(expected[n])} written, {len(found.get(n, []))} read" for n in clusters
+        )
+    )
+    for name in clusters:
+        assert kills[name] >= MIN_KILLS
+        assert len(expected[name]) == EVENTS * (1 + REPEATS)
+        assert Counter(found.get(name)) == Counter(dict.fromkeys(expected[name], 1)), name
+    assert set(found) == set(clusters)
+    assert codes == {"east": 0, "west": 0}
