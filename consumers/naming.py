@@ -1,12 +1,14 @@
 """Object names that a rewrite reproduces. Pure: no I/O.
 
     <topic>/dt=YYYY-MM-DD/hour=HH/<topic>+<partition:05>+<first:020>+<last:020>.<ext>
+    <topic>/cluster=<name>/dt=YYYY-MM-DD/hour=HH/<same>      (the cluster layout)
 
 The time path is the hour of the batch (record time or event time, UTC); one
 object never spans two hours. Nothing from event data goes into a name: the
 topic is a Kafka topic name (letters, digits, ``.``, ``_``, ``-``; Kafka refuses
 ``.`` and ``..``), the rest are numbers, so no record can steer a write out of
-the sink's directory or prefix.
+the sink's directory or prefix. A cluster's name comes from a record, so it is checked
+to be a safe label (``is_cluster_name``) before it becomes a folder.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from datetime import UTC, datetime
 
 from kafkube.consumers.formats import FORMATS
 from kafkube.errors import ConfigError
-from kafkube.schemas.topics import is_topic_name
+from kafkube.schemas.topics import is_cluster_name, is_topic_name
 
 _OBJECT = re.compile(
     r"(?P<topic>[A-Za-z0-9._-]+)\+(?P<partition>\d{5})\+(?P<first>\d{20})\+(?P<last>\d{20})"
@@ -53,11 +55,23 @@ def hour_of(timestamp_ms: int) -> datetime:
 
 
 def object_name(  # noqa: PLR0913 - every part of the name
-    topic: str, partition: int, *, first: int, last: int, hour: datetime, extension: str
+    topic: str,
+    partition: int,
+    *,
+    first: int,
+    last: int,
+    hour: datetime,
+    extension: str,
+    cluster: str | None = None,
 ) -> str:
     check_topic(topic)
+    folder = topic
+    if cluster is not None:
+        if not is_cluster_name(cluster):
+            raise ConfigError("cluster", f"not a safe cluster name: {cluster!r}")
+        folder = f"{topic}/cluster={cluster}"
     return (
-        f"{topic}/dt={hour:%Y-%m-%d}/hour={hour:%H}/"
+        f"{folder}/dt={hour:%Y-%m-%d}/hour={hour:%H}/"
         f"{topic}+{partition:05d}+{first:020d}+{last:020d}.{extension}"
     )
 

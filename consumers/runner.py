@@ -42,7 +42,7 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Self
@@ -76,7 +76,7 @@ from kafkube.consumers.settings import SinkSettings
 from kafkube.errors import SinkError, SinkRefusedError
 from kafkube.registry import SchemaRegistry
 from kafkube.schemas.codec import Codec, DecodeError, SchemaVersion
-from kafkube.schemas.topics import dlq_topic
+from kafkube.schemas.topics import dlq_topic, is_cluster_name
 
 log = logging.getLogger(__name__)
 # librdkafka's own lines go through Python logging (text or JSON like the rest), not stderr.
@@ -162,6 +162,7 @@ class _Batch:
     processed: int = -1  # the last offset taken, dead letters included
     datums: list[memoryview] = field(default_factory=list)
     records: list[dict[str, Any]] = field(default_factory=list)
+    clusters: list[str] = field(default_factory=list)  # each datum's, in the cluster layout
 
     @property
     def first(self) -> int:
@@ -217,6 +218,7 @@ class SinkRunner:
         self._dlq: Producer | None = None
         self._dlq_refused: list[str] = []  # delivery reports of dead letters Kafka refused
         self._stop = threading.Event()
+        self._by_cluster = settings.layout == "cluster"
 
     # --- the loop -----------------------------------------------------------------------------
 
@@ -369,6 +371,8 @@ class SinkRunner:
         batch.datums.append(datum)
         if self._format.needs_records:
             batch.records.append(record)
+        if self._by_cluster:
+            batch.clusters.append(record["cluster"])
         batch.last = batch.processed = offset
         batch.shape.add(len(datum))
         if self._rules.full(batch.shape, offset):
@@ -408,6 +412,10 @@ class SinkRunner:
         value = message.value() or b""
         writer, datum = self.codec.split(value)
         record = self.codec.decode(value)  # validates the datum; JSON Lines and event time use it
+        if self._by_cluster and not is_cluster_name(record["cluster"]):
+            raise DecodeError(
+                f"cluster name {record['cluster']!r} is not a safe label: it would name a folder"
+            )
         if self.settings.time_field == "event":
             return writer, datum, record, _event_hour(record)
         return writer, datum, record, hour_of(message.timestamp()[1])
@@ -464,25 +472,6 @@ class SinkRunner:
             return
         batch, state.batch = state.batch, None
         if batch.datums:
-            name = object_name(
-                self.settings.topic,
-                partition,
-                first=batch.first,
-                last=batch.last,
-                hour=batch.shape.hour,
-                extension=self._extension,
-            )
-            data = self._format.write(
-                Batch(name, batch.writer, batch.datums, batch.records, self.settings.codec)
-            )
-            metadata = {
-                "kafkube-topic": self.settings.topic,
-                "kafkube-partition": str(partition),
-                "kafkube-first-offset": str(batch.first),
-                "kafkube-last-offset": str(batch.last),
-                "kafkube-records": str(len(batch.datums)),
-                "kafkube-schema": batch.writer.fingerprint_hex,
-            }
             began = time.monotonic()
             # The index first: never behind the store (a crash in between leaves a range whose
             # object is missing, which the next owner simply writes, cut at the same place).
@@ -490,17 +479,59 @@ class SinkRunner:
             index = state.index.to_bytes()
             if not self._write(partition, self._index_name(partition), index, {}):
                 return
-            if not self._write(partition, name, data, metadata):
-                return
+            written = 0
+            for cluster, part in self._parts(batch):
+                name = object_name(
+                    self.settings.topic,
+                    partition,
+                    first=batch.first,
+                    last=batch.last,
+                    hour=batch.shape.hour,
+                    extension=self._extension,
+                    cluster=cluster,
+                )
+                data = self._format.write(
+                    Batch(name, batch.writer, part.datums, part.records, self.settings.codec)
+                )
+                metadata = {
+                    "kafkube-topic": self.settings.topic,
+                    "kafkube-partition": str(partition),
+                    "kafkube-first-offset": str(batch.first),
+                    "kafkube-last-offset": str(batch.last),
+                    "kafkube-records": str(len(part.datums)),
+                    "kafkube-schema": batch.writer.fingerprint_hex,
+                    **({"kafkube-cluster": cluster} if cluster is not None else {}),
+                }
+                if not self._write(partition, name, data, metadata):
+                    return
+                written += len(data)
             sink = self.settings.sink_type
             metrics.WRITE_SECONDS.labels(sink).observe(time.monotonic() - began)
             metrics.RECORDS.labels(sink).inc(len(batch.datums))
             metrics.BATCHES.labels(sink).inc()
-            metrics.BYTES.labels(sink).inc(len(data))
+            metrics.BYTES.labels(sink).inc(written)
             self.stats.records += len(batch.datums)
             self.stats.batches += 1
-            self.stats.bytes += len(data)
+            self.stats.bytes += written
         self._commit(partition, state, batch.processed + 1)
+
+    def _parts(self, batch: _Batch) -> Iterator[tuple[str | None, _Batch]]:
+        """The objects a batch becomes: itself; in the cluster layout one per cluster it holds,
+        in name order, each with that cluster's records in offset order. The same batch always
+        splits the same way, so a rewrite reproduces every object."""
+        if not self._by_cluster:
+            yield None, batch
+            return
+        parts: dict[str, _Batch] = {}
+        for index, owner in enumerate(batch.clusters):
+            part = parts.get(owner)
+            if part is None:
+                part = parts[owner] = _Batch(batch.shape, batch.writer)
+            part.datums.append(batch.datums[index])
+            if batch.records:
+                part.records.append(batch.records[index])
+        for cluster in sorted(parts):
+            yield cluster, parts[cluster]
 
     def _write(self, partition: int, name: str, data: bytes, metadata: dict[str, str]) -> bool:
         """Write durably, retrying with the partitions paused; False if the partition went away."""

@@ -83,6 +83,12 @@ class SinkConfig(Section):
     time_field: Literal["record", "event"] = Field(
         "record", description="Which time picks the dt=/hour= folder."
     )
+    layout: Literal["topic", "cluster"] = Field(
+        "topic",
+        description="The folders under the prefix. topic: <topic>/dt=/hour=/; cluster: "
+        "<topic>/cluster=<name>/dt=/hour=/, a Hive-style folder per cluster (a batch holding "
+        "several clusters' records makes one object for each, all named by its offsets).",
+    )
     rotation: Rotation = Field(default_factory=Rotation)
 
     # The field that says where the records go; a sink cannot start without it.
@@ -130,6 +136,7 @@ class SinkConfig(Section):
             max_bytes=self.rotation.max_bytes,
             max_age_seconds=self.rotation.max_age_seconds,
             time_field=self.time_field,
+            layout=self.layout,
         )
 
 
@@ -206,6 +213,7 @@ class SinkSettings:
     max_bytes: int
     max_age_seconds: float
     time_field: str  # record: the Kafka record's time; event: the event's own time
+    layout: str  # topic, or cluster: a cluster=<name> folder level under the topic
 
     def __post_init__(self) -> None:
         if not self.kafka.get("bootstrap.servers"):

@@ -20,6 +20,7 @@ from kafkube.compose.settings import StackSettings
 from kafkube.compose.stack import Stack
 from tests.conftest import CACHE_DIR, unique
 from tests.producing import EventWriter, ProducerProcess, read_records
+from tests.sinking import SinkProcess, wait_for_count
 
 pytestmark = pytest.mark.timeout(900)
 
@@ -70,6 +71,23 @@ def _writing(writers: dict[str, EventWriter], done: threading.Event) -> threadin
     thread = threading.Thread(target=write)
     thread.start()
     return thread
+
+
+def _hive_rows(root: Path) -> list[tuple[str, str, str]]:
+    """(cluster= folder, uid, resourceVersion) of every record below ``root``, read with
+    pyarrow.dataset as Hive partitions; a record's own cluster must be its folder's."""
+    import pyarrow.dataset as ds  # noqa: PLC0415
+
+    if not root.is_dir():
+        return []
+    rows = []
+    dataset = ds.dataset(root, format="json", partitioning="hive")
+    for fragment in dataset.get_fragments():
+        folder = ds.get_partition_keys(fragment.partition_expression)["cluster"]
+        for record in fragment.to_table().to_pylist():
+            assert record["cluster"] == folder
+            rows.append((folder, record["uid"], record["resource_version"]))
+    return rows
 
 
 def _by_cluster(
@@ -123,6 +141,15 @@ def test_p13_two_clusters_on_one_topic_keep_their_own_state_through_sigkills(
     expected = {name: writer.occurrences for name, writer in writers.items()}
     found = _by_cluster(endpoints.kafka_bootstrap, topic, expected)
     codes = {name: producer.terminate() for name, producer in producers.items()}
+    sink = SinkProcess(
+        bootstrap=endpoints.kafka_bootstrap, topic=topic, directory=tmp_path / "out",
+        log=tmp_path / "sink.log", group=unique("sink-file"),
+        extra=["--layout", "cluster", "--format", "jsonl", "--max-age-seconds", "0.5"],
+    )  # fmt: skip
+    sink.start()
+    total = sum(len(want) for want in expected.values())
+    in_folders = wait_for_count(_hive_rows, sink.directory / topic, total)
+    sink_code = sink.terminate()
     for api in apis.values():
         api.close()
 
@@ -138,3 +165,10 @@ def test_p13_two_clusters_on_one_topic_keep_their_own_state_through_sigkills(
         assert Counter(found.get(name)) == Counter(dict.fromkeys(expected[name], 1)), name
     assert set(found) == set(clusters)
     assert codes == {"east": 0, "west": 0}
+    # The sink's cluster layout, read as Hive partitions: each cluster's occurrences exactly
+    # once, each under its own cluster= folder.
+    assert sink_code == 0
+    for name in clusters:
+        under = [(uid, rv) for folder, uid, rv in in_folders if folder == name]
+        assert Counter(under) == Counter(dict.fromkeys(expected[name], 1)), name
+    assert {folder for folder, _, _ in in_folders} == set(clusters)

@@ -30,6 +30,21 @@ def test_a_name_carries_topic_partition_offsets_and_hour_and_parses_back() -> No
     assert parse_object_name("kafkube.events/notes.txt", "kafkube.events") is None
 
 
+def test_the_cluster_layout_adds_a_hive_folder_and_keeps_the_name() -> None:
+    name = object_name(
+        "kafkube.events", 3, first=120, last=999, hour=HOUR, extension="avro", cluster="prod-eu-1"
+    )
+
+    assert name.startswith("kafkube.events/cluster=prod-eu-1/dt=2026-11-25/hour=07/")
+    assert parse_object_name(name, "kafkube.events") == (3, ObjectRange(120, 999))
+
+
+@pytest.mark.parametrize("cluster", ["..", "../../etc", "a/b", "", "-x", "a" * 64, "été"])
+def test_a_cluster_name_that_is_not_a_safe_label_never_becomes_a_folder(cluster: str) -> None:
+    with pytest.raises(ConfigError, match="not a safe cluster name"):
+        object_name("t", 0, first=0, last=1, hour=HOUR, extension="avro", cluster=cluster)
+
+
 @pytest.mark.parametrize("topic", ["..", ".", "a/b", "", "évènements"])
 def test_a_topic_that_is_not_a_kafka_name_is_refused(topic: str) -> None:
     with pytest.raises(ConfigError, match="not a Kafka topic name"):
