@@ -41,7 +41,13 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
-from kafkube.consumers.settings import SINK_TYPES, Section, SinkConfig, SinkSettings
+from kafkube.consumers.settings import (
+    SINK_TYPES,
+    EventFilterConfig,
+    Section,
+    SinkConfig,
+    SinkSettings,
+)
 from kafkube.errors import ConfigError
 from kafkube.producer.settings import ProducerSettings
 from kafkube.schemas.topics import DEFAULT_TOPIC, is_cluster_name, is_topic_name
@@ -323,6 +329,11 @@ class ProducerConfig(Section):
     since: datetime | None = Field(
         None, description="At the very first start, skip events last seen before this time."
     )
+    filter: EventFilterConfig = Field(
+        default_factory=EventFilterConfig,
+        description="What the producer publishes: an excluded occurrence is counted, moves "
+        "the checkpoint on and is not published.",
+    )
     leader_election: LeaderElection = Field(default_factory=LeaderElection)
 
 
@@ -409,6 +420,7 @@ class Config(BaseSettings):
             since=producer.since,
             registry=self.kafka.schema_registry.client_properties(),
             subject_strategy=self.kafka.schema_registry.subject_strategy,
+            event_filter=producer.filter.event_filter(),
         )
 
     def sink(self, sink_type: str) -> SinkConfig:

@@ -154,7 +154,8 @@ def model_options(
             fields |= nested_fields
             continue
         repeated = typing.get_origin(annotation) is list
-        kind = _click_type(typing.get_args(annotation)[0] if repeated else annotation, info)
+        element = _plain_annotation(typing.get_args(annotation)[0]) if repeated else annotation
+        kind = _click_type(element, info)
         if kind is None:
             continue  # a switch of the file (enabled), not of a command line
         default = "" if info.is_required() else f" [default: {_shown(info)}]"

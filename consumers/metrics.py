@@ -33,6 +33,12 @@ DEAD_LETTERS = Counter(
     ["sink"],
     registry=REGISTRY,
 )
+FILTERED = Counter(
+    "kafkube_sink_records_filtered",
+    "Records this sink group's filter left out: committed, not written.",
+    ["sink"],
+    registry=REGISTRY,
+)
 WRITE_RETRIES = Counter(
     "kafkube_sink_write_retries",
     "Writes the store refused for now (retried).",

@@ -146,6 +146,7 @@ class SinkStats:
     batches: int = 0
     bytes: int = 0
     dead_letters: int = 0
+    filtered: int = 0  # left out by this group's filter (committed, not written)
     rewrites_aligned: int = 0
     write_retries: int = 0
     list_requests: int = 0  # to the store, to learn what it holds (pages)
@@ -176,6 +177,9 @@ class _Partition:
     committed: int  # the offset last committed (or started from)
     batch: _Batch | None = None
     dead_letters_pending: bool = False
+    # Past filtered records no batch carries: the offset to commit, and since when (clock).
+    skipped: int | None = None
+    skipped_at: float = 0.0
     # An offset whose records are durable but whose commit the group refused (a rebalance
     # was under way): committed again at the next tick while this member keeps the partition.
     uncommitted: int | None = None
@@ -219,6 +223,7 @@ class SinkRunner:
         self._dlq_refused: list[str] = []  # delivery reports of dead letters Kafka refused
         self._stop = threading.Event()
         self._by_cluster = settings.layout == "cluster"
+        self._filter = settings.event_filter
 
     # --- the loop -----------------------------------------------------------------------------
 
@@ -275,9 +280,12 @@ class SinkRunner:
                 for message in self._consumer.consume(num_messages=1000, timeout=0.2):
                     self._take(message)
                 self._rotate_aged()
+                self._commit_skipped()
                 self._commit_refused()
-            for partition in list(self._partitions):
+            for partition, state in list(self._partitions.items()):
                 self._flush(partition)
+                if state.batch is None and state.skipped is not None:
+                    self._commit(partition, state, state.skipped)
         finally:
             self._consumer.close()
             self._dlq.flush(30)
@@ -367,6 +375,9 @@ class SinkRunner:
         except DecodeError as err:
             self._dead_letter(message, err, state)
             return
+        if not self._filter.passes(record):
+            self._skip(state, offset)
+            return
         batch = self._batch_for(partition, state, offset, hour, writer)
         batch.datums.append(datum)
         if self._format.needs_records:
@@ -419,6 +430,25 @@ class SinkRunner:
         if self.settings.time_field == "event":
             return writer, datum, record, _event_hour(record)
         return writer, datum, record, hour_of(message.timestamp()[1])
+
+    def _skip(self, state: _Partition, offset: int) -> None:
+        """A record this group's filter leaves out: not written; its offset is committed with
+        the batch open now, or (none open) within a second."""
+        self.stats.filtered += 1
+        metrics.FILTERED.labels(self.settings.sink_type).inc()
+        if state.batch is not None:
+            state.batch.processed = offset
+            return
+        if state.skipped is None:
+            state.skipped_at = self._clock()
+        state.skipped = offset + 1  # committed by _commit_skipped, from the loop
+
+    def _commit_skipped(self) -> None:
+        """Commit past filtered records no batch carries, at most once a second a partition."""
+        now = self._clock()
+        for partition, state in list(self._partitions.items()):
+            if state.batch is None and state.skipped is not None and now - state.skipped_at >= 1:
+                self._commit(partition, state, state.skipped)
 
     def _dead_letter_delivered(self, error: KafkaError | None, _message: Message) -> None:
         if error is not None:
@@ -593,6 +623,8 @@ class SinkRunner:
             )
             self.stats.last_commit_at = time.time()
             state.uncommitted = None
+            if state.skipped is not None and state.skipped <= next_offset:
+                state.skipped = None
             state.committed = next_offset
             self._export_position(partition, next_offset)
         except KafkaException as err:

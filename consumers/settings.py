@@ -19,6 +19,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from kafkube.consumers.formats import CODECS, FORMATS
 from kafkube.errors import ConfigError
+from kafkube.schemas.filters import EventFilter, FilterError, Rule
 from kafkube.schemas.topics import sink_group
 
 _INSTANCE_ID = re.compile(r"[A-Za-z0-9._-]{1,249}")
@@ -57,6 +58,36 @@ class Rotation(Section):
     )
 
 
+def _rule(text: str) -> str:
+    try:
+        Rule.parse(text)
+    except FilterError as err:
+        raise ValueError(str(err)) from err
+    return text
+
+
+FilterRule = Annotated[str, AfterValidator(_rule)]
+
+
+class EventFilterConfig(Section):
+    """Which events go on: those that match an include rule (all, with none) and no exclude
+    rule. A rule is field=glob[|glob][,field=glob...] over cluster, namespace, type, reason,
+    kind (the involved object's) and component (the reporting controller)."""
+
+    include: list[FilterRule] = Field(
+        default_factory=list, description="Only events matching one of these rules go on."
+    )
+    exclude: list[FilterRule] = Field(
+        default_factory=list, description="Events matching one of these rules are dropped."
+    )
+
+    def event_filter(self) -> EventFilter:
+        return EventFilter(
+            include=tuple(Rule.parse(text) for text in self.include),
+            exclude=tuple(Rule.parse(text) for text in self.exclude),
+        )
+
+
 class SinkConfig(Section):
     """What every sink type shares."""
 
@@ -90,6 +121,11 @@ class SinkConfig(Section):
         "several clusters' records makes one object for each, all named by its offsets).",
     )
     rotation: Rotation = Field(default_factory=Rotation)
+    filter: EventFilterConfig = Field(
+        default_factory=EventFilterConfig,
+        description="What this sink group writes: a filtered record is not written, its "
+        "offset is committed.",
+    )
 
     # The field that says where the records go; a sink cannot start without it.
     place_field: ClassVar[str] = "bucket"
@@ -137,6 +173,7 @@ class SinkConfig(Section):
             max_age_seconds=self.rotation.max_age_seconds,
             time_field=self.time_field,
             layout=self.layout,
+            event_filter=self.filter.event_filter(),
         )
 
 
@@ -214,6 +251,7 @@ class SinkSettings:
     max_age_seconds: float
     time_field: str  # record: the Kafka record's time; event: the event's own time
     layout: str  # topic, or cluster: a cluster=<name> folder level under the topic
+    event_filter: EventFilter  # what this group writes
 
     def __post_init__(self) -> None:
         if not self.kafka.get("bootstrap.servers"):

@@ -73,6 +73,11 @@ _COUNTERS = {
         "Events the schema or Kafka refused, sent to the producer dead-letter topic.",
         registry=REGISTRY,
     ),
+    "excluded": Counter(
+        "kafkube_producer_events_excluded",
+        "Occurrences the producer's filter left out: noted in its state, not published.",
+        registry=REGISTRY,
+    ),
     "given_up": Counter(
         "kafkube_producer_events_given_up",
         "Events refused by the topic and by its dead-letter topic: logged, not published.",

@@ -111,6 +111,7 @@ class ProducerStats:
     truncated: int = 0  # published cut to fit the topic's limit
     dead_lettered: int = 0  # sent to the producer dead-letter topic instead
     given_up: int = 0  # refused even by the dead-letter topic: logged, not published
+    excluded: int = 0  # left out by the producer's filter
     transactions: int = 0
     aborts: int = 0
     watching: bool = False  # a watch is open now (readiness)
@@ -127,6 +128,7 @@ class _Batch:
         # batch is built again, and would count twice.
         self.truncated = 0
         self.dead_letters = 0
+        self.excluded = 0
         # By key: the state topic is compacted, so within one transaction only the last
         # update of a key counts (the checkpoint moves with every event; it is written once).
         self.state: dict[bytes, StateUpdate] = {}
@@ -158,6 +160,7 @@ class EventProducer:
         self.sources = dict(sources)
         self.publisher = publisher
         self.codec = codec or Codec()
+        self._filter = settings.event_filter
         self.state = PublishedState(
             cluster=settings.cluster, forget_after=settings.forget_after_seconds
         )
@@ -358,7 +361,11 @@ class EventProducer:
         if not self.state.is_new(uid, rv):
             self.stats.skipped_duplicates += 1
             return
-        if publish and not self._routed_elsewhere(obj, (uid, rv)):
+        if not self._filter.passes(record):
+            # Noted as seen (a relist does not count it again) and the checkpoint moves on.
+            if publish:
+                self._batch.excluded += 1
+        elif publish and not self._routed_elsewhere(obj, (uid, rv)):
             self._publish(record, obj)
         self._add_state(self.state.published(uid, rv, record["count"], now=now))
 
@@ -521,6 +528,7 @@ class EventProducer:
         self.stats.published += len(batch.events) - batch.dead_letters
         self.stats.dead_lettered += batch.dead_letters
         self.stats.truncated += batch.truncated
+        self.stats.excluded += batch.excluded
         self.stats.transactions += 1
         self.stats.last_commit_at = time.time()
         self._observe(self.stats)

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from kafkube.errors import ConfigError
+from kafkube.schemas.filters import EventFilter
 from kafkube.schemas.topics import producer_state_topic
 
 
@@ -31,6 +32,7 @@ class ProducerSettings:
     # The schema registry client's configuration; None: the registry-less framing.
     registry: dict[str, str] | None
     subject_strategy: str  # topic or record (kafkube.registry.SUBJECT_STRATEGIES)
+    event_filter: EventFilter  # what is published
 
     def __post_init__(self) -> None:
         if not self.cluster:

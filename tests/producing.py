@@ -181,7 +181,7 @@ class EventWriter:
         self.occurrences: set[tuple[str, str]] = set()
         self.counts: dict[str, int] = {}
 
-    def create(self, name: str) -> str:
+    def create(self, name: str, event_type: str = "Warning") -> str:
         client = self.client
         created = self.core.create_namespaced_event(
             self.namespace,
@@ -195,7 +195,7 @@ class EventWriter:
                 ),
                 reason="BackOff",
                 message=f"Back-off restarting failed container in {name}",
-                type="Warning",
+                type=event_type,
                 count=1,
             ),
         )

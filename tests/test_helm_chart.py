@@ -35,13 +35,17 @@ FULL = {
         },
         "properties": {"client.id": "kafkube"},
     },
-    "producer": {"namespaces": ["payments", "checkout"]},
+    "producer": {
+        "namespaces": ["payments", "checkout"],
+        "filter": {"exclude": ["type=Normal,reason=Pulled|Created"]},
+    },
     "sinks": {
         "file": {"enabled": True, "replicas": 1, "persistence": {"existingClaim": "events"}},
         "s3": {
             "enabled": True,
             "config": {"bucket": "k8s-events", "prefix": "prod", "format": "jsonl",
-                       "rotation": {"max_records": 1000}},
+                       "rotation": {"max_records": 1000}, "layout": "cluster",
+                       "filter": {"include": ["type=Warning"]}},
             "credentialsSecret": {"name": "s3-keys"},
         },
         "gcs": {"enabled": True, "config": {"bucket": "k8s-events"},
@@ -140,6 +144,13 @@ def test_the_chart_renders_valid_manifests_for_a_full_deployment(
     leases = kinds[("Role", "events-kafkube-leases")]["rules"]
     assert {"coordination.k8s.io"} == {g for rule in leases for g in rule["apiGroups"]}
 
+    _check_the_carried_configuration(kinds, namespaces, tmp_path)
+
+
+def _check_the_carried_configuration(
+    kinds: dict[tuple[str, str], Any], namespaces: str, tmp_path: Path
+) -> None:
+    """The ConfigMap is a kafkube configuration that loads, and says what the values said."""
     carried = kinds[("ConfigMap", "events-kafkube")]["data"]["config.yaml"]
     (tmp_path / "tls").mkdir()
     for name in ("ca.crt", "tls.crt", "tls.key"):
@@ -154,6 +165,12 @@ def test_the_chart_renders_valid_manifests_for_a_full_deployment(
     assert config.sink_settings("s3").topic == "kafkube.events"
     assert config.sink("s3").format == "jsonl"  # any field of the sink's section passes through
     assert config.sink("s3").rotation.max_records == 1000
+    assert config.sink_settings("s3").layout == "cluster"
+    assert str(config.sink_settings("s3").event_filter) == "include (type=Warning)"
+    assert (
+        str(config.producer_settings().event_filter)
+        == "exclude (type=Normal,reason=Pulled|Created)"
+    )
     assert config.sink("file").dir == Path("/var/lib/kafkube/events")
     s3_env = kinds[("StatefulSet", "events-kafkube-sink-s3")]["spec"]["template"]["spec"]
     assert {"name": "AWS_ACCESS_KEY_ID",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -9,6 +11,7 @@ from typing import Any
 import pytest
 
 from kafkube.compose.endpoints import Endpoints
+from kafkube.producer.service import producer_status
 from tests.producing import (
     EventWriter,
     duplicates,
@@ -187,3 +190,50 @@ def test_since_bounds_only_the_very_first_start_and_later_repeats_still_count(
 
     assert set(found) == {recent, again}
     assert old not in found
+
+
+def _remembered(bootstrap: str, topic: str) -> int:
+    status = producer_status({"bootstrap.servers": bootstrap}, topic)
+    return 0 if status is None else sum(c.uids_remembered for c in status.clusters.values())
+
+
+def test_the_producers_filter_leaves_out_a_namespace_glob_and_normal_events_and_counts_them(
+    endpoints: Endpoints, kube_api: Any, namespace: str, tmp_path: Path
+) -> None:
+    from kubernetes import client  # noqa: PLC0415
+
+    from tests.conftest import unique  # noqa: PLC0415
+
+    core = client.CoreV1Api(kube_api)
+    skipped = unique("kafkube-skip")
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=skipped)))
+    producer = new_producer(
+        endpoints, namespace, tmp_path, "--namespace", skipped,
+        "--exclude", "namespace=kafkube-skip-*", "--exclude", "type=Normal",
+    )  # fmt: skip
+    kept, left_out = EventWriter(kube_api, namespace), EventWriter(kube_api, skipped)
+    try:
+        producer.start(wait=False)
+        producer.wait_watching(watches=2)
+        for i in range(3):
+            kept.create(f"pod-{i}.normal", event_type="Normal")
+            left_out.create(f"pod-{i}.warning")
+        normals = set(kept.occurrences)
+        for i in range(3):
+            kept.create(f"pod-{i}.warning")
+        warnings = kept.occurrences - normals
+        found = wait_for_occurrences(endpoints.kafka_bootstrap, producer.topic, warnings)
+        # Every occurrence, excluded or not, is in the producer's state once it was taken.
+        deadline = time.monotonic() + 30
+        while _remembered(endpoints.kafka_bootstrap, producer.topic) < 9:
+            assert time.monotonic() < deadline, producer.log.read_text()
+            time.sleep(0.3)
+        assert producer.terminate() == 0
+    finally:
+        core.delete_namespace(skipped)
+    stopped = [line for line in producer.log.read_text().splitlines() if '{"stopped"' in line]
+
+    records = read_records(endpoints.kafka_bootstrap, producer.topic)
+    assert {(r["namespace"], r["type"]) for r in records} == {(namespace, "Warning")}
+    assert len(found) == 3
+    assert json.loads(stopped[-1])["stopped"]["excluded"] == 6

@@ -16,8 +16,16 @@ from typing import Any
 import pytest
 
 from kafkube.compose.endpoints import Endpoints
+from kafkube.schemas.codec import Codec
 from tests.conftest import unique
-from tests.sinking import SinkProcess, committed, create_topic, event_values, produce
+from tests.sinking import (
+    SinkProcess,
+    committed,
+    create_topic,
+    event_values,
+    occurrences_in_avro,
+    produce,
+)
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -205,3 +213,30 @@ def test_replay_refuses_while_the_sink_runs_and_a_dry_run_changes_nothing(
     assert shifted.returncode == 0, shifted.stderr
     assert one.returncode == 0, one.stderr
     assert replay.offsets() == {**live_offsets, 1: 5}
+
+
+def test_a_filtered_group_writes_only_what_passes_and_its_replay_rewrites_the_same_objects(
+    replay: Replay,
+) -> None:
+    values = event_values(1200)
+    codec = Codec()
+    warnings = {
+        (r["uid"], r["resource_version"])
+        for r in (codec.decode(value) for _key, value in values)
+        if r["type"] == "Warning"
+    }
+    produce(replay.bootstrap, replay.topic, values)
+    warnings_only = ("--max-records", "150", "--max-age-seconds", "1", "--include", "type=Warning")
+
+    written = replay.run_sink_to_the_end(1200, *warnings_only)  # every offset committed
+    before = replay.store.snapshot()
+    done = replay.kafkube("--to-earliest", "--execute")
+    rewritten = replay.run_sink_to_the_end(1200, *warnings_only)
+    after = replay.store.snapshot()
+
+    assert 0 < len(warnings) < 1200
+    assert written == rewritten == len(warnings)
+    avro = [blob for name, blob in before.items() if name.endswith(".avro")]
+    assert sorted(occurrences_in_avro(avro)) == sorted(warnings)  # read with plain fastavro
+    assert done.returncode == 0, done.stderr
+    assert after == before

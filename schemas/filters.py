@@ -1,0 +1,120 @@
+"""Which events go on: one filter language for the producer and for each sink group. Pure.
+
+A rule names fields of an event and a glob (or several, any of them) for each; it matches
+an event when every field it names matches. A filter passes an event that matches one of
+its ``include`` rules (or any event, with none) and none of its ``exclude`` rules::
+
+    include: [{type: Warning}]                         # Warnings only
+    exclude: [{namespace: "kube-*"}, {type: Normal, reason: "Pulled|Created"}]
+
+On the command line a rule is ``field=glob[|glob][,field=glob...]``, e.g.
+``--exclude 'type=Normal,reason=Pulled|Created'``. Globs are case-sensitive, as Kubernetes
+names are; an event without the field (no namespace: a cluster-scoped object) matches
+only ``*``... and the empty glob ``""``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+from typing import Any
+
+
+def _regarding_kind(record: Mapping[str, Any]) -> Any:  # noqa: ANN401 - a record's value
+    regarding = record.get("regarding") or {}
+    return regarding.get("kind")
+
+
+def _component(record: Mapping[str, Any]) -> Any:  # noqa: ANN401 - a record's value
+    return record.get("reporting_controller") or record.get("source_component")
+
+
+# The fields a rule may name, and where each is in a record.
+FIELDS: dict[str, Callable[[Mapping[str, Any]], Any]] = {
+    "cluster": lambda record: record.get("cluster"),
+    "namespace": lambda record: record.get("namespace"),
+    "type": lambda record: record.get("type"),
+    "reason": lambda record: record.get("reason"),
+    "kind": _regarding_kind,  # the involved object's kind
+    "component": _component,  # the reporting controller (or, core/v1, the source component)
+}
+
+
+class FilterError(ValueError):
+    """A rule that names no field, a field that does not exist, or text that is no rule."""
+
+
+@dataclass(frozen=True)
+class Rule:
+    """Each named field, with the globs any of which its value must match."""
+
+    fields: tuple[tuple[str, tuple[str, ...]], ...]
+
+    def __post_init__(self) -> None:
+        if not self.fields:
+            raise FilterError("a rule names at least one field: " + ", ".join(FIELDS))
+        for name, globs in self.fields:
+            if name not in FIELDS:
+                raise FilterError(f"no field {name!r} to filter on: {', '.join(FIELDS)}")
+            if not globs:
+                raise FilterError(f"{name}: at least one glob")
+
+    @classmethod
+    def of(cls, fields: Mapping[str, str | list[str] | tuple[str, ...]]) -> Rule:
+        return cls(
+            tuple(
+                (name, (value,) if isinstance(value, str) else tuple(value))
+                for name, value in fields.items()
+            )
+        )
+
+    @classmethod
+    def parse(cls, text: str) -> Rule:
+        """``field=glob[|glob][,field=glob...]``."""
+        fields: dict[str, tuple[str, ...]] = {}
+        for part in filter(None, (p.strip() for p in text.split(","))):
+            name, sep, globs = part.partition("=")
+            if not sep:
+                raise FilterError(f"expected field=glob, got {part!r} in {text!r}")
+            fields[name.strip()] = tuple(globs.split("|"))
+        return cls(tuple(fields.items()))
+
+    def matches(self, record: Mapping[str, Any]) -> bool:
+        for name, globs in self.fields:
+            value = FIELDS[name](record)
+            text = "" if value is None else str(value)
+            if not any(fnmatchcase(text, glob) for glob in globs):
+                return False
+        return True
+
+    def __str__(self) -> str:
+        return ",".join(f"{name}={'|'.join(globs)}" for name, globs in self.fields)
+
+
+@dataclass(frozen=True)
+class EventFilter:
+    include: tuple[Rule, ...] = ()
+    exclude: tuple[Rule, ...] = ()
+
+    @property
+    def passes_all(self) -> bool:
+        return not self.include and not self.exclude
+
+    def passes(self, record: Mapping[str, Any]) -> bool:
+        if self.include and not any(rule.matches(record) for rule in self.include):
+            return False
+        return not any(rule.matches(record) for rule in self.exclude)
+
+    def __str__(self) -> str:
+        if self.passes_all:
+            return "everything"
+        parts = []
+        if self.include:
+            parts.append("include " + " or ".join(f"({rule})" for rule in self.include))
+        if self.exclude:
+            parts.append("exclude " + " or ".join(f"({rule})" for rule in self.exclude))
+        return "; ".join(parts)
+
+
+PASS_ALL = EventFilter()
