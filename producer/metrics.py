@@ -84,6 +84,35 @@ _COUNTERS = {
         registry=REGISTRY,
     ),
 }
+EVENTS = Counter(
+    "kafkube_events",
+    "Event occurrences taken, new after de-duplication (published or excluded), by cluster, "
+    "type and reason. A label past its cap of distinct values counts as 'other'.",
+    ["cluster", "type", "reason"],
+    registry=REGISTRY,
+)
+# Distinct values a label may take before the rest count as "other": a reason is free text
+# any controller invents, and every value is a series Prometheus keeps.
+LABEL_CAPS = {"type": 10, "reason": 100}
+
+
+class BoundedLabel:
+    """The values of one label, the first ``cap`` distinct ones kept, the rest "other"."""
+
+    def __init__(self, cap: int) -> None:
+        self.cap = cap
+        self._kept: set[str] = set()
+
+    def __call__(self, value: str) -> str:
+        value = value or "none"
+        if value in self._kept:
+            return value
+        if len(self._kept) < self.cap:
+            self._kept.add(value)
+            return value
+        return "other"
+
+
 LAST_COMMIT = Gauge(
     "kafkube_producer_last_commit_timestamp_seconds",
     "When the last transaction committed.",
@@ -100,8 +129,14 @@ _COUNTED = {f.name for f in fields(ProducerStats)} & set(_COUNTERS)
 class Exporter:
     """Moves the growth of a ``ProducerStats`` into the counters; call it as often as wished."""
 
-    def __init__(self) -> None:
+    def __init__(self, cluster: str = "") -> None:
         self._exported = dict.fromkeys(_COUNTED, 0)
+        self._cluster = cluster
+        self._kinds: dict[tuple[str, str], int] = {}
+        self._type, self._reason = (
+            BoundedLabel(LABEL_CAPS["type"]),
+            BoundedLabel(LABEL_CAPS["reason"]),
+        )
 
     def __call__(self, stats: ProducerStats) -> None:
         for name in _COUNTED:
@@ -110,5 +145,12 @@ class Exporter:
             if grown > 0:
                 _COUNTERS[name].inc(grown)
             self._exported[name] = value
+        for event_type, reasons in stats.by_kind.items():
+            for reason, count in reasons.items():
+                grown = count - self._kinds.get((event_type, reason), 0)
+                if grown > 0:
+                    labels = (self._cluster, self._type(event_type), self._reason(reason))
+                    EVENTS.labels(*labels).inc(grown)
+                    self._kinds[event_type, reason] = count
         if stats.last_commit_at:
             LAST_COMMIT.set(stats.last_commit_at)

@@ -46,8 +46,9 @@ import logging
 import queue
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
@@ -112,6 +113,8 @@ class ProducerStats:
     dead_lettered: int = 0  # sent to the producer dead-letter topic instead
     given_up: int = 0  # refused even by the dead-letter topic: logged, not published
     excluded: int = 0  # left out by the producer's filter
+    # New occurrences (published or excluded) by type, then reason, as committed.
+    by_kind: dict[str, dict[str, int]] = field(default_factory=dict)
     transactions: int = 0
     aborts: int = 0
     watching: bool = False  # a watch is open now (readiness)
@@ -129,6 +132,7 @@ class _Batch:
         self.truncated = 0
         self.dead_letters = 0
         self.excluded = 0
+        self.kinds: Counter[tuple[str, str]] = Counter()
         # By key: the state topic is compacted, so within one transaction only the last
         # update of a key counts (the checkpoint moves with every event; it is written once).
         self.state: dict[bytes, StateUpdate] = {}
@@ -361,6 +365,8 @@ class EventProducer:
         if not self.state.is_new(uid, rv):
             self.stats.skipped_duplicates += 1
             return
+        if publish:
+            self._batch.kinds[record["type"] or "", record["reason"] or ""] += 1
         if not self._filter.passes(record):
             # Noted as seen (a relist does not count it again) and the checkpoint moves on.
             if publish:
@@ -529,6 +535,9 @@ class EventProducer:
         self.stats.dead_lettered += batch.dead_letters
         self.stats.truncated += batch.truncated
         self.stats.excluded += batch.excluded
+        for (event_type, reason), count in batch.kinds.items():
+            reasons = self.stats.by_kind.setdefault(event_type, {})
+            reasons[reason] = reasons.get(reason, 0) + count
         self.stats.transactions += 1
         self.stats.last_commit_at = time.time()
         self._observe(self.stats)

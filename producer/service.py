@@ -68,7 +68,9 @@ def run_producer(
                 scope: KubeEvents(api_client, api_version=settings.api_version, namespace=scope)
                 for scope in settings.namespaces or (CLUSTER_WIDE,)
             }
-        producer = EventProducer(settings, sources, publisher, observe=Exporter(), codec=codec)
+        producer = EventProducer(
+            settings, sources, publisher, observe=Exporter(settings.cluster), codec=codec
+        )
         on_start(producer.stats)
         try:
             producer.run(stop)

@@ -105,6 +105,9 @@ def test_producer_metrics_move_while_events_flow_and_readyz_follows_the_watch(
     assert after["kafkube_producer_watch_restarts_total"] >= 1
     assert after["kafkube_producer_relists_total"] >= 1
     assert after["kafkube_producer_transaction_aborts_total"] == 0
+    # Every occurrence by cluster, type and reason (the writer makes BackOff Warnings).
+    backoffs = 'kafkube_events_total{cluster="test",reason="BackOff",type="Warning"}'
+    assert after[backoffs] >= before.get(backoffs, 0) + 40
     assert after["kafkube_producer_last_commit_timestamp_seconds"] > time.time() - 60
     assert "process_resident_memory_bytes" in after
     assert not [name for name in after if name.startswith("kafkube_sink_")]
