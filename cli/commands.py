@@ -251,7 +251,7 @@ _PRODUCER_OPTIONS, _PRODUCER_FIELDS = model_options(
     ProducerConfig,
     "producer",
     names={"api_version": ["--api"], "namespaces": ["--namespace"]},
-    skip=frozenset({"leader_election"}),
+    skip=frozenset({"leader_election", "enrich"}),
 )
 produce.params[:0] = _PRODUCER_OPTIONS
 

@@ -49,7 +49,7 @@ from kafkube.consumers.settings import (
     SinkSettings,
 )
 from kafkube.errors import ConfigError
-from kafkube.producer.settings import ProducerSettings
+from kafkube.producer.settings import EnrichSettings, ProducerSettings
 from kafkube.schemas.topics import DEFAULT_TOPIC, is_cluster_name, is_topic_name
 
 ENV_PREFIX = "KAFKUBE_"
@@ -291,6 +291,37 @@ class LeaderElection(Section):
         return self
 
 
+class Enrichment(Section):
+    """Opt-in: the involved object's labels and controlling owner in every record, read from
+    the API server (metadata only), within bounds that never stall the stream."""
+
+    enabled: bool = Field(default=False, description="Read and add labels and owner.")
+    cache_size: Annotated[int, Field(ge=1)] = Field(10_000, description="Objects kept.")
+    ttl_seconds: Annotated[float, Field(gt=0)] = Field(
+        300.0, description="How long an object's labels and owner are kept before a new read."
+    )
+    timeout_seconds: Annotated[float, Field(gt=0, le=30)] = Field(
+        1.0, description="The longest one read may take; a slower one is skipped."
+    )
+    budget: Annotated[float, Field(gt=0, le=1)] = Field(
+        0.2, description="The share of the producer's time reads may take; past it, skipped."
+    )
+    reads_per_second: Annotated[float, Field(gt=0)] = Field(
+        50.0, description="At most this many reads a second; past it, skipped."
+    )
+
+    def settings(self) -> EnrichSettings | None:
+        if not self.enabled:
+            return None
+        return EnrichSettings(
+            cache_size=self.cache_size,
+            ttl_seconds=self.ttl_seconds,
+            timeout_seconds=self.timeout_seconds,
+            budget=self.budget,
+            reads_per_second=self.reads_per_second,
+        )
+
+
 class ProducerConfig(Section):
     """``kafkube produce``: watches the API server, publishes each occurrence once."""
 
@@ -334,6 +365,7 @@ class ProducerConfig(Section):
         description="What the producer publishes: an excluded occurrence is counted, moves "
         "the checkpoint on and is not published.",
     )
+    enrich: Enrichment = Field(default_factory=Enrichment)
     leader_election: LeaderElection = Field(default_factory=LeaderElection)
 
 
@@ -421,6 +453,7 @@ class Config(BaseSettings):
             registry=self.kafka.schema_registry.client_properties(),
             subject_strategy=self.kafka.schema_registry.subject_strategy,
             event_filter=producer.filter.event_filter(),
+            enrich=producer.enrich.settings(),
         )
 
     def sink(self, sink_type: str) -> SinkConfig:

@@ -243,5 +243,7 @@ def to_record(  # noqa: PLR0913 - the envelope's fields, all keyword-only
         "count": _integer(event.get("count" if core else "deprecatedCount")),
         "series": _series(event.get("series")),
         "truncated": None,
+        "regarding_labels": None,
+        "regarding_owner": None,
     }
     return record

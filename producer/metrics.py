@@ -78,6 +78,16 @@ _COUNTERS = {
         "Occurrences the producer's filter left out: noted in its state, not published.",
         registry=REGISTRY,
     ),
+    "enriched": Counter(
+        "kafkube_producer_events_enriched",
+        "Events published with the involved object's labels and owner.",
+        registry=REGISTRY,
+    ),
+    "enrichment_skipped": Counter(
+        "kafkube_producer_enrichment_skipped",
+        "Reads of an involved object not made within enrichment's bounds: fields left empty.",
+        registry=REGISTRY,
+    ),
     "given_up": Counter(
         "kafkube_producer_events_given_up",
         "Events refused by the topic and by its dead-letter topic: logged, not published.",

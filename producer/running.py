@@ -64,6 +64,7 @@ from tenacity import (
 from kafkube.errors import SourceError
 from kafkube.producer.converting import ConversionError, parse_time, to_record
 from kafkube.producer.dedup import CLUSTER_WIDE, PublishedState, StateUpdate
+from kafkube.producer.enriching import Enricher
 from kafkube.producer.publishing import (
     Header,
     Outgoing,
@@ -113,6 +114,8 @@ class ProducerStats:
     dead_lettered: int = 0  # sent to the producer dead-letter topic instead
     given_up: int = 0  # refused even by the dead-letter topic: logged, not published
     excluded: int = 0  # left out by the producer's filter
+    enriched: int = 0  # carrying the involved object's labels and owner
+    enrichment_skipped: int = 0  # whose read was not made in time (bounds, timeout)
     # New occurrences (published or excluded) by type, then reason, as committed.
     by_kind: dict[str, dict[str, int]] = field(default_factory=dict)
     transactions: int = 0
@@ -156,6 +159,7 @@ class EventProducer:
         clock: Callable[[], float] = time.time,
         observe: Callable[[ProducerStats], None] = lambda _: None,
         codec: Codec | None = None,
+        enricher: Enricher | None = None,
     ) -> None:
         """``observe`` is shown the counts after every transaction and every watch change;
         ``codec`` frames the values (default: the registry-less framing)."""
@@ -165,6 +169,7 @@ class EventProducer:
         self.publisher = publisher
         self.codec = codec or Codec()
         self._filter = settings.event_filter
+        self._enricher = enricher
         self.state = PublishedState(
             cluster=settings.cluster, forget_after=settings.forget_after_seconds
         )
@@ -377,6 +382,8 @@ class EventProducer:
 
     def _publish(self, record: EventRecord, obj: dict[str, Any]) -> None:
         """The record into the batch, cut to fit the topic; the dead-letter topic if refused."""
+        if self._enricher is not None:
+            record = self._enricher.enrich(record)
         try:
             fitted, value = fit(record, self.codec.encode, self._limit)
         except EncodeError as err:
@@ -535,6 +542,9 @@ class EventProducer:
         self.stats.dead_lettered += batch.dead_letters
         self.stats.truncated += batch.truncated
         self.stats.excluded += batch.excluded
+        if self._enricher is not None:
+            self.stats.enriched = self._enricher.stats.enriched
+            self.stats.enrichment_skipped = self._enricher.stats.skipped
         for (event_type, reason), count in batch.kinds.items():
             reasons = self.stats.by_kind.setdefault(event_type, {})
             reasons[reason] = reasons.get(reason, 0) + count

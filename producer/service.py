@@ -19,6 +19,7 @@ from kafkube.errors import KafkaUnreachableError
 from kafkube.login import check_kafka_login, refusing_later_logins
 from kafkube.producer import metrics
 from kafkube.producer.dedup import CLUSTER_WIDE, PublishedState, cluster_of
+from kafkube.producer.enriching import Enricher
 from kafkube.producer.leadership import LeaderElector, LeaseSettings, lead_then_run
 from kafkube.producer.metrics import Exporter
 from kafkube.producer.publishing import TransactionalPublisher, read_state
@@ -59,6 +60,7 @@ def run_producer(
     )
     with contextlib.ExitStack() as resources:
         sources: dict[str, EventSource]
+        api_client = None
         if recording is not None:
             sources = {CLUSTER_WIDE: RecordedEvents(recording)}
         else:
@@ -68,9 +70,13 @@ def run_producer(
                 scope: KubeEvents(api_client, api_version=settings.api_version, namespace=scope)
                 for scope in settings.namespaces or (CLUSTER_WIDE,)
             }
+        enricher = None
+        if settings.enrich is not None and api_client is not None:
+            enricher = Enricher(api_client, settings.enrich)
         producer = EventProducer(
-            settings, sources, publisher, observe=Exporter(settings.cluster), codec=codec
-        )
+            settings, sources, publisher, observe=Exporter(settings.cluster), codec=codec,
+            enricher=enricher,
+        )  # fmt: skip
         on_start(producer.stats)
         try:
             producer.run(stop)

@@ -12,6 +12,17 @@ from kafkube.schemas.topics import producer_state_topic
 
 
 @dataclass(frozen=True)
+class EnrichSettings:
+    """Enrichment's bounds (``kafkube.producer.enriching``)."""
+
+    cache_size: int
+    ttl_seconds: float
+    timeout_seconds: float
+    budget: float  # the share of the producer's time reads may take
+    reads_per_second: float
+
+
+@dataclass(frozen=True)
 class ProducerSettings:
     """What the producer runs with, made from the configuration's ``producer`` section (whose
     fields, defaults and bounds are the only place they are written) and Kafka's."""
@@ -33,6 +44,7 @@ class ProducerSettings:
     registry: dict[str, str] | None
     subject_strategy: str  # topic or record (kafkube.registry.SUBJECT_STRATEGIES)
     event_filter: EventFilter  # what is published
+    enrich: EnrichSettings | None  # the involved objects' labels and owners; None: off
 
     def __post_init__(self) -> None:
         if not self.cluster:

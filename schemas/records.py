@@ -1,6 +1,6 @@
-"""The Avro record of a Kubernetes event, as Python sees it (the latest schema version, 2).
+"""The Avro record of a Kubernetes event, as Python sees it (the latest schema version, 3).
 
-Field for field the same as ``avro/kubernetes_event.v2.avsc``; timestamps are
+Field for field the same as ``avro/kubernetes_event.v3.avsc``; timestamps are
 timezone-aware ``datetime`` values, which fastavro writes as timestamp-micros.
 """
 
@@ -37,6 +37,13 @@ class Truncation(TypedDict):
     limit_bytes: int
 
 
+class Owner(TypedDict):
+    """The involved object's controlling owner (schema version 3)."""
+
+    kind: str
+    name: str
+
+
 class EventRecord(TypedDict):
     cluster: str
     watch_type: WatchType
@@ -66,3 +73,5 @@ class EventRecord(TypedDict):
     count: int | None
     series: EventSeries | None
     truncated: Truncation | None
+    regarding_labels: dict[str, str] | None  # enrichment (version 3)
+    regarding_owner: Owner | None

@@ -251,6 +251,7 @@ def test_released_schema_versions_are_never_edited() -> None:
     assert {v: s.fingerprint_hex for v, s in released_versions().items()} == {
         1: "1db8de80bea7f34b",
         2: "f7a8e1d5d81876e9",
+        3: "ce0286c9b80e8273",
     }
 
 
@@ -341,7 +342,8 @@ def test_p9_old_and_new_readers_both_read_a_schema_with_an_added_optional_field(
     v2 = parse_schema(_v2_with_an_added_optional_field(), 2)
     known = {1: v1, 2: v2}
     record: dict[str, Any] = dict(to_record(CORE_PULLING, watch_type="ADDED", **ENVELOPE))
-    del record["truncated"]  # a field of the released v2, not of this one
+    for later in ("truncated", "regarding_labels", "regarding_owner"):
+        del record[later]  # fields of the released v2 and v3, not of this one
     old_codec = Codec(writer=v1, reader=v1, known=known)
     new_codec = Codec(writer=v2, reader=v2, known=known)
 
@@ -355,7 +357,9 @@ def test_p9_old_and_new_readers_both_read_a_schema_with_an_added_optional_field(
 
 def test_p9_released_v1_and_v2_read_each_other_truncated_field_and_all() -> None:
     v1, v2 = released_versions()[1], released_versions()[2]
-    record = to_record(CORE_PULLING, watch_type="ADDED", **ENVELOPE)
+    record: dict[str, Any] = dict(to_record(CORE_PULLING, watch_type="ADDED", **ENVELOPE))
+    for later in ("regarding_labels", "regarding_owner"):
+        del record[later]  # fields of the released v3
     marked = {**record, "truncated": {"cut": ["note"], "original_bytes": 9, "limit_bytes": 5}}
     old_reader = Codec(writer=v1, reader=v1)
     new_reader = Codec(writer=v2, reader=v2)
@@ -365,6 +369,32 @@ def test_p9_released_v1_and_v2_read_each_other_truncated_field_and_all() -> None
     assert new_reader.decode(old_reader.encode(record)) == {**record, "truncated": None}
     assert new_reader.decode(new_reader.encode(marked)) == marked
     assert v2.schema["name"] == v1.schema["name"] == "io.kafkube.v1.KubernetesEvent"
+
+
+def test_p9_released_v3_adds_the_enrichment_and_v1_and_v2_readers_read_it() -> None:
+    v1, v2, v3 = (released_versions()[n] for n in (1, 2, 3))
+    record = to_record(CORE_PULLING, watch_type="ADDED", **ENVELOPE)
+    enriched = {
+        **record,
+        "regarding_labels": {"app": "checkout", "pod-template-hash": "7d9f"},
+        "regarding_owner": {"kind": "Deployment", "name": "checkout"},
+    }
+    written = Codec(writer=v3).encode(enriched)
+
+    for old in (v1, v2):
+        read = Codec(writer=old, reader=old).decode(written)
+        assert "regarding_owner" not in read
+        assert read["uid"] == record["uid"]
+    assert Codec().decode(written) == enriched  # v3 is the latest
+    assert (
+        Codec(writer=v3).decode(
+            Codec(writer=v2).encode(
+                {k: v for k, v in record.items() if not k.startswith("regarding_")}
+                | {"regarding": record["regarding"]}
+            )
+        )["regarding_owner"]
+        is None
+    )
 
 
 def test_a_record_the_schema_refuses_raises_the_typed_encode_error() -> None:

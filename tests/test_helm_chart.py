@@ -228,3 +228,28 @@ def test_missing_required_values_are_refused_atrender_chart(
 
     assert rendered.returncode != 0
     assert expected in rendered.stderr
+
+
+def test_enrichment_grants_get_on_exactly_the_kinds_it_reads(
+    helm: Path, kube_api: Any, namespaces: str, tmp_path: Path
+) -> None:
+    from kafkube.producer.enriching import KINDS  # noqa: PLC0415
+
+    values = {"clusterName": "c", "kafka": {"bootstrapServers": "k:9092"},
+              "producer": {"enrich": {"enabled": True, "ttl_seconds": 600}}}  # fmt: skip
+    manifests = render_chart(helm, tmp_path, namespaces, values)
+    _dry_run(kube_api, manifests, namespaces)
+    rules = _by_kind(manifests)[("ClusterRole", "events-kafkube-events")]["rules"]
+    granted = {
+        (group, resource)
+        for rule in rules
+        if rule["verbs"] == ["get"]
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+    }
+    read = {(prefix.removeprefix("/api/v1").removeprefix("/apis/").split("/")[0], plural)
+            for prefix, plural, _ in KINDS.values()}  # fmt: skip
+
+    assert granted == read
+    carried = _by_kind(manifests)[("ConfigMap", "events-kafkube")]["data"]["config.yaml"]
+    assert yaml.safe_load(carried)["producer"]["enrich"] == {"enabled": True, "ttl_seconds": 600}

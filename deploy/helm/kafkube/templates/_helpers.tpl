@@ -57,7 +57,7 @@ app.kubernetes.io/component: {{ .component }}
 {{- $config := dict
   "kafka" (dict "bootstrap_servers" $kafka.bootstrapServers "topic" $kafka.topic "security" $security "properties" $kafka.properties)
   "producer" (dict "cluster" .Values.clusterName "api_version" .Values.producer.apiVersion "namespaces" .Values.producer.namespaces
-               "filter" .Values.producer.filter
+               "filter" .Values.producer.filter "enrich" .Values.producer.enrich
                "leader_election" (dict "enabled" true "lease_name" (printf "%s-producer" (include "kafkube.fullname" .))
                                         "namespace" .Release.Namespace
                                         "lease_duration_seconds" .Values.producer.leaseDurationSeconds

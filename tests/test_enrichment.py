@@ -1,0 +1,163 @@
+"""Enrichment against the real API server: the involved object's labels and its controlling
+owner (a Pod's ReplicaSet followed to its Deployment), empty for an object already gone, and
+a role without the reads warned about once, never a stall."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from kafkube.compose.endpoints import Endpoints
+from tests.producing import EventWriter, new_producer, read_records, wait_for_occurrences
+
+pytestmark = pytest.mark.timeout(300)
+
+ENRICH = {"KAFKUBE_PRODUCER__ENRICH__ENABLED": "true"}
+
+
+def _workload(kube_api: Any, namespace: str) -> str:
+    """Deployment web, its ReplicaSet and one of its Pods, as the controllers would leave them
+    (this stack runs no controller manager, so the test makes each one): the Pod's name."""
+    from kubernetes import client  # noqa: PLC0415
+
+    apps, core = client.AppsV1Api(kube_api), client.CoreV1Api(kube_api)
+    core.create_namespaced_service_account(
+        namespace, client.V1ServiceAccount(metadata=client.V1ObjectMeta(name="default"))
+    )
+    labels = {"app": "web", "pod-template-hash": "7d9f"}
+    template = client.V1PodTemplateSpec(
+        metadata=client.V1ObjectMeta(labels=labels),
+        spec=client.V1PodSpec(containers=[client.V1Container(name="c", image="web:1")]),
+    )
+    selector = client.V1LabelSelector(match_labels={"app": "web"})
+    deployment = apps.create_namespaced_deployment(
+        namespace,
+        client.V1Deployment(
+            metadata=client.V1ObjectMeta(name="web"),
+            spec=client.V1DeploymentSpec(selector=selector, template=template),
+        ),
+    )
+
+    def owned_by(kind: str, name: str, uid: str) -> list[Any]:
+        return [
+            client.V1OwnerReference(
+                api_version="apps/v1", kind=kind, name=name, uid=uid, controller=True
+            )
+        ]
+
+    replica_set = apps.create_namespaced_replica_set(
+        namespace,
+        client.V1ReplicaSet(
+            metadata=client.V1ObjectMeta(
+                name="web-7d9f",
+                owner_references=owned_by("Deployment", "web", deployment.metadata.uid),
+            ),
+            spec=client.V1ReplicaSetSpec(selector=selector, template=template),
+        ),
+    )
+    core.create_namespaced_pod(
+        namespace,
+        client.V1Pod(
+            metadata=client.V1ObjectMeta(
+                name="web-7d9f-x2k4q",
+                labels=labels,
+                owner_references=owned_by("ReplicaSet", "web-7d9f", replica_set.metadata.uid),
+            ),
+            spec=template.spec,
+        ),
+    )
+    return "web-7d9f-x2k4q"
+
+
+def test_an_event_about_a_deployments_pod_carries_its_labels_and_the_deployment(
+    endpoints: Endpoints, kube_api: Any, namespace: str, tmp_path: Path
+) -> None:
+    pod = _workload(kube_api, namespace)
+    producer = new_producer(endpoints, namespace, tmp_path)
+    producer.env = ENRICH
+    writer = EventWriter(kube_api, namespace)
+    producer.start()
+
+    writer.create(f"{pod}.backoff")  # about the Pod (the writer names it from the event)
+    writer.create("gone-0.backoff")  # about a Pod that is not there (any more)
+    wait_for_occurrences(endpoints.kafka_bootstrap, producer.topic, writer.occurrences)
+    assert producer.terminate() == 0
+    records = {r["name"]: r for r in read_records(endpoints.kafka_bootstrap, producer.topic)}
+
+    about_pod = records[f"{pod}.backoff"]
+    assert about_pod["regarding_labels"] == {"app": "web", "pod-template-hash": "7d9f"}
+    assert about_pod["regarding_owner"] == {"kind": "Deployment", "name": "web"}
+    gone = records["gone-0.backoff"]
+    assert gone["regarding_labels"] is None
+    assert gone["regarding_owner"] is None
+
+
+def _events_only_kubeconfig(
+    kube_api: Any, endpoints: Endpoints, namespace: str, path: Path
+) -> Path:
+    """A kubeconfig with the token of a ServiceAccount that may read events and nothing else."""
+    from kubernetes import client  # noqa: PLC0415
+
+    core, rbac = client.CoreV1Api(kube_api), client.RbacAuthorizationV1Api(kube_api)
+    core.create_namespaced_service_account(
+        namespace, client.V1ServiceAccount(metadata=client.V1ObjectMeta(name="events-only"))
+    )
+    rbac.create_namespaced_role(
+        namespace,
+        client.V1Role(
+            metadata=client.V1ObjectMeta(name="events-only"),
+            rules=[
+                client.V1PolicyRule(
+                    api_groups=["", "events.k8s.io"], resources=["events"],
+                    verbs=["get", "list", "watch"],
+                )
+            ],
+        ),
+    )  # fmt: skip
+    rbac.create_namespaced_role_binding(
+        namespace,
+        client.V1RoleBinding(
+            metadata=client.V1ObjectMeta(name="events-only"),
+            role_ref=client.V1RoleRef(
+                api_group="rbac.authorization.k8s.io", kind="Role", name="events-only"
+            ),
+            subjects=[
+                client.RbacV1Subject(kind="ServiceAccount", name="events-only", namespace=namespace)
+            ],
+        ),
+    )
+    token = core.create_namespaced_service_account_token(
+        "events-only", namespace,
+        client.AuthenticationV1TokenRequest(spec=client.V1TokenRequestSpec(audiences=[])),
+    ).status.token  # fmt: skip
+    config = yaml.safe_load(Path(endpoints.kubeconfig).read_text())
+    config["users"] = [{"name": "kafkube-admin", "user": {"token": token}}]
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def test_a_role_without_the_reads_is_warned_about_once_and_the_events_flow_on(
+    endpoints: Endpoints, kube_api: Any, namespace: str, tmp_path: Path
+) -> None:
+    pod = _workload(kube_api, namespace)
+    kubeconfig = _events_only_kubeconfig(kube_api, endpoints, namespace, tmp_path / "kubeconfig")
+    producer = new_producer(endpoints, namespace, tmp_path, "--kubeconfig", str(kubeconfig))
+    producer.env = ENRICH
+    writer = EventWriter(kube_api, namespace)
+    producer.start()
+
+    for i in range(5):
+        writer.create(f"{pod}.{i}")
+    found = wait_for_occurrences(endpoints.kafka_bootstrap, producer.topic, writer.occurrences)
+    assert producer.terminate() == 0
+    log = producer.log.read_text()
+    records = read_records(endpoints.kafka_bootstrap, producer.topic)
+
+    assert set(found) == writer.occurrences
+    assert log.count("enrichment: the API server refuses to let this producer get pods") == 1
+    assert {r["regarding_owner"] is None and r["regarding_labels"] is None for r in records} == {
+        True
+    }
