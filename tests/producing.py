@@ -209,3 +209,21 @@ class EventWriter:
             name, self.namespace, {"count": self.counts[name]}
         )
         self.occurrences.add((patched.metadata.uid, patched.metadata.resource_version))
+
+
+def service_account_kubeconfig(
+    kube_api: Any, endpoints: Endpoints, namespace: str, account: str, path: Path
+) -> Path:
+    """A kubeconfig for the stack's API server that authenticates as this ServiceAccount (a
+    token the server issues for it): the server alone decides what it may read."""
+    import yaml  # noqa: PLC0415
+    from kubernetes import client  # noqa: PLC0415
+
+    token = client.CoreV1Api(kube_api).create_namespaced_service_account_token(
+        account, namespace, client.AuthenticationV1TokenRequest(spec=client.V1TokenRequestSpec(
+            audiences=[], expiration_seconds=3600))
+    ).status.token  # fmt: skip
+    config = yaml.safe_load(Path(endpoints.kubeconfig).read_text())
+    config["users"] = [{"name": "kafkube-admin", "user": {"token": token}}]
+    path.write_text(yaml.safe_dump(config))
+    return path

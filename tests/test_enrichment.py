@@ -8,10 +8,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from kafkube.compose.endpoints import Endpoints
-from tests.producing import EventWriter, new_producer, read_records, wait_for_occurrences
+from tests.producing import (
+    EventWriter,
+    new_producer,
+    read_records,
+    service_account_kubeconfig,
+    wait_for_occurrences,
+)
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -129,14 +134,7 @@ def _events_only_kubeconfig(
             ],
         ),
     )
-    token = core.create_namespaced_service_account_token(
-        "events-only", namespace,
-        client.AuthenticationV1TokenRequest(spec=client.V1TokenRequestSpec(audiences=[])),
-    ).status.token  # fmt: skip
-    config = yaml.safe_load(Path(endpoints.kubeconfig).read_text())
-    config["users"] = [{"name": "kafkube-admin", "user": {"token": token}}]
-    path.write_text(yaml.safe_dump(config))
-    return path
+    return service_account_kubeconfig(kube_api, endpoints, namespace, "events-only", path)
 
 
 def test_a_role_without_the_reads_is_warned_about_once_and_the_events_flow_on(

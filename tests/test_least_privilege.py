@@ -15,14 +15,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from kafkube.compose import fetch
 from kafkube.compose.endpoints import Endpoints
 from kafkube.compose.stack import Stack
 from tests.charts import render_chart
 from tests.conftest import unique
-from tests.producing import EventWriter, ProducerProcess, duplicates, wait_for_occurrences
+from tests.producing import (
+    EventWriter,
+    ProducerProcess,
+    duplicates,
+    service_account_kubeconfig,
+    wait_for_occurrences,
+)
 
 pytestmark = pytest.mark.timeout(900)  # the first run builds helm (minutes)
 
@@ -47,7 +52,6 @@ def _service_account_kubeconfig(
     kube_api: Any, endpoints: Endpoints, manifests: list[Any], release: str, path: Path
 ) -> Path:
     """Create the chart's RBAC for real, and a kubeconfig with its ServiceAccount's token."""
-    from kubernetes import client  # noqa: PLC0415
     from kubernetes.dynamic import DynamicClient  # noqa: PLC0415
 
     dynamic = DynamicClient(kube_api)
@@ -60,14 +64,7 @@ def _service_account_kubeconfig(
         resource.create(body=manifest, namespace=manifest["metadata"].get("namespace", release))
         if manifest["kind"] == "ServiceAccount":
             account = manifest["metadata"]["name"]
-    token = client.CoreV1Api(kube_api).create_namespaced_service_account_token(
-        account, release, client.AuthenticationV1TokenRequest(spec=client.V1TokenRequestSpec(
-            audiences=[], expiration_seconds=3600))
-    ).status.token  # fmt: skip
-    config = yaml.safe_load(Path(endpoints.kubeconfig).read_text())
-    config["users"] = [{"name": "kafkube-admin", "user": {"token": token}}]
-    path.write_text(yaml.safe_dump(config))
-    return path
+    return service_account_kubeconfig(kube_api, endpoints, release, account, path)
 
 
 def test_p12_roles_in_two_namespaces_suffice_and_nothing_of_a_third_is_read(

@@ -156,11 +156,12 @@ def test_the_registry_answers_confluents_api_on_loopback_only_and_env_exports_it
 
     kafkube_stack("up", "registry")
     url = _exports(kafkube_stack)["SCHEMA_REGISTRY_URL"]
-    client = SchemaRegistryClient({"url": url})
+    with SchemaRegistryClient({"url": url}) as client:
+        compatibility = client.get_compatibility()
     ports = json.loads((kafkube_stack.state_dir / "stack.json").read_text())["ports"]
 
     assert url.endswith("/apis/ccompat/v7")
-    assert client.get_compatibility() == "BACKWARD"  # Confluent's default rule
+    assert compatibility == "BACKWARD"  # Confluent's default rule
     for name in ("registry", "registry_management"):  # Quarkus' management port included
         assert _listening(ports[name]), name
         assert _listening(ports[name]) <= LOOPBACK, name
