@@ -77,6 +77,18 @@ def _workload(kube_api: Any, namespace: str) -> str:
     return "web-7d9f-x2k4q"
 
 
+def _deleted_pod(kube_api: Any, namespace: str, name: str) -> None:
+    """A Pod that was there and is gone (never scheduled, so deleted at once)."""
+    from kubernetes import client  # noqa: PLC0415
+
+    core = client.CoreV1Api(kube_api)
+    spec = client.V1PodSpec(containers=[client.V1Container(name="c", image="web:1")])
+    core.create_namespaced_pod(
+        namespace, client.V1Pod(metadata=client.V1ObjectMeta(name=name), spec=spec)
+    )
+    core.delete_namespaced_pod(name, namespace, grace_period_seconds=0)
+
+
 def test_an_event_about_a_deployments_pod_carries_its_labels_and_the_deployment(
     endpoints: Endpoints, kube_api: Any, namespace: str, tmp_path: Path
 ) -> None:
@@ -87,7 +99,8 @@ def test_an_event_about_a_deployments_pod_carries_its_labels_and_the_deployment(
     producer.start()
 
     writer.create(f"{pod}.backoff")  # about the Pod (the writer names it from the event)
-    writer.create("gone-0.backoff")  # about a Pod that is not there (any more)
+    _deleted_pod(kube_api, namespace, "gone-0")
+    writer.create("gone-0.backoff")  # about a Pod deleted before its event is read
     wait_for_occurrences(endpoints.kafka_bootstrap, producer.topic, writer.occurrences)
     assert producer.terminate() == 0
     records = {r["name"]: r for r in read_records(endpoints.kafka_bootstrap, producer.topic)}
