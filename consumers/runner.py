@@ -45,7 +45,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Self
+from typing import Any, NamedTuple, Self
 
 from confluent_kafka import (
     OFFSET_INVALID,
@@ -73,10 +73,10 @@ from kafkube.consumers.naming import (
     start_offset,
 )
 from kafkube.consumers.settings import SinkSettings
-from kafkube.errors import SinkError, SinkRefusedError
+from kafkube.errors import ConfigError, SinkError, SinkRefusedError
 from kafkube.registry import SchemaRegistry
 from kafkube.schemas.codec import Codec, DecodeError, SchemaVersion
-from kafkube.schemas.topics import dlq_topic, is_cluster_name
+from kafkube.schemas.topics import OWN_TOPIC_SUFFIXES, dlq_topic, is_cluster_name
 
 log = logging.getLogger(__name__)
 # librdkafka's own lines go through Python logging (text or JSON like the rest), not stderr.
@@ -170,6 +170,16 @@ class _Batch:
         return self.shape.first
 
 
+class Part(NamedTuple):
+    """One partition of one topic (a sink may read several topics: a pattern)."""
+
+    topic: str
+    number: int
+
+    def __str__(self) -> str:
+        return f"{self.topic}[{self.number}]"
+
+
 @dataclass
 class _Partition:
     boundaries: dict[int, int]
@@ -215,7 +225,8 @@ class SinkRunner:
         self.stats = SinkStats()
         self._clock = clock
         self._rules = BatchRules(settings.max_records, settings.max_bytes, settings.max_age_seconds)
-        self._partitions: dict[int, _Partition] = {}
+        self._partitions: dict[Part, _Partition] = {}
+        self._dlqs_made: set[str] = set()  # topics whose dead-letter topic exists
         self._format = FORMATS[settings.format]
         self._extension = self._format.extension
         self._consumer: Consumer | None = None
@@ -258,12 +269,13 @@ class SinkRunner:
         )
         # Made at start if missing: with auto-creation off, a record sent to a topic that
         # does not exist is dropped, and its offset would be committed all the same.
-        ensure_topic(kafka, dlq_topic(self.settings.topic), partitions=1, config={})
+        if not self.settings.topics:
+            self._ensure_dlq(self.settings.topic)
         self._dlq = Producer(
             {**kafka, "enable.idempotence": True, "acks": "all", "logger": RDKAFKA_LOG}
         )
         self._consumer.subscribe(
-            [self.settings.topic],
+            [self.settings.topics or self.settings.topic],
             on_assign=self._on_assign,
             on_revoke=self._on_revoke,
             on_lost=self._on_revoke,
@@ -272,7 +284,7 @@ class SinkRunner:
             "sink %s: group %s, topic %s -> %s",
             self.settings.sink_type,
             self.settings.group_id,
-            self.settings.topic,
+            self.settings.topics or self.settings.topic,
             self.destination.description,
         )
         try:
@@ -282,10 +294,10 @@ class SinkRunner:
                 self._rotate_aged()
                 self._commit_skipped()
                 self._commit_refused()
-            for partition, state in list(self._partitions.items()):
-                self._flush(partition)
+            for part, state in list(self._partitions.items()):
+                self._flush(part)
                 if state.batch is None and state.skipped is not None:
-                    self._commit(partition, state, state.skipped)
+                    self._commit(part, state, state.skipped)
         finally:
             self._consumer.close()
             self._dlq.flush(30)
@@ -294,26 +306,41 @@ class SinkRunner:
 
     # --- rebalances ---------------------------------------------------------------------------
 
-    def _written(self) -> dict[int, list[ObjectRange]]:
+    def _ensure_dlq(self, topic: str) -> None:
+        """Made at start (or at a pattern's first assignment of the topic) if missing: with
+        auto-creation off, a record sent to a topic that does not exist is dropped, and its
+        offset would be committed all the same."""
+        if topic in self._dlqs_made:
+            return
+        if any(topic.endswith(suffix) for suffix in OWN_TOPIC_SUFFIXES):
+            raise ConfigError(
+                f"sinks.{self.settings.sink_type}.topics",
+                f"the pattern {self.settings.topics!r} takes in {topic}, one of kafkube's own "
+                f"topics ({', '.join(OWN_TOPIC_SUFFIXES)}): write one that leaves them out",
+            )
+        ensure_topic(self.settings.kafka, dlq_topic(topic), partitions=1, config={})
+        self._dlqs_made.add(topic)
+
+    def _written(self, topic: str) -> dict[int, list[ObjectRange]]:
         """Every object of the topic the store holds, by partition: a full listing."""
         by_partition: dict[int, list[ObjectRange]] = {}
-        for name in self.destination.names(self.settings.topic):
-            parsed = parse_object_name(name, self.settings.topic)
+        for name in self.destination.names(topic):
+            parsed = parse_object_name(name, topic)
             if parsed is not None:
                 by_partition.setdefault(parsed[0], []).append(parsed[1])
         self.stats.list_requests = self.destination.list_requests
         return {p: sorted(ranges) for p, ranges in by_partition.items()}
 
-    def _index_name(self, partition: int) -> str:
-        return index_name(self.settings.topic, partition, self._extension)
+    def _index_name(self, part: Part) -> str:
+        return index_name(part.topic, part.number, self._extension)
 
-    def _read_index(self, partition: int) -> PartitionIndex | None:
+    def _read_index(self, part: Part) -> PartitionIndex | None:
         try:
-            return PartitionIndex.parse(self.destination.get(self._index_name(partition)))
+            return PartitionIndex.parse(self.destination.get(self._index_name(part)))
         except MissingObjectError:
             return None
         except UnreadableIndex as err:
-            log.warning("partition %d: %s; listing the store instead", partition, err)
+            log.warning("partition %s: %s; listing the store instead", part, err)
             return None
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
@@ -321,38 +348,41 @@ class SinkRunner:
             consumer.incremental_assign(partitions)
             return
         committed = consumer.committed(partitions, timeout=30)
-        listing: dict[int, list[ObjectRange]] | None = None  # only if an index falls short
+        listings: dict[str, dict[int, list[ObjectRange]]] = {}  # only if an index falls short
         for tp, done in zip(partitions, committed, strict=True):
+            part = Part(tp.topic, tp.partition)
+            self._ensure_dlq(part.topic)
             position = done.offset
             if position == OFFSET_INVALID or position < 0:
                 position = consumer.get_watermark_offsets(tp, timeout=30)[0]
-            index = self._read_index(tp.partition)
+            index = self._read_index(part)
             if index is None or not index.covers(position):
-                if listing is None:
+                if part.topic not in listings:
                     log.info("listing %s to find what was written", self.destination.description)
-                    listing = self._written()
-                index = PartitionIndex.rebuilt(listing.get(tp.partition, []), position)
+                    listings[part.topic] = self._written(part.topic)
+                index = PartitionIndex.rebuilt(listings[part.topic].get(part.number, []), position)
                 try:
-                    self.destination.put(self._index_name(tp.partition), index.to_bytes(), {})
+                    self.destination.put(self._index_name(part), index.to_bytes(), {})
                 except SinkError as err:  # written again before the partition's next object
-                    log.warning("cannot store the index of partition %d: %s", tp.partition, err)
+                    log.warning("cannot store the index of partition %s: %s", part, err)
             start, boundaries = start_offset(position, index.ranges)
             if start != position:
                 self.stats.rewrites_aligned += 1
-            self._partitions[tp.partition] = _Partition(boundaries, index, position)
+            self._partitions[part] = _Partition(boundaries, index, position)
             tp.offset = start
-            log.info("assigned partition %d from offset %d", tp.partition, start)
+            log.info("assigned partition %s from offset %d", part, start)
         consumer.incremental_assign(partitions)
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         for tp in partitions:
             # Whatever was not written is read again by the next owner: abandoning loses nothing.
-            self._partitions.pop(tp.partition, None)
-            labels = (self.settings.sink_type, self.settings.topic, str(tp.partition))
+            part = Part(tp.topic, tp.partition)
+            self._partitions.pop(part, None)
+            labels = (self.settings.sink_type, part.topic, str(part.number))
             for gauge in (metrics.COMMITTED, metrics.LAG):
                 with contextlib.suppress(KeyError):  # never exported: nothing to take back
                     gauge.remove(*labels)
-            log.info("revoked partition %d", tp.partition)
+            log.info("revoked partition %s", part)
         consumer.incremental_unassign(partitions)
 
     # --- taking records -----------------------------------------------------------------------
@@ -363,9 +393,10 @@ class SinkRunner:
             if error.code() == KafkaError._PARTITION_EOF:  # noqa: SLF001
                 return
             self._raise_if_fenced(error)
-            raise SinkError(f"consuming {self.settings.topic}: {error}")
-        partition, offset = message.partition() or 0, message.offset() or 0
-        state = self._partitions.get(partition)
+            raise SinkError(f"consuming {message.topic() or self.settings.topic}: {error}")
+        part = Part(message.topic() or self.settings.topic, message.partition() or 0)
+        offset = message.offset() or 0
+        state = self._partitions.get(part)
         if state is None:
             return  # revoked meanwhile
         if not self.stats.first_record_at:
@@ -373,12 +404,12 @@ class SinkRunner:
         try:
             writer, datum, record, hour = self._decode(message)
         except DecodeError as err:
-            self._dead_letter(message, err, state)
+            self._dead_letter(part, message, err, state)
             return
         if not self._filter.passes(record):
             self._skip(state, offset)
             return
-        batch = self._batch_for(partition, state, offset, hour, writer)
+        batch = self._batch_for(part, state, offset, hour, writer)
         batch.datums.append(datum)
         if self._format.needs_records:
             batch.records.append(record)
@@ -387,7 +418,7 @@ class SinkRunner:
         batch.last = batch.processed = offset
         batch.shape.add(len(datum))
         if self._rules.full(batch.shape, offset):
-            self._flush(partition)
+            self._flush(part)
 
     def _raise_if_fenced(self, error: KafkaError) -> None:
         """Another instance joined with this one's instance id: say so, and stop for good."""
@@ -403,12 +434,12 @@ class SinkRunner:
             )
 
     def _batch_for(
-        self, partition: int, state: _Partition, offset: int, hour: datetime, writer: SchemaVersion
+        self, part: Part, state: _Partition, offset: int, hour: datetime, writer: SchemaVersion
     ) -> _Batch:
         """The open batch this record joins, after closing one it must not join."""
         batch = state.batch
         if batch is not None and self._rules.closes_before(batch.shape, hour, writer):
-            self._flush(partition)
+            self._flush(part)
             batch = None
         if batch is None:
             shape = self._rules.open(
@@ -446,19 +477,19 @@ class SinkRunner:
     def _commit_skipped(self) -> None:
         """Commit past filtered records no batch carries, at most once a second a partition."""
         now = self._clock()
-        for partition, state in list(self._partitions.items()):
+        for part, state in list(self._partitions.items()):
             if state.batch is None and state.skipped is not None and now - state.skipped_at >= 1:
-                self._commit(partition, state, state.skipped)
+                self._commit(part, state, state.skipped)
 
     def _dead_letter_delivered(self, error: KafkaError | None, _message: Message) -> None:
         if error is not None:
             self._dlq_refused.append(error.str())
 
-    def _dead_letter(self, message: Message, err: Exception, state: _Partition) -> None:
+    def _dead_letter(self, part: Part, message: Message, err: Exception, state: _Partition) -> None:
         assert self._dlq is not None  # noqa: S101 - set in run()
         timestamp = message.timestamp()[1]
         self._dlq.produce(
-            dlq_topic(self.settings.topic),
+            dlq_topic(part.topic),
             key=message.key(),
             value=message.value(),
             on_delivery=self._dead_letter_delivered,
@@ -474,30 +505,27 @@ class SinkRunner:
         self.stats.dead_letters += 1
         metrics.DEAD_LETTERS.labels(self.settings.sink_type).inc()
         log.warning(
-            "partition %s offset %s to the dead-letter topic: %s",
-            message.partition(),
-            message.offset(),
-            err,
+            "partition %s offset %s to the dead-letter topic: %s", part, message.offset(), err
         )
         state.dead_letters_pending = True
         offset = message.offset() or 0
         if state.batch is not None:
             state.batch.processed = offset
         else:  # no batch carries this offset: commit past the dead letter now
-            self._commit(message.partition() or 0, state, offset + 1)
+            self._commit(part, state, offset + 1)
 
     def _rotate_aged(self) -> None:
         """The wall-clock rule: also for a partition that receives nothing more."""
         now = self._clock()
-        for partition, state in list(self._partitions.items()):
+        for part, state in list(self._partitions.items()):
             batch = state.batch
             if batch is not None and self._rules.aged(batch.shape, now):
-                self._flush(partition)
+                self._flush(part)
 
     # --- writing and committing ---------------------------------------------------------------
 
-    def _flush(self, partition: int) -> None:
-        state = self._partitions.get(partition)
+    def _flush(self, part: Part) -> None:
+        state = self._partitions.get(part)
         if state is None or state.batch is None:
             return
         batch, state.batch = state.batch, None
@@ -507,13 +535,13 @@ class SinkRunner:
             # object is missing, which the next owner simply writes, cut at the same place).
             state.index.add(ObjectRange(batch.first, batch.last), state.committed)
             index = state.index.to_bytes()
-            if not self._write(partition, self._index_name(partition), index, {}):
+            if not self._write(part, self._index_name(part), index, {}):
                 return
             written = 0
-            for cluster, part in self._parts(batch):
+            for cluster, piece in self._parts(batch):
                 name = object_name(
-                    self.settings.topic,
-                    partition,
+                    part.topic,
+                    part.number,
                     first=batch.first,
                     last=batch.last,
                     hour=batch.shape.hour,
@@ -521,18 +549,18 @@ class SinkRunner:
                     cluster=cluster,
                 )
                 data = self._format.write(
-                    Batch(name, batch.writer, part.datums, part.records, self.settings.codec)
+                    Batch(name, batch.writer, piece.datums, piece.records, self.settings.codec)
                 )
                 metadata = {
-                    "kafkube-topic": self.settings.topic,
-                    "kafkube-partition": str(partition),
+                    "kafkube-topic": part.topic,
+                    "kafkube-partition": str(part.number),
                     "kafkube-first-offset": str(batch.first),
                     "kafkube-last-offset": str(batch.last),
-                    "kafkube-records": str(len(part.datums)),
+                    "kafkube-records": str(len(piece.datums)),
                     "kafkube-schema": batch.writer.fingerprint_hex,
                     **({"kafkube-cluster": cluster} if cluster is not None else {}),
                 }
-                if not self._write(partition, name, data, metadata):
+                if not self._write(part, name, data, metadata):
                     return
                 written += len(data)
             sink = self.settings.sink_type
@@ -543,7 +571,7 @@ class SinkRunner:
             self.stats.records += len(batch.datums)
             self.stats.batches += 1
             self.stats.bytes += written
-        self._commit(partition, state, batch.processed + 1)
+        self._commit(part, state, batch.processed + 1)
 
     def _parts(self, batch: _Batch) -> Iterator[tuple[str | None, _Batch]]:
         """The objects a batch becomes: itself; in the cluster layout one per cluster it holds,
@@ -563,13 +591,13 @@ class SinkRunner:
         for cluster in sorted(parts):
             yield cluster, parts[cluster]
 
-    def _write(self, partition: int, name: str, data: bytes, metadata: dict[str, str]) -> bool:
+    def _write(self, part: Part, name: str, data: bytes, metadata: dict[str, str]) -> bool:
         """Write durably, retrying with the partitions paused; False if the partition went away."""
         consumer = self._consumer
         assert consumer is not None  # noqa: S101 - set in run()
 
         def gone(_: object = None) -> bool:
-            return partition not in self._partitions or self._stop.is_set()
+            return part not in self._partitions or self._stop.is_set()
 
         def failed(retry: RetryCallState) -> None:
             self.stats.write_retries += 1
@@ -604,7 +632,7 @@ class SinkRunner:
                 raise
         return True
 
-    def _commit(self, partition: int, state: _Partition, next_offset: int) -> None:
+    def _commit(self, part: Part, state: _Partition, next_offset: int) -> None:
         consumer, dlq = self._consumer, self._dlq
         assert consumer is not None and dlq is not None  # noqa: PT018, S101 - set in run()
         if state.dead_letters_pending:
@@ -612,13 +640,13 @@ class SinkRunner:
                 raise SinkError("the dead-letter topic did not take its records within 30 s")
             if self._dlq_refused:
                 raise SinkRefusedError(
-                    f"the dead-letter topic {dlq_topic(self.settings.topic)} refused a record "
+                    f"the dead-letter topic {dlq_topic(part.topic)} refused a record "
                     f"({self._dlq_refused[0]}); nothing after it is committed"
                 )
             state.dead_letters_pending = False
         try:
             consumer.commit(
-                offsets=[TopicPartition(self.settings.topic, partition, next_offset)],
+                offsets=[TopicPartition(part.topic, part.number, next_offset)],
                 asynchronous=False,
             )
             self.stats.last_commit_at = time.time()
@@ -626,37 +654,35 @@ class SinkRunner:
             if state.skipped is not None and state.skipped <= next_offset:
                 state.skipped = None
             state.committed = next_offset
-            self._export_position(partition, next_offset)
+            self._export_position(part, next_offset)
         except KafkaException as err:
             self._raise_if_fenced(err.args[0])
             if err.args[0].code() not in _COMMIT_RETRIABLE:
                 raise SinkError(
-                    f"Kafka refused the commit of partition {partition} at {next_offset}: "
+                    f"Kafka refused the commit of partition {part} at {next_offset}: "
                     f"{err.args[0].str()}"
                 ) from err
             log.warning(
-                "commit of partition %d at %d refused (%s); trying again",
-                partition,
+                "commit of partition %s at %d refused (%s); trying again",
+                part,
                 next_offset,
                 err,
             )
             state.uncommitted = next_offset
 
-    def _export_position(self, partition: int, committed: int) -> None:
+    def _export_position(self, part: Part, committed: int) -> None:
         consumer = self._consumer
         assert consumer is not None  # noqa: S101 - set in run()
-        labels = (self.settings.sink_type, self.settings.topic, str(partition))
+        labels = (self.settings.sink_type, part.topic, str(part.number))
         metrics.COMMITTED.labels(*labels).set(committed)
         # The end as of the last fetch response: no request to the broker.
-        _, end = consumer.get_watermark_offsets(
-            TopicPartition(self.settings.topic, partition), cached=True
-        )
+        _, end = consumer.get_watermark_offsets(TopicPartition(*part), cached=True)
         if end >= 0:
             metrics.LAG.labels(*labels).set(max(0, end - committed))
 
     def _commit_refused(self) -> None:
         """Commit again what a rebalance refused: the records are durable, the offset must
         follow, or a partition that receives nothing more would show lag forever."""
-        for partition, state in list(self._partitions.items()):
+        for part, state in list(self._partitions.items()):
             if state.uncommitted is not None:
-                self._commit(partition, state, state.uncommitted)
+                self._commit(part, state, state.uncommitted)

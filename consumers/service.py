@@ -34,22 +34,27 @@ def serve_sink(
     """A sink as a service: the login checked, then /metrics and the probes (the store
     answers, Kafka has the topic) on ``listen`` while it runs."""
     check_kafka_login(settings.kafka)
-    checks = {"store": destination.ready, "kafka": kafka_probe(settings.kafka, settings.topic)}
+    # With a topic pattern no one topic must exist: Kafka answering is the check.
+    topic = None if settings.topics else settings.topic
+    checks = {"store": destination.ready, "kafka": kafka_probe(settings.kafka, topic)}
     settings = dataclasses.replace(settings, kafka=refusing_later_logins(settings.kafka))
     with serving(listen, metrics.REGISTRY, checks):
         return run_sink(settings, destination, stop=stop)
 
 
-def kafka_probe(kafka: Mapping[str, Any], topic: str) -> Callable[[], str | None]:
-    """A readiness check: None while Kafka answers for the topic, else why not (a few
-    seconds at most, one metadata request; run off the sink's own thread)."""
+def kafka_probe(kafka: Mapping[str, Any], topic: str | None) -> Callable[[], str | None]:
+    """A readiness check: None while Kafka answers for the topic (for any topic: None), else
+    why not (a few seconds at most, one metadata request; run off the sink's own thread)."""
     admin = AdminClient({**kafka, "log_level": 0})
 
     def probe() -> str | None:
         try:
-            found = admin.list_topics(topic, timeout=3).topics.get(topic)
+            topics = admin.list_topics(topic, timeout=3).topics
         except KafkaException as err:
             return f"Kafka at {kafka.get('bootstrap.servers')} does not answer: {err.args[0].str()}"
+        if topic is None:
+            return None
+        found = topics.get(topic)
         if found is None or found.error is not None:
             return f"Kafka does not have the topic {topic}"
         return None

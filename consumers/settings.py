@@ -88,6 +88,18 @@ class EventFilterConfig(Section):
         )
 
 
+def _topic_pattern(pattern: str) -> str:
+    if not pattern:
+        return pattern
+    if not pattern.startswith("^"):
+        raise ValueError(f"a topic pattern starts with ^ (Kafka's convention), got {pattern!r}")
+    try:
+        re.compile(pattern)
+    except re.error as err:
+        raise ValueError(f"not a regular expression: {pattern!r}: {err}") from err
+    return pattern
+
+
 class SinkConfig(Section):
     """What every sink type shares."""
 
@@ -113,6 +125,13 @@ class SinkConfig(Section):
     )
     time_field: Literal["record", "event"] = Field(
         "record", description="Which time picks the dt=/hour= folder."
+    )
+    topics: Annotated[str, AfterValidator(_topic_pattern)] = Field(
+        "",
+        description="A regular expression of topics to read instead of kafka.topic, starting "
+        "with ^ (a topic per cluster: ^kafkube\\.events\\.[^.]+$); each topic's objects go "
+        "under its own name. It must leave out kafkube's own topics (.dlq, .producer-state, "
+        ".producer-dlq).",
     )
     layout: Literal["topic", "cluster"] = Field(
         "topic",
@@ -173,6 +192,7 @@ class SinkConfig(Section):
             max_age_seconds=self.rotation.max_age_seconds,
             time_field=self.time_field,
             layout=self.layout,
+            topics=self.topics,
             event_filter=self.filter.event_filter(),
         )
 
@@ -251,6 +271,7 @@ class SinkSettings:
     max_age_seconds: float
     time_field: str  # record: the Kafka record's time; event: the event's own time
     layout: str  # topic, or cluster: a cluster=<name> folder level under the topic
+    topics: str  # a ^pattern of topics read instead of ``topic``; empty: ``topic`` alone
     event_filter: EventFilter  # what this group writes
 
     def __post_init__(self) -> None:

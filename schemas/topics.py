@@ -6,6 +6,10 @@ import re
 
 DEFAULT_TOPIC = "kafkube.events"
 DLQ_SUFFIX = ".dlq"
+PRODUCER_DLQ_SUFFIX = ".producer-dlq"
+PRODUCER_STATE_SUFFIX = ".producer-state"
+# The topics kafkube makes beside an events topic: never events themselves.
+OWN_TOPIC_SUFFIXES = (DLQ_SUFFIX, PRODUCER_DLQ_SUFFIX, PRODUCER_STATE_SUFFIX)
 
 # Headers on every event record. Values are UTF-8 strings.
 HEADER_UID = "kafkube.uid"
@@ -41,12 +45,12 @@ def dlq_topic(topic: str) -> str:
 def producer_dlq_topic(topic: str) -> str:
     """Events the producer could not publish (the schema or Kafka refused them), as the API
     server's JSON, with the reason in the headers."""
-    return f"{topic}.producer-dlq"
+    return topic + PRODUCER_DLQ_SUFFIX
 
 
 def producer_state_topic(topic: str) -> str:
     """The producer's compacted state: what it published, and where its watch resumes."""
-    return f"{topic}.producer-state"
+    return topic + PRODUCER_STATE_SUFFIX
 
 
 def sink_group(sink_type: str) -> str:

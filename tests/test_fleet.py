@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import random
+import re
 import threading
 import time
 from collections import Counter
@@ -20,7 +21,14 @@ from kafkube.compose.settings import StackSettings
 from kafkube.compose.stack import Stack
 from tests.conftest import CACHE_DIR, unique
 from tests.producing import EventWriter, ProducerProcess, read_records
-from tests.sinking import SinkProcess, wait_for_count
+from tests.sinking import (
+    SinkProcess,
+    create_topic,
+    event_values,
+    produce,
+    read_avro_dir,
+    wait_for_count,
+)
 
 pytestmark = pytest.mark.timeout(900)
 
@@ -172,3 +180,48 @@ def test_p13_two_clusters_on_one_topic_keep_their_own_state_through_sigkills(
         under = [(uid, rv) for folder, uid, rv in in_folders if folder == name]
         assert Counter(under) == Counter(dict.fromkeys(expected[name], 1)), name
     assert {folder for folder, _, _ in in_folders} == set(clusters)
+
+
+def test_a_sink_reads_a_topic_per_cluster_through_one_pattern(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    prefix = unique("fleet")
+    sent: dict[str, set[tuple[str, str]]] = {}
+    for seed, cluster in enumerate(("east", "west"), start=1):
+        topic = f"{prefix}.{cluster}"
+        create_topic(kafka_bootstrap, topic, 2)
+        sent[topic] = produce(kafka_bootstrap, topic, event_values(300, seed=seed, cluster=cluster))
+    pattern = rf"^{re.escape(prefix)}\.[a-z]+$"  # the topics, not their .dlq beside them
+    sink = SinkProcess(
+        bootstrap=kafka_bootstrap, topic=f"{prefix}.east", directory=tmp_path / "out",
+        log=tmp_path / "sink.log", group=unique("sink-file"),
+        extra=["--topics", pattern, "--max-age-seconds", "0.5"],
+    )  # fmt: skip
+    sink.start()
+    wait_for_count(read_avro_dir, sink.directory, 600)
+    assert sink.terminate() == 0, sink.log.read_text()[-3000:]
+
+    for topic, occurrences in sent.items():  # each topic under its own name, exactly once
+        assert Counter(read_avro_dir(sink.directory / topic)) == Counter(
+            dict.fromkeys(occurrences, 1)
+        )
+    assert {p.name for p in sink.directory.iterdir()} == {*sent, "_kafkube"}
+
+
+def test_a_pattern_that_takes_in_kafkubes_own_topics_is_refused(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    topic = unique("fleet")
+    create_topic(kafka_bootstrap, topic, 1)
+    create_topic(kafka_bootstrap, f"{topic}.producer-state", 1)
+    sink = SinkProcess(
+        bootstrap=kafka_bootstrap, topic=topic, directory=tmp_path / "out",
+        log=tmp_path / "sink.log", group=unique("sink-file"),
+        extra=["--topics", f"^{re.escape(topic)}.*"],
+    )  # fmt: skip
+    sink.start()
+    assert sink.process is not None
+    code = sink.process.wait(60)
+
+    assert code != 0
+    assert f"takes in {topic}.producer-state, one of kafkube's own topics" in sink.log.read_text()

@@ -198,6 +198,6 @@ def test_json_logs_are_one_object_a_line_at_the_configured_level(
     assert code == 0
     assert len(logged) + 1 == len(lines), "a line that is not JSON (librdkafka's included)"
     assert summary.keys() == {"stopped"}  # the command's own result, last
-    assert any("assigned partition 0" in entry["message"] for entry in logged)
+    assert any(f"assigned partition {topic}[0]" in entry["message"] for entry in logged)
     assert all({"time", "level", "logger", "message"} <= entry.keys() for entry in logged)
     assert {entry["level"] for entry in logged} <= {"INFO", "WARNING", "ERROR"}
