@@ -16,13 +16,13 @@ COPY producer ./producer
 COPY consumers ./consumers
 COPY compose ./compose
 # Wheels of kafkube and of every dependency, at the versions CI tested (constraints.txt).
-RUN pip wheel --no-cache-dir --wheel-dir /wheels --constraint constraints.txt '.[s3,gcs]'
+RUN pip wheel --no-cache-dir --wheel-dir /wheels --constraint constraints.txt '.[s3,gcs,parquet]'
 
 FROM ${PYTHON_IMAGE}
 RUN groupadd --system --gid 10001 kafkube \
  && useradd --system --uid 10001 --gid kafkube --no-create-home --shell /usr/sbin/nologin kafkube
 COPY --from=build /wheels /wheels
-RUN pip install --no-cache-dir --no-index --find-links /wheels 'kafkube[s3,gcs]' \
+RUN pip install --no-cache-dir --no-index --find-links /wheels 'kafkube[s3,gcs,parquet]' \
  && rm -rf /wheels
 ENV PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \

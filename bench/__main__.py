@@ -172,6 +172,21 @@ class Bench:
                 "ratio": _median(ours, "records_per_s") / _median(kafkas, "records_per_s"),
                 "runs": ours,
             }
+        # Parquet beside Avro: the file sink again on the same topic, in the same run.
+        parquet = self.repeat(
+            "kafkube sink file --format parquet",
+            lambda i: measuring.sink_run(
+                self.cluster, self.stores, "file", topic, total,
+                max_records=per_partition // 8, max_age=3600, log=self.log(f"sink-parquet-{i}"),
+                output_format="parquet",
+            ),
+        )  # fmt: skip
+        sinks["file_parquet"] = {
+            "ours_records_per_s": figure(r["records_per_s"] for r in parquet),
+            "ours_output_mb_per_s": figure(r["output_mb_per_s"] for r in parquet),
+            "ratio": _median(parquet, "records_per_s") / _median(kafkas, "records_per_s"),
+            "runs": parquet,
+        }
         self.cluster.drop(topic)
         if self.big_topic:  # Kafka's tool on a million records too: warm, it is faster
             big = self.results["producer"]["events"]
@@ -302,6 +317,11 @@ class Bench:
         return {
             "producer_ratio": r["producer"]["ratio"],
             **{f"{kind}_ratio": r["sinks"][kind]["ratio"] for kind in measuring.SINKS},
+            # Not a target of its own: Parquet beside Avro, the file sink on the same topic.
+            "parquet": {
+                "file_parquet_ratio": r["sinks"]["file_parquet"]["ratio"],
+                "file_avro_ratio": r["sinks"]["file"]["ratio"],
+            },
             "watch_pace_ratio": r["watch_pace"]["ratio"]["median"],
             # The same ratios in registry mode, beside those without (not a target of their own:
             # registry mode must simply not be slower).

@@ -170,13 +170,15 @@ def sink_run(  # noqa: PLR0913 - what one run of one sink needs
     max_age: float,
     log: Path,
     registry: str | None = None,
+    output_format: str = "avro",
 ) -> dict[str, Any]:
     """One sink in its own group, from the start of a filled topic until it committed it all
-    (with ``registry``: in registry mode)."""
+    (with ``registry``: in registry mode), in ``output_format``."""
     group, run = unique(f"bench-{kind}"), unique("run")
     child = start_sink(
         cluster, stores, kind, topic, group, "--max-records", str(max_records),
-        "--max-age-seconds", str(max_age), *_registry_flag(registry), log=log, run=run,
+        "--max-age-seconds", str(max_age), "--format", output_format, *_registry_flag(registry),
+        log=log, run=run,
     )  # fmt: skip
     with Offsets({"bootstrap.servers": cluster.bootstrap}, topic) as offsets:
         wait_for(

@@ -51,6 +51,9 @@ from kafkube.consumers.tally import TopicTally
 from kafkube.errors import ConfigError, KafkubeError
 
 SINKS = tuple(SINK_TYPES)  # every sink type runs, each in its own group
+# The sinks that write files write Parquet, so the demo's output answers SQL where it lies
+# (DuckDB, no extension to fetch); the object stores keep Avro.
+DEMO_FORMATS = {name: "parquet" for name, model in SINK_TYPES.items() if model.scheme is None}
 # The demo's own topic and groups: a group remembers where it wrote up to, so sharing one with
 # a sink run by hand into another directory would leave that part out of the demo's output.
 DEMO_TOPIC = "kafkube.demo"
@@ -107,7 +110,9 @@ class Demo:
         os.environ.update(
             {k: v for k, v in self.endpoints.to_env().items() if k.startswith("AWS_")}
         )
-        self.sinks = local_sinks(self.endpoints, bucket=settings.bucket, folder=settings.files)
+        self.sinks = local_sinks(
+            self.endpoints, bucket=settings.bucket, folder=settings.files, formats=DEMO_FORMATS
+        )
         ensure_topic(self.kafka, settings.topic, partitions=settings.partitions, config={})
         settings.files.mkdir(parents=True, exist_ok=True)
         settings.logs.mkdir(parents=True, exist_ok=True)

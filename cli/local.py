@@ -4,6 +4,7 @@ benchmark run and read back whatever the table holds, so a new sink type joins b
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 from kafkube.cli.config import ENV_NESTING, ENV_PREFIX
@@ -13,10 +14,16 @@ from kafkube.consumers.settings import SINK_TYPES, SinkConfig
 
 
 def local_sinks(
-    endpoints: Endpoints, *, bucket: str, folder: Path, prefix: str = ""
+    endpoints: Endpoints,
+    *,
+    bucket: str,
+    folder: Path,
+    prefix: str = "",
+    formats: Mapping[str, str] | None = None,
 ) -> dict[str, SinkConfig]:
     """Each sink type's section for the stack: files below ``folder`` (and ``prefix``), an
-    object store's objects in ``bucket`` below ``prefix`` (the bucket made if missing)."""
+    object store's objects in ``bucket`` below ``prefix`` (the bucket made if missing), each
+    in its format of ``formats`` (else the default)."""
     sinks: dict[str, SinkConfig] = {}
     for sink_type, model in SINK_TYPES.items():
         values: dict[str, object]
@@ -27,6 +34,8 @@ def local_sinks(
             values = {model.place_field: bucket, "prefix": prefix}
             if model.endpoint_field is not None:
                 values[model.endpoint_field] = endpoints.store(model.scheme)
+        if formats and sink_type in formats:
+            values["format"] = formats[sink_type]
         sinks[sink_type] = model.model_validate(values)
     return sinks
 

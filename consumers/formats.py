@@ -1,4 +1,6 @@
-"""Batch to file bytes: Avro object container files and gzip JSON Lines. Pure: no I/O.
+"""Batch to file bytes: Avro object container files, gzip JSON Lines and Parquet (its own
+module, ``kafkube.consumers.parquet``, with the pyarrow of ``kafkube[parquet]``). Pure: no
+I/O.
 
 ``FORMATS`` is the one table of output formats: the runner, the configuration, the CLI,
 the object names and ``kafkube inspect`` all take the formats from it.
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import importlib
 import io
 import json
 import zlib
@@ -135,7 +138,7 @@ class Batch:
     writer: SchemaVersion
     datums: Sequence[bytes | memoryview]
     records: Sequence[dict[str, Any]]
-    codec: str  # Avro block compression
+    codec: str  # the format's compression (one of its ``codecs``)
 
 
 @dataclass(frozen=True)
@@ -147,6 +150,37 @@ class Format:
     write: Callable[[Batch], bytes]
     read: Callable[[bytes], Iterator[dict[str, Any]]]  # for inspect and the tests
     description: str
+    codecs: tuple[str, ...] = ()  # the compressions it takes, its default first
+    # The module it needs beyond kafkube's own (a library an extra brings), and that extra.
+    module: str | None = None
+    extra: str | None = None
+
+    @property
+    def default_codec(self) -> str:
+        return self.codecs[0] if self.codecs else ""
+
+    def check(self, name: str) -> None:
+        """Refuse at start, naming what to install, a format whose library is missing."""
+        if self.module is None:
+            return
+        try:
+            importlib.import_module(self.module)
+        except ImportError as err:
+            raise ConfigError(
+                "format", f"{name} needs {self.module}: pip install 'kafkube[{self.extra}]'"
+            ) from err
+
+
+def _parquet_write(batch: Batch) -> bytes:
+    from kafkube.consumers.parquet import parquet_file  # noqa: PLC0415 - its extra's pyarrow
+
+    return parquet_file(batch.writer, batch.records, batch.codec)
+
+
+def _parquet_read(data: bytes) -> Iterator[dict[str, Any]]:
+    from kafkube.consumers.parquet import read_parquet  # noqa: PLC0415
+
+    return read_parquet(data)
 
 
 # Every output format, by the name the configuration and the CLI use. A new format is a
@@ -158,6 +192,7 @@ FORMATS: dict[str, Format] = {
         write=lambda batch: avro_container(batch.name, batch.writer, batch.datums, batch.codec),
         read=_read_avro,
         description="Avro object container files (the writer schema inside)",
+        codecs=("deflate", "snappy", "zstandard", "null"),
     ),
     "jsonl": Format(
         extension="jsonl.gz",
@@ -165,6 +200,16 @@ FORMATS: dict[str, Format] = {
         write=lambda batch: json_lines_gzip(batch.records),
         read=_read_json_lines,
         description="gzip JSON Lines, one event a line",
+    ),
+    "parquet": Format(
+        extension="parquet",
+        needs_records=True,
+        write=_parquet_write,
+        read=_parquet_read,
+        description="Parquet, columns from the Avro schema, for SQL engines (kafkube[parquet])",
+        codecs=("zstd", "snappy", "gzip", "null"),
+        module="pyarrow",
+        extra="parquet",
     ),
 }
 

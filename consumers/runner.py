@@ -242,6 +242,7 @@ class SinkRunner:
         self._stop = stop
         metrics.start(self.settings.sink_type)
         self.destination.check()
+        self._format.check(self.settings.format)
         if self.registry is not None:
             self.registry.check()
         kafka = self.settings.kafka

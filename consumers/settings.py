@@ -13,14 +13,17 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal, Self
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-from kafkube.consumers.formats import CODECS, FORMATS
+from kafkube.consumers.formats import FORMATS
 from kafkube.errors import ConfigError
 from kafkube.schemas.filters import EventFilter, FilterError, Rule
 from kafkube.schemas.topics import sink_group
+
+# Every format's compressions; each sink's own is checked against its format.
+ALL_CODECS = tuple(dict.fromkeys(c for output in FORMATS.values() for c in output.codecs))
 
 _INSTANCE_ID = re.compile(r"[A-Za-z0-9._-]{1,249}")
 
@@ -36,7 +39,8 @@ def _one_of(table: Mapping[str, object]) -> AfterValidator:
 
     def known(name: str) -> str:
         if name not in table:
-            raise ValueError(f"must be one of {', '.join(table)}, got {name!r}")
+            choices = ", ".join(key or "empty (the default)" for key in table)
+            raise ValueError(f"must be one of {choices}, got {name!r}")
         return name
 
     return AfterValidator(known)
@@ -118,10 +122,16 @@ class SinkConfig(Section):
         + ".",
         json_schema_extra={"choices": list(FORMATS)},
     )
-    codec: Annotated[str, _one_of(CODECS)] = Field(
-        "deflate",
-        description="Avro block compression.",
-        json_schema_extra={"choices": list(CODECS)},
+    codec: Annotated[str, _one_of(dict.fromkeys((*ALL_CODECS, "")))] = Field(
+        "",
+        description="The format's compression; empty: its own default. "
+        + "; ".join(
+            f"{name}: {', '.join(output.codecs)}"
+            for name, output in FORMATS.items()
+            if output.codecs
+        )
+        + " (the first is the default).",
+        json_schema_extra={"choices": list(ALL_CODECS)},
     )
     time_field: Literal["record", "event"] = Field(
         "record", description="Which time picks the dt=/hour= folder."
@@ -174,6 +184,13 @@ class SinkConfig(Section):
             )
         return place
 
+    @model_validator(mode="after")
+    def _codec_of_the_format(self) -> Self:
+        codecs = FORMATS[self.format].codecs
+        if self.codec and self.codec not in codecs:
+            raise ValueError(f"codec: {self.format} takes {', '.join(codecs)}, not {self.codec!r}")
+        return self
+
     def settings(
         self, kafka: dict[str, Any], topic: str, *, registry: dict[str, str] | None
     ) -> SinkSettings:
@@ -186,7 +203,7 @@ class SinkConfig(Section):
             group=self.group,
             instance_id=self.instance_id,
             format=self.format,
-            codec=self.codec,
+            codec=self.codec or FORMATS[self.format].default_codec,
             max_records=self.rotation.max_records,
             max_bytes=self.rotation.max_bytes,
             max_age_seconds=self.rotation.max_age_seconds,

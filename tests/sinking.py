@@ -6,7 +6,7 @@ import io
 import json
 import subprocess
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -152,6 +152,18 @@ def read_jsonl_dir(directory: Path) -> list[tuple[str, str]]:
     return found
 
 
+def read_parquet_dir(directory: Path) -> list[tuple[str, str]]:
+    """Every (uid, resourceVersion) in the directory's Parquet files, asked with DuckDB as a
+    query engine would, the folders read as Hive partitions."""
+    import duckdb  # noqa: PLC0415
+
+    if not any(directory.rglob("*.parquet")):
+        return []
+    query = "select uid, resource_version from read_parquet(?, hive_partitioning=true)"
+    rows = duckdb.execute(query, [f"{directory}/**/*.parquet"]).fetchall()
+    return [(str(uid), str(rv)) for uid, rv in rows]
+
+
 def wait_for_count(read: Any, directory: Path, count: int, timeout: float = 120) -> list[Any]:
     deadline = time.monotonic() + timeout
     while True:
@@ -183,21 +195,46 @@ def occurrences_in_avro(blobs: Iterable[bytes]) -> list[tuple[str, str]]:
     ]
 
 
+def occurrences_in_parquet(blobs: Iterable[bytes]) -> list[tuple[str, str]]:
+    """Every (uid, resourceVersion) in these Parquet files, read with plain pyarrow."""
+    import pyarrow as pa  # noqa: PLC0415
+    import pyarrow.parquet as pq  # noqa: PLC0415
+
+    found = []
+    for blob in blobs:
+        table = pq.read_table(pa.BufferReader(blob), columns=["uid", "resource_version"])
+        found += zip(table["uid"].to_pylist(), table["resource_version"].to_pylist(), strict=True)
+    return found
+
+
+def _occurrences(named: Iterable[tuple[str, Callable[[], bytes]]]) -> list[tuple[str, str]]:
+    avro, parquet = [], []
+    for name, fetch in named:
+        if name.endswith(".avro"):
+            avro.append(fetch())
+        elif name.endswith(".parquet"):
+            parquet.append(fetch())
+    return occurrences_in_avro(avro) + occurrences_in_parquet(parquet)
+
+
 def read_s3(s3: Any, bucket: str, prefix: str = "") -> list[tuple[str, str]]:
-    """What an S3 sink wrote, read back with plain boto3 and fastavro."""
+    """What an S3 sink wrote (Avro or Parquet), read back with plain boto3, fastavro, pyarrow."""
     keys = [
         item["Key"]
         for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
         for item in page.get("Contents", [])
-        if item["Key"].endswith(".avro")
     ]
-    return occurrences_in_avro(s3.get_object(Bucket=bucket, Key=k)["Body"].read() for k in keys)
+    return _occurrences(
+        (key, lambda k=key: s3.get_object(Bucket=bucket, Key=k)["Body"].read()) for key in keys
+    )
 
 
 def read_gcs(gcs: Any, bucket: str, prefix: str = "") -> list[tuple[str, str]]:
-    """What a GCS sink wrote, read back with plain google-cloud-storage and fastavro."""
-    blobs = [b for b in gcs.list_blobs(bucket, prefix=prefix) if b.name.endswith(".avro")]
-    return occurrences_in_avro(blob.download_as_bytes() for blob in blobs)
+    """What a GCS sink wrote (Avro or Parquet), read back with plain google-cloud-storage,
+    fastavro and pyarrow."""
+    return _occurrences(
+        (blob.name, blob.download_as_bytes) for blob in gcs.list_blobs(bucket, prefix=prefix)
+    )
 
 
 def ends_from_names(names: Iterable[str], topic: str) -> dict[int, int]:

@@ -191,8 +191,9 @@ def test_kafkube_variables_beat_the_standard_one(clean_env: pytest.MonkeyPatch) 
     ("text", "expected"),
     [
         ("kafka: {securty: {}}", "kafka.securty: unknown field (did you mean security?)"),
-        ("sinks: {s3: {format: parquet}}", "sinks.s3.format: must be one of avro, jsonl"),
-        ("sinks: {gcs: {codec: lz4}}", "sinks.gcs.codec: must be one of null, deflate"),
+        ("sinks: {s3: {format: csv}}", "sinks.s3.format: must be one of avro, jsonl, parquet"),
+        ("sinks: {gcs: {codec: lz4}}", "sinks.gcs.codec: must be one of deflate, snappy"),
+        ("sinks: {gcs: {codec: gzip}}", "sinks.gcs: codec: avro takes deflate, snappy"),
         ("producer: {linger_seconds: 600}", "producer.linger_seconds: Input should be less than"),
         (
             "sinks: {file: {rotation: {max_records: 0}}}",
@@ -239,7 +240,7 @@ def test_every_problem_of_a_file_is_reported_at_once(
     clean_env: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     path = tmp_path / "bad.yaml"
-    path.write_text("producer: {partitions: 0}\nsinks: {s3: {format: csv}, gcs: {codec: gzip}}\n")
+    path.write_text("producer: {partitions: 0}\nsinks: {s3: {format: csv}, gcs: {codec: lz4}}\n")
 
     with pytest.raises(ConfigError) as refused:
         load(path)

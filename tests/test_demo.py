@@ -20,7 +20,7 @@ from kafkube.compose.stack import Stack
 from kafkube.compose.stores import gcs_client, s3_client
 from tests.conftest import CACHE_DIR, Services, unique
 from tests.producing import read_messages
-from tests.sinking import occurrences_in_avro, read_avro_dir, read_gcs, read_s3
+from tests.sinking import occurrences_in_parquet, read_gcs, read_parquet_dir, read_s3
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -58,7 +58,7 @@ def test_demo_runs_everything_and_all_three_sinks_end_with_the_same_records(
     assert "all 3 sinks hold the same records, each once" in demo.stdout
 
     endpoints = native_stack.endpoints()
-    on_disk = Counter(read_avro_dir(output / "files"))
+    on_disk = Counter(read_parquet_dir(output / "files"))  # Parquet, asked with DuckDB
     in_s3 = Counter(read_s3(s3_client(endpoints), bucket))
     in_gcs = Counter(read_gcs(gcs_client(endpoints), bucket))
     assert len(on_disk) > 300  # 20 s at 60 events/s, plus what the API server already held
@@ -67,6 +67,7 @@ def test_demo_runs_everything_and_all_three_sinks_end_with_the_same_records(
     assert str(output / "files") in demo.stdout
     assert f"s3://{bucket}/" in demo.stdout
     assert f"gs://{bucket}/" in demo.stdout
+    _the_readme_queries_answer(output / "files", on_disk)
     # The demo runs in registry mode: the topic in Confluent's framing, the schema registered.
     framing = {m.value()[:1] for m in read_messages(endpoints.kafka_bootstrap, topic)}
     assert framing == {b"\x00"}
@@ -91,14 +92,43 @@ def test_demo_runs_everything_and_all_three_sinks_end_with_the_same_records(
 
     counted = _kafkube("inspect", str(output / "files"), "--count", env=env)
     assert counted.stdout.splitlines()[-1].split()[0] == str(len(on_disk))
-    one_file = min((output / "files").rglob("*.avro"))
+    one_file = min((output / "files").rglob("*.parquet"))
     one = _kafkube("inspect", str(one_file), env=env).stdout.splitlines()
     read_back = [(r["uid"], r["resource_version"]) for r in map(json.loads, one)]
-    assert read_back == occurrences_in_avro([one_file.read_bytes()])
+    assert read_back == occurrences_in_parquet([one_file.read_bytes()])
     for location in (f"s3://{bucket}/{topic}/", f"gs://{bucket}/"):
         lines = _kafkube("inspect", location, env=env).stdout.splitlines()
         records = [json.loads(line) for line in lines]
         assert Counter((r["uid"], r["resource_version"]) for r in records) == on_disk, location
+
+
+def _readme_queries() -> list[str]:
+    """The README's example queries, as written there."""
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    block = readme.split("<!-- duckdb-examples:begin -->")[1].split("<!-- duckdb-examples:end -->")
+    sql = block[0].split("```sql")[1].split("```")[0]
+    return [query.strip() for query in sql.split(";") if query.strip()]
+
+
+def _the_readme_queries_answer(files: Path, held: Counter[tuple[str, str]]) -> None:
+    """The README's three queries, run as written on the demo's output (DuckDB told where it
+    is), count what pyarrow reads there."""
+    import duckdb  # noqa: PLC0415
+    import pyarrow.dataset as ds  # noqa: PLC0415
+
+    rows = ds.dataset(files, format="parquet", partitioning="hive").to_table().to_pylist()
+    warnings = Counter((r["namespace"], r["reason"]) for r in rows if r["type"] == "Warning")
+    ooms = sum(1 for r in rows if r["reason"] == "OOMKilling")
+    queries = _readme_queries()
+    with duckdb.connect() as db:
+        db.execute("set file_search_path = ?", [str(files)])
+        by_reason, oom_killed, by_hour = (db.execute(query).fetchall() for query in queries)
+
+    assert len(queries) == 3
+    assert len(rows) == sum(held.values())
+    assert {(namespace, reason): n for namespace, reason, n in by_reason} == warnings
+    assert sum(row[-1] for row in oom_killed) == ooms > 0
+    assert sum(n for _dt, _hour, n in by_hour) == len(rows)
 
 
 def test_inspect_refuses_a_location_that_is_missing_or_not_a_store(

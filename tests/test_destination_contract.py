@@ -34,7 +34,8 @@ def _batch(output_format: str, name: str, values: list[bytes]) -> bytes:
     codec = Codec()
     datums = [codec.split(value)[1] for value in values]
     records = [codec.decode(value) for value in values]
-    return FORMATS[output_format].write(Batch(name, codec.writer, datums, records, "deflate"))
+    output = FORMATS[output_format]
+    return output.write(Batch(name, codec.writer, datums, records, output.default_codec))
 
 
 def _read(output_format: str, data: bytes) -> list[tuple[str, str]]:

@@ -251,3 +251,58 @@ def test_a_large_batch_goes_up_to_s3_in_parts(
     assert Counter(found) == Counter(sent)
     assert item["Size"] > 5 << 20
     assert item["ETag"].strip('"').rsplit("-", 1)[1].isdigit()  # a multipart upload's ETag
+
+
+def test_s3_and_gcs_sinks_write_parquet_that_arrows_filesystems_read_back(
+    endpoints: Endpoints, s3_bucket: str, gcs_client: Any, gcs_bucket: str, tmp_path: Path
+) -> None:
+    import pyarrow.dataset as ds  # noqa: PLC0415
+    import pyarrow.parquet as pq  # noqa: PLC0415
+    from pyarrow import fs  # noqa: PLC0415
+
+    topic = unique("parquet")
+    create_topic(endpoints.kafka_bootstrap, topic, 3)
+    sent = produce(endpoints.kafka_bootstrap, topic, event_values(900))
+    s3 = _s3_sink(endpoints, topic, s3_bucket, tmp_path, "--format", "parquet")
+    gcs = _gcs_sink(endpoints, topic, gcs_bucket, tmp_path)
+    gcs.extra += ["--format", "parquet"]
+    s3.start()
+    gcs.start()
+    scheme, _, host = endpoints.s3_endpoint.partition("://")
+    s3fs = fs.S3FileSystem(
+        endpoint_override=host, scheme=scheme, access_key=endpoints.s3_access_key,
+        secret_key=endpoints.s3_secret_key, region=endpoints.s3_region,
+    )  # fmt: skip
+
+    def from_s3() -> list[tuple[str, str]]:
+        root = f"{s3_bucket}/events/{topic}"
+        if not s3fs.get_file_info(fs.FileSelector(root, allow_not_found=True, recursive=True)):
+            return []
+        table = ds.dataset(root, filesystem=s3fs, format="parquet", partitioning="hive").to_table()
+        return list(
+            zip(table["uid"].to_pylist(), table["resource_version"].to_pylist(), strict=True)
+        )
+
+    def from_gcs() -> list[tuple[str, str]]:
+        blobs = [
+            b for b in gcs_client.list_blobs(gcs_bucket, prefix=f"events/{topic}/")
+            if b.name.endswith(".parquet")
+        ]  # fmt: skip
+        return [
+            (row["uid"], row["resource_version"])
+            for blob in blobs
+            for row in pq.read_table(pa_buffer(blob.download_as_bytes())).to_pylist()
+        ]
+
+    in_s3, in_gcs = _wait(from_s3, 900), _wait(from_gcs, 900)
+    codes = s3.terminate(), gcs.terminate()
+
+    assert codes == (0, 0), s3.log.read_text()[-2000:] + gcs.log.read_text()[-2000:]
+    assert Counter(in_s3) == Counter(sent)
+    assert Counter(in_gcs) == Counter(sent)
+
+
+def pa_buffer(data: bytes) -> Any:
+    import pyarrow as pa  # noqa: PLC0415
+
+    return pa.BufferReader(data)

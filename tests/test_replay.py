@@ -120,13 +120,16 @@ def replay(kafka_bootstrap: str, store: Store, tmp_path: Path) -> Replay:
     return Replay(kafka_bootstrap, topic, unique(f"sink-{store.kind}"), store, tmp_path)
 
 
+@pytest.mark.parametrize("output_format", ["avro", "parquet"])
 def test_kafkube_replay_to_earliest_rewrites_the_same_objects_byte_for_byte(
-    replay: Replay,
+    replay: Replay, output_format: str
 ) -> None:
     produce(replay.bootstrap, replay.topic, event_values(1200))
-    assert (
-        replay.run_sink_to_the_end(1200, "--max-records", "150", "--max-age-seconds", "1") == 1200
+    as_asked = ("--format", output_format)
+    first = replay.run_sink_to_the_end(
+        1200, "--max-records", "150", "--max-age-seconds", "1", *as_asked
     )
+    assert first == 1200
     before = replay.store.snapshot()
     first_offsets = replay.offsets()
 
@@ -145,11 +148,14 @@ def test_kafkube_replay_to_earliest_rewrites_the_same_objects_byte_for_byte(
         )
 
     # Other rotation settings on the second run: the names already written set the cuts.
-    rewritten = replay.run_sink_to_the_end(1200, "--max-records", "70", "--max-age-seconds", "0.5")
+    rewritten = replay.run_sink_to_the_end(
+        1200, "--max-records", "70", "--max-age-seconds", "0.5", *as_asked
+    )
     after = replay.store.snapshot()
 
     assert rewritten == 1200
     assert len(before) > PARTITIONS
+    assert all(name.endswith(f".{output_format}") for name in before if "_kafkube" not in name)
     assert sorted(after) == sorted(before)
     assert after == before
 
