@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -42,9 +43,19 @@ def _kafkube(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str
     )  # fmt: skip
 
 
+@pytest.fixture
+def demo_stack(services: Services, native_stack: Stack) -> Iterator[Stack]:
+    """The session's own stack, which the demo finds by its folder and reuses. Where the
+    session took its services from elsewhere, the demo starts this one itself: stopped after."""
+    yield native_stack
+    if "native launcher" not in services.origin.values():
+        native_stack.down()
+
+
 def test_demo_runs_everything_and_all_three_sinks_end_with_the_same_records(
-    services: Services, native_stack: Stack, tmp_path: Path
+    demo_stack: Stack, tmp_path: Path
 ) -> None:
+    native_stack = demo_stack
     topic, bucket = unique("demo"), unique("kafkube-demo")
     output = tmp_path / "demo"
     demo = _kafkube(
@@ -144,8 +155,9 @@ def test_inspect_refuses_a_location_that_is_missing_or_not_a_store(
 
 
 def test_ctrl_c_stops_the_demo_in_order_and_loses_nothing(
-    services: Services, native_stack: Stack, tmp_path: Path
+    demo_stack: Stack, tmp_path: Path
 ) -> None:
+    native_stack = demo_stack
     topic, bucket = unique("demo"), unique("kafkube-demo")
     log = tmp_path / "demo.log"
     with log.open("wb") as out:
