@@ -34,7 +34,7 @@ check: install
 
 # Branch coverage of the whole suite, the kafkube processes it starts included.
 test: check services
-	$(BIN)/pytest --cov --cov-report=term $(PYTEST_ARGS); status=$$?; \
+	$(BIN)/pytest --cov --cov-report=term --durations=15 $(PYTEST_ARGS); status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests: that is a failure" >&2; exit 1; fi; \
 	exit $$status
 

@@ -203,11 +203,13 @@ def _shown(info: FieldInfo) -> str:
 
 
 def kafka_options(command: Callable[..., None]) -> Callable[..., None]:
-    """--bootstrap-servers, --topic, --schema-registry-url and --kafka KEY=VALUE (any
-    librdkafka property)."""
+    """--bootstrap-server (as Kafka's own tools spell it; --bootstrap-servers too), --topic,
+    --schema-registry-url and --kafka KEY=VALUE (any librdkafka property)."""
     options = [
         click.option(
+            "--bootstrap-server",
             "--bootstrap-servers",
+            "bootstrap_servers",
             help="Kafka brokers; else kafka.bootstrap_servers or KAFKA_BOOTSTRAP_SERVERS.",
         ),
         click.option("--topic", default=DEFAULT_TOPIC, show_default=True, help="Else kafka.topic."),

@@ -12,11 +12,14 @@ from prometheus_client import (
     Histogram,
 )
 
+from kafkube.serving import build_info
+
 # The component's own registry: a sink's /metrics shows no producer metric, and the reverse
 # (both modules are imported by the one CLI). The process's CPU, memory and GC join each.
 REGISTRY = CollectorRegistry(auto_describe=True)
 for _collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
     REGISTRY.register(_collector)
+build_info(REGISTRY, "sink")
 
 RECORDS = Counter(
     "kafkube_sink_records_written", "Records made durable.", ["sink"], registry=REGISTRY
@@ -46,7 +49,7 @@ WRITE_RETRIES = Counter(
     registry=REGISTRY,
 )
 WRITE_SECONDS = Histogram(
-    "kafkube_sink_write_seconds",
+    "kafkube_sink_write_duration_seconds",
     "Time to make one object durable, retries included.",
     ["sink"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
@@ -59,9 +62,9 @@ COMMITTED = Gauge(
     registry=REGISTRY,
 )
 LAG = Gauge(
-    "kafkube_sink_lag",
-    "Log end minus committed offset, per partition held (transaction markers count: a fully "
-    "caught-up partition of the transactional topic shows 1).",
+    "kafkube_sink_lag_records",
+    "Records this group has still to commit, per partition held; a transaction's commit "
+    "marker is no record, so a caught-up partition shows 0.",
     ["sink", "topic", "partition"],
     registry=REGISTRY,
 )

@@ -187,6 +187,7 @@ class _Partition:
     committed: int  # the offset last committed (or started from)
     batch: _Batch | None = None
     dead_letters_pending: bool = False
+    read_to: int = 0  # the offset the consumer last reached the partition's end at
     # Past filtered records no batch carries: the offset to commit, and since when (clock).
     skipped: int | None = None
     skipped_at: float = 0.0
@@ -265,6 +266,9 @@ class SinkRunner:
                     else {"partition.assignment.strategy": "cooperative-sticky"}
                 ),
                 "auto.offset.reset": "earliest",
+                # Says when a partition is read to its end: past the commit markers, which the
+                # lag must not count as records.
+                "enable.partition.eof": True,
                 "logger": RDKAFKA_LOG,
             }
         )
@@ -391,10 +395,8 @@ class SinkRunner:
     def _take(self, message: Message) -> None:
         error = message.error()
         if error is not None:
-            if error.code() == KafkaError._PARTITION_EOF:  # noqa: SLF001
-                return
-            self._raise_if_fenced(error)
-            raise SinkError(f"consuming {message.topic() or self.settings.topic}: {error}")
+            self._not_a_record(message, error)
+            return
         part = Part(message.topic() or self.settings.topic, message.partition() or 0)
         offset = message.offset() or 0
         state = self._partitions.get(part)
@@ -420,6 +422,17 @@ class SinkRunner:
         batch.shape.add(len(datum))
         if self._rules.full(batch.shape, offset):
             self._flush(part)
+
+    def _not_a_record(self, message: Message, error: KafkaError) -> None:
+        """A partition read to its end (past the last record and any commit marker after
+        it), noted for the lag; any other error stops the loop."""
+        if error.code() == KafkaError._PARTITION_EOF:  # noqa: SLF001
+            state = self._partitions.get(Part(message.topic() or "", message.partition() or 0))
+            if state is not None:
+                state.read_to = message.offset() or 0
+            return
+        self._raise_if_fenced(error)
+        raise SinkError(f"consuming {message.topic() or self.settings.topic}: {error}")
 
     def _raise_if_fenced(self, error: KafkaError) -> None:
         """Another instance joined with this one's instance id: say so, and stop for good."""
@@ -522,6 +535,8 @@ class SinkRunner:
             batch = state.batch
             if batch is not None and self._rules.aged(batch.shape, now):
                 self._flush(part)
+            elif batch is None and state.committed >= 0:
+                self._export_position(part, state.committed)  # the lag, past any marker
 
     # --- writing and committing ---------------------------------------------------------------
 
@@ -678,8 +693,14 @@ class SinkRunner:
         metrics.COMMITTED.labels(*labels).set(committed)
         # The end as of the last fetch response: no request to the broker.
         _, end = consumer.get_watermark_offsets(TopicPartition(*part), cached=True)
-        if end >= 0:
-            metrics.LAG.labels(*labels).set(max(0, end - committed))
+        if end < 0:
+            return
+        # Read to the end (the consumer said so) and nothing open or skipped behind it: what
+        # is left up to the log end are commit markers, no records.
+        state = self._partitions.get(part)
+        if state is not None and state.batch is None and state.skipped is None:
+            committed = max(committed, state.read_to)
+        metrics.LAG.labels(*labels).set(max(0, end - committed))
 
     def _commit_refused(self) -> None:
         """Commit again what a rebalance refused: the records are durable, the offset must

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import platform
 import socket
 import threading
 from collections.abc import Callable, Iterator, Mapping
@@ -19,11 +20,26 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
+    Gauge,
     disable_created_metrics,
     generate_latest,
 )
 
+from kafkube import __version__
 from kafkube.errors import ConfigError
+
+
+def build_info(registry: CollectorRegistry, component: str) -> None:
+    """``kafkube_build_info{version, python, component} 1``: what runs, for dashboards that
+    join it to the other series (Prometheus' build_info convention)."""
+    info = Gauge(
+        "kafkube_build_info",
+        "kafkube's version and Python's, always 1.",
+        ["version", "python", "component"],
+        registry=registry,
+    )
+    info.labels(__version__, platform.python_version(), component).set(1)
+
 
 # A *_created series beside each counter only doubles the scrape.
 disable_created_metrics()  # type: ignore[no-untyped-call]

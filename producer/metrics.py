@@ -18,12 +18,14 @@ from prometheus_client import (
 )
 
 from kafkube.producer.running import ProducerStats
+from kafkube.serving import build_info
 
 # The component's own registry: a sink's /metrics shows no producer metric, and the reverse
 # (both modules are imported by the one CLI). The process's CPU, memory and GC join each.
 REGISTRY = CollectorRegistry(auto_describe=True)
 for _collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
     REGISTRY.register(_collector)
+build_info(REGISTRY, "producer")
 
 _COUNTERS = {
     "watched": Counter(

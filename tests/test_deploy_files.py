@@ -37,8 +37,8 @@ def test_the_dashboard_charts_only_metrics_that_exist() -> None:
     assert used - exported == set(), "the dashboard charts metrics nobody exports"
     for family in (
         "kafkube_producer_transaction_aborts_total",
-        "kafkube_sink_lag",
-        "kafkube_sink_write_seconds_bucket",
+        "kafkube_sink_lag_records",
+        "kafkube_sink_write_duration_seconds_bucket",
         "kafkube_producer_relists_total",
     ):
         assert family in used  # fmt: skip

@@ -263,7 +263,7 @@ def test_a_registry_unreachable_at_start_is_a_clear_error(
     create_topic(endpoints.kafka_bootstrap, topic, 1)
 
     failed = run_kafkube(
-        *argv, "--bootstrap-servers", endpoints.kafka_bootstrap, "--topic", topic,
+        *argv, "--bootstrap-server", endpoints.kafka_bootstrap, "--topic", topic,
         "--schema-registry-url", nowhere,
     )  # fmt: skip
 
