@@ -250,7 +250,7 @@ def produce(source: str, recording: Path | None, **_flags: Any) -> None:  # noqa
 _PRODUCER_OPTIONS, _PRODUCER_FIELDS = model_options(
     ProducerConfig,
     "producer",
-    names={"api_version": ["--api"], "namespaces": ["--namespace"]},
+    names={"api_version": ["--api"], "namespaces": ["-n", "--namespace"]},
     skip=frozenset({"leader_election", "enrich"}),
 )
 produce.params[:0] = _PRODUCER_OPTIONS

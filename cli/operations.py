@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import click
+import yaml
 
 from kafkube.cli.options import kafka_connection, kafka_options
 from kafkube.consumers.destinations import Destination, open_destination
@@ -72,9 +73,18 @@ def _print_producer(topic: str, status: ProducerStatus | None) -> None:
 @click.option(
     "--group", "groups", multiple=True, help="Only these groups; default every group on the topic."
 )
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Choice(["text", "json", "yaml"]),
+    default="text",
+    show_default=True,
+    help="As kubectl's -o: a table, or the whole document as JSON or YAML.",
+)
+@click.option("--json", "as_json", is_flag=True, help="The same as -o json.")
 def status(
     groups: tuple[str, ...],
+    output: str,
     as_json: bool,  # noqa: FBT001 - click passes flags positionally
 ) -> None:
     """Where the producer and each sink group stand: checkpoint, offsets, lag, members."""
@@ -84,14 +94,18 @@ def status(
         bounds = offsets.log_bounds()
         names = list(groups) or offsets.groups()
         positions = [offsets.position(name, bounds=bounds) for name in names]
-    if as_json:
+    output = "json" if as_json else output
+    if output != "text":
         document = {
             "topic": topic,
             "producer": producer.to_dict() if producer else None,
             "log_end": sum(bounds[1].values()),
             "groups": [p.to_dict() for p in positions],
         }
-        click.echo(json.dumps(document, indent=2))
+        if output == "json":
+            click.echo(json.dumps(document, indent=2))
+        else:
+            click.echo(yaml.safe_dump(document, sort_keys=False), nl=False)
         return
     click.echo(f"topic {topic}: {len(bounds[1])} partitions, log end {sum(bounds[1].values())}")
     _print_producer(topic, producer)

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+import yaml
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from kafkube.compose.stack import Stack
@@ -89,6 +90,8 @@ def test_demo_runs_everything_and_all_three_sinks_end_with_the_same_records(
     # What is left is what status and inspect see.
     env = {**_clean_env(), **endpoints.to_env()}
     status = json.loads(_kafkube("status", "--topic", topic, "--json", env=env).stdout)
+    as_yaml = yaml.safe_load(_kafkube("status", "--topic", topic, "-o", "yaml", env=env).stdout)
+    assert as_yaml == status  # kubectl's -o, the same document
     groups = {g["group"]: g for g in status["groups"]}
     producer = status["producer"]
     assert producer["checkpoint"]
