@@ -253,3 +253,25 @@ def test_enrichment_grants_get_on_exactly_the_kinds_it_reads(
     assert granted == read
     carried = _by_kind(manifests)[("ConfigMap", "events-kafkube")]["data"]["config.yaml"]
     assert yaml.safe_load(carried)["producer"]["enrich"] == {"enabled": True, "ttl_seconds": 600}
+
+
+def test_name_overrides_and_pod_labels_and_annotations_reach_every_pod(
+    helm: Path, kube_api: Any, namespaces: str, tmp_path: Path
+) -> None:
+    values = {
+        "clusterName": "c", "kafka": {"bootstrapServers": "k:9092"},
+        "fullnameOverride": "events-exporter", "nameOverride": "k8s-events",
+        "podLabels": {"team": "platform"}, "podAnnotations": {"owner": "sre"},
+        "sinks": {"s3": {"enabled": True, "config": {"bucket": "b"}}},
+    }  # fmt: skip
+    manifests = render_chart(helm, tmp_path, namespaces, values)
+    _dry_run(kube_api, manifests, namespaces)
+    kinds = _by_kind(manifests)
+
+    for kind, name in (("Deployment", "events-exporter-producer"),
+                       ("StatefulSet", "events-exporter-sink-s3")):  # fmt: skip
+        pod = kinds[(kind, name)]["spec"]["template"]["metadata"]
+        assert pod["labels"]["team"] == "platform"
+        assert pod["labels"]["app.kubernetes.io/name"] == "k8s-events"
+        assert pod["annotations"]["owner"] == "sre"
+        assert "checksum/config" in pod["annotations"]
