@@ -50,6 +50,10 @@ def running_pid(state_dir: Path, name: str) -> int | None:
         environ = Path(f"/proc/{pid}/environ").read_bytes()
     except OSError:
         return None
+    if not environ:
+        # Mid-exec (a launcher replacing itself, as java's may) the kernel shows no
+        # environment for a moment: the process is there, and it is the one just started.
+        return pid
     # A pid can be reused by an unrelated process; ours carry the stack's marker variable.
     marker = f"KAFKUBE_STACK_SERVICE={state_dir}/{name}".encode()
     return pid if marker in environ.split(b"\0") else None

@@ -155,10 +155,18 @@ class Stack:
     def _wait_ready(self, names: list[str], *, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         pending = list(names)
+        absent: dict[str, int] = {}  # checks in a row that found no process
         while pending:
             for name in list(pending):
                 if processes.running_pid(self.state.state_dir, name) is None:
-                    raise ServiceError(f"{name} exited while starting:\n{self._log_tail(name)}")
+                    # Twice in a row, 0.2 s apart: a launcher mid-exec is not an exit.
+                    absent[name] = absent.get(name, 0) + 1
+                    if absent[name] >= 2:
+                        raise ServiceError(
+                            f"{name} exited while starting:\n{self._log_tail(name)}"
+                        )
+                    continue
+                absent.pop(name, None)
                 if SERVICES[name].probe(self.state):
                     pending.remove(name)
             if pending and time.monotonic() > deadline:

@@ -44,8 +44,10 @@ def second_cluster(tmp_path: Path) -> Iterator[str]:
     stack = Stack(
         StackSettings(cache_dir=CACHE_DIR, state_dir=tmp_path / "west", prefer_default_ports=False)
     )
-    yield stack.up(["kube-apiserver"]).kubeconfig
-    stack.down()
+    try:
+        yield stack.up(["kube-apiserver"]).kubeconfig
+    finally:
+        stack.down()  # also when it did not come up: nothing left running
 
 
 def _api(kubeconfig: str) -> Any:

@@ -190,9 +190,11 @@ def private_registry(tmp_path: Path) -> Iterator[Stack]:
             cache_dir=CACHE_DIR, state_dir=tmp_path / "registry", prefer_default_ports=False
         )
     )
-    stack.up(["registry"])
-    yield stack
-    stack.down()
+    try:
+        stack.up(["registry"])
+        yield stack
+    finally:
+        stack.down()  # also when it did not come up: nothing left running
 
 
 def test_the_registry_stopped_mid_run_changes_nothing_for_producer_or_sink(
