@@ -162,9 +162,7 @@ class Stack:
                     # Twice in a row, 0.2 s apart: a launcher mid-exec is not an exit.
                     absent[name] = absent.get(name, 0) + 1
                     if absent[name] >= 2:
-                        raise ServiceError(
-                            f"{name} exited while starting:\n{self._log_tail(name)}"
-                        )
+                        raise ServiceError(f"{name} exited while starting:\n{self._log_tail(name)}")
                     continue
                 absent.pop(name, None)
                 if SERVICES[name].probe(self.state):
