@@ -122,7 +122,9 @@ def test_both_framings_and_both_versions_on_one_topic_reach_every_sink_exactly_o
     unknown = Codec(writer=v2, writer_id=v2_id + 1000).encode(known.decode(values[0][1]))
     produce(bootstrap, topic, [(b"unknown-id", unknown)], Codec(lookup=ids.schema))
 
-    with_registry = ["--schema-registry-url", registry, "--max-records", "60"]
+    with_registry = [
+        "--schema-registry-url", registry, "--max-records", "60", "--max-age-seconds", "0.5"
+    ]  # fmt: skip
     sinks = {
         "file avro": SinkProcess(
             bootstrap=bootstrap, topic=topic, directory=tmp_path / "avro",
