@@ -9,8 +9,9 @@ import importlib
 from collections.abc import Iterator
 from typing import Protocol
 
+from kafkube.consumers.formats import require_extra
 from kafkube.consumers.settings import SinkConfig
-from kafkube.errors import ConfigError, SinkError
+from kafkube.errors import SinkError
 
 
 class MissingObjectError(SinkError):
@@ -22,15 +23,7 @@ class MissingObjectError(SinkError):
 def open_destination(config: SinkConfig) -> Destination:
     """The destination a sink's configuration describes. Its module, and the store's client
     library, are imported only now: a missing extra is refused naming it."""
-    if config.client_module is not None:
-        try:
-            importlib.import_module(config.client_module)
-        except ImportError as err:
-            raise ConfigError(
-                f"sinks.{config.sink_type}",
-                f"needs {config.client_module}, not installed: "
-                f"pip install 'kafkube[{config.extra}]'",
-            ) from err
+    require_extra(config.client_module, config.extra, field=f"sinks.{config.sink_type}")
     opened: Destination = importlib.import_module(config.destination_module).open_destination(
         config
     )

@@ -159,16 +159,22 @@ class Format:
     def default_codec(self) -> str:
         return self.codecs[0] if self.codecs else ""
 
-    def check(self, name: str) -> None:
+    def check(self, field: str) -> None:
         """Refuse at start, naming what to install, a format whose library is missing."""
-        if self.module is None:
-            return
-        try:
-            importlib.import_module(self.module)
-        except ImportError as err:
-            raise ConfigError(
-                "format", f"{name} needs {self.module}: pip install 'kafkube[{self.extra}]'"
-            ) from err
+        require_extra(self.module, self.extra, field=field)
+
+
+def require_extra(module: str | None, extra: str | None, *, field: str) -> None:
+    """Import ``module`` (a library an extra brings: a store's client, a format's writer), or
+    refuse the setting ``field`` saying which extra to install."""
+    if module is None:
+        return
+    try:
+        importlib.import_module(module)
+    except ImportError as err:
+        raise ConfigError(
+            field, f"needs {module}, not installed: pip install 'kafkube[{extra}]'"
+        ) from err
 
 
 def _parquet_write(batch: Batch) -> bytes:

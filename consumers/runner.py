@@ -243,7 +243,7 @@ class SinkRunner:
         self._stop = stop
         metrics.start(self.settings.sink_type)
         self.destination.check()
-        self._format.check(self.settings.format)
+        self._format.check(f"sinks.{self.settings.sink_type}.format")
         if self.registry is not None:
             self.registry.check()
         kafka = self.settings.kafka
