@@ -121,12 +121,15 @@ class Stores:
     def __init__(self, cluster: Cluster, work: Path) -> None:
         self.cluster, self.work = cluster, work
         self.bucket = unique("bench")
+        self._runs: dict[str, dict[str, SinkConfig]] = {}
 
     def config(self, kind: str, run: str) -> SinkConfig:
-        sinks = local_sinks(
-            self.cluster.endpoints, bucket=self.bucket, folder=self.work / "files", prefix=run
-        )
-        return sinks[kind]
+        """Each sink's section for a run, made (and its buckets checked) once per run."""
+        if run not in self._runs:
+            self._runs[run] = local_sinks(
+                self.cluster.endpoints, bucket=self.bucket, folder=self.work / "files", prefix=run
+            )
+        return self._runs[run][kind]
 
     def destination(self, kind: str, run: str) -> Destination:
         return open_destination(self.config(kind, run))

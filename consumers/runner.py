@@ -397,7 +397,7 @@ class SinkRunner:
         if error is not None:
             self._not_a_record(message, error)
             return
-        part = Part(message.topic() or self.settings.topic, message.partition() or 0)
+        part = self._part_of(message)
         offset = message.offset() or 0
         state = self._partitions.get(part)
         if state is None:
@@ -423,11 +423,14 @@ class SinkRunner:
         if self._rules.full(batch.shape, offset):
             self._flush(part)
 
+    def _part_of(self, message: Message) -> Part:
+        return Part(message.topic() or self.settings.topic, message.partition() or 0)
+
     def _not_a_record(self, message: Message, error: KafkaError) -> None:
         """A partition read to its end (past the last record and any commit marker after
         it), noted for the lag; any other error stops the loop."""
         if error.code() == KafkaError._PARTITION_EOF:  # noqa: SLF001
-            state = self._partitions.get(Part(message.topic() or "", message.partition() or 0))
+            state = self._partitions.get(self._part_of(message))
             if state is not None:
                 state.read_to = message.offset() or 0
             return

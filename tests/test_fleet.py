@@ -19,6 +19,7 @@ import pytest
 from kafkube.compose.endpoints import Endpoints
 from kafkube.compose.settings import StackSettings
 from kafkube.compose.stack import Stack
+from kafkube.producer.watching import open_api_client
 from tests.conftest import CACHE_DIR, unique
 from tests.producing import EventWriter, ProducerProcess, read_records
 from tests.sinking import (
@@ -48,14 +49,6 @@ def second_cluster(tmp_path: Path) -> Iterator[str]:
         yield stack.up(["kube-apiserver"]).kubeconfig
     finally:
         stack.down()  # also when it did not come up: nothing left running
-
-
-def _api(kubeconfig: str) -> Any:
-    from kubernetes import client, config  # noqa: PLC0415
-
-    configuration = client.Configuration()
-    config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
-    return client.ApiClient(configuration)
 
 
 def _namespace(api: Any, name: str) -> None:
@@ -124,7 +117,7 @@ def test_p13_two_clusters_on_one_topic_keep_their_own_state_through_sigkills(
     chance = random.Random(13)
     topic, namespace = unique("fleet"), unique("fleet")
     clusters = {"east": endpoints.kubeconfig, "west": second_cluster}
-    apis = {name: _api(kubeconfig) for name, kubeconfig in clusters.items()}
+    apis = {name: open_api_client(kubeconfig) for name, kubeconfig in clusters.items()}
     producers, writers = {}, {}
     for name, kubeconfig in clusters.items():
         _namespace(apis[name], namespace)
