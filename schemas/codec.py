@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
+import logging
 import re
 import struct
 from collections.abc import Callable, Mapping
@@ -31,6 +32,7 @@ import fastavro
 from fastavro.schema import fingerprint, to_parsing_canonical_form
 
 from kafkube.errors import KafkubeError
+from kafkube.schemas.reading import CorruptDatum, Read, compile_reader
 from kafkube.schemas.writing import UnsupportedSchema, Write, compile_writer
 
 MAGIC = b"\xc3\x01"
@@ -38,6 +40,8 @@ HEADER_SIZE = len(MAGIC) + 8
 REGISTRY_MAGIC = b"\x00"
 REGISTRY_HEADER_SIZE = len(REGISTRY_MAGIC) + 4
 _SCHEMA_FILE = re.compile(r"kubernetes_event\.v(\d+)\.avsc")
+
+log = logging.getLogger(__name__)
 
 
 class EncodeError(KafkubeError):
@@ -71,6 +75,22 @@ class SchemaVersion:
     schema_json: str = ""  # the schema as released, for Avro container file headers
     # This schema's own writer (kafkube.schemas.writing); None: fastavro writes it.
     write: Write | None = field(default=None, compare=False, repr=False)
+    # Its compiled readers (kafkube.schemas.reading) by the fields they keep, made on first
+    # use; None: the schema is not compiled, fastavro reads it.
+    _readers: dict[frozenset[str] | None, Read | None] = field(
+        default_factory=dict, compare=False, repr=False
+    )
+
+    def reader(self, keep: frozenset[str] | None) -> Read | None:
+        """A reader of this schema's datums that checks them whole and keeps the top-level
+        fields ``keep`` (all when None); None when the schema is not compiled."""
+        if keep not in self._readers:
+            try:
+                self._readers[keep] = compile_reader(json.loads(self.schema_json), keep)
+            except (UnsupportedSchema, ValueError) as err:
+                log.debug("schema v%d: read by fastavro (%s)", self.version, err)
+                self._readers[keep] = None
+        return self._readers[keep]
 
     @property
     def fingerprint_hex(self) -> str:
@@ -179,11 +199,34 @@ class Codec:
 
     def split(self, value: bytes) -> tuple[SchemaVersion, memoryview]:
         """The writer schema of a value and its datum bytes, without decoding the datum."""
+        writer, start = self._framing(value)
+        return writer, memoryview(value)[start:]
+
+    def scan(
+        self, value: bytes, keep: frozenset[str] | None = None
+    ) -> tuple[SchemaVersion, memoryview, dict[str, Any]]:
+        """What a sink needs of a value: its writer schema, its datum bytes, and its top-level
+        fields named in ``keep`` (every field when None), the datum checked whole all the same.
+        A datum of the reader's own schema is read by the schema's compiled reader, building
+        only the fields kept; any other is decoded whole (and resolved) by fastavro."""
+        value = value if isinstance(value, bytes) else bytes(value)
+        writer, start = self._framing(value)
+        read = writer.reader(keep) if writer.fingerprint == self.reader.fingerprint else None
+        if read is None:
+            return writer, memoryview(value)[start:], self._resolved(writer, value, start)
+        try:
+            record = read(value, start)
+        except CorruptDatum as err:
+            raise DecodeError(f"corrupt Avro datum (schema v{writer.version}): {err}") from err
+        return writer, memoryview(value)[start:], record
+
+    def _framing(self, value: bytes) -> tuple[SchemaVersion, int]:
+        """The writer schema a value's framing names, and where its datum starts."""
         if value[:1] == REGISTRY_MAGIC:
             if len(value) < REGISTRY_HEADER_SIZE:
                 raise DecodeError(f"a registry-framed value of {len(value)} bytes: no schema id")
             schema_id = int.from_bytes(value[1:REGISTRY_HEADER_SIZE], "big")
-            return self._registered(schema_id), memoryview(value)[REGISTRY_HEADER_SIZE:]
+            return self._registered(schema_id), REGISTRY_HEADER_SIZE
         if len(value) < HEADER_SIZE or value[:2] != MAGIC:
             raise DecodeError(
                 "neither registry-framed (00 and a schema id) nor Avro single-object encoded "
@@ -192,7 +235,7 @@ class Codec:
         writer = self._by_fingerprint.get(bytes(value[2:HEADER_SIZE]))
         if writer is None:
             raise DecodeError(f"unknown writer schema fingerprint {value[2:HEADER_SIZE].hex()}")
-        return writer, memoryview(value)[HEADER_SIZE:]
+        return writer, HEADER_SIZE
 
     def _registered(self, schema_id: int) -> SchemaVersion:
         known = self._by_id.get(schema_id)
@@ -214,14 +257,19 @@ class Codec:
         return found
 
     def decode(self, value: bytes) -> dict[str, Any]:
-        writer, datum = self.split(value)
-        stream = io.BytesIO(datum)
+        """A value as a record of the reader's schema."""
+        return self.scan(value)[2]
+
+    def _resolved(self, writer: SchemaVersion, value: bytes, start: int) -> dict[str, Any]:
+        """A datum decoded whole by fastavro, resolved from its writer's schema to the
+        reader's (the reference the compiled reader is tested against)."""
+        stream = io.BytesIO(memoryview(value)[start:])
         try:
             record = fastavro.schemaless_reader(stream, writer.schema, self.reader.schema)
         except (EOFError, ValueError, IndexError, TypeError, UnicodeDecodeError, KeyError) as err:
             raise DecodeError(f"corrupt Avro datum (schema v{writer.version}): {err!r}") from err
-        if stream.tell() != len(datum):
-            left = len(datum) - stream.tell()
+        if start + stream.tell() != len(value):
+            left = len(value) - start - stream.tell()
             raise DecodeError(f"{left} bytes left over after the datum (schema v{writer.version})")
         if not isinstance(record, dict):
             raise DecodeError(f"datum is not a record: {type(record).__name__}")

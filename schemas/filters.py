@@ -30,14 +30,25 @@ def _component(record: Mapping[str, Any]) -> Any:  # noqa: ANN401 - a record's v
     return record.get("reporting_controller") or record.get("source_component")
 
 
-# The fields a rule may name, and where each is in a record.
-FIELDS: dict[str, Callable[[Mapping[str, Any]], Any]] = {
-    "cluster": lambda record: record.get("cluster"),
-    "namespace": lambda record: record.get("namespace"),
-    "type": lambda record: record.get("type"),
-    "reason": lambda record: record.get("reason"),
-    "kind": _regarding_kind,  # the involved object's kind
-    "component": _component,  # the reporting controller (or, core/v1, the source component)
+@dataclass(frozen=True)
+class _Field:
+    get: Callable[[Mapping[str, Any]], Any]  # its value in a record
+    reads: tuple[str, ...]  # the record's top-level fields it looks at
+
+
+def _top(name: str) -> _Field:
+    return _Field(lambda record: record.get(name), (name,))
+
+
+# The fields a rule may name, and where each is in a record (a sink decodes only those).
+FIELDS: dict[str, _Field] = {
+    "cluster": _top("cluster"),
+    "namespace": _top("namespace"),
+    "type": _top("type"),
+    "reason": _top("reason"),
+    "kind": _Field(_regarding_kind, ("regarding",)),  # the involved object's kind
+    # The reporting controller (or, core/v1, the source component).
+    "component": _Field(_component, ("reporting_controller", "source_component")),
 }
 
 
@@ -82,7 +93,7 @@ class Rule:
 
     def matches(self, record: Mapping[str, Any]) -> bool:
         for name, globs in self.fields:
-            value = FIELDS[name](record)
+            value = FIELDS[name].get(record)
             text = "" if value is None else str(value)
             if not any(fnmatchcase(text, glob) for glob in globs):
                 return False
@@ -100,6 +111,16 @@ class EventFilter:
     @property
     def passes_all(self) -> bool:
         return not self.include and not self.exclude
+
+    @property
+    def reads(self) -> frozenset[str]:
+        """The record's top-level fields its rules look at."""
+        return frozenset(
+            source
+            for rule in (*self.include, *self.exclude)
+            for name, _ in rule.fields
+            for source in FIELDS[name].reads
+        )
 
     def passes(self, record: Mapping[str, Any]) -> bool:
         if self.include and not any(rule.matches(record) for rule in self.include):

@@ -8,7 +8,7 @@ import subprocess
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +54,30 @@ def event_values(
         record.update(overrides)  # type: ignore[typeddict-item]
         out.append((record["uid"].encode(), codec.encode(record)))
     return out
+
+
+def edge_case_records(base: dict[str, Any]) -> list[dict[str, Any]]:
+    """Records at every edge of the schema: nulls, empty and long values, extreme times."""
+    optional = [k for k, v in base.items() if k not in {"cluster", "watch_type", "observed_at",
+                "producer_id", "api_version", "uid", "resource_version", "name"}]  # fmt: skip
+    reference = {"kind": "Pod", "api_version": "v1", "namespace": "ns", "name": "n", "uid": "u",
+                 "resource_version": "1", "field_path": "spec.containers{x}"}  # fmt: skip
+    return [
+        {**base, **dict.fromkeys(optional)},  # every optional field null
+        {**base, "labels": {}, "annotations": {"ä/ß": "日本語 ✓", "": ""}},
+        {**base, "note": "x" * 70_000, "name": "", "watch_type": "DELETED"},  # long varints
+        {**base, "count": 2**31 - 1, "series": {"count": -(2**31), "last_observed_time": None}},
+        {
+            **base,
+            "observed_at": datetime(1969, 12, 31, 23, 59, 59, 999_999, tzinfo=UTC),
+            "event_time": datetime(9999, 12, 31, tzinfo=UTC),
+            "first_timestamp": datetime(2026, 1, 1, tzinfo=UTC) - timedelta(microseconds=1),
+            "creation_timestamp": datetime(2026, 6, 1, 12, tzinfo=timezone(timedelta(hours=5.5))),
+        },
+        {**base, "regarding": reference, "related": {**reference, "uid": None}},
+        {**base, "count": 0, "series": {"count": 63, "last_observed_time": base["observed_at"]}},
+        {**base, "count": 64},
+    ]
 
 
 def registered_codec(registry: str, topic: str) -> Codec:
