@@ -49,9 +49,19 @@ def object_prefix(value: str, *, field: str) -> str:
     return f"{cleaned}/" if cleaned else ""
 
 
+_HOURS: dict[int, datetime] = {}
+_MS_AN_HOUR = 3_600_000
+
+
 def hour_of(timestamp_ms: int) -> datetime:
-    moment = datetime.fromtimestamp(timestamp_ms / 1000, UTC)
-    return moment.replace(minute=0, second=0, microsecond=0)
+    """The hour (UTC) a record's time falls in; each hour made once (a sink asks per record)."""
+    hour = timestamp_ms // _MS_AN_HOUR
+    moment = _HOURS.get(hour)
+    if moment is None:
+        if len(_HOURS) > 1024:
+            _HOURS.clear()
+        moment = _HOURS[hour] = datetime.fromtimestamp(hour * 3600, UTC)
+    return moment
 
 
 def object_name(  # noqa: PLR0913 - every part of the name

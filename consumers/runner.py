@@ -182,6 +182,7 @@ class Part(NamedTuple):
 
 @dataclass
 class _Partition:
+    part: Part
     boundaries: dict[int, int]
     index: PartitionIndex
     committed: int  # the offset last committed (or started from)
@@ -254,6 +255,7 @@ class SinkRunner:
         self._stop = threading.Event()
         self._by_cluster = settings.layout == "cluster"
         self._filter = settings.event_filter
+        self._filtering = not self._filter.passes_all
         self._keep = _fields_kept(settings, self._format.needs_records)
 
     # --- the loop -----------------------------------------------------------------------------
@@ -395,7 +397,7 @@ class SinkRunner:
             start, boundaries = start_offset(position, index.ranges)
             if start != position:
                 self.stats.rewrites_aligned += 1
-            self._partitions[part] = _Partition(boundaries, index, position)
+            self._partitions[part] = _Partition(part, boundaries, index, position)
             tp.offset = start
             log.info("assigned partition %s from offset %d", part, start)
         consumer.incremental_assign(partitions)
@@ -419,11 +421,12 @@ class SinkRunner:
         if error is not None:
             self._not_a_record(message, error)
             return
-        part = self._part_of(message)
         offset = message.offset() or 0
-        state = self._partitions.get(part)
+        # A Part is a tuple: the plain one finds it, and the key found is the Part.
+        state = self._partitions.get((message.topic(), message.partition()))  # type: ignore[call-overload]
         if state is None:
             return  # revoked meanwhile
+        part = state.part
         if not self.stats.first_record_at:
             self.stats.first_record_at = time.time()
         try:
@@ -431,7 +434,7 @@ class SinkRunner:
         except DecodeError as err:
             self._dead_letter(part, message, err, state)
             return
-        if not self._filter.passes(record):
+        if self._filtering and not self._filter.passes(record):
             self._skip(state, offset)
             return
         batch = self._batch_for(part, state, offset, hour, writer)

@@ -42,15 +42,18 @@ class CorruptDatum(ValueError):  # noqa: N818 - reads as what it is
 
 
 def _long(data: bytes, position: int) -> tuple[int, int]:
-    """A zig-zag varint longer than one byte, and where it ends."""
+    """A zig-zag varint, and where it ends (IndexError if the data ends first)."""
     result = shift = 0
-    for index in range(position, min(position + _MAX_VARINT_BYTES, len(data))):
+    index = position
+    while True:
         byte = data[index]
+        index += 1
         result |= (byte & 0x7F) << shift
         if not byte & 0x80:
-            return (result >> 1) ^ -(result & 1), index + 1
+            return (result >> 1) ^ -(result & 1), index
         shift += 7
-    raise CorruptDatum(f"a varint at byte {position} does not end")
+        if shift >= 7 * _MAX_VARINT_BYTES:
+            raise CorruptDatum(f"a varint that does not end at byte {position}")
 
 
 def _length(data: bytes, position: int) -> tuple[int, int]:
@@ -61,8 +64,19 @@ def _length(data: bytes, position: int) -> tuple[int, int]:
     return length, end
 
 
+_TIMES: dict[int, datetime] = {}
+_TIMES_KEPT = 4096
+
+
 def _timestamp(micros: int) -> datetime:
-    return _EPOCH + timedelta(microseconds=micros)
+    """A timestamp-micros as fastavro gives it. An event's times mostly repeat its
+    neighbours' (created, first seen, last seen): a few thousand are kept."""
+    moment = _TIMES.get(micros)
+    if moment is None:
+        if len(_TIMES) >= _TIMES_KEPT:
+            _TIMES.clear()
+        moment = _TIMES[micros] = _EPOCH + timedelta(microseconds=micros)
+    return moment
 
 
 def _corrupt(what: str, position: int) -> CorruptDatum:
@@ -162,8 +176,8 @@ class _Generator:
 
     def varint(self, depth: int, target: str | None) -> None:
         """A zig-zag long into ``target`` (or only past it); one byte read inline."""
-        emit, name = self.source.emit, target
-        if name is None:  # only past it: no arithmetic (IndexError past the end: corrupt)
+        emit = self.source.emit
+        if target is None:  # only past it: no arithmetic (IndexError past the end: corrupt)
             emit(depth, "if d[p] & 128:")
             emit(depth + 1, "e = p + 1")
             emit(depth + 1, "while d[e] & 128: e += 1")
@@ -171,12 +185,24 @@ class _Generator:
             emit(depth + 1, "p = e")
             emit(depth, "p += 1")
             return
-        emit(depth, "x = d[p]")  # IndexError past the end: corrupt
-        emit(depth, "if x & 128:")
-        emit(depth + 1, f"{name}, p = _long(d, p)")
+        emit(depth, "x = d[p]")
+        emit(depth, "p += 1")
+        emit(depth, "if x & 128:")  # more bytes: a timestamp's eight, say
+        emit(depth + 1, "v = x & 127")
+        emit(depth + 1, "s = 7")
+        emit(depth + 1, "while True:")
+        emit(depth + 2, "x = d[p]")
+        emit(depth + 2, "p += 1")
+        emit(depth + 2, "v |= (x & 127) << s")
+        emit(depth + 2, "if not x & 128: break")
+        emit(depth + 2, "s += 7")
+        emit(
+            depth + 2,
+            f"if s >= {7 * _MAX_VARINT_BYTES}: raise _corrupt('a varint that does not end', p)",
+        )
+        emit(depth + 1, f"{target} = (v >> 1) ^ -(v & 1)")
         emit(depth, "else:")
-        emit(depth + 1, f"{name} = (x >> 1) ^ -(x & 1)")
-        emit(depth + 1, "p += 1")
+        emit(depth + 1, f"{target} = (x >> 1) ^ -(x & 1)")
 
     def union(self, branches: list[Any], space: str, depth: int, target: str | None) -> None:
         if len(branches) != 2 or branches[0] != "null":

@@ -8,6 +8,7 @@ import pytest
 
 from kafkube.consumers.naming import (
     ObjectRange,
+    hour_of,
     object_name,
     object_prefix,
     parse_object_name,
@@ -71,3 +72,12 @@ def test_bucket_prefixes_are_normalised(given: str, expected: str) -> None:
 def test_a_bucket_prefix_with_dot_dot_is_refused_naming_the_field() -> None:
     with pytest.raises(ConfigError, match=r"^gcs\.prefix: must not contain"):
         object_prefix("a/../b", field="gcs.prefix")
+
+
+@pytest.mark.parametrize(
+    "ms", [0, 1, 3_599_999, 3_600_000, 1_795_877_135_100, -1, -3_600_001, 253_402_300_799_999]
+)
+def test_a_records_hour_is_the_utc_hour_its_time_falls_in(ms: int) -> None:
+    moment = datetime.fromtimestamp(ms / 1000, UTC)
+    assert hour_of(ms) == moment.replace(minute=0, second=0, microsecond=0)
+    assert hour_of(ms) is hour_of(ms)  # made once

@@ -105,7 +105,7 @@ def test_a_corrupted_datum_is_refused_whenever_fastavro_refuses_it() -> None:
     ("datum", "why"),
     [
         (b"", "ends inside"),
-        (b"\x81", "does not end"),  # a varint's continuation, then nothing
+        (b"\x81", "ends inside"),  # a varint's continuation, then nothing
         (b"\x01", "negative length"),
         (b"\xff" * 11, "does not end"),
         (b"\x02\xff", "not UTF-8"),
