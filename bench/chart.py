@@ -24,10 +24,11 @@ def _bars(axis: Any, labels: list[str], figures: list[dict[str, float]], color: 
 
 def draw(document: dict[str, Any], path: Path) -> None:
     summary, targets = document["summary"], document["targets"]
-    figure, axes = plt.subplots(2, 2, figsize=(12, 8))
-    fig_ratio, fig_latency, fig_rss, fig_scaling = axes.flat
+    figure, axes = plt.subplots(2, 3, figsize=(18, 8))
+    fig_ratio, fig_latency, fig_rss, fig_cpu, fig_scaling, fig_scaling_cpu = axes.flat
 
-    keys = [k for k in summary if k.endswith("_ratio")]  # the producer, each sink, the pace
+    # The producer, each sink, the paces, and the other formats against Avro.
+    keys = [k for k in summary if k.endswith(("_ratio", "_vs_avro"))]
     names = [k.removesuffix("_ratio").replace("_", " ") for k in keys]
     fig_ratio.bar(names, [summary[k] for k in keys], color="tab:blue")
     fig_ratio.scatter(names, [targets[k] for k in keys], marker="_", s=600, color="red",
@@ -35,8 +36,17 @@ def draw(document: dict[str, Any], path: Path) -> None:
     for x, key in enumerate(keys):
         fig_ratio.annotate(f"{summary[key]:.3g}", (x, summary[key]), ha="center", va="bottom",
                            fontsize=8)  # fmt: skip
-    fig_ratio.set_title("kafkube / Kafka's own perf tool (pace: / a bare watch)")
+    fig_ratio.set_title("kafkube / Kafka's own perf tool (warm; paces: / a bare watch, list)")
+    fig_ratio.tick_params(axis="x", labelrotation=30)
     fig_ratio.legend()
+
+    cpu = summary["cpu_us_per_record"]
+    colors = ["tab:gray" if name.startswith("kafka-") else "tab:orange" for name in cpu]
+    fig_cpu.bar(list(cpu), list(cpu.values()), color=colors)
+    for x, value in enumerate(cpu.values()):
+        fig_cpu.annotate(f"{value:.3g}", (x, value), ha="center", va="bottom", fontsize=8)
+    fig_cpu.set_title("CPU µs per record, whole process (grey: Kafka's tools)")
+    fig_cpu.tick_params(axis="x", labelrotation=30)
 
     latency = document["latency"]
     sinks = list(latency)
@@ -58,6 +68,9 @@ def draw(document: dict[str, Any], path: Path) -> None:
     scaling = document["scaling"]["records_per_s"]
     _bars(fig_scaling, [f"{n} x" for n in scaling], list(scaling.values()), "tab:purple")
     fig_scaling.set_title("file sink group: records/s by partitions = instances")
+    scaling_cpu = document["scaling"]["cpu_us_per_record"]
+    _bars(fig_scaling_cpu, [f"{n} x" for n in scaling_cpu], list(scaling_cpu.values()), "tab:red")
+    fig_scaling_cpu.set_title("file sink group: CPU µs per record, all members")
 
     figure.suptitle(f"kafkube bench {summary['date']} ({summary['machine']['cores']} cores)")
     figure.tight_layout()

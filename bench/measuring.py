@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import statistics
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import orjson
-from confluent_kafka import Producer
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
+from kubernetes import client
 
 from bench.running import Child, Cluster, Finished, figure, kafkube, must, unique, wait_for
 from kafkube.cli.local import local_sinks, sink_environment
@@ -23,6 +26,7 @@ from kafkube.consumers.settings import SINK_TYPES, SinkConfig
 from kafkube.errors import SourceError
 from kafkube.producer.converting import to_record
 from kafkube.producer.dedup import PublishedState
+from kafkube.producer.synthetic import SyntheticCluster
 from kafkube.producer.watching import KubeEvents, open_api_client
 from kafkube.schemas.codec import Codec
 
@@ -58,6 +62,7 @@ def producer_run(
         "seconds": busy,
         "events_per_s": stats["published"] / busy,
         "peak_rss_mb": done.peak_rss_mb,
+        "cpu_us_per_record": done.cpu_seconds / stats["published"] * 1e6,
     }
 
 
@@ -199,6 +204,7 @@ def sink_run(  # noqa: PLR0913 - what one run of one sink needs
         "records_per_s": stats["records"] / busy,
         "output_mb_per_s": stats["bytes"] / busy / (1 << 20),
         "peak_rss_mb": done.peak_rss_mb,
+        "cpu_us_per_record": done.cpu_seconds / stats["records"] * 1e6,
     }
 
 
@@ -274,28 +280,67 @@ def scaling_run(  # noqa: PLR0913 - what one run needs
             timeout=600,
             what=f"{instances} file sinks committing {total} records",
         )
-    stats = [done.stats for done in _stop(children, "a file sink instance")]
+    finished = _stop(children, "a file sink instance")
+    stats = [done.stats for done in finished]
     window = max(s["last_commit_at"] for s in stats) - min(
         s["first_record_at"] for s in stats if s["first_record_at"]
     )
-    return {"instances": instances, "records_per_s": total / window, "seconds": window}
+    return {
+        "instances": instances,
+        "records_per_s": total / window,
+        "seconds": window,
+        # Every member's CPU from its first record to its last commit, over the records: what
+        # scaling out costs (start-up left out: it would swamp a short run).
+        "cpu_us_per_record": sum(st["busy_cpu_seconds"] for st in stats) / total * 1e6,
+    }
 
 
 # --- end-to-end latency and keeping pace with the API server ----------------------------------
 
 
-def _start_producer(cluster: Cluster, namespace: str, topic: str, log: Path) -> Child:
+def _start_producer(
+    cluster: Cluster, namespace: str, topic: str, log: Path, *, until: str = "watching from"
+) -> Child:
+    """``kafkube produce`` on a namespace, once its log says ``until``."""
     child = kafkube(
         "produce", "--cluster", "bench", "--namespace", namespace, "--topic", topic,
         "--bootstrap-servers", cluster.bootstrap, "--kubeconfig", cluster.endpoints.kubeconfig,
         "--transactional-id", unique("bench-producer"), log=log,
     )  # fmt: skip
     wait_for(
-        lambda: "watching from resourceVersion" in log.read_text() or not child.alive(),
-        timeout=120,
-        what="the producer watching",
-    )
+        lambda: until in log.read_text() or not child.alive(),
+        timeout=120, what=f"the producer saying {until!r}", poll=0.01,
+    )  # fmt: skip
     return child
+
+
+def _published(cluster: Cluster, topic: str) -> int:
+    """The records in a topic, counted: its offsets count the producer's commit markers too."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": cluster.bootstrap,
+            "group.id": "kafkube-bench",  # assign() only: nothing is committed
+            "enable.auto.commit": False,
+            "isolation.level": "read_committed",
+            "enable.partition.eof": True,
+        }
+    )
+    try:
+        partitions = cluster.admin.list_topics(topic, timeout=30).topics[topic].partitions
+        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
+        count, ended = 0, set[int]()
+        while len(ended) < len(partitions):
+            for message in consumer.consume(10_000, timeout=5):
+                error = message.error()
+                if error is None:
+                    count += 1
+                elif error.code() == KafkaError._PARTITION_EOF:  # noqa: SLF001
+                    ended.add(message.partition() or 0)
+                else:
+                    raise RuntimeError(f"counting {topic}: {error}")
+        return count
+    finally:
+        consumer.close()
 
 
 def _stop(children: list[Child], what: str) -> list[Finished]:
@@ -358,9 +403,10 @@ def latency_run(
     return result
 
 
-def pace_run(cluster: Cluster, work: Path, *, events: int) -> dict[str, Any]:
-    """``kafkube simulate`` as fast as the API server takes it; the producer's publish rate
-    against a bare watch of the same namespace that only reads the stream."""
+def pace_run(cluster: Cluster, work: Path, *, events: int, writers: int = 3) -> dict[str, Any]:
+    """``writers`` processes of ``kafkube simulate`` writing as fast as the API server takes
+    them; the producer's publish rate against a bare watch of the same namespace that only
+    reads the stream."""
     namespace, topic = unique("bench-pace"), unique("bench-pace")
     producer = _start_producer(cluster, namespace, topic, work / f"{namespace}-producer.log")
     seen: list[float] = []
@@ -382,21 +428,24 @@ def pace_run(cluster: Cluster, work: Path, *, events: int) -> dict[str, Any]:
 
         reader = threading.Thread(target=read, daemon=True)
         reader.start()
-        simulate = kafkube(
-            "simulate", "--kubeconfig", cluster.endpoints.kubeconfig, "--namespace", namespace,
-            "--rate", "1000000", "--count", str(events), log=work / f"{namespace}-simulate.log",
-        )  # fmt: skip
-        must(simulate.wait(), "simulate")
+        simulations = [
+            kafkube(
+                "simulate", "--kubeconfig", cluster.endpoints.kubeconfig, "--namespace", namespace,
+                "--rate", "1000000", "--count", str(events // writers), "--seed", str(seed),
+                log=work / f"{namespace}-simulate-{seed}.log",
+            )
+            for seed in range(writers)
+        ]  # fmt: skip
+        for simulation in simulations:
+            must(simulation.wait(), "simulate")
+        events = events // writers * writers
         wait_for(lambda: len(seen) >= events, timeout=120, what="the bare watch seeing it all")
         stop.set()
         bare.stop()
-    with Offsets({"bootstrap.servers": cluster.bootstrap}, topic) as offsets:
-
-        def published() -> int:
-            starts, ends = offsets.log_bounds()
-            return sum(offsets.records_ends(starts, ends).values())
-
-        wait_for(lambda: published() >= events, timeout=120, what="the producer publishing it all")
+    wait_for(
+        lambda: _published(cluster, topic) >= events,
+        timeout=120, what="the producer publishing it all", poll=0.5,
+    )  # fmt: skip
     last_publish = _last_record_time(cluster, topic)
     _stop([producer], "the pace run's producer")
     cluster.drop(topic, f"{topic}.producer-state")
@@ -411,8 +460,73 @@ def pace_run(cluster: Cluster, work: Path, *, events: int) -> dict[str, Any]:
     }
 
 
+@contextlib.contextmanager
+def namespace_of_events(cluster: Cluster, *, events: int, writers: int = 8) -> Iterator[str]:
+    """A namespace holding ``events`` synthetic events (``writers`` creates at a time), for
+    as long as the block runs."""
+    namespace = unique("bench-relist")
+    with open_api_client(cluster.endpoints.kubeconfig) as api_client:
+        _create_events(api_client, namespace, events, writers)
+    try:
+        yield namespace
+    finally:
+        with open_api_client(cluster.endpoints.kubeconfig) as api_client:
+            client.CoreV1Api(api_client).delete_namespace(namespace)
+
+
+def relist_run(cluster: Cluster, work: Path, namespace: str) -> dict[str, Any]:
+    """A producer's first list of a namespace, each event published, against a bare paged
+    list of the same events: what a producer does at start, and again when its checkpoint
+    has expired. Its time runs from the moment it says it lists to the broker's time of its
+    last record."""
+    topic = unique("bench-relist")
+    with open_api_client(cluster.endpoints.kubeconfig) as api_client:
+        bare = KubeEvents(api_client, api_version="v1", namespace=namespace)
+        began = time.monotonic()
+        listed = len(bare.list().items)
+        bare_seconds = time.monotonic() - began
+    log = work / f"{topic}-producer.log"
+    producer = _start_producer(cluster, namespace, topic, log, until="listing events")
+    listing_at = time.time()
+    wait_for(
+        lambda: _published(cluster, topic) >= listed,
+        timeout=300, what="the producer publishing it", poll=0.5,
+    )  # fmt: skip
+    producer_seconds = _last_record_time(cluster, topic) - listing_at
+    _stop([producer], "the relist run's producer")
+    cluster.drop(topic, f"{topic}.producer-state")
+    return {
+        "events": listed,
+        "bare_list_s": bare_seconds,
+        "producer_relist_s": producer_seconds,
+        "bare_list_per_s": listed / bare_seconds,
+        "producer_per_s": listed / producer_seconds,
+        "ratio": bare_seconds / producer_seconds,
+    }
+
+
+def _create_events(api_client: Any, namespace: str, events: int, writers: int) -> None:  # noqa: ANN401 - the kubernetes client's
+    """``events`` synthetic events in one namespace, ``writers`` requests at a time."""
+    core = client.CoreV1Api(api_client)
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace)))
+    creates = (op for op in SyntheticCluster(seed=5).operations() if op.action == "create")
+    bodies = []
+    for index, operation in zip(range(events), creates, strict=False):
+        body = {**operation.event, "metadata": {**operation.event["metadata"]}}
+        body["metadata"].update(namespace=namespace, name=f"{operation.name}.{index}")
+        body["involvedObject"] = {**body["involvedObject"], "namespace": namespace}
+        bodies.append(body)
+
+    def create(body: dict[str, Any]) -> None:
+        core.create_namespaced_event(
+            namespace, cast("client.CoreV1Event", body), _preload_content=False
+        )
+
+    with ThreadPoolExecutor(writers) as pool:
+        list(pool.map(create, bodies))
+
+
 def _last_record_time(cluster: Cluster, topic: str) -> float:
-    from confluent_kafka import TopicPartition  # noqa: PLC0415
     from confluent_kafka.admin._listoffsets import OffsetSpec  # noqa: PLC0415
 
     request = {
@@ -426,9 +540,11 @@ def _last_record_time(cluster: Cluster, topic: str) -> float:
 __all__ = [
     "figure",
     "latency_run",
+    "namespace_of_events",
     "pace_run",
     "producer_profile",
     "producer_run",
+    "relist_run",
     "scaling_run",
     "sink_run",
     "sinks_together",

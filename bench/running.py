@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import statistics
 import subprocess
 import sys
@@ -52,6 +53,7 @@ class Finished:
     peak_rss_mb: float  # the process's own high-water mark (VmHWM)
     log: str
     stats: dict[str, Any] = field(default_factory=dict)  # kafkube's {"stopped": ...} line
+    cpu_seconds: float = 0.0  # user + system, the whole process (start-up included)
 
 
 class Child:
@@ -85,14 +87,28 @@ class Child:
             time.sleep(0.05)
 
     def alive(self) -> bool:
-        return self.process.poll() is None
+        """Whether it runs; asked without reaping it (Popen.poll would, and lose its rusage)."""
+        if self.process.returncode is not None:
+            return False
+        flags = os.WEXITED | os.WNOHANG | os.WNOWAIT
+        return os.waitid(os.P_PID, self.process.pid, flags) is None
 
     def signal(self, number: int) -> None:
-        if self.process.returncode is None:
-            self.process.send_signal(number)
+        if self.alive():
+            os.kill(self.process.pid, number)  # not Popen's: it polls, and would reap it
 
-    def wait(self) -> Finished:
-        code = self.process.wait()
+    def wait(self, timeout: float = 900) -> Finished:
+        """Its exit, with the CPU time the kernel counted for it (wait4's rusage)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            pid, status, usage = os.wait4(self.process.pid, os.WNOHANG)
+            if pid:
+                break
+            if time.monotonic() > deadline:
+                self.signal(signal.SIGKILL)
+                raise TimeoutError(f"{' '.join(self.process.args)}: not done in {timeout:.0f} s")  # type: ignore[arg-type]
+            time.sleep(0.02)
+        code = self.process.returncode = os.waitstatus_to_exitcode(status)
         self._watcher.join(1)
         text = self.log.read_text(errors="replace")
         stats: dict[str, Any] = {}
@@ -105,11 +121,15 @@ class Child:
             peak_rss_mb=self.peak_kib / 1024,
             log=text,
             stats=stats,
+            cpu_seconds=usage.ru_utime + usage.ru_stime,
         )
 
 
 def kafkube(*args: str, log: Path, env: dict[str, str] | None = None) -> Child:
-    return Child([sys.executable, "-m", "kafkube", *args], log, env)
+    """A kafkube command; its log written as it goes (a run may wait for a line of it)."""
+    return Child(
+        [sys.executable, "-m", "kafkube", *args], log, {"PYTHONUNBUFFERED": "1", **(env or {})}
+    )
 
 
 def must(finished: Finished, what: str) -> Finished:
@@ -169,11 +189,9 @@ class Cluster:
         if producer.flush(120):
             raise RuntimeError(f"filling {topic}: records left unsent")
 
-    def kafka_tool(self, tool: str, *args: str, log: Path) -> str:
+    def kafka_tool(self, tool: str, *args: str, log: Path) -> Finished:
         argv = self.stack.kafka_tool_argv(tool, list(args), heap_mb=1024)
-        with log.open("wb") as out:
-            subprocess.run(argv, stdout=out, stderr=subprocess.STDOUT, check=True, timeout=600)
-        return log.read_text()
+        return must(Child(argv, log).wait(timeout=600), tool)
 
 
 def recording(path: Path, count: int, seed: int = 7) -> Path:
@@ -208,7 +226,7 @@ def producer_perf(cluster: Cluster, *, records: int, size: int, log: Path) -> di
     """kafka-producer-perf-test with acks=all and idempotence, as our producer writes."""
     topic = cluster.topic("perf-producer", 6)
     try:
-        text = cluster.kafka_tool(
+        finished = cluster.kafka_tool(
             "kafka-producer-perf-test", "--topic", topic, "--num-records", str(records),
             "--record-size", str(size), "--throughput", "-1", "--producer-props",
             f"bootstrap.servers={cluster.bootstrap}", "acks=all", "enable.idempotence=true",
@@ -216,24 +234,32 @@ def producer_perf(cluster: Cluster, *, records: int, size: int, log: Path) -> di
         )  # fmt: skip
     finally:
         cluster.drop(topic)
-    sent, rate, megabytes = _PRODUCER_PERF.findall(text)[-1]
-    return {"records": int(sent), "records_per_s": float(rate), "mb_per_s": float(megabytes)}
+    sent, rate, megabytes = _PRODUCER_PERF.findall(finished.log)[-1]
+    return {
+        "records": int(sent),
+        "records_per_s": float(rate),
+        "mb_per_s": float(megabytes),
+        "cpu_us_per_record": finished.cpu_seconds / int(sent) * 1e6,
+    }
 
 
 def consumer_perf(cluster: Cluster, topic: str, *, records: int, log: Path) -> dict[str, float]:
     """kafka-consumer-perf-test on the same topic; its fetch rate leaves out the group join,
     as our sinks' rate starts at their first record."""
-    text = cluster.kafka_tool(
+    finished = cluster.kafka_tool(
         "kafka-consumer-perf-test", "--bootstrap-server", cluster.bootstrap, "--topic", topic,
         "--messages", str(records), "--group", unique("perf-consumer"), "--timeout", "60000",
         log=log,
     )  # fmt: skip
-    header, values = [line for line in text.splitlines() if line.count(",") >= 8][-2:]
+    lines = [line for line in finished.log.splitlines() if line.count(",") >= 8]
+    header, values = lines[-2:]
     row = dict(zip([h.strip() for h in header.split(",")], values.split(","), strict=True))
+    consumed = int(row["data.consumed.in.nMsg"])
     return {
-        "records": int(row["data.consumed.in.nMsg"]),
+        "records": consumed,
         "records_per_s": float(row["fetch.nMsg.sec"]),
         "mb_per_s": float(row["fetch.MB.sec"]),
+        "cpu_us_per_record": finished.cpu_seconds / consumed * 1e6,
     }
 
 

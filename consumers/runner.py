@@ -153,6 +153,8 @@ class SinkStats:
     # Wall-clock seconds: the first record taken and the last offset committed (0: none).
     first_record_at: float = 0.0
     last_commit_at: float = 0.0
+    # CPU seconds of the whole process (every thread) from the first record to the last commit.
+    busy_cpu_seconds: float = 0.0
 
 
 @dataclass
@@ -256,6 +258,7 @@ class SinkRunner:
         self._by_cluster = settings.layout == "cluster"
         self._filter = settings.event_filter
         self._filtering = not self._filter.passes_all
+        self._cpu_at_first = 0.0
         self._keep = _fields_kept(settings, self._format.needs_records)
 
     # --- the loop -----------------------------------------------------------------------------
@@ -429,6 +432,7 @@ class SinkRunner:
         part = state.part
         if not self.stats.first_record_at:
             self.stats.first_record_at = time.time()
+            self._cpu_at_first = time.process_time()
         try:
             writer, datum, record, hour = self._decode(message)
         except DecodeError as err:
@@ -692,6 +696,7 @@ class SinkRunner:
                 asynchronous=False,
             )
             self.stats.last_commit_at = time.time()
+            self.stats.busy_cpu_seconds = time.process_time() - self._cpu_at_first
             state.uncommitted = None
             if state.skipped is not None and state.skipped <= next_offset:
                 state.skipped = None

@@ -641,6 +641,7 @@ class _Reader:
     def _round(self) -> None:
         """A list if needed, then one watch request until the server ends it."""
         if self.checkpoint is None:
+            log.info("listing events (%s)", self.where)
             listed = _Listed(self.source.list(), threading.Event())
             self._hand(listed)
             # Watch only once the list and its checkpoint are committed: an occurrence seen
