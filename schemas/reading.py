@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from kafkube.schemas.writing import UnsupportedSchema
+from kafkube.schemas.writing import Source, UnsupportedSchema, full_name
 
 # (a value, where the datum starts in it) -> the top-level fields kept, by name.
 Read = Callable[[bytes, int], dict[str, Any]]
@@ -83,27 +83,12 @@ def _corrupt(what: str, position: int) -> CorruptDatum:
     return CorruptDatum(f"{what} at byte {position}")
 
 
-class _Source:
-    """The lines of the generated module, with fresh local names."""
-
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-        self.counter = 0
-
-    def name(self, stem: str) -> str:
-        self.counter += 1
-        return f"{stem}{self.counter}"
-
-    def emit(self, depth: int, line: str) -> None:
-        self.lines.append("    " * depth + line)
-
-
 class _Generator:
     """Writes, for each named record, ``read_<n>`` (builds the record) and ``skip_<n>``
     (validates it), and the top-level function that keeps the fields asked for."""
 
     def __init__(self) -> None:
-        self.source = _Source()
+        self.source = Source()
         self.records: dict[str, tuple[int, dict[str, Any], str]] = {}  # name -> number, schema
         self.enums: dict[str, list[str]] = {}
         self.done: set[str] = set()
@@ -219,7 +204,7 @@ class _Generator:
             emit(depth + 1, f"{target} = None")
 
     def enum(self, schema: dict[str, Any], space: str, depth: int, target: str | None) -> None:
-        name = _full_name(schema, space)
+        name = full_name(schema, space)
         self.enums[name] = list(schema["symbols"])
         self.enum_value(name, depth, target)
 
@@ -272,7 +257,7 @@ class _Generator:
             raise UnsupportedSchema(f"unknown named type {name!r}")
 
     def register(self, schema: dict[str, Any], space: str) -> str:
-        name = _full_name(schema, space)
+        name = full_name(schema, space)
         if name not in self.records:
             self.records[name] = (len(self.records), schema, schema.get("namespace", space))
         return name
@@ -316,12 +301,6 @@ class _Generator:
 _PRIMITIVES = {"null", "boolean", "int", "long", "float", "double", "string", "bytes"}
 
 
-def _full_name(schema: dict[str, Any], space: str) -> str:
-    space = schema.get("namespace", space)
-    name = str(schema["name"])
-    return name if "." in name else f"{space}.{name}".lstrip(".")
-
-
 def _fields(schema: dict[str, Any]) -> Iterator[str]:
     for field in schema["fields"]:
         yield str(field["name"])
@@ -343,16 +322,17 @@ def compile_reader(schema: dict[str, Any], keep: frozenset[str] | None = None) -
     # The top-level record: its own function, keeping only what was asked for.
     generator.function("top", schema, schema.get("namespace", ""), keep=keep, returns="r, p")
     generator.functions()
-    source = "\n".join(generator.source.lines)
-    scope: dict[str, Any] = {
-        "_long": _long,
-        "_length": _length,
-        "_timestamp": _timestamp,
-        "_corrupt": _corrupt,
-        "_FLOAT": _FLOAT,
-        "_DOUBLE": _DOUBLE,
-    }
-    exec(compile(source, f"<kafkube reader of {schema['name']}>", "exec"), scope)  # noqa: S102 - our own generated source
+    scope = generator.source.compiled(
+        f"reader of {schema['name']}",
+        {
+            "_long": _long,
+            "_length": _length,
+            "_timestamp": _timestamp,
+            "_corrupt": _corrupt,
+            "_FLOAT": _FLOAT,
+            "_DOUBLE": _DOUBLE,
+        },
+    )
     body: Callable[[bytes, int, int], tuple[dict[str, Any], int]] = scope["top"]
 
     def read(data: bytes, start: int) -> dict[str, Any]:
@@ -369,5 +349,4 @@ def compile_reader(schema: dict[str, Any], keep: frozenset[str] | None = None) -
             raise CorruptDatum(f"{size - end} bytes left over after the datum")
         return record
 
-    read.source = source  # type: ignore[attr-defined]  # for debugging
     return read
