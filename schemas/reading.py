@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from kafkube.schemas.writing import Source, UnsupportedSchema, full_name
+from kafkube.schemas.writing import RecordGenerator, UnsupportedSchema, full_name
 
 # (a value, where the datum starts in it) -> the top-level fields kept, by name.
 Read = Callable[[bytes, int], dict[str, Any]]
@@ -83,15 +83,13 @@ def _corrupt(what: str, position: int) -> CorruptDatum:
     return CorruptDatum(f"{what} at byte {position}")
 
 
-class _Generator:
+class _Generator(RecordGenerator):
     """Writes, for each named record, ``read_<n>`` (builds the record) and ``skip_<n>``
     (validates it), and the top-level function that keeps the fields asked for."""
 
     def __init__(self) -> None:
-        self.source = Source()
-        self.records: dict[str, tuple[int, dict[str, Any], str]] = {}  # name -> number, schema
+        super().__init__()
         self.enums: dict[str, list[str]] = {}
-        self.done: set[str] = set()
 
     # Each ``value`` below emits code that reads one value at ``p`` in ``d`` (the bytes, of
     # length ``n``), advancing ``p``; with ``target`` set, it assigns the value to it.
@@ -250,20 +248,13 @@ class _Generator:
     def reference(self, name: str, space: str, depth: int, target: str | None) -> None:
         full = name if "." in name else f"{space}.{name}".lstrip(".")
         if full in self.records:
-            self.call(full, depth, target)
+            self.call(self.records[full][0], depth, target)
         elif full in self.enums:
             self.enum_value(full, depth, target)
         else:
             raise UnsupportedSchema(f"unknown named type {name!r}")
 
-    def register(self, schema: dict[str, Any], space: str) -> str:
-        name = full_name(schema, space)
-        if name not in self.records:
-            self.records[name] = (len(self.records), schema, schema.get("namespace", space))
-        return name
-
-    def call(self, name: str, depth: int, target: str | None) -> None:
-        number = self.records[name][0]
+    def call(self, number: int, depth: int, target: str | None) -> None:
         if target:
             self.source.emit(depth, f"{target}, p = read_{number}(d, p, n)")
         else:
@@ -271,13 +262,9 @@ class _Generator:
 
     def functions(self) -> None:
         """``read_<n>`` and ``skip_<n>`` of each record met so far, and of those they meet."""
-        while len(self.done) < len(self.records):
-            for name, (number, schema, space) in list(self.records.items()):
-                if name in self.done:
-                    continue
-                self.done.add(name)
-                self.function(f"read_{number}", schema, space, keep=None, returns="r, p")
-                self.function(f"skip_{number}", schema, space, keep=frozenset(), returns="p")
+        for number, schema, space in self.pending():
+            self.function(f"read_{number}", schema, space, keep=None, returns="r, p")
+            self.function(f"skip_{number}", schema, space, keep=frozenset(), returns="p")
 
     def function(
         self,

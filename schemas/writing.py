@@ -20,7 +20,7 @@ build time, and the codec falls back to fastavro for that schema version.
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -98,20 +98,42 @@ def full_name(schema: dict[str, Any], space: str) -> str:
     return name if "." in name else f"{space}.{name}".lstrip(".")
 
 
+class RecordGenerator:
+    """What a generator of per-record functions keeps: each named record met, numbered, and
+    which have their functions yet."""
+
+    def __init__(self) -> None:
+        self.source = Source()
+        self.records: dict[str, tuple[int, dict[str, Any], str]] = {}  # name -> number, schema
+        self.done: set[str] = set()
+
+    def register(self, schema: dict[str, Any], space: str) -> int:
+        name = full_name(schema, space)
+        if name not in self.records:
+            self.records[name] = (len(self.records), schema, schema.get("namespace", space))
+        return self.records[name][0]
+
+    def pending(self) -> Iterator[tuple[int, dict[str, Any], str]]:
+        """Each record without its functions yet, those met while writing them included."""
+        while len(self.done) < len(self.records):
+            for name, (number, schema, space) in list(self.records.items()):
+                if name not in self.done:
+                    self.done.add(name)
+                    yield number, schema, space
+
+
 def _not_a_symbol(value: object, name: str) -> None:
     raise ValueError(f"{value!r} is not a symbol of {name}")
 
 
-class _Generator:
+class _Generator(RecordGenerator):
     """Writes ``write_<n>(o, v)`` for each named record: appends the datum of mapping ``v``
     to bytearray ``o``, one straight run of code per field (unions and strings inline)."""
 
     def __init__(self) -> None:
-        self.source = Source()
-        self.records: dict[str, tuple[int, dict[str, Any], str]] = {}
+        super().__init__()
         self.enums: dict[str, int] = {}  # name -> the number of its symbol table
         self.tables: list[Any] = []  # the generated code's constants: defaults, symbol indexes
-        self.done: set[str] = set()
 
     def constant(self, value: Any) -> str:  # noqa: ANN401 - any default
         self.tables.append(value)
@@ -196,26 +218,16 @@ class _Generator:
         else:  # null
             emit(depth, f"if {x} is not None: raise ValueError(f'expected null, got {{{x}!r}}')")
 
-    def register(self, schema: dict[str, Any], space: str) -> int:
-        name = full_name(schema, space)
-        if name not in self.records:
-            self.records[name] = (len(self.records), schema, schema.get("namespace", space))
-        return self.records[name][0]
-
     def functions(self) -> None:
-        while len(self.done) < len(self.records):
-            for name, (number, schema, space) in list(self.records.items()):
-                if name in self.done:
-                    continue
-                self.done.add(name)
-                emit = self.source.emit
-                emit(0, f"def write_{number}(o, v):")
-                emit(1, "get = v.get")
-                for field in schema["fields"]:
-                    default = self.constant(field.get("default"))
-                    emit(1, f"x = get({field['name']!r}, {default})")
-                    self.value(field["type"], space, 1, "x")
-                emit(0, "")
+        emit = self.source.emit
+        for number, schema, space in self.pending():
+            emit(0, f"def write_{number}(o, v):")
+            emit(1, "get = v.get")
+            for field in schema["fields"]:
+                default = self.constant(field.get("default"))
+                emit(1, f"x = get({field['name']!r}, {default})")
+                self.value(field["type"], space, 1, "x")
+            emit(0, "")
 
 
 def compile_writer(schema: dict[str, Any] | list[Any] | str) -> Write:
