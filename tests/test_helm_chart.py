@@ -6,6 +6,7 @@ a valid kafkube configuration."""
 from __future__ import annotations
 
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from kafkube.cli.config import load
 from kafkube.compose import fetch
 from kafkube.compose.stack import Stack
 from tests.charts import CHART, KUBE, render_chart
+from tests.charts import monitoring_crds as monitoring_crds_released
 from tests.conftest import unique
 
 pytestmark = pytest.mark.timeout(900)  # the first run builds helm (minutes)
@@ -54,6 +56,9 @@ FULL = {
 }  # fmt: skip
 
 
+MINIMAL = {"clusterName": "c", "kafka": {"bootstrapServers": "k:9092"}}
+
+
 @pytest.fixture(scope="module")
 def helm(native_stack: Stack) -> Path:
     return fetch.wrapped_go_binary(native_stack.settings, "helm")
@@ -85,6 +90,31 @@ def namespaces(kube_api: Any) -> Iterator[str]:
                 raise
     yield names[0]
     core.delete_namespace(names[0])
+
+
+@pytest.fixture(scope="module")
+def monitoring_crds(kube_api: Any) -> None:
+    """The Prometheus Operator's monitor CRDs in the API server, established."""
+    from kubernetes import client  # noqa: PLC0415
+
+    extensions = client.ApiextensionsV1Api(kube_api)
+    names = []
+    for crd in monitoring_crds_released():
+        names.append(crd["metadata"]["name"])
+        try:
+            extensions.create_custom_resource_definition(crd)
+        except client.ApiException as err:
+            if err.status != 409:
+                raise
+
+    def established(name: str) -> bool:
+        conditions = extensions.read_custom_resource_definition(name).status.conditions or []
+        return any(c.type == "Established" and c.status == "True" for c in conditions)
+
+    deadline = time.monotonic() + 60
+    while not all(established(name) for name in names):
+        assert time.monotonic() < deadline, f"{names} not established within 60 s"
+        time.sleep(0.2)
 
 
 def _by_kind(manifests: list[Any]) -> dict[tuple[str, str], Any]:
@@ -213,9 +243,17 @@ def test_the_default_values_watch_every_namespace_with_a_cluster_role(
              "sinks": {"file": {"enabled": True}}},
             "sinks.file.persistence.existingClaim is required",
         ),
+        # What values.schema.json refuses, helm names by its path.
+        ({**MINIMAL, "producer": {"replicas": "two"}},
+         "'/producer/replicas': got string, want integer"),
+        ({**MINIMAL, "observability": {"logFormat": "xml"}}, "'/observability/logFormat'"),
+        ({**MINIMAL, "sinks": {"s3": {"enabled": True, "replica": 3}}},
+         "'/sinks/s3': additional prop"),
+        ({**MINIMAL, "serviceAccount": {"name": "old"}}, "'/serviceAccount': additional prop"),
+        ({**MINIMAL, "unknownTopLevel": 1}, "'unknownTopLevel' not allowed"),
     ],
 )  # fmt: skip
-def test_missing_required_values_are_refused_atrender_chart(
+def test_missing_or_wrong_values_are_refused_at_render_naming_them(
     helm: Path, tmp_path: Path, values: dict[str, Any], expected: str
 ) -> None:
     values_file = tmp_path / "values.yaml"
@@ -275,3 +313,90 @@ def test_name_overrides_and_pod_labels_and_annotations_reach_every_pod(
         assert pod["labels"]["app.kubernetes.io/name"] == "k8s-events"
         assert pod["annotations"]["owner"] == "sre"
         assert "checksum/config" in pod["annotations"]
+
+
+S3_ROLE = "eks.amazonaws.com/role-arn"
+EVERY_OPTION = {
+    **FULL,
+    "fullnameOverride": "events-exporter",
+    "nameOverride": "k8s-events",
+    "podLabels": {"team": "platform"},
+    "podAnnotations": {"owner": "sre"},
+    "imagePullSecrets": [{"name": "registry"}],
+    "serviceAccount": {"create": True, "annotations": {"team": "platform"}},
+    "producer": {
+        **FULL["producer"],
+        "enrich": {"enabled": True},
+        "serviceAccount": {"annotations": {"owner": "producer"}},
+    },
+    "sinks": {
+        **FULL["sinks"],
+        "s3": {
+            **FULL["sinks"]["s3"],
+            "serviceAccount": {"annotations": {S3_ROLE: "arn:aws:iam::1:role/s3"}},
+        },
+        "gcs": {**FULL["sinks"]["gcs"], "serviceAccount": {"name": "existing-gcs"}},
+    },
+    "observability": {
+        "serviceMonitor": {"enabled": True, "labels": {"release": "prometheus"}},
+        "podMonitor": {"enabled": True, "interval": "15s"},
+    },
+    "nodeSelector": {"kubernetes.io/os": "linux"},
+    "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "events"}],
+    "affinity": {"nodeAffinity": {}},
+    "topologySpreadConstraints": [
+        {"maxSkew": 1, "topologyKey": "topology.kubernetes.io/zone",
+         "whenUnsatisfiable": "ScheduleAnyway"},
+    ],
+}  # fmt: skip
+
+
+def test_every_option_on_renders_manifests_the_api_server_takes(
+    helm: Path, kube_api: Any, namespaces: str, tmp_path: Path, monitoring_crds: None
+) -> None:
+    """The values schema takes every option on, and the API server takes what they render:
+    monitors (against the Prometheus Operator's own CRDs), a ServiceAccount per component
+    (the S3 role on the S3 sink's alone), the metrics Services, the spread constraints."""
+    del monitoring_crds
+    manifests = render_chart(helm, tmp_path, namespaces, EVERY_OPTION)
+    _dry_run(kube_api, manifests, namespaces)
+    kinds = _by_kind(manifests)
+
+    accounts = {name: m for (kind, name), m in kinds.items() if kind == "ServiceAccount"}
+    assert set(accounts) == {"events-exporter-producer", "events-exporter-sink-file",
+                             "events-exporter-sink-s3"}  # fmt: skip
+    assert [n for n, m in accounts.items() if S3_ROLE in m["metadata"].get("annotations", {})] == [
+        "events-exporter-sink-s3"
+    ]
+    assert all(m["metadata"]["annotations"]["team"] == "platform" for m in accounts.values())
+    pods = {
+        name: m["spec"]["template"]["spec"]
+        for (kind, name), m in kinds.items()
+        if kind in {"Deployment", "StatefulSet"}
+    }
+    assert {name: pod["serviceAccountName"] for name, pod in pods.items()} == {
+        "events-exporter-producer": "events-exporter-producer",
+        "events-exporter-sink-file": "events-exporter-sink-file",
+        "events-exporter-sink-s3": "events-exporter-sink-s3",
+        "events-exporter-sink-gcs": "existing-gcs",
+    }
+    bindings = [
+        m for (kind, _), m in kinds.items() if kind in {"RoleBinding", "ClusterRoleBinding"}
+    ]
+    assert {s["name"] for b in bindings for s in b["subjects"]} == {"events-exporter-producer"}
+    for name, pod in pods.items():
+        (spread,) = pod["topologySpreadConstraints"]
+        component = name.removeprefix("events-exporter-")
+        assert spread["labelSelector"]["matchLabels"]["app.kubernetes.io/component"] == component
+    metrics = [
+        m for (kind, _), m in kinds.items()
+        if kind == "Service" and m["metadata"]["labels"].get("kafkube.io/metrics")
+    ]  # fmt: skip
+    assert len(metrics) == 4  # the producers' and each sink's
+    monitor = kinds[("ServiceMonitor", "events-exporter")]
+    assert monitor["metadata"]["labels"]["release"] == "prometheus"
+    assert monitor["spec"]["selector"]["matchLabels"]["kafkube.io/metrics"] == "true"
+    assert (
+        kinds[("PodMonitor", "events-exporter")]["spec"]["podMetricsEndpoints"][0]["interval"]
+        == "15s"
+    )

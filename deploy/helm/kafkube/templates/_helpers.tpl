@@ -29,8 +29,26 @@ app.kubernetes.io/instance: {{ .root.Release.Name }}
 app.kubernetes.io/component: {{ .component }}
 {{- end -}}
 
+{{/* A component's service account: its own existing one (.own.name), else the chart's
+     <fullname>-<component>. One each, so a cloud role bound to one (the S3 sink's) reaches
+     no other pod. */}}
 {{- define "kafkube.serviceAccountName" -}}
-{{- default (include "kafkube.fullname" .) .Values.serviceAccount.name -}}
+{{- default (printf "%s-%s" (include "kafkube.fullname" .root) .component) (.own | default dict).name -}}
+{{- end -}}
+
+{{/* Every component the values enable: its name, its service account values, and whether
+     its pods reach the Kubernetes API. */}}
+{{- define "kafkube.components" -}}
+{{- $components := list -}}
+{{- if .Values.producer.enabled -}}
+{{- $components = append $components (dict "component" "producer" "account" (.Values.producer.serviceAccount | default dict)) -}}
+{{- end -}}
+{{- range $type, $sink := .Values.sinks -}}
+{{- if $sink.enabled -}}
+{{- $components = append $components (dict "component" (printf "sink-%s" $type) "account" ($sink.serviceAccount | default dict)) -}}
+{{- end -}}
+{{- end -}}
+{{- toJson $components -}}
 {{- end -}}
 
 {{- define "kafkube.image" -}}
@@ -98,7 +116,7 @@ metadata:
     {{- toYaml . | nindent 4 }}
     {{- end }}
 spec:
-  serviceAccountName: {{ include "kafkube.serviceAccountName" $root }}
+  serviceAccountName: {{ include "kafkube.serviceAccountName" (dict "root" $root "component" .component "own" .account) }}
   automountServiceAccountToken: {{ .kubeApi }}
   {{- with $root.Values.imagePullSecrets }}
   imagePullSecrets:
@@ -177,5 +195,13 @@ spec:
   {{- with $root.Values.affinity }}
   affinity:
     {{- toYaml . | nindent 4 }}
+  {{- end }}
+  {{- with $root.Values.topologySpreadConstraints }}
+  {{- $component := $.component }}
+  topologySpreadConstraints:
+    {{- /* Each constraint spreads the pods of one component: its own selector unless given. */}}
+    {{- range . }}
+    - {{ toJson (merge (deepCopy .) (dict "labelSelector" (dict "matchLabels" (include "kafkube.selector" (dict "root" $root "component" $component) | fromYaml)))) }}
+    {{- end }}
   {{- end }}
 {{- end -}}
