@@ -302,6 +302,7 @@ class SinkRunner:
         # Made at start if missing: with auto-creation off, a record sent to a topic that
         # does not exist is dropped, and its offset would be committed all the same.
         if not self.settings.topics:
+            self._wait_for_topic(self.settings.topic)
             self._ensure_dlq(self.settings.topic)
         self._dlq = Producer(
             {**kafka, "enable.idempotence": True, "acks": "all", "logger": RDKAFKA_LOG}
@@ -335,6 +336,36 @@ class SinkRunner:
             self._dlq.flush(30)
         log.info("sink stopped: %s", self.stats)
         return self.stats
+
+    def _wait_for_topic(self, topic: str) -> None:
+        """A sink started before the producer made its topic (a chart installs both at once)
+        waits for it, saying so once a minute; the readiness probe says not ready meanwhile.
+        Past ``topic_wait_seconds`` a missing topic is the error it is."""
+        consumer = self._consumer
+        assert consumer is not None  # noqa: S101 - set in run()
+        wait = self.settings.topic_wait_seconds
+        deadline, said_at = time.monotonic() + wait, None
+        while not self._stop.is_set():
+            found = consumer.list_topics(topic, timeout=10).topics.get(topic)
+            if found is not None and found.error is None:
+                if said_at is not None:
+                    log.info("topic %s exists now", topic)
+                return
+            now = time.monotonic()
+            if now >= deadline:
+                raise SinkError(
+                    f"topic {topic} does not exist (waited {wait:.0f} s, "
+                    f"sinks.{self.settings.sink_type}.topic_wait_seconds): is the producer "
+                    "running, and writing to this kafka.topic?"
+                )
+            if said_at is None or now - said_at >= 60:
+                log.warning(
+                    "topic %s does not exist yet; waiting up to %.0f s for the producer to make it",
+                    topic,
+                    deadline - now,
+                )
+                said_at = now
+            self._stop.wait(min(2.0, deadline - now))
 
     # --- rebalances ---------------------------------------------------------------------------
 

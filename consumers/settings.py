@@ -149,6 +149,13 @@ class SinkConfig(Section):
         "<topic>/cluster=<name>/dt=/hour=/, a Hive-style folder per cluster (a batch holding "
         "several clusters' records makes one object for each, all named by its offsets).",
     )
+    topic_wait_seconds: float = Field(
+        600.0,
+        ge=0,
+        description="How long a sink started before its topic exists (before the producer "
+        "made it) waits for it, not ready meanwhile, before it stops with an error; 0: at "
+        "once. Not for a topic pattern, which may match nothing yet.",
+    )
     rotation: Rotation = Field(default_factory=Rotation)
     filter: EventFilterConfig = Field(
         default_factory=EventFilterConfig,
@@ -211,6 +218,7 @@ class SinkConfig(Section):
             layout=self.layout,
             topics=self.topics,
             event_filter=self.filter.event_filter(),
+            topic_wait_seconds=self.topic_wait_seconds,
         )
 
 
@@ -290,6 +298,7 @@ class SinkSettings:
     layout: str  # topic, or cluster: a cluster=<name> folder level under the topic
     topics: str  # a ^pattern of topics read instead of ``topic``; empty: ``topic`` alone
     event_filter: EventFilter  # what this group writes
+    topic_wait_seconds: float = 600.0  # how long a missing topic is waited for at start
 
     def __post_init__(self) -> None:
         if not self.kafka.get("bootstrap.servers"):

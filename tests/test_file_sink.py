@@ -321,3 +321,40 @@ def test_the_time_path_can_follow_the_events_own_time(kafka_bootstrap: str, tmp_
     assert Counter(found) == Counter(sent)
     folders = {p.relative_to(sink.directory).parts[1:3] for p in avro_files(sink.directory)}
     assert folders == {("dt=2024-02-29", "hour=23")}
+
+
+def test_a_sink_started_before_its_topic_waits_for_it_then_writes_it_all(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    """Installed together, a sink may start before the producer made its topic: it waits
+    (saying so) instead of exiting, and takes the topic's records once it exists."""
+    topic = unique("sinkin-later")
+    sink = _sink(kafka_bootstrap, topic, tmp_path, "--max-age-seconds", "1")
+    sink.start()
+    deadline = time.monotonic() + 60
+    while "does not exist yet; waiting up to" not in sink.log.read_text():
+        assert sink.alive(), sink.log.read_text()[-3000:]
+        assert time.monotonic() < deadline, sink.log.read_text()[-3000:]
+        time.sleep(0.2)
+
+    create_topic(kafka_bootstrap, topic, 3)
+    produce(kafka_bootstrap, topic, event_values(300))
+    found = wait_for_count(read_avro_dir, sink.directory, 300)
+    assert sink.terminate() == 0
+    assert len(found) == len(set(found)) == 300
+    assert f"topic {topic} exists now" in sink.log.read_text()
+
+
+def test_a_topic_that_never_comes_stops_the_sink_naming_the_setting(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    topic = unique("sinkin-never")
+    sink = _sink(kafka_bootstrap, topic, tmp_path, "--topic-wait-seconds", "3")
+    sink.start()
+    assert sink.process is not None
+    code = sink.process.wait(60)
+    log = sink.log.read_text()
+
+    assert code != 0
+    assert f"topic {topic} does not exist (waited 3 s, sinks.file.topic_wait_seconds)" in log
+    assert "Traceback" not in log
