@@ -6,8 +6,11 @@
 # mirror allows (python@sha256:...), and rebuild for security updates on purpose.
 ARG PYTHON_IMAGE=python:3.11.14-slim-bookworm
 
+# Any Debian-like base with python3 and its venv module works (the tests build on one made
+# from Debian's packages): kafkube lives in its own virtualenv, /opt/kafkube.
 FROM ${PYTHON_IMAGE} AS build
 WORKDIR /src
+RUN python3 -m venv /opt/build
 COPY pyproject.toml constraints.txt README.md ./
 COPY core ./core
 COPY cli ./cli
@@ -16,15 +19,19 @@ COPY producer ./producer
 COPY consumers ./consumers
 COPY compose ./compose
 # Wheels of kafkube and of every dependency, at the versions CI tested (constraints.txt).
-RUN pip wheel --no-cache-dir --wheel-dir /wheels --constraint constraints.txt '.[s3,gcs,parquet]'
+RUN /opt/build/bin/pip wheel --no-cache-dir --wheel-dir /wheels --constraint constraints.txt \
+      '.[s3,gcs,parquet]'
 
 FROM ${PYTHON_IMAGE}
 RUN groupadd --system --gid 10001 kafkube \
  && useradd --system --uid 10001 --gid kafkube --no-create-home --shell /usr/sbin/nologin kafkube
 COPY --from=build /wheels /wheels
-RUN pip install --no-cache-dir --no-index --find-links /wheels 'kafkube[s3,gcs,parquet]' \
+RUN python3 -m venv /opt/kafkube \
+ && /opt/kafkube/bin/pip install --no-cache-dir --no-index --find-links /wheels \
+      'kafkube[s3,gcs,parquet]' \
  && rm -rf /wheels
-ENV PYTHONUNBUFFERED=1 \
+ENV PATH=/opt/kafkube/bin:$PATH \
+    PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     KAFKUBE_OBSERVABILITY__LISTEN=0.0.0.0:9464 \
     KAFKUBE_OBSERVABILITY__LOG_FORMAT=json

@@ -11,7 +11,9 @@ PYTEST_ARGS ?=
 DEMO_ARGS ?=
 BENCH_ARGS ?=
 
-.PHONY: demo test unit bench check services install clean-stack
+.PHONY: demo test unit bench check services install container-tools clean-stack
+
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 $(BIN)/python:
 	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "kafkube needs Python >= 3.11")'
@@ -32,8 +34,16 @@ check: install
 	$(BIN)/mypy -p kafkube
 	$(BIN)/lint-imports
 
+# The image test builds the Dockerfile and runs it with Debian's daemonless podman (no Docker
+# engine here), on a base that mmdebstrap makes from Debian's packages (no registry here).
+container-tools:
+	@command -v podman >/dev/null && command -v mmdebstrap >/dev/null && command -v runc >/dev/null \
+	  || $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q podman mmdebstrap runc \
+	  || { $(SUDO) apt-get update -q && $(SUDO) env DEBIAN_FRONTEND=noninteractive \
+	       apt-get install -y -q podman mmdebstrap runc; }
+
 # Branch coverage of the whole suite, the kafkube processes it starts included.
-test: check services
+test: check services container-tools
 	$(BIN)/pytest --cov --cov-report=term --durations=15 $(PYTEST_ARGS); status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests: that is a failure" >&2; exit 1; fi; \
 	exit $$status

@@ -1,8 +1,9 @@
 """The container image recipe and the Grafana dashboard: checked against the code they ship.
 
-No Docker engine runs here, so the Dockerfile is checked as text (until an image build
-runs in the tests): multi-stage, a pinned base, a non-root user, one entry point, and every file it
-copies present. The dashboard may only chart metrics the producer and sinks export."""
+The image is built and run in tests/test_image.py, on a local base (no registry is reachable
+here); what that build cannot show is checked here as text: the default base pinned to an exact
+release, two stages, the non-root user the chart expects, one entry point, every file it copies
+present. The dashboard may only chart metrics the producer and sinks export."""
 
 from __future__ import annotations
 
