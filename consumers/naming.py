@@ -13,6 +13,7 @@ to be a safe label (``is_cluster_name``) before it becomes a folder.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -49,19 +50,17 @@ def object_prefix(value: str, *, field: str) -> str:
     return f"{cleaned}/" if cleaned else ""
 
 
-_HOURS: dict[int, datetime] = {}
 _MS_AN_HOUR = 3_600_000
 
 
 def hour_of(timestamp_ms: int) -> datetime:
     """The hour (UTC) a record's time falls in; each hour made once (a sink asks per record)."""
-    hour = timestamp_ms // _MS_AN_HOUR
-    moment = _HOURS.get(hour)
-    if moment is None:
-        if len(_HOURS) > 1024:
-            _HOURS.clear()
-        moment = _HOURS[hour] = datetime.fromtimestamp(hour * 3600, UTC)
-    return moment
+    return _hour(timestamp_ms // _MS_AN_HOUR)
+
+
+@functools.lru_cache(maxsize=1024)  # a few days of hours; more is a replay's past
+def _hour(hour: int) -> datetime:
+    return datetime.fromtimestamp(hour * 3600, UTC)
 
 
 def object_name(  # noqa: PLR0913 - every part of the name

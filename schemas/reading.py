@@ -21,6 +21,7 @@ string literals (``repr``), never as code: a schema from a registry cannot injec
 
 from __future__ import annotations
 
+import functools
 import struct
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -64,19 +65,11 @@ def _length(data: bytes, position: int) -> tuple[int, int]:
     return length, end
 
 
-_TIMES: dict[int, datetime] = {}
-_TIMES_KEPT = 4096
-
-
+@functools.lru_cache(maxsize=4096)
 def _timestamp(micros: int) -> datetime:
     """A timestamp-micros as fastavro gives it. An event's times mostly repeat its
     neighbours' (created, first seen, last seen): a few thousand are kept."""
-    moment = _TIMES.get(micros)
-    if moment is None:
-        if len(_TIMES) >= _TIMES_KEPT:
-            _TIMES.clear()
-        moment = _TIMES[micros] = _EPOCH + timedelta(microseconds=micros)
-    return moment
+    return _EPOCH + timedelta(microseconds=micros)
 
 
 def _corrupt(what: str, position: int) -> CorruptDatum:
