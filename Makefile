@@ -35,12 +35,15 @@ check: install
 	$(BIN)/lint-imports
 
 # The image test builds the Dockerfile and runs it with Debian's daemonless podman (no Docker
-# engine here), on a base that mmdebstrap makes from Debian's packages (no registry here).
+# engine here), on a base that mmdebstrap makes from Debian's packages (no registry here); the
+# node's test runs it in Debian's containerd, with its CNI plugins and socat (compose/node.py).
+CONTAINER_PACKAGES := podman mmdebstrap runc containerd containernetworking-plugins socat
 container-tools:
-	@command -v podman >/dev/null && command -v mmdebstrap >/dev/null && command -v runc >/dev/null \
-	  || $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q podman mmdebstrap runc \
+	@(for tool in podman mmdebstrap runc containerd socat; do command -v $$tool >/dev/null || exit 1; done) \
+	  && [ -x /usr/lib/cni/bridge ] \
+	  || $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(CONTAINER_PACKAGES) \
 	  || { $(SUDO) apt-get update -q && $(SUDO) env DEBIAN_FRONTEND=noninteractive \
-	       apt-get install -y -q podman mmdebstrap runc; }
+	       apt-get install -y -q $(CONTAINER_PACKAGES); }
 
 # Branch coverage of the whole suite, the kafkube processes it starts included.
 test: check services container-tools

@@ -30,7 +30,7 @@ from kafkube.cli.options import (
     stop_on_signals,
 )
 from kafkube.cli.reference import example_yaml, reference_markdown
-from kafkube.compose.settings import PORT_NAMES, SERVICES, StackSettings
+from kafkube.compose.settings import NODE, NODE_SERVICES, PORT_NAMES, SERVICES, StackSettings
 from kafkube.compose.smoke import TOPIC as SMOKE_TOPIC
 from kafkube.compose.smoke import run as run_smoke
 from kafkube.compose.stack import KAFKA_TOOLS, Stack
@@ -105,7 +105,8 @@ def stack(  # noqa: PLR0913, PLR0917 - click passes one parameter per option
     ctx.obj = Stack(settings)
 
 
-_service_names = click.argument("services", nargs=-1, type=click.Choice(SERVICES))
+_SERVICE_CHOICE = click.Choice([*SERVICES, *NODE_SERVICES, NODE])
+_service_names = click.argument("services", nargs=-1, type=_SERVICE_CHOICE)
 
 
 @stack.command()
@@ -121,7 +122,10 @@ def fetch(stack: Stack) -> None:
 @click.option("--timeout", type=float, default=300.0, show_default=True, help="Seconds to wait.")
 @click.pass_obj
 def up(stack: Stack, services: tuple[str, ...], timeout: float) -> None:
-    """Start the services (all by default) and wait until each answers."""
+    """Start the services (all but the node by default) and wait until each answers.
+
+    `kafkube stack up node` adds a Kubernetes node: containerd, kube-scheduler,
+    kube-controller-manager and a kubelet, which run the pods of a Helm chart."""
     stack.up(services or SERVICES, timeout=timeout)
     _print_status(stack)
 
@@ -131,18 +135,27 @@ def up(stack: Stack, services: tuple[str, ...], timeout: float) -> None:
 @click.pass_obj
 def down(stack: Stack, services: tuple[str, ...]) -> None:
     """Stop the services (all by default); their data stays for the next start."""
-    stopped = stack.down(services or SERVICES)
+    stopped = stack.down(services) if services else stack.down()
     click.echo(f"stopped: {', '.join(stopped) or 'nothing was running'}")
 
 
 @stack.command()
-@click.argument("services", nargs=-1, required=True, type=click.Choice(SERVICES))
+@click.argument("services", nargs=-1, required=True, type=_SERVICE_CHOICE)
 @click.option("--timeout", type=float, default=300.0, show_default=True)
 @click.pass_obj
 def restart(stack: Stack, services: tuple[str, ...], timeout: float) -> None:
     """Stop and start the named services."""
     stack.restart(services, timeout=timeout)
     _print_status(stack)
+
+
+@stack.command("load-image")
+@click.argument("archive", type=click.Path(path_type=Path, dir_okay=False, exists=True))
+@click.pass_obj
+def load_image(stack: Stack, archive: Path) -> None:
+    """Import an image archive (`podman save`, `docker save`) into the node's containerd."""
+    for name in stack.load_image(archive):
+        click.echo(f"imported {name}")
 
 
 @stack.command()
@@ -158,10 +171,10 @@ def _print_status(stack: Stack, *, as_json: bool = False) -> None:
     if as_json:
         click.echo(json.dumps([{**asdict(r), "log": str(r.log)} for r in rows], indent=2))
         return
-    click.echo(f"{'SERVICE':16} {'STATE':9} {'PID':>8}  {'ADDRESS':32} LOG")
+    click.echo(f"{'SERVICE':24} {'STATE':9} {'PID':>8}  {'ADDRESS':32} LOG")
     for row in rows:
         state = "ready" if row.ready else ("starting" if row.pid else "stopped")
-        click.echo(f"{row.name:16} {state:9} {row.pid or '-':>8}  {row.address:32} {row.log}")
+        click.echo(f"{row.name:24} {state:9} {row.pid or '-':>8}  {row.address:32} {row.log}")
 
 
 @stack.command()

@@ -268,6 +268,23 @@ WRAPPED_BUILDS = {
         package="k8s.io/kubernetes/cmd/kube-apiserver",
         ldflags=_kube_version_ldflags(KUBE_VERSION),
     ),
+    # The optional node (compose/node.py), at the API server's version; the three share one
+    # wrapper module and one `go build`, since most of their packages are the same.
+    **{
+        name: WrappedGoBuild(
+            binary=name,
+            version=KUBE_VERSION,
+            folder="node",
+            requires="k8s.io/kubernetes",
+            package=f"k8s.io/kubernetes/cmd/{name}",
+            ldflags=_kube_version_ldflags(KUBE_VERSION),
+        )
+        for name in ("kubelet", "kube-scheduler", "kube-controller-manager")
+    },
+    # The node's pod sandbox process: registry.k8s.io's pause image is not reachable here.
+    "pause": WrappedGoBuild(
+        binary="pause", version="v1", folder="pause", requires="", package="kafkube.local/pause"
+    ),
     # Not a service: the tests render the Helm chart with it (fetched on first use).
     "helm": WrappedGoBuild(
         binary="helm",
@@ -281,6 +298,8 @@ WRAPPED_BUILDS = {
 
 
 def wrapped_go_binary(settings: StackSettings, name: str) -> Path:
+    """The binary, built on first use; with it every other binary of its wrapper module, in
+    the same ``go build`` (which shares the packages they have in common)."""
     build = WRAPPED_BUILDS[name]
     final = _go_binary(settings, build.binary, build.version)
     if final.exists():
@@ -288,14 +307,31 @@ def wrapped_go_binary(settings: StackSettings, name: str) -> Path:
     with _cache_lock(settings.cache_dir):
         if final.exists():
             return final
+        builds = [
+            sibling
+            for sibling in WRAPPED_BUILDS.values()
+            if sibling.folder == build.folder
+            and not _go_binary(settings, sibling.binary, sibling.version).exists()
+        ]
         with _packaged_dir("kube", build.folder) as module_dir:
-            out = module_dir / build.binary
+            out = module_dir / "bin"
+            out.mkdir()
+            # One package: its binary by name (etcd's main package is .../server/v3); several:
+            # into the folder, each under its package's last element.
+            target = str(out / builds[0].binary) if len(builds) == 1 else f"{out}{os.sep}"
             _run_build(
-                ["go", "build", "-o", str(out), "-ldflags", build.ldflags, build.package],
+                [
+                    "go", "build", "-o", target, "-ldflags", build.ldflags,
+                    *(sibling.package for sibling in builds),
+                ],
                 cwd=module_dir,
                 env={"CGO_ENABLED": "0", "GOFLAGS": "-mod=readonly"},
-            )
-            return _install_built(out, final)
+            )  # fmt: skip
+            for sibling in builds:
+                _install_built(
+                    out / sibling.binary, _go_binary(settings, sibling.binary, sibling.version)
+                )
+        return final
 
 
 def fake_gcs_binary() -> Path:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import hashlib
+import hmac
 import json
 import ssl
 import subprocess
@@ -63,12 +65,14 @@ class Launch:
 class Service:
     name: str
     ports: tuple[str, ...]
-    requires: tuple[str, ...]
+    requires: tuple[str, ...]  # started first, and ready before this one is prepared
     prepare: Callable[[StackState], Launch]
     probe: Callable[[StackState], bool]
+    ready_hook: Callable[[StackState], object] | None = None  # once ready, at each start
+    stop_hook: Callable[[StackState], None] | None = None  # after its process has stopped
 
 
-def _http_ok(
+def http_ok(
     url: str, *, headers: dict[str, str] | None = None, context: ssl.SSLContext | None = None
 ) -> bool:
     request = urllib.request.Request(url, headers=headers or {})  # noqa: S310 - our own loopback URL
@@ -105,7 +109,7 @@ def _etcd_prepare(state: StackState) -> Launch:
 
 
 def _etcd_probe(state: StackState) -> bool:
-    return _http_ok(state.url("etcd") + "/health")
+    return http_ok(state.url("etcd") + "/health")
 
 
 # --- kube-apiserver ---------------------------------------------------------------------------
@@ -136,12 +140,34 @@ def _service_account_keys(directory: Path) -> tuple[Path, Path]:
     return private, public
 
 
+# The identities of the node's components (compose/node.py), each bound by Kubernetes'
+# built-in roles (and the kubelet by the Node authorizer), with their groups.
+COMPONENT_USERS = {
+    "system:node:kafkube-node": "system:nodes",
+    "system:kube-scheduler": "",
+    "system:kube-controller-manager": "",
+}
+
+
+def component_token(state: StackState, user: str) -> str:
+    """A component's bearer token, derived from the stack's secret admin token."""
+    return hmac.new(state.admin_token.encode(), user.encode(), hashlib.sha256).hexdigest()
+
+
 def _apiserver_prepare(state: StackState) -> Launch:
     home = state.state_dir / "kube-apiserver"
     state.apiserver_cert_dir.mkdir(parents=True, exist_ok=True)
     private, public = _service_account_keys(home)
     tokens = home / "tokens.csv"
-    tokens.write_text(f'{state.admin_token},kafkube-admin,kafkube-admin,"system:masters"\n')
+    tokens.write_text(
+        f'{state.admin_token},kafkube-admin,kafkube-admin,"system:masters"\n'
+        + "".join(
+            f"{component_token(state, user)},{user},{user}"
+            + (f',"{groups}"' if groups else "")
+            + "\n"
+            for user, groups in COMPONENT_USERS.items()
+        )
+    )
     tokens.chmod(0o600)
     return Launch(
         argv=[
@@ -152,7 +178,8 @@ def _apiserver_prepare(state: StackState) -> Launch:
             f"--secure-port={state.ports['kube_apiserver']}",
             f"--cert-dir={state.apiserver_cert_dir}",
             f"--token-auth-file={tokens}",
-            "--authorization-mode=RBAC",
+            # The node's kubelet reaches only what its own pods need (compose/node.py).
+            "--authorization-mode=Node,RBAC",
             "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
             f"--service-account-key-file={public}",
             f"--service-account-signing-key-file={private}",
@@ -184,15 +211,22 @@ def _apiserver_probe(state: StackState) -> bool:
     context = _apiserver_tls(state)
     if context is None:
         return False
-    return _http_ok(
+    return http_ok(
         state.url("kube_apiserver", "https") + "/readyz",
         headers={"Authorization": f"Bearer {state.admin_token}"},
         context=context,
     )
 
 
-def write_kubeconfig(state: StackState) -> Path:
-    """A kubeconfig for the admin token that the ``kubernetes`` client and kubectl load."""
+def write_kubeconfig(
+    state: StackState,
+    *,
+    path: Path | None = None,
+    user: str = "kafkube-admin",
+    token: str | None = None,
+) -> Path:
+    """A kubeconfig (by default the admin's) that the ``kubernetes`` client, kubectl and the
+    node's components load."""
     chain = (state.apiserver_cert_dir / "apiserver.crt").read_bytes()
     config = {
         "apiVersion": "v1",
@@ -206,17 +240,15 @@ def write_kubeconfig(state: StackState) -> Path:
                 },
             }
         ],
-        "users": [{"name": "kafkube-admin", "user": {"token": state.admin_token}}],
-        "contexts": [
-            {"name": "kafkube", "context": {"cluster": "kafkube", "user": "kafkube-admin"}}
-        ],
+        "users": [{"name": user, "user": {"token": token or state.admin_token}}],
+        "contexts": [{"name": "kafkube", "context": {"cluster": "kafkube", "user": user}}],
         "current-context": "kafkube",
     }
-    path = state.kubeconfig_path
+    path = path or state.kubeconfig_path
+    path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_suffix(".partial")
-    partial.write_text(
-        json.dumps(config, indent=2)
-    )  # JSON is YAML: every kubeconfig loader reads it
+    # JSON is YAML: every kubeconfig loader reads it.
+    partial.write_text(json.dumps(config, indent=2))
     partial.chmod(0o600)
     partial.rename(path)
     return path
@@ -332,7 +364,7 @@ def _minio_prepare(state: StackState) -> Launch:
 
 
 def _minio_probe(state: StackState) -> bool:
-    return _http_ok(state.url("minio") + "/minio/health/ready")
+    return http_ok(state.url("minio") + "/minio/health/ready")
 
 
 # --- fake-gcs-server --------------------------------------------------------------------------
@@ -367,7 +399,7 @@ def _gcs_prepare(state: StackState) -> Launch:
 
 
 def _gcs_probe(state: StackState) -> bool:
-    return _http_ok(state.url("gcs") + "/storage/v1/b")
+    return http_ok(state.url("gcs") + "/storage/v1/b")
 
 
 # --- Apicurio Registry -------------------------------------------------------------------
@@ -402,7 +434,7 @@ def _registry_prepare(state: StackState) -> Launch:
 
 
 def _registry_probe(state: StackState) -> bool:
-    return _http_ok(state.url("registry") + REGISTRY_API + "/subjects")
+    return http_ok(state.url("registry") + REGISTRY_API + "/subjects")
 
 
 SERVICES: dict[str, Service] = {
@@ -410,7 +442,13 @@ SERVICES: dict[str, Service] = {
     for service in (
         Service("etcd", ("etcd", "etcd_peer"), (), _etcd_prepare, _etcd_probe),
         Service(
-            "kube-apiserver", ("kube_apiserver",), ("etcd",), _apiserver_prepare, _apiserver_probe
+            "kube-apiserver",
+            ("kube_apiserver",),
+            ("etcd",),
+            _apiserver_prepare,
+            _apiserver_probe,
+            # The server makes its serving certificate at first start; the kubeconfig carries it.
+            ready_hook=write_kubeconfig,
         ),
         Service("kafka", ("kafka", "kafka_controller"), (), _kafka_prepare, _kafka_probe),
         Service("minio", ("minio",), (), _minio_prepare, _minio_probe),

@@ -20,6 +20,9 @@ REGISTRY_JAVA = 21
 REGISTRY_FALLBACK_VERSION = "2.6.13.Final"
 
 SERVICES = ("etcd", "kube-apiserver", "kafka", "minio", "gcs", "registry")
+# The optional node (compose/node.py), off unless asked for, by these names or as "node".
+NODE = "node"
+NODE_SERVICES = ("containerd", "kube-scheduler", "kube-controller-manager", "kubelet")
 
 # The ports each service listens on, by name, and the usual port of each (the ones
 # compose/docker-compose.yml publishes too). A stack takes the usual port when it is free
@@ -34,6 +37,11 @@ DEFAULT_PORTS = {
     "gcs": 4443,
     "registry": 8081,  # the usual port of a schema registry
     "registry_management": 9001,  # Apicurio's health and metrics (Quarkus' management port)
+    # The optional node's components, on loopback too.
+    "kube_scheduler": 10259,
+    "kube_controller_manager": 10257,
+    "kubelet": 10250,
+    "kubelet_healthz": 10248,
 }
 PORT_NAMES = tuple(DEFAULT_PORTS)
 

@@ -15,17 +15,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from kafkube.compose import fetch, processes
+from kafkube.compose import fetch, node, processes
 from kafkube.compose.endpoints import Endpoints
-from kafkube.compose.services import (
-    REGISTRY_API,
-    SERVICES,
-    Service,
-    StackState,
-    kafka_java_argv,
-    write_kubeconfig,
-)
-from kafkube.compose.settings import DEFAULT_PORTS, PORT_NAMES, StackSettings
+from kafkube.compose.node import NODE_SERVICES
+from kafkube.compose.services import REGISTRY_API, Service, StackState, kafka_java_argv
+from kafkube.compose.services import SERVICES as CORE_SERVICES
+from kafkube.compose.settings import DEFAULT_PORTS, NODE, PORT_NAMES, StackSettings
+from kafkube.compose.settings import SERVICES as DEFAULT_SERVICES
 from kafkube.errors import ConfigError, ServiceError
 
 # Kafka's command-line tools by their script names, and the main class each script runs.
@@ -76,15 +72,35 @@ def free_port(host: str) -> int:
         return port
 
 
+def _with_names(names: Iterable[str]) -> list[str]:
+    return [n for name in names for n in (NODE_SERVICES if name == NODE else (name,))]
+
+
+# Every service in start order: the default ones, then the optional node's.
+SERVICES: dict[str, Service] = {**CORE_SERVICES, **NODE_SERVICES}
+
+
 def _with_requirements(names: Iterable[str]) -> list[str]:
-    """The services asked for plus what they need, in start order."""
+    """The services asked for ("node" for all of the node's) plus all they need, in start order."""
     wanted: set[str] = set()
-    for name in names:
+    pending = _with_names(names)
+    while pending:
+        name = pending.pop()
         if name not in SERVICES:
-            raise ConfigError("service", f"unknown service {name!r}; known: {', '.join(SERVICES)}")
-        wanted.add(name)
-        wanted.update(SERVICES[name].requires)
+            known = ", ".join([*SERVICES, NODE])
+            raise ConfigError("service", f"unknown service {name!r}; known: {known}")
+        if name not in wanted:
+            wanted.add(name)
+            pending.extend(SERVICES[name].requires)
     return [name for name in SERVICES if name in wanted]
+
+
+def _waves(order: list[str]) -> list[list[str]]:
+    """The services in groups that start together, each after the ones it requires are ready."""
+    depth: dict[str, int] = {}
+    for name in order:  # start order lists what a service requires before it
+        depth[name] = 1 + max((depth[r] for r in SERVICES[name].requires), default=-1)
+    return [[n for n in order if depth[n] == level] for level in range(max(depth.values()) + 1)]
 
 
 class Stack:
@@ -124,23 +140,24 @@ class Stack:
     def fetch(self) -> dict[str, Path]:
         return fetch.fetch_all(self.settings)
 
-    def up(self, names: Iterable[str] = SERVICES, *, timeout: float = 180.0) -> Endpoints:
+    def up(self, names: Iterable[str] = DEFAULT_SERVICES, *, timeout: float = 180.0) -> Endpoints:
         """Start what is not running yet and wait until every service answers; harmless twice."""
-        order = _with_requirements(names)
         state = self.state
-        # Build or fetch everything before starting anything, so no service waits on a build.
-        launches = {
-            name: SERVICES[name].prepare(state)
-            for name in order
-            if processes.running_pid(state.state_dir, name) is None
-        }
-        for name, launch in launches.items():
-            self._check_ports_free(SERVICES[name])
-            processes.start(state.state_dir, name, launch.argv, env=launch.env)
-        self._wait_ready(order, timeout=timeout)
-        if "kube-apiserver" in order:
-            # The server makes its serving certificate at first start; the kubeconfig carries it.
-            write_kubeconfig(state)
+        for wave in _waves(_with_requirements(names)):
+            # Build or fetch the whole wave before starting any of it, so none waits on a build.
+            launches = {
+                name: SERVICES[name].prepare(state)
+                for name in wave
+                if processes.running_pid(state.state_dir, name) is None
+            }
+            for name, launch in launches.items():
+                self._check_ports_free(SERVICES[name])
+                processes.start(state.state_dir, name, launch.argv, env=launch.env)
+            self._wait_ready(wave, timeout=timeout)
+            for name in wave:
+                hook = SERVICES[name].ready_hook
+                if hook is not None:
+                    hook(state)
         return self.endpoints()
 
     def _check_ports_free(self, service: Service) -> None:
@@ -185,17 +202,28 @@ class Stack:
 
     def down(self, names: Iterable[str] = SERVICES) -> list[str]:
         """Stop the services (dependents first); the names of those that were running."""
-        wanted = set(names)
-        return [
-            name
-            for name in reversed(list(SERVICES))
-            if name in wanted and processes.stop(self.state.state_dir, name)
-        ]
+        wanted = set(_with_names(names))
+        stopped = []
+        for name in reversed(list(SERVICES)):
+            if name not in wanted:
+                continue
+            if processes.stop(self.state.state_dir, name):
+                stopped.append(name)
+            hook = SERVICES[name].stop_hook
+            if hook is not None:
+                hook(self.state)
+        return stopped
 
     def restart(self, names: Iterable[str], *, timeout: float = 180.0) -> Endpoints:
         names = list(names)
         self.down(names)
         return self.up(names, timeout=timeout)
+
+    def load_image(self, archive: Path) -> list[str]:
+        """Import an image archive into the node's containerd (``up node`` first)."""
+        if processes.running_pid(self.state.state_dir, "containerd") is None:
+            raise ServiceError("the node is not running: kafkube stack up node")
+        return node.load_image(self.state, archive)
 
     def status(self) -> list[ServiceStatus]:
         state = self.state

@@ -32,6 +32,9 @@ from kafkube.compose.endpoints import Endpoints
 from kafkube.compose.settings import StackSettings
 from kafkube.compose.stack import Stack
 
+# The image's fixtures, shared by the image's tests and the node's: it is built once a session.
+pytest_plugins = ["tests.images"]
+
 CACHE_DIR = Path(
     os.environ.get("KAFKUBE_CACHE_DIR")
     or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "kafkube"

@@ -54,7 +54,10 @@ def test_the_wheel_carries_the_pom_configs_and_pinned_go_modules(wheel: zipfile.
     assert f"<kafka.version>{KAFKA_VERSION}</kafka.version>" in pom
     for build in WRAPPED_BUILDS.values():
         folder = f"kafkube/compose/kube/{build.folder}"
-        assert {f"{folder}/go.mod", f"{folder}/go.sum"} <= names, build.binary
+        assert f"{folder}/go.mod" in names, build.binary
+        if not build.requires:  # a module of our own (the node's pause), with no dependency
+            continue
+        assert f"{folder}/go.sum" in names, build.binary
         go_mod = wheel.read(f"{folder}/go.mod").decode()
         pin = rf"^require {re.escape(build.requires)} {build.version}$"
         assert re.search(pin, go_mod, re.MULTILINE), build.binary
