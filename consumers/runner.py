@@ -58,7 +58,7 @@ from confluent_kafka import (
 )
 from tenacity import RetryCallState, Retrying, retry_if_exception, wait_exponential
 
-from kafkube.admin import ensure_topic
+from kafkube.admin import ensure_topic, topic_exists
 from kafkube.consumers import metrics
 from kafkube.consumers.batching import BatchRules, BatchShape
 from kafkube.consumers.destinations import Destination, MissingObjectError
@@ -346,8 +346,7 @@ class SinkRunner:
         wait = self.settings.topic_wait_seconds
         deadline, said_at = time.monotonic() + wait, None
         while not self._stop.is_set():
-            found = consumer.list_topics(topic, timeout=10).topics.get(topic)
-            if found is not None and found.error is None:
+            if topic_exists(consumer, topic, timeout=10):
                 if said_at is not None:
                     log.info("topic %s exists now", topic)
                 return

@@ -10,6 +10,7 @@ from typing import Any
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
+from kafkube.admin import topic_exists
 from kafkube.consumers import metrics
 from kafkube.consumers.destinations import Destination
 from kafkube.consumers.runner import SinkRunner, SinkStats
@@ -49,14 +50,13 @@ def kafka_probe(kafka: Mapping[str, Any], topic: str | None) -> Callable[[], str
 
     def probe() -> str | None:
         try:
-            topics = admin.list_topics(topic, timeout=3).topics
+            if topic is None:
+                admin.list_topics(timeout=3)
+                return None
+            if not topic_exists(admin, topic, timeout=3):
+                return f"Kafka does not have the topic {topic}"
         except KafkaException as err:
             return f"Kafka at {kafka.get('bootstrap.servers')} does not answer: {err.args[0].str()}"
-        if topic is None:
-            return None
-        found = topics.get(topic)
-        if found is None or found.error is not None:
-            return f"Kafka does not have the topic {topic}"
         return None
 
     return probe

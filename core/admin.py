@@ -8,11 +8,18 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka import Consumer, KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
 log = logging.getLogger(__name__)
+
+
+def topic_exists(client: AdminClient | Consumer, topic: str, *, timeout: float) -> bool:
+    """Whether the broker has the topic: one metadata request for it, through any client (a
+    missing topic comes back in the answer with an error, not absent from it)."""
+    found = client.list_topics(topic, timeout=timeout).topics.get(topic)
+    return found is not None and found.error is None
 
 
 def ensure_topic(
