@@ -210,12 +210,35 @@ SERVICE_FIXTURES = frozenset(
 )  # fmt: skip
 
 
+# Under pytest-xdist (`make test`: -n 2 --dist loadfile) a module's tests stay on one worker,
+# so its module fixtures (a secured broker, a node) start once. The image's tests and the
+# node's share one worker too, and one build of the image; they take longest, so they go first.
+SHARED_SCOPES = {"tests/test_node.py": "tests/test_image.py"}
+FIRST_MODULES = ("tests/test_image.py", "tests/test_node.py")
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Mark every test that uses a service (through a fixture, or its module's own mark) so
-    that ``pytest -m "not services"`` runs the pure tier alone."""
+    that ``pytest -m "not services"`` runs the pure tier alone; the longest modules first."""
     for item in items:
         if SERVICE_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.services)
+    items.sort(key=lambda item: item.nodeid.split("::", 1)[0] not in FIRST_MODULES)  # stable
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """By file, as ``--dist loadfile``, with the node's module on the image's worker (its
+    ``xdist_group`` marks do nothing under pytest 9, whose node ids xdist 3.8 cannot suffix)."""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling  # noqa: PLC0415 - only under xdist
+
+    class SharedFileScheduling(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            scope = str(super()._split_scope(nodeid))
+            return SHARED_SCOPES.get(scope, scope)
+
+    return SharedFileScheduling(config, log)
 
 
 @pytest.fixture(scope="session", autouse=True)
