@@ -77,6 +77,11 @@ def _kubeconfig(state: StackState, component: str, user: str) -> Path:
 
 
 def _check_tools() -> None:
+    if os.geteuid() != 0:
+        raise ServiceError(
+            "the node needs root: the kubelet, containerd and the pod network set up cgroups, "
+            "mounts and network namespaces (sudo kafkube stack up node)"
+        )
     missing = [tool for tool in NODE_TOOLS if shutil.which(tool) is None]
     if not any((folder / "bridge").is_file() for folder in CNI_PLUGIN_DIRS):
         missing.append("the CNI plugins (bridge, host-local, loopback)")
@@ -279,9 +284,9 @@ def load_image(state: StackState, archive: Path) -> list[str]:
     into the node's containerd, where the kubelet finds it; the names it imported."""
     if not archive.is_file():
         raise ServiceError(f"no image archive at {archive}")
-    before = set(_image_names(state))
-    _ctr(state, "images", "import", "--no-unpack=false", str(archive))
-    return sorted(set(_image_names(state)) - before) or sorted(before & set(_image_names(state)))
+    said = _ctr(state, "images", "import", str(archive))
+    # ctr says "unpacking <name> (sha256:...)...done" for each image it imported.
+    return [line.split()[1] for line in said.splitlines() if line.startswith("unpacking ")]
 
 
 def _image_names(state: StackState) -> list[str]:
