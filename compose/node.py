@@ -341,6 +341,8 @@ def _descendants(roots: list[int]) -> list[int]:
 
 def _containerd_stopped(state: StackState) -> None:
     """Every container of the node, its relays and its mounts, gone with containerd."""
+    if not node_dir(state).exists():
+        return  # this stack never ran a node: the bridge, if any, is another stack's
     for pid in _descendants(_shims(state)):
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
