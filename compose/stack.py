@@ -137,8 +137,8 @@ class Stack:
         saved_path.chmod(0o600)
         return StackState(settings=self.settings, ports=ports, admin_token=token)
 
-    def fetch(self) -> dict[str, Path]:
-        return fetch.fetch_all(self.settings)
+    def fetch(self, *, node: bool = False, helm: bool = False) -> dict[str, Path]:
+        return fetch.fetch_all(self.settings, node=node, helm=helm)
 
     def up(self, names: Iterable[str] = DEFAULT_SERVICES, *, timeout: float = 180.0) -> Endpoints:
         """Start what is not running yet and wait until every service answers; harmless twice."""
