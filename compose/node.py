@@ -46,7 +46,7 @@ from kafkube.compose.services import (
     http_ok,
     write_kubeconfig,
 )
-from kafkube.errors import ServiceError
+from kafkube.errors import ConfigError, ServiceError
 
 NODE_NAME = "kafkube-node"
 BRIDGE = "kafkube0"
@@ -162,6 +162,8 @@ def _cni_setup(state: StackState) -> tuple[Path, Path]:
 
 def _containerd_prepare(state: StackState) -> Launch:
     _check_tools()
+    if state.host != "127.0.0.1":
+        raise ConfigError("stack.host", "the node's relays carry IPv4 loopback: use 127.0.0.1")
     home = node_dir(state) / "containerd"
     home.mkdir(parents=True, exist_ok=True)
     _bridge_up()
