@@ -42,6 +42,7 @@ from kafkube.compose.services import (
     Launch,
     Service,
     StackState,
+    apiserver_tls,
     component_token,
     http_ok,
     write_kubeconfig,
@@ -410,7 +411,7 @@ def _controller_manager_prepare(state: StackState) -> Launch:
             # Each controller with its own service account, as the built-in roles expect.
             "--use-service-account-credentials=true",
             # Published into every namespace as kube-root-ca.crt: the CA that pods trust.
-            f"--root-ca-file={state.apiserver_cert_dir / 'apiserver.crt'}",
+            f"--root-ca-file={state.apiserver_cert}",
             f"--service-account-private-key-file={state.state_dir / 'kube-apiserver' / 'sa.key'}",
             "--cluster-name=kafkube",
         ],
@@ -494,7 +495,9 @@ def _kubelet_probe(state: StackState) -> bool:
         state.url("kube_apiserver", "https") + f"/api/v1/nodes/{NODE_NAME}",
         headers={"Authorization": f"Bearer {state.admin_token}"},
     )
-    context = ssl.create_default_context(cafile=str(state.apiserver_cert_dir / "apiserver.crt"))
+    context = apiserver_tls(state)
+    if context is None:
+        return False
     try:
         with urllib.request.urlopen(request, timeout=2, context=context) as response:  # noqa: S310
             node = json.load(response)

@@ -54,6 +54,11 @@ class StackState:
     def apiserver_cert_dir(self) -> Path:
         return self.state_dir / "kube-apiserver" / "certs"
 
+    @property
+    def apiserver_cert(self) -> Path:
+        """The API server's self-signed chain, written at its first start: what clients trust."""
+        return self.apiserver_cert_dir / "apiserver.crt"
+
 
 @dataclass(frozen=True)
 class Launch:
@@ -199,16 +204,15 @@ def _apiserver_prepare(state: StackState) -> Launch:
     )
 
 
-def _apiserver_tls(state: StackState) -> ssl.SSLContext | None:
+def apiserver_tls(state: StackState) -> ssl.SSLContext | None:
     """Trust exactly the self-signed chain the server wrote into its cert dir."""
-    chain = state.apiserver_cert_dir / "apiserver.crt"
-    if not chain.exists():
+    if not state.apiserver_cert.exists():
         return None
-    return ssl.create_default_context(cafile=str(chain))
+    return ssl.create_default_context(cafile=str(state.apiserver_cert))
 
 
 def _apiserver_probe(state: StackState) -> bool:
-    context = _apiserver_tls(state)
+    context = apiserver_tls(state)
     if context is None:
         return False
     return http_ok(
@@ -227,7 +231,7 @@ def write_kubeconfig(
 ) -> Path:
     """A kubeconfig (by default the admin's) that the ``kubernetes`` client, kubectl and the
     node's components load."""
-    chain = (state.apiserver_cert_dir / "apiserver.crt").read_bytes()
+    chain = state.apiserver_cert.read_bytes()
     config = {
         "apiVersion": "v1",
         "kind": "Config",
