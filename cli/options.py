@@ -7,7 +7,6 @@ from __future__ import annotations
 import functools
 import gc
 import logging
-import signal
 import sys
 import threading
 import types
@@ -24,6 +23,7 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 from pythonjsonlogger.json import JsonFormatter
 
+from kafkube import launch
 from kafkube.cli.config import Config, Observability
 from kafkube.cli.config import load as load_config
 from kafkube.login import check_kafka_login
@@ -39,11 +39,9 @@ def default_state_dir() -> Path:
 
 
 def stop_on_signals() -> threading.Event:
-    """An event that SIGTERM or Ctrl-C sets: long-running commands drain and exit 0 on it."""
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
-    return stop
+    """An event that SIGTERM or Ctrl-C sets: long-running commands drain and exit 0 on it
+    (one that came while the command started is in it already: ``kafkube.launch``)."""
+    return launch.claim()
 
 
 def setup_logging(level: str, log_format: str) -> None:

@@ -1,5 +1,5 @@
 """``python -m kafkube``: the same command as the ``kafkube`` script."""
 
-from kafkube.cli import main
+from kafkube.launch import main
 
 main()

@@ -1,0 +1,44 @@
+"""The ``kafkube`` command's first instant: a stop signal is taken before anything else loads.
+
+A parent (the demo, a supervisor, the kubelet) may send SIGTERM at any moment, also
+while the command still imports its libraries. Until a command says it runs (``claim``:
+a service or a simulation, which then stops on its own terms, committing what it holds),
+a stop signal ends the process at once with exit code 0: nothing has started, so nothing
+is lost, and a parent that stopped it sees a clean stop rather than ``-15``. After the
+claim, the signal only sets ``STOP``, which the command's loop reads.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from types import FrameType
+
+STOP = threading.Event()
+_claimed = threading.Event()
+
+
+def _stop(_signum: int, _frame: FrameType | None) -> None:
+    STOP.set()
+    if not _claimed.is_set():
+        raise SystemExit(0)
+
+
+def take_stop_signals() -> None:
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, _stop)
+
+
+def claim() -> threading.Event:
+    """From now on a stop signal is a request the caller serves: ``STOP`` is set, no more.
+    A signal that came before is still in ``STOP``."""
+    take_stop_signals()
+    _claimed.set()
+    return STOP
+
+
+def main() -> None:
+    take_stop_signals()
+    from kafkube.cli import main as command  # noqa: PLC0415 - after the signals are taken
+
+    command()
