@@ -5,8 +5,8 @@ first, at ``max_records`` records, at ``max_bytes`` bytes of datums, ``max_age_s
 after it opened (also when nothing more arrives), or before a record of another hour or
 another writer schema (one hour and one schema per object). A batch that starts where an
 object already written starts (a rewrite after a crash, a rebalance or a replay) follows
-none of these: it ends exactly at that object's last offset, so the rewrite lands on the
-same name with the same bytes.
+none of these: it is that object's rewrite, named by the object's offsets and hour, and ends
+at its last offset (``kafkube.consumers.boundaries`` says which records belong to it).
 
 The runner keeps the Kafka I/O; it asks these rules, with its clock's reading, what to do.
 """
@@ -17,6 +17,8 @@ from collections.abc import Hashable
 from dataclasses import dataclass
 from datetime import datetime
 
+from kafkube.consumers.naming import ObjectRange
+
 
 @dataclass
 class BatchShape:
@@ -26,7 +28,7 @@ class BatchShape:
     hour: datetime
     writer: Hashable  # the writer schema version
     opened: float  # the runner's clock, in seconds
-    forced_last: int | None  # a written object starts at ``first``: end where it ended
+    forced: ObjectRange | None  # the rewrite of this written object: its name and its end
     records: int = 0
     size: int = 0  # bytes of datums
 
@@ -48,23 +50,30 @@ class BatchRules:
         writer: Hashable,
         *,
         now: float,
-        boundaries: dict[int, int],
+        rewrite: ObjectRange | None = None,
     ) -> BatchShape:
-        """A batch that starts at ``offset``: bound to a written object if one starts there."""
-        return BatchShape(offset, hour, writer, now, boundaries.get(offset))
+        """A batch whose first record is at ``offset`` (of ``hour``); or the ``rewrite`` of
+        an object written before, which keeps that object's first offset and hour."""
+        if rewrite is None:
+            return BatchShape(offset, hour, writer, now, None)
+        return BatchShape(rewrite.first, rewrite.hour or hour, writer, now, rewrite)
+
+    def last(self, batch: BatchShape, offset: int) -> int:
+        """The last offset a batch names, ``offset`` being the last record it took."""
+        return offset if batch.forced is None else batch.forced.last
 
     def closes_before(self, batch: BatchShape, hour: datetime, writer: Hashable) -> bool:
         """Whether a record of this hour and writer must go into a new batch."""
-        if batch.forced_last is not None:
+        if batch.forced is not None:
             return False
         return hour != batch.hour or writer != batch.writer
 
     def full(self, batch: BatchShape, offset: int) -> bool:
         """Whether the batch closes now, ``offset`` being the last it took."""
-        if batch.forced_last is not None:
-            return offset >= batch.forced_last
+        if batch.forced is not None:
+            return offset >= batch.forced.last
         return batch.records >= self.max_records or batch.size >= self.max_bytes
 
     def aged(self, batch: BatchShape, now: float) -> bool:
         """Whether the wall-clock rule closes the batch at ``now``."""
-        return batch.forced_last is None and now - batch.opened >= self.max_age_seconds
+        return batch.forced is None and now - batch.opened >= self.max_age_seconds

@@ -23,6 +23,7 @@ lost) falls back to a full listing, and the index is rebuilt from it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 import orjson
 
@@ -30,6 +31,16 @@ from kafkube.consumers.naming import ObjectRange
 
 KEEP = 256  # ranges kept however old: a replay this far back needs no listing
 _VERSION = 1
+
+
+_HOUR = "%Y-%m-%dT%H"  # the hour of an object's folder (dt=, hour=), since the hour was kept
+
+
+def _span(entry: list[object]) -> ObjectRange:
+    """``[first, last]`` (an index written before hours were kept) or ``[first, last, hour]``."""
+    first, last, *hour = entry
+    when = datetime.strptime(str(hour[0]), _HOUR).replace(tzinfo=UTC) if hour else None
+    return ObjectRange(int(str(first)), int(str(last)), when)
 
 
 class UnreadableIndex(ValueError):  # noqa: N818 - reads as what it is
@@ -54,7 +65,7 @@ class PartitionIndex:
             document = orjson.loads(data)
             if document["version"] != _VERSION:
                 raise UnreadableIndex(f"index version {document['version']}")
-            ranges = [ObjectRange(int(first), int(last)) for first, last in document["ranges"]]
+            ranges = [_span(entry) for entry in document["ranges"]]
             return cls(int(document["complete_from"]), sorted(ranges))
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as err:
             raise UnreadableIndex(f"unreadable index: {err}") from err
@@ -64,7 +75,11 @@ class PartitionIndex:
             {
                 "version": _VERSION,
                 "complete_from": self.complete_from,
-                "ranges": [[span.first, span.last] for span in self.ranges],
+                "ranges": [
+                    [span.first, span.last]
+                    + ([] if span.hour is None else [f"{span.hour:{_HOUR}}"])
+                    for span in self.ranges
+                ],
             }
         )
 
@@ -77,6 +92,8 @@ class PartitionIndex:
         if span not in self.ranges:
             self.ranges.append(span)
             self.ranges.sort()
+        elif span.hour is not None:  # a rewrite: the object's folder, now known
+            self.ranges[self.ranges.index(span)] = span
         self.prune(committed)
 
     def prune(self, committed: int) -> None:

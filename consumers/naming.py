@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import functools
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from kafkube.consumers.formats import FORMATS
@@ -30,10 +30,12 @@ _OBJECT = re.compile(
 
 @dataclass(frozen=True, order=True)
 class ObjectRange:
-    """Which offsets of one partition an object holds (both ends included)."""
+    """Which offsets of one partition an object holds (both ends included), and the hour of
+    its folder where known: a rewrite lands in that folder whatever the time field says now."""
 
     first: int
     last: int
+    hour: datetime | None = field(default=None, compare=False)
 
 
 def check_topic(topic: str) -> str:
@@ -92,24 +94,36 @@ def index_name(topic: str, partition: int, extension: str) -> str:
     return f"_kafkube/index/{topic}/{topic}+{partition:05d}.{extension}.json"
 
 
+_FOLDER_HOUR = re.compile(r"(?:^|/)dt=(\d{4}-\d{2}-\d{2})/hour=(\d{2})/[^/]*$")
+
+
 def parse_object_name(name: str, topic: str) -> tuple[int, ObjectRange] | None:
-    """The partition and offsets an object of this topic holds, from its name; None if not ours."""
+    """The partition and offsets an object of this topic holds (and its folder's hour), from
+    its name; None if not ours."""
     matched = _OBJECT.fullmatch(name.rsplit("/", 1)[-1])
     if not matched or matched["topic"] != topic:
         return None
-    return int(matched["partition"]), ObjectRange(int(matched["first"]), int(matched["last"]))
+    folder = _FOLDER_HOUR.search(name)
+    hour = None
+    if folder is not None:
+        hour = datetime.strptime(f"{folder[1]} {folder[2]}", "%Y-%m-%d %H").replace(tzinfo=UTC)
+    span = ObjectRange(int(matched["first"]), int(matched["last"]), hour)
+    return int(matched["partition"]), span
 
 
-def start_offset(committed: int, written: list[ObjectRange]) -> tuple[int, dict[int, int]]:
-    """Where to start reading a partition, and the batch boundaries to keep.
+def start_offset(
+    committed: int, written: list[ObjectRange], log_start: int = 0
+) -> tuple[int, list[ObjectRange]]:
+    """Where to start reading a partition, and the written objects from there on.
 
     A committed offset inside an object (an offset reset to the middle of one) starts
-    at that object's first offset, so the object is rewritten whole, not cut in two.
-    The boundaries map each written object's first offset to its last: a batch that
-    starts there ends there, so a rewrite lands on the same name with the same bytes.
+    at that object's first offset, so the object is rewritten whole, not cut in two;
+    when that first offset is gone from the log (retention moved the log start into the
+    object), the object stays as it is and reading starts after it. Each object from
+    the start on keeps its boundaries in a rewrite (``kafkube.consumers.boundaries``).
     """
-    start = committed
+    start = max(committed, log_start)
     for span in written:
-        if span.first < committed <= span.last:
-            start = span.first
-    return start, {span.first: span.last for span in written if span.last >= start}
+        if span.first < start <= span.last:
+            start = span.first if span.first >= log_start else span.last + 1
+    return start, [span for span in written if span.last >= start]

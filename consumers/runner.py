@@ -61,6 +61,7 @@ from tenacity import RetryCallState, Retrying, retry_if_exception, wait_exponent
 from kafkube.admin import ensure_topic, topic_exists
 from kafkube.consumers import metrics
 from kafkube.consumers.batching import BatchRules, BatchShape
+from kafkube.consumers.boundaries import Boundaries, Place
 from kafkube.consumers.destinations import Destination, MissingObjectError
 from kafkube.consumers.formats import FORMATS, Batch
 from kafkube.consumers.indexing import PartitionIndex, UnreadableIndex
@@ -148,6 +149,9 @@ class SinkStats:
     dead_letters: int = 0
     filtered: int = 0  # left out by this group's filter (committed, not written)
     rewrites_aligned: int = 0
+    # Records read again inside an object whose first offset is gone from the log (retention
+    # moved the log start into it): that object stays as it is; they are not written again.
+    kept_as_written: int = 0
     write_retries: int = 0
     list_requests: int = 0  # to the store, to learn what it holds (pages)
     # Wall-clock seconds: the first record taken and the last offset committed (0: none).
@@ -185,7 +189,7 @@ class Part(NamedTuple):
 @dataclass
 class _Partition:
     part: Part
-    boundaries: dict[int, int]
+    bounds: Boundaries  # the objects written from the start offset on
     index: PartitionIndex
     committed: int  # the offset last committed (or started from)
     batch: _Batch | None = None
@@ -414,9 +418,10 @@ class SinkRunner:
         for tp, done in zip(partitions, committed, strict=True):
             part = Part(tp.topic, tp.partition)
             self._ensure_dlq(part.topic)
+            log_start = consumer.get_watermark_offsets(tp, timeout=30)[0]
             position = done.offset
-            if position == OFFSET_INVALID or position < 0:
-                position = consumer.get_watermark_offsets(tp, timeout=30)[0]
+            if position == OFFSET_INVALID or position < log_start:
+                position = log_start  # where Kafka would reset it: the first record left
             index = self._read_index(part)
             if index is None or not index.covers(position):
                 if part.topic not in listings:
@@ -427,10 +432,17 @@ class SinkRunner:
                     self.destination.put(self._index_name(part), index.to_bytes(), {})
                 except SinkError as err:  # written again before the partition's next object
                     log.warning("cannot store the index of partition %s: %s", part, err)
-            start, boundaries = start_offset(position, index.ranges)
-            if start != position:
+            start, written = start_offset(position, index.ranges, log_start)
+            if start < position:
                 self.stats.rewrites_aligned += 1
-            self._partitions[part] = _Partition(part, boundaries, index, position)
+            elif start > position:
+                log.warning(
+                    "partition %s: offsets %d to %d are in an object written before whose "
+                    "first records are gone from the log (its start is %d now): it stays as "
+                    "it is, and reading starts after it",
+                    part, position, start - 1, log_start,
+                )  # fmt: skip
+            self._partitions[part] = _Partition(part, Boundaries(written), index, position)
             tp.offset = start
             log.info("assigned partition %s from offset %d", part, start)
         consumer.incremental_assign(partitions)
@@ -469,9 +481,14 @@ class SinkRunner:
             self._dead_letter(part, message, err, state)
             return
         if self._filtering and not self._filter.passes(record):
-            self._skip(state, offset)
+            self._skip(part, state, offset)
             return
-        batch = self._batch_for(part, state, offset, hour, writer)
+        place, span = self._read_at(part, state, offset)
+        if place is Place.KEEP:
+            self.stats.kept_as_written += 1
+            self._skip(part, state, offset, counted=False)
+            return
+        batch = self._batch_for(part, state, offset, hour, writer, rewrite=span)
         batch.datums.append(datum)
         if self._format.needs_records:
             batch.records.append(record)
@@ -509,8 +526,27 @@ class SinkRunner:
                 f"(Kafka said: {error.str()})"
             )
 
-    def _batch_for(
-        self, part: Part, state: _Partition, offset: int, hour: datetime, writer: SchemaVersion
+    def _read_at(
+        self, part: Part, state: _Partition, offset: int
+    ) -> tuple[Place, ObjectRange | None]:
+        """Where an offset read now falls among the objects written before; an open batch it
+        cannot join (another object's rewrite, or none) is written first."""
+        place, span = state.bounds.read(offset)
+        batch = state.batch
+        joins = span if place is Place.REWRITE else None
+        if batch is not None and (place is Place.KEEP or batch.shape.forced != joins):
+            self._flush(part)
+        return place, span
+
+    def _batch_for(  # noqa: PLR0913 - the record's partition, place, hour and schema
+        self,
+        part: Part,
+        state: _Partition,
+        offset: int,
+        hour: datetime,
+        writer: SchemaVersion,
+        *,
+        rewrite: ObjectRange | None,
     ) -> _Batch:
         """The open batch this record joins, after closing one it must not join."""
         batch = state.batch
@@ -518,11 +554,18 @@ class SinkRunner:
             self._flush(part)
             batch = None
         if batch is None:
-            shape = self._rules.open(
-                offset, hour, writer, now=self._clock(), boundaries=state.boundaries
-            )
+            shape = self._rules.open(offset, hour, writer, now=self._clock(), rewrite=rewrite)
             batch = state.batch = _Batch(shape, writer)
         return batch
+
+    def _passed_over(self, part: Part, state: _Partition, offset: int) -> None:
+        """An offset not written (filtered, dead-lettered, kept as written): a rewrite whose
+        last offset it is, whatever it holds, is complete."""
+        batch = state.batch
+        if batch is not None and batch.shape.forced is not None:
+            batch.processed = offset
+            if offset >= batch.shape.forced.last:
+                self._flush(part)
 
     def _decode(
         self, message: Message
@@ -536,13 +579,16 @@ class SinkRunner:
             return writer, datum, record, _event_hour(record)
         return writer, datum, record, hour_of(message.timestamp()[1])
 
-    def _skip(self, state: _Partition, offset: int) -> None:
-        """A record this group's filter leaves out: not written; its offset is committed with
-        the batch open now, or (none open) within a second."""
-        self.stats.filtered += 1
-        metrics.FILTERED.labels(self.settings.sink_type).inc()
+    def _skip(self, part: Part, state: _Partition, offset: int, *, counted: bool = True) -> None:
+        """A record this group's filter leaves out (or one kept as written): not written; its
+        offset is committed with the batch open now, or (none open) within a second."""
+        if counted:
+            self.stats.filtered += 1
+            metrics.FILTERED.labels(self.settings.sink_type).inc()
+            self._read_at(part, state, offset)
         if state.batch is not None:
             state.batch.processed = offset
+            self._passed_over(part, state, offset)
             return
         if state.skipped is None:
             state.skipped_at = self._clock()
@@ -583,8 +629,10 @@ class SinkRunner:
         )
         state.dead_letters_pending = True
         offset = message.offset() or 0
+        self._read_at(part, state, offset)
         if state.batch is not None:
             state.batch.processed = offset
+            self._passed_over(part, state, offset)
         else:  # no batch carries this offset: commit past the dead letter now
             self._commit(part, state, offset + 1)
 
@@ -609,7 +657,8 @@ class SinkRunner:
             began = time.monotonic()
             # The index first: never behind the store (a crash in between leaves a range whose
             # object is missing, which the next owner simply writes, cut at the same place).
-            state.index.add(ObjectRange(batch.first, batch.last), state.committed)
+            last = self._rules.last(batch.shape, batch.last)
+            state.index.add(ObjectRange(batch.first, last, batch.shape.hour), state.committed)
             index = state.index.to_bytes()
             if not self._write(part, self._index_name(part), index, {}):
                 return
@@ -619,7 +668,7 @@ class SinkRunner:
                     part.topic,
                     part.number,
                     first=batch.first,
-                    last=batch.last,
+                    last=last,
                     hour=batch.shape.hour,
                     extension=self._extension,
                     cluster=cluster,
@@ -631,7 +680,7 @@ class SinkRunner:
                     "kafkube-topic": part.topic,
                     "kafkube-partition": str(part.number),
                     "kafkube-first-offset": str(batch.first),
-                    "kafkube-last-offset": str(batch.last),
+                    "kafkube-last-offset": str(last),
                     "kafkube-records": str(len(piece.datums)),
                     "kafkube-schema": batch.writer.fingerprint_hex,
                     **({"kafkube-cluster": cluster} if cluster is not None else {}),

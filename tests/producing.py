@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
 
 from kafkube.compose.endpoints import Endpoints
 from kafkube.registry import SchemaRegistry
@@ -130,7 +130,7 @@ def read_messages(bootstrap: str, topic: str) -> list[Message]:
     )
     try:
         partitions = list(consumer.list_topics(topic, timeout=10).topics[topic].partitions)
-        consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
+        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
         pending, found = set(partitions), []
         deadline = time.monotonic() + 60
         while pending and time.monotonic() < deadline:

@@ -90,14 +90,20 @@ def registered_codec(registry: str, topic: str) -> Codec:
 
 
 def produce(
-    bootstrap: str, topic: str, values: Iterable[tuple[bytes, bytes]], codec: Codec | None = None
+    bootstrap: str,
+    topic: str,
+    values: Iterable[tuple[bytes, bytes]],
+    codec: Codec | None = None,
+    *,
+    partition: int | None = None,
 ) -> set[tuple[str, str]]:
-    """Publish (key, value) pairs; the set of (uid, resourceVersion) of the ones ``codec``
-    (default: the registry-less one) decodes."""
+    """Publish (key, value) pairs (to ``partition``, else by key); the set of (uid,
+    resourceVersion) of the ones ``codec`` (default: the registry-less one) decodes."""
     producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "acks": "all"})
     codec, sent = codec or Codec(), set()
+    where = {} if partition is None else {"partition": partition}
     for key, value in values:
-        producer.produce(topic, key=key, value=value)
+        producer.produce(topic, key=key, value=value, **where)
         producer.poll(0)
         try:
             record = codec.decode(value)

@@ -55,11 +55,34 @@ def test_a_topic_that_is_not_a_kafka_name_is_refused(topic: str) -> None:
 def test_a_reset_inside_an_object_starts_at_its_first_offset_and_keeps_its_boundaries() -> None:
     written = [ObjectRange(0, 99), ObjectRange(100, 180), ObjectRange(182, 300)]
 
-    assert start_offset(150, written) == (100, {100: 180, 182: 300})
-    assert start_offset(100, written) == (100, {100: 180, 182: 300})
-    assert start_offset(181, written) == (181, {182: 300})  # a control record between objects
-    assert start_offset(301, written) == (301, {})
-    assert start_offset(0, []) == (0, {})
+    assert start_offset(150, written) == (100, written[1:])
+    assert start_offset(100, written) == (100, written[1:])
+    assert start_offset(181, written) == (181, written[2:])  # a control record between objects
+    assert start_offset(301, written) == (301, [])
+    assert start_offset(0, []) == (0, [])
+
+
+def test_a_log_start_inside_an_object_leaves_that_object_as_it_is() -> None:
+    written = [ObjectRange(0, 499), ObjectRange(500, 999), ObjectRange(1000, 1499)]
+
+    # kafka-delete-records to 750, then a replay to the earliest offset (or an expired group)
+    assert start_offset(750, written, log_start=750) == (1000, written[2:])
+    assert start_offset(0, written, log_start=750) == (1000, written[2:])
+    # a log start at an object's first offset: that object is rewritten whole
+    assert start_offset(0, written, log_start=500) == (500, written[1:])
+    assert start_offset(1200, written, log_start=750) == (1000, written[2:])
+
+
+def test_an_objects_hour_is_read_from_its_folder() -> None:
+    name = (
+        "p/kafkube.events/cluster=a/dt=2026-12-06/hour=07/"
+        "kafkube.events+00003+00000000000000000120+00000000000000000999.avro"
+    )
+
+    _, span = parse_object_name(name, "kafkube.events") or (0, None)
+
+    assert span is not None
+    assert span.hour == datetime(2026, 12, 6, 7, tzinfo=UTC)
 
 
 @pytest.mark.parametrize(

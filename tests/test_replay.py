@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -16,8 +17,10 @@ from typing import Any
 import pytest
 
 from kafkube.compose.endpoints import Endpoints
+from kafkube.consumers.naming import ObjectRange, parse_object_name
 from kafkube.schemas.codec import Codec
 from tests.conftest import unique
+from tests.producing import read_records
 from tests.sinking import (
     SinkProcess,
     committed,
@@ -246,3 +249,89 @@ def test_a_filtered_group_writes_only_what_passes_and_its_replay_rewrites_the_sa
     assert sorted(occurrences_in_avro(avro)) == sorted(warnings)  # read with plain fastavro
     assert done.returncode == 0, done.stderr
     assert after == before
+
+
+def _spans(snapshot: dict[str, bytes], topic: str) -> dict[int, list[ObjectRange]]:
+    by_partition: dict[int, list[ObjectRange]] = {}
+    for name in snapshot:
+        parsed = parse_object_name(name, topic)
+        if parsed is not None:
+            by_partition.setdefault(parsed[0], []).append(parsed[1])
+    return {p: sorted(spans) for p, spans in by_partition.items()}
+
+
+def _held(snapshot: dict[str, bytes]) -> Counter[tuple[str, str]]:
+    return Counter(occurrences_in_avro(b for n, b in snapshot.items() if n.endswith(".avro")))
+
+
+def test_a_replay_to_the_earliest_offset_of_a_trimmed_log_writes_each_record_once(
+    replay: Replay, kafka_tool: Callable[..., str]
+) -> None:
+    """Retention (here kafka-delete-records) moved each partition's log start into the middle
+    of an object: that object stays as it is, the ones after it are rewritten whole, and no
+    record is written twice (once, every replayed record was)."""
+    produce(replay.bootstrap, replay.topic, event_values(1500))
+    assert replay.run_sink_to_the_end(1500, "--max-records", "100", "--max-age-seconds", "1")
+    before = replay.store.snapshot()
+    spans = _spans(before, replay.topic)
+    trimmed_to = {p: spans[p][1].first + 50 for p in range(PARTITIONS)}  # inside the 2nd object
+    plan = replay.tmp_path / "delete.json"
+    plan.write_text(
+        json.dumps(
+            {
+                "version": 1,
+                "partitions": [
+                    {"topic": replay.topic, "partition": p, "offset": offset}
+                    for p, offset in trimmed_to.items()
+                ],
+            }
+        )
+    )
+    kafka_tool("kafka-delete-records", "--offset-json-file", str(plan))
+    left = {(r["uid"], r["resource_version"]) for r in read_records(
+        replay.bootstrap, replay.topic, headers=False
+    )}  # fmt: skip
+
+    done = replay.kafkube("--to-earliest", "--execute")
+    assert done.returncode == 0, done.stderr
+    assert replay.offsets() == trimmed_to
+    # Another rotation now: the objects already written set the cuts.
+    replay.run_sink_to_the_end(1500, "--max-records", "70", "--max-age-seconds", "0.5")
+    after = replay.store.snapshot()
+
+    held = _held(after)
+    assert len(left) == 1500 - sum(spans[p][1].first + 50 for p in range(PARTITIONS))
+    assert left <= set(held)  # every record still in Kafka is in the output ...
+    assert max(held.values()) == 1  # ... once, and nothing else twice
+    assert after == before  # the kept objects untouched, the others rewritten byte for byte
+
+
+def test_a_rewrite_under_a_filter_that_drops_an_objects_first_and_last_records_doubles_nothing(
+    replay: Replay,
+) -> None:
+    """The state a SIGKILL between an object's write and its commit leaves (the object
+    [100, 199] written, the group's offset at 100), restarted with a filter that now leaves
+    out the object's first and last records: the rewrite keeps the object's name."""
+    kept = event_values(300, seed=3)
+    dropped = [event_values(1, seed=seed, reason="Dropped")[0] for seed in (7, 8)]
+    first_wave = [*kept[:100], dropped[0], *kept[101:199], dropped[1]]
+    produce(replay.bootstrap, replay.topic, first_wave, partition=0)
+    written = replay.run_sink_to_the_end(200, "--max-records", "100", "--max-age-seconds", "1")
+    assert written == 200
+    before = replay.store.snapshot()
+    assert [(s.first, s.last) for s in _spans(before, replay.topic)[0]] == [(0, 99), (100, 199)]
+    reset = replay.kafkube("--to-offset", "100", "--partition", "0", "--execute")
+    assert reset.returncode == 0, reset.stderr
+    produce(replay.bootstrap, replay.topic, kept[200:], partition=0)
+
+    replay.run_sink_to_the_end(
+        300, "--max-records", "100", "--max-age-seconds", "1", "--exclude", "reason=Dropped"
+    )
+    after = replay.store.snapshot()
+
+    held = _held(after)
+    assert max(held.values()) == 1
+    assert sum(held.values()) == 298 + 2 - 2  # the object [100, 199] lost its two, nothing twice
+    assert [(s.first, s.last) for s in _spans(after, replay.topic)[0]] == [
+        (0, 99), (100, 199), (200, 299)
+    ]  # fmt: skip
