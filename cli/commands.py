@@ -244,6 +244,7 @@ def produce(source: str, recording: Path | None, **_flags: Any) -> None:  # noqa
             identity=election.identity,
             lease_duration=election.lease_duration_seconds,
             renew_period=election.renew_period_seconds,
+            step_down_after=election.step_down_after_seconds,
         )
         if election.enabled
         else None

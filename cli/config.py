@@ -283,6 +283,11 @@ class LeaderElection(Section):
     renew_period_seconds: Annotated[float, Field(gt=0, le=60)] = Field(
         2.0, description="How often the leader renews, and a follower tries."
     )
+    step_down_after_seconds: Annotated[float, Field(gt=0)] = Field(
+        120.0,
+        description="A leader that cannot publish to Kafka for this long gives the Lease up "
+        "(a standby with a working path takes over); it competes again once Kafka answers.",
+    )
 
     @model_validator(mode="after")
     def _renews_in_time(self) -> LeaderElection:

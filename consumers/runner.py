@@ -75,13 +75,12 @@ from kafkube.consumers.naming import (
 )
 from kafkube.consumers.settings import SinkSettings
 from kafkube.errors import ConfigError, SinkError, SinkRefusedError
+from kafkube.outages import RDKAFKA_LOG
 from kafkube.registry import SchemaRegistry
 from kafkube.schemas.codec import Codec, DecodeError, SchemaVersion
 from kafkube.schemas.topics import OWN_TOPIC_SUFFIXES, dlq_topic, is_cluster_name
 
 log = logging.getLogger(__name__)
-# librdkafka's own lines go through Python logging (text or JSON like the rest), not stderr.
-RDKAFKA_LOG = logging.getLogger("kafkube.librdkafka")
 
 
 # A commit refused for these is committed again at the next tick: a rebalance under way, a

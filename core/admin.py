@@ -5,12 +5,14 @@ would otherwise drop what is sent to one that does not exist)."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
+
+from kafkube.outages import RDKAFKA_LOG
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +28,8 @@ def ensure_topic(
     admin_config: Mapping[str, Any], name: str, *, partitions: int, config: dict[str, str]
 ) -> None:
     """Create the topic if it is missing; an existing topic is left as it is."""
-    admin = AdminClient(dict(admin_config))
+    client: dict[str, Any] = {**admin_config, "logger": RDKAFKA_LOG}
+    admin = AdminClient(client)
     if name in admin.list_topics(timeout=30).topics:
         return
     future = admin.create_topics(
@@ -38,3 +41,22 @@ def ensure_topic(
         if err.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
             raise
     log.info("created topic %s with %d partitions", name, partitions)
+
+
+def kafka_probe(kafka: Mapping[str, Any], topic: str | None) -> Callable[[], str | None]:
+    """A readiness check: None while Kafka answers for the topic (for any topic: None), else
+    why not (a few seconds at most, one metadata request; run off the main thread)."""
+    admin = AdminClient({**kafka, "log_level": 0})
+
+    def probe() -> str | None:
+        try:
+            if topic is None:
+                admin.list_topics(timeout=3)
+                return None
+            if not topic_exists(admin, topic, timeout=3):
+                return f"Kafka does not have the topic {topic}"
+        except KafkaException as err:
+            return f"Kafka at {kafka.get('bootstrap.servers')} does not answer: {err.args[0].str()}"
+        return None
+
+    return probe

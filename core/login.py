@@ -6,6 +6,8 @@ the sinks and the CLI's own Kafka commands all want one clear error that says wh
 
 from __future__ import annotations
 
+import logging
+import threading
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -14,6 +16,9 @@ from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient
 
 from kafkube.errors import KafkaLoginError, KafkaUnreachableError
+from kafkube.outages import Outage, Stopped, waited_out
+
+log = logging.getLogger(__name__)
 
 _REFUSED_LOGIN = {KafkaError._AUTHENTICATION, KafkaError.SASL_AUTHENTICATION_FAILED}  # noqa: SLF001
 
@@ -59,6 +64,22 @@ def check_kafka_login(properties: Mapping[str, str], timeout: float = 30) -> Non
             raise KafkaUnreachableError(
                 f"cannot reach Kafka at {where} within {timeout:.0f} s: {said}"
             )
+
+
+def wait_for_kafka_login(properties: Mapping[str, str], stop: threading.Event) -> bool:
+    """``check_kafka_login`` for a service: Kafka not answering is waited out (said once per
+    change of state, readiness says why), a refused login ends it; False if stopped first."""
+    outage = Outage(f"Kafka at {properties.get('bootstrap.servers')}", log)
+    try:
+        waited_out(
+            lambda: check_kafka_login(properties, timeout=10),
+            outage,
+            stop,
+            away=lambda err: isinstance(err, KafkaUnreachableError),
+        )
+    except Stopped:
+        return False
+    return True
 
 
 def refusing_later_logins(properties: Mapping[str, str]) -> dict[str, Any]:

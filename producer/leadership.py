@@ -27,7 +27,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from kafkube.producer import metrics
-from kafkube.producer.publishing import FencedError
+from kafkube.producer.publishing import FencedError, PublishingStalledError
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +42,7 @@ class LeaseSettings:
     identity: str
     lease_duration: float
     renew_period: float
+    step_down_after: float = 120.0  # publishing failing this long: give the Lease up
 
 
 class LeaderElector:
@@ -58,6 +59,9 @@ class LeaderElector:
         self.leases = client.CoordinationV1Api(api_client)
         self.leading = threading.Event()
         self.lost = threading.Event()  # set when a held lease could not be kept
+        # Set while this replica cannot publish (Kafka unreachable from here): it neither
+        # takes nor keeps the Lease, so a standby with a working path leads.
+        self.aside = threading.Event()
         self._clock = clock
         self._observed: tuple[Any, ...] | None = None  # holder, renewTime, transitions
         self._observed_at = 0.0
@@ -69,6 +73,8 @@ class LeaderElector:
         """One round of the algorithm; True while this replica holds the Lease."""
         s = self.settings
         now = self._clock()
+        if self.aside.is_set():
+            return False
         try:
             lease: Any = self.leases.read_namespaced_lease(s.name, s.namespace, _request_timeout=5)
         except ApiException as err:
@@ -155,6 +161,11 @@ class LeaderElector:
             stop.wait(self.settings.renew_period)
         self.release()
 
+    def stand_aside(self) -> None:
+        """Give the Lease up and take it no more until ``aside`` is cleared."""
+        self.aside.set()
+        self.release()
+
     def release(self) -> None:
         """Give the lease up at once (a clean stop): the next replica need not wait it out."""
         if not self.leading.is_set():
@@ -177,9 +188,13 @@ def lead_then_run(
     elector: LeaderElector,
     stop: threading.Event,
     run: Callable[[threading.Event], object],
+    *,
+    can_publish: Callable[[], bool] = lambda: True,
 ) -> None:
     """Wait to lead, then ``run`` with an event set on shutdown or on losing the lease; after
-    a loss (or being fenced) stand by again. Returns on ``stop``, or when ``run`` ends on its
+    a loss (or being fenced) stand by again. A ``run`` that cannot publish for too long
+    (``PublishingStalledError``) gives the Lease up, and this replica competes again only
+    once ``can_publish`` says Kafka answers. Returns on ``stop``, or when ``run`` ends on its
     own (a finite source)."""
     rounds = threading.Thread(target=elector.run, args=(stop,), name="kafkube-lease", daemon=True)
     rounds.start()
@@ -199,6 +214,15 @@ def lead_then_run(
             except FencedError as err:
                 log.warning("%s; standing by again", err)
                 stop.wait(elector.settings.renew_period)
+                continue
+            except PublishingStalledError as err:
+                log.warning("%s; giving the lease up until Kafka answers", err)
+                elector.stand_aside()
+                while not stop.is_set() and not can_publish():
+                    stop.wait(elector.settings.renew_period)
+                elector.aside.clear()
+                if not stop.is_set():
+                    log.info("Kafka answers again: standing by for the lease")
                 continue
             finally:
                 ended_by = halt.is_set()

@@ -24,11 +24,10 @@ from confluent_kafka.admin._resource import ResourceType
 from tenacity import Retrying, retry_if_exception, stop_after_attempt
 
 from kafkube.errors import KafkubeError
+from kafkube.outages import RDKAFKA_LOG
 from kafkube.producer.dedup import StateUpdate
 
 log = logging.getLogger(__name__)
-# librdkafka's own lines go through Python logging (text or JSON like the rest), not stderr.
-RDKAFKA_LOG = logging.getLogger("kafkube.librdkafka")
 
 
 Header = tuple[str, str | bytes | None]
@@ -84,12 +83,31 @@ class FencedError(KafkubeError):
     retriable = False
 
 
+class PublishingStalledError(KafkubeError):
+    """Publishing failed for longer than a leader may take: a standby should lead instead."""
+
+    retriable = True
+
+
+# Another producer with this transactional id took over: this one must stop publishing. Any
+# other fatal error is this client's own (a failed abort, a coordinator lost for longer than a
+# timeout): a new producer with the same id fences the broken one and goes on.
+_FENCING = frozenset(
+    {
+        KafkaError._FENCED,  # noqa: SLF001
+        KafkaError.PRODUCER_FENCED,
+        KafkaError.INVALID_PRODUCER_EPOCH,
+    }
+)
+
+
 def max_message_bytes(kafka: Mapping[str, Any], topics: Sequence[str]) -> dict[str, int]:
     """The largest record batch each topic takes: its ``max.message.bytes``, no more than the
     producer's own ``message.max.bytes``."""
     producer_limit = int(kafka.get("message.max.bytes", DEFAULT_MESSAGE_MAX_BYTES))
     resources = [ConfigResource(ResourceType.TOPIC, topic) for topic in topics]
-    admin = AdminClient(dict(kafka))
+    client: dict[str, Any] = {**kafka, "logger": RDKAFKA_LOG}
+    admin = AdminClient(client)
     limits = {}
     for resource, future in admin.describe_configs(resources).items():
         try:
@@ -124,12 +142,7 @@ def read_state(
         }
     )
     try:
-        metadata = consumer.list_topics(topic, timeout=30)
-        partitions = list(metadata.topics[topic].partitions)
-        ends = {}
-        for p in partitions:
-            _low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=30)
-            ends[p] = high
+        ends = _ends(consumer, topic)
         pending = {p for p, high in ends.items() if high > 0}
         consumer.assign([TopicPartition(topic, p, 0) for p in pending])
         count, newest = 0, 0
@@ -153,8 +166,23 @@ def read_state(
                 pending.discard(partition)
         last = datetime.fromtimestamp(newest / 1000, UTC) if newest > 0 else None
         return StateRead(count, last)
+    except KafkaException as err:
+        raise PublishError(f"reading the state topic {topic}: {err.args[0].str()}") from err
     finally:
         consumer.close()
+
+
+def _ends(consumer: Consumer, topic: str) -> dict[int, int]:
+    """Each partition's end; an answer that lacks the topic or a partition's leader is an
+    error (read as empty, the state would be lost and everything published again)."""
+    found = consumer.list_topics(topic, timeout=30).topics.get(topic)
+    if found is None or found.error is not None or not found.partitions:
+        why = "no answer" if found is None else found.error or "no partitions"
+        raise PublishError(f"reading the state topic {topic}: {why}")
+    return {
+        p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=30)[1]
+        for p in found.partitions
+    }
 
 
 class TransactionalPublisher:
@@ -171,6 +199,9 @@ class TransactionalPublisher:
         self._producer: Any = None
         self._open = False
         self._refused: list[Refusal] = []
+        # False until init succeeds, and after a failed abort or a fatal error: the next
+        # round makes a new producer, whose init_transactions fences this one.
+        self.usable = False
 
     def init(self, *, batch_bytes: int, timeout: float = 60.0) -> None:
         """(Re)start the Kafka producer, its record batches at most ``batch_bytes`` (a topic
@@ -181,7 +212,9 @@ class TransactionalPublisher:
         try:
             self._producer.init_transactions(timeout)
         except KafkaException as err:
-            raise PublishError(f"initialising transactions: {err}") from err
+            self._fenced_if(err.args[0])
+            raise PublishError(f"initialising transactions: {err.args[0].str()}") from err
+        self.usable = True
 
     def publish(self, records: Sequence[Outgoing], state: Sequence[StateUpdate]) -> None:
         """Write records and state updates atomically, or none of them."""
@@ -211,11 +244,19 @@ class TransactionalPublisher:
 
     def _failed(self, err: KafkaException) -> NoReturn:
         error = err.args[0]
-        if error.fatal() or error.code() == KafkaError._FENCED:  # noqa: SLF001
-            self._open = False  # nothing to abort: the broker already did, for the new owner
-            raise FencedError(f"this producer was fenced: {error}") from err
+        self._fenced_if(error)
+        if error.fatal():
+            self._open, self.usable = False, False  # a new producer fences this one
+            raise PublishError(
+                f"transaction failed ({error.str()}): starting a new producer", self._refused
+            ) from err
         self.abort()
-        raise PublishError(f"transaction aborted: {error}", self._refused) from err
+        raise PublishError(f"transaction aborted: {error.str()}", self._refused) from err
+
+    def _fenced_if(self, error: KafkaError) -> None:
+        if error.code() in _FENCING:
+            self._open, self.usable = False, False  # the broker aborted it for the new owner
+            raise FencedError(f"this producer was fenced: {error.str()}")
 
     def _delivered(self, error: KafkaError | None, message: Message) -> None:
         if error is not None and error.code() in PER_RECORD_REFUSALS:
@@ -264,17 +305,26 @@ class TransactionalPublisher:
             self._producer.poll(0)
 
     def abort(self) -> None:
+        """Abort the open transaction; if even that fails (the coordinator away longer than
+        the timeout), this producer is done with: the next round makes a new one, whose
+        init_transactions aborts the transaction on the broker and fences this one."""
         if not self._open:
             return
+        self._open = False
         try:
             self._producer.abort_transaction(30)
         except KafkaException as err:
-            log.warning("aborting the transaction failed: %s", err)
-        self._open = False
+            self.usable = False
+            log.warning("aborting the transaction failed (%s): a new producer will be made", err)
 
     def close(self) -> None:
         if self._producer is None:
             return
-        self.abort()
-        self._producer.flush(30)
-        self._producer = None
+        if self.usable:
+            self.abort()
+        if self.usable:
+            self._producer.flush(30)
+        else:  # what it still holds belongs to an aborted transaction: sent again from state
+            self._producer.purge()
+            self._producer.flush(0)
+        self._producer, self.usable = None, False

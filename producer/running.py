@@ -58,10 +58,10 @@ from tenacity import (
     RetryError,
     Retrying,
     retry_if_exception_type,
-    wait_exponential,
 )
 
 from kafkube.errors import SourceError
+from kafkube.outages import BACKOFF, Outage, sleeping_until
 from kafkube.producer.converting import ConversionError, parse_time, to_record
 from kafkube.producer.dedup import CLUSTER_WIDE, PublishedState, StateUpdate
 from kafkube.producer.enriching import Enricher
@@ -69,6 +69,7 @@ from kafkube.producer.publishing import (
     Header,
     Outgoing,
     PublishError,
+    PublishingStalledError,
     Refusal,
     TransactionalPublisher,
     max_message_bytes,
@@ -121,6 +122,7 @@ class ProducerStats:
     transactions: int = 0
     aborts: int = 0
     watching: bool = False  # a watch is open now (readiness)
+    kafka_problem: str | None = None  # Kafka away, and why (readiness); None while it answers
     # Wall-clock seconds: the first watch event taken and the last batch committed (0: none).
     first_event_at: float = 0.0
     last_commit_at: float = 0.0
@@ -160,9 +162,12 @@ class EventProducer:
         observe: Callable[[ProducerStats], None] = lambda _: None,
         codec: Codec | None = None,
         enricher: Enricher | None = None,
+        give_up_after: float | None = None,
     ) -> None:
         """``observe`` is shown the counts after every transaction and every watch change;
-        ``codec`` frames the values (default: the registry-less framing)."""
+        ``codec`` frames the values (default: the registry-less framing); ``give_up_after``
+        bounds how long publishing may fail before ``run`` raises ``PublishingStalledError``
+        (None: never; a leader hands over instead)."""
         self.settings = settings
         # One watch per scope: CLUSTER_WIDE, or each listed namespace (each its own rights).
         self.sources = dict(sources)
@@ -185,13 +190,53 @@ class EventProducer:
         self._refused: dict[tuple[str, str], tuple[Refusal, int]] = {}
         self._fresh = False  # the state topic was empty at start: --since applies
         self._listed: set[str] = set()  # scopes listed since start
+        self._said_state = False  # the first read of the state is told, with what it held
+        self._limits_changed = False  # a size refusal: read the topics' limits again
+        self.outage = Outage("Kafka", log)
+        self._give_up_after = give_up_after
 
     # --- the loop -----------------------------------------------------------------------------
 
     def run(self, stop: threading.Event) -> None:
-        self._start_publisher()
-        read_state(self.settings.kafka, self.settings.state_topic, self.state.load)
-        state = self.state
+        """Publish until ``stop``. A failure Kafka may recover from (a broker away, a timeout, a
+        coordinator moving, a failed abort, a fatal error of this client's own) is waited out:
+        the transaction is aborted or the producer made anew, the state read again, and the
+        watch resumes from the committed checkpoint, with a backoff up to 30 s between tries.
+        Fenced by another producer, or publishing for longer than ``give_up_after`` seconds
+        (a leader that a standby should replace), it raises."""
+        retrying = Retrying(
+            retry=retry_if_exception_type(PublishError),
+            wait=BACKOFF,
+            stop=lambda _: stop.is_set(),
+            sleep=sleeping_until(stop),
+            before_sleep=self._recover,
+        )
+        with contextlib.suppress(RetryError):  # stopped while recovering: nothing more to do
+            for attempt in retrying:
+                with attempt:
+                    self._resume(stop)
+        try:
+            self._flush()
+        except PublishError as err:  # the next start publishes it, from the checkpoint
+            log.warning("the last batch was not committed (%s): the next start publishes it", err)
+        log.info("stopped: %s", self.stats)
+
+    def _resume(self, stop: threading.Event) -> None:
+        """(Re)start the Kafka producer if needed, read the committed state, then watch."""
+        if not self.publisher.usable or self._limits_changed:
+            self._start_publisher()
+            self._limits_changed = False
+        state = PublishedState(
+            cluster=self.settings.cluster, forget_after=self.settings.forget_after_seconds
+        )
+        read_state(self.settings.kafka, self.settings.state_topic, state.load)
+        self.state = state
+        self.outage.recovered()
+        self._update_readiness()
+        if self._said_state:
+            self._watch_all(stop)
+            return
+        self._said_state = True
         self._fresh = state.own_records == 0
         log.info(
             "resuming cluster %s: %d state records, %d uids remembered, checkpoints %s "
@@ -211,33 +256,32 @@ class EventProducer:
                 if state.own_records
                 else "this cluster is listed again (events alive now may be published once more)",
             )
-        retrying = Retrying(
-            retry=retry_if_exception_type(PublishError),
-            wait=_BACKOFF,
-            stop=lambda _: stop.is_set(),
-            sleep=_waiting_on(stop),
-            before_sleep=self._recover,
-        )
-        with contextlib.suppress(RetryError):  # stopped while recovering: nothing more to do
-            for attempt in retrying:
-                with attempt:
-                    self._watch_all(stop)
-        self._flush()
-        log.info("stopped: %s", self.stats)
+        self._watch_all(stop)
 
     def _recover(self, retry: RetryCallState) -> None:
-        """The transaction was aborted: rebuild from Kafka's committed state, then go on."""
+        """A round failed: nothing of its open transaction is visible. The next round reads
+        the committed state again and resumes from its checkpoint; a failure that is not
+        one record refused is Kafka away, said once per change of state."""
         err = retry.outcome and retry.outcome.exception()
         assert isinstance(err, PublishError)  # noqa: S101 - the only error retried
         self.stats.aborts += 1
-        self._observe(self.stats)
-        log.warning("%s; reloading state and retrying", err)
-        self._note_refusals(err.refused)
         self._batch = _Batch()
-        self.state = PublishedState(
-            cluster=self.settings.cluster, forget_after=self.settings.forget_after_seconds
-        )
-        read_state(self.settings.kafka, self.settings.state_topic, self.state.load)
+        if err.refused:
+            log.warning("%s; reloading state and retrying", err)
+            self._note_refusals(err.refused)
+        else:
+            self.outage.failed(err, doing="; publishing paused, nothing lost")
+        self._update_readiness()
+        self._observe(self.stats)
+        stalled = self.outage.away_for()
+        if self._give_up_after is not None and stalled > self._give_up_after:
+            raise PublishingStalledError(
+                f"nothing published for {stalled:.0f} s ({self.outage.problem}): "
+                "handing over to a replica that can"
+            )
+
+    def _update_readiness(self) -> None:
+        self.stats.kafka_problem = self.outage.problem
 
     @property
     def _finite(self) -> bool:
@@ -444,7 +488,7 @@ class EventProducer:
                 _, times = self._refused.get(occurrence, (refusal, 0))
                 self._refused[occurrence] = (refusal, times + 1)
         if any(refusal.size for refusal in refused):
-            self._start_publisher()
+            self._limits_changed = True  # read again, and the producer restarted with them
 
     def _occurrence_of(self, refusal: Refusal) -> tuple[str, str] | None:
         try:
@@ -553,24 +597,12 @@ class EventProducer:
         self._observe(self.stats)
 
 
-def _waiting_on(event: threading.Event) -> Callable[[float], None]:
-    """A retry's sleep that ``event`` cuts short."""
-
-    def wait(seconds: float) -> None:
-        event.wait(seconds)
-
-    return wait
-
-
-_BACKOFF = wait_exponential(multiplier=0.5, max=30)
-
-
 def _relist_at_once(retry: RetryCallState) -> float:
     """The reader's wait before its next round: none after a 410 (it lists again at once),
     else a backoff from 0.5 s to 30 s."""
     if retry.outcome is not None and isinstance(retry.outcome.exception(), ResourceExpiredError):
         return 0.0
-    return float(_BACKOFF(retry))
+    return float(BACKOFF(retry))
 
 
 def _older_than(obj: dict[str, Any], since: datetime) -> bool:
@@ -618,7 +650,7 @@ class _Reader:
                     retry=retry_if_exception_type(SourceError),
                     wait=_relist_at_once,
                     stop=lambda _: self.halt.is_set(),
-                    sleep=_waiting_on(self.halt),
+                    sleep=sleeping_until(self.halt),
                     before_sleep=self._failed,
                     reraise=True,
                 ):

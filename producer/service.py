@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -14,9 +15,10 @@ from typing import Any
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
-from kafkube.admin import ensure_topic
-from kafkube.errors import KafkaUnreachableError
-from kafkube.login import check_kafka_login, refusing_later_logins
+from kafkube.admin import ensure_topic, kafka_probe
+from kafkube.errors import KafkaUnreachableError, RegistryUnreachableError
+from kafkube.login import refusing_later_logins, wait_for_kafka_login
+from kafkube.outages import Outage, Stopped, waited_out
 from kafkube.producer import metrics
 from kafkube.producer.dedup import CLUSTER_WIDE, PublishedState, cluster_of
 from kafkube.producer.enriching import Enricher
@@ -32,27 +34,37 @@ from kafkube.schemas.codec import Codec
 from kafkube.schemas.topics import producer_dlq_topic, producer_state_topic
 from kafkube.serving import serving
 
+log = logging.getLogger(__name__)
 
-def run_producer(
+
+def run_producer(  # noqa: PLR0913 - its source, stop and observers, each by name
     settings: ProducerSettings,
     *,
     kubeconfig: str | None,
     recording: Path | None,
     stop: threading.Event,
     on_start: Callable[[ProducerStats], None] = lambda _: None,
+    give_up_after: float | None = None,
 ) -> ProducerStats:
     """Run until ``stop`` (or, for a recording, its end); the counts of what was done.
     ``on_start`` is handed the live counts first (for health checks), and the Prometheus
-    counters follow them after every transaction."""
-    codec = registered_codec(settings)
-    ensure_topic(settings.kafka, settings.topic, partitions=settings.partitions, config={})
-    ensure_topic(settings.kafka, producer_dlq_topic(settings.topic), partitions=1, config={})
-    ensure_topic(
-        settings.kafka,
-        settings.state_topic,
-        partitions=1,
-        config={"cleanup.policy": "compact", "min.compaction.lag.ms": "0"},
-    )
+    counters follow them after every transaction. Kafka or the registry away at start is
+    waited out; ``give_up_after``: see ``EventProducer``."""
+    try:
+        codec = waited_out(
+            lambda: registered_codec(settings),
+            Outage("the schema registry", log),
+            stop,
+            away=lambda err: isinstance(err, RegistryUnreachableError),
+        )
+        waited_out(
+            lambda: _make_topics(settings),
+            Outage(f"Kafka at {settings.kafka.get('bootstrap.servers')}", log),
+            stop,
+            away=lambda err: isinstance(err, KafkaException),
+        )
+    except Stopped:
+        return ProducerStats()
     publisher = TransactionalPublisher(
         {**settings.kafka, "transactional.id": settings.effective_transactional_id},
         topic=settings.topic,
@@ -75,7 +87,7 @@ def run_producer(
             enricher = Enricher(api_client, settings.enrich)
         producer = EventProducer(
             settings, sources, publisher, observe=Exporter(settings.cluster), codec=codec,
-            enricher=enricher,
+            enricher=enricher, give_up_after=give_up_after,
         )  # fmt: skip
         on_start(producer.stats)
         try:
@@ -83,6 +95,17 @@ def run_producer(
         finally:
             publisher.close()
     return producer.stats
+
+
+def _make_topics(settings: ProducerSettings) -> None:
+    ensure_topic(settings.kafka, settings.topic, partitions=settings.partitions, config={})
+    ensure_topic(settings.kafka, producer_dlq_topic(settings.topic), partitions=1, config={})
+    ensure_topic(
+        settings.kafka,
+        settings.state_topic,
+        partitions=1,
+        config={"cleanup.policy": "compact", "min.compaction.lag.ms": "0"},
+    )
 
 
 def registered_codec(settings: ProducerSettings) -> Codec:
@@ -110,9 +133,8 @@ def serve_producer(  # noqa: PLR0913 - the service's whole set-up, each by name
 ) -> ProducerStats:
     """The producer as a service: the login checked, /metrics and the probes on ``listen``,
     and, with a ``lease``, publishing only while this replica leads (a replica standing by
-    is ready: it takes over when the lease frees). The counts of the last term led."""
-    check_kafka_login(settings.kafka)
-    settings = dataclasses.replace(settings, kafka=refusing_later_logins(settings.kafka))
+    is ready: it takes over when the lease frees). The counts of the last term led.
+    Kafka away, at start or later, is waited out: readiness says why meanwhile."""
     terms: list[ProducerStats] = []  # one for each time this replica led
     standing_by = threading.Event()
 
@@ -121,20 +143,36 @@ def serve_producer(  # noqa: PLR0913 - the service's whole set-up, each by name
             return None
         return "the watch is not open"
 
+    def publishing() -> str | None:
+        return None if standing_by.is_set() or not terms else terms[-1].kafka_problem
+
+    give_up_after = None if lease is None else lease.step_down_after
+
     def publish(halt: threading.Event) -> None:
         standing_by.clear()
-        run_producer(
-            settings, kubeconfig=kubeconfig, recording=recording, stop=halt, on_start=terms.append
-        )
-        standing_by.set()
+        try:
+            run_producer(
+                settings, kubeconfig=kubeconfig, recording=recording, stop=halt,
+                on_start=terms.append, give_up_after=give_up_after,
+            )  # fmt: skip
+        finally:
+            standing_by.set()
 
-    with serving(listen, metrics.REGISTRY, {"watch": watching}):
+    kafka = kafka_probe(settings.kafka, None)
+    checks = {"watch": watching, "publishing": publishing, "kafka": kafka}
+    with serving(listen, metrics.REGISTRY, checks):
+        if not wait_for_kafka_login(settings.kafka, stop):
+            return ProducerStats()
+        settings = dataclasses.replace(settings, kafka=refusing_later_logins(settings.kafka))
         if lease is None:
             publish(stop)
         else:
             standing_by.set()
             with open_api_client(kubeconfig) as api_client:
-                lead_then_run(LeaderElector(api_client, lease), stop, publish)
+                lead_then_run(
+                    LeaderElector(api_client, lease), stop, publish,
+                    can_publish=lambda: kafka() is None,
+                )  # fmt: skip
     return terms[-1] if terms else ProducerStats()
 
 
