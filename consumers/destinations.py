@@ -35,7 +35,8 @@ class Destination(Protocol):
     list_requests: int  # listing requests made so far (pages; a directory walk counts one)
 
     def check(self) -> None:
-        """Refuse a destination that cannot work, naming the setting (ConfigError)."""
+        """Refuse a destination that cannot work, naming the setting (ConfigError); a store
+        that does not answer now raises a retriable SinkError (the runner waits it out)."""
 
     def ready(self) -> str | None:
         """None if the store answers now, else why not: a quick probe (a few seconds at

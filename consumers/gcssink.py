@@ -88,7 +88,14 @@ class GCSDestination:
             raise ConfigError(
                 "sinks.gcs.credentials", f"the credentials may not write to {self.bucket_name!r}"
             ) from err
-        except (GoogleAPIError, GoogleAuthError, OSError) as err:
+        except GoogleAuthError as err:
+            raise ConfigError(
+                "sinks.gcs.credentials", f"cannot use bucket {self.bucket_name!r}: {err}"
+            ) from err
+        except (GoogleAPIError, OSError) as err:
+            failure = store_error(f"bucket {self.bucket_name!r}", err)
+            if failure.retriable:  # no answer, 5xx, 429: the store may answer in a while
+                raise failure from err
             raise ConfigError(
                 "sinks.gcs.bucket", f"cannot use bucket {self.bucket_name!r}: {err}"
             ) from err

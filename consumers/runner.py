@@ -45,7 +45,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, NamedTuple, Self
+from typing import Any, NamedTuple, Self, TypeVar
 
 from confluent_kafka import (
     OFFSET_INVALID,
@@ -74,13 +74,14 @@ from kafkube.consumers.naming import (
     start_offset,
 )
 from kafkube.consumers.settings import SinkSettings
-from kafkube.errors import ConfigError, SinkError, SinkRefusedError
-from kafkube.outages import RDKAFKA_LOG
+from kafkube.errors import ConfigError, KafkubeError, SinkError, SinkRefusedError
+from kafkube.outages import RDKAFKA_LOG, Outage, Stopped, waited_out
 from kafkube.registry import SchemaRegistry
 from kafkube.schemas.codec import Codec, DecodeError, SchemaVersion
 from kafkube.schemas.topics import OWN_TOPIC_SUFFIXES, dlq_topic, is_cluster_name
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 # A commit refused for these is committed again at the next tick: a rebalance under way, a
@@ -220,6 +221,23 @@ def _fields_kept(settings: SinkSettings, needs_records: bool) -> frozenset[str] 
     return frozenset(kept)
 
 
+def _listed(partitions: list[TopicPartition], *, offsets: bool = False) -> str:
+    """``partition t[0] from offset 5; partition t[1] ...``: one log line per rebalance."""
+    return "; ".join(
+        f"partition {Part(tp.topic, tp.partition)}"
+        + (f" from offset {tp.offset}" if offsets else "")
+        for tp in partitions
+    )
+
+
+def _may_pass(err: BaseException) -> bool:
+    """A failure that time may mend: a store or registry away, Kafka away or settling."""
+    if isinstance(err, KafkaException):
+        error = err.args[0]
+        return bool(error.retriable()) or error.code() in _COMMIT_RETRIABLE
+    return isinstance(err, KafkubeError) and err.retriable
+
+
 def _event_hour(record: dict[str, Any]) -> datetime:
     series = record.get("series") or {}
     for moment in (
@@ -263,16 +281,23 @@ class SinkRunner:
         self._filtering = not self._filter.passes_all
         self._cpu_at_first = 0.0
         self._keep = _fields_kept(settings, self._format.needs_records)
+        # Said once per change of state: what is away (a store, the registry, Kafka) at start
+        # or at an assignment, and Kafka refusing commits for a while.
+        self._away = Outage(f"the {settings.sink_type} sink's store, registry or Kafka", log)
+        self._commits = Outage("Kafka's commits", log)
 
     # --- the loop -----------------------------------------------------------------------------
 
     def run(self, stop: threading.Event) -> SinkStats:
         self._stop = stop
         metrics.start(self.settings.sink_type)
-        self.destination.check()
         self._format.check(f"sinks.{self.settings.sink_type}.format")
-        if self.registry is not None:
-            self.registry.check()
+        try:  # a store or a registry away at start is waited out, never a crash loop
+            self._waited(self.destination.check)
+            if self.registry is not None:
+                self._waited(self.registry.check)
+        except Stopped:
+            return self.stats
         kafka = self.settings.kafka
         self._consumer = Consumer(
             {
@@ -305,8 +330,12 @@ class SinkRunner:
         # Made at start if missing: with auto-creation off, a record sent to a topic that
         # does not exist is dropped, and its offset would be committed all the same.
         if not self.settings.topics:
-            self._wait_for_topic(self.settings.topic)
-            self._ensure_dlq(self.settings.topic)
+            try:
+                self._wait_for_topic(self.settings.topic)
+                self._waited(lambda: self._ensure_dlq(self.settings.topic))
+            except Stopped:
+                self._consumer.close()
+                return self.stats
         self._dlq = Producer(
             {**kafka, "enable.idempotence": True, "acks": "all", "logger": RDKAFKA_LOG}
         )
@@ -349,7 +378,7 @@ class SinkRunner:
         wait = self.settings.topic_wait_seconds
         deadline, said_at = time.monotonic() + wait, None
         while not self._stop.is_set():
-            if topic_exists(consumer, topic, timeout=10):
+            if self._waited(lambda: topic_exists(consumer, topic, timeout=10)):
                 if said_at is not None:
                     log.info("topic %s exists now", topic)
                 return
@@ -408,10 +437,26 @@ class SinkRunner:
             log.warning("partition %s: %s; listing the store instead", part, err)
             return None
 
+    def _waited(self, call: Callable[[], T]) -> T:
+        """``call()``, a store, the registry or Kafka away meanwhile waited out (said once per
+        change of state, readiness says why); ``Stopped`` if the sink is told to stop."""
+        return waited_out(call, self._away, self._stop, away=_may_pass)
+
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        """Where each partition starts, from its committed offset and the objects written
+        (a store or Kafka away meanwhile is waited out; stopped meanwhile: nothing taken)."""
         if not partitions:
             consumer.incremental_assign(partitions)
             return
+        try:
+            self._waited(lambda: self._prepare(consumer, partitions))
+        except Stopped:
+            for tp in partitions:
+                self._partitions.pop(Part(tp.topic, tp.partition), None)
+            return
+        consumer.incremental_assign(partitions)
+
+    def _prepare(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         committed = consumer.committed(partitions, timeout=30)
         listings: dict[str, dict[int, list[ObjectRange]]] = {}  # only if an index falls short
         for tp, done in zip(partitions, committed, strict=True):
@@ -443,8 +488,7 @@ class SinkRunner:
                 )  # fmt: skip
             self._partitions[part] = _Partition(part, Boundaries(written), index, position)
             tp.offset = start
-            log.info("assigned partition %s from offset %d", part, start)
-        consumer.incremental_assign(partitions)
+        log.info("assigned %s", _listed(partitions, offsets=True))
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         for tp in partitions:
@@ -455,7 +499,8 @@ class SinkRunner:
             for gauge in (metrics.COMMITTED, metrics.LAG):
                 with contextlib.suppress(KeyError):  # never exported: nothing to take back
                     gauge.remove(*labels)
-            log.info("revoked partition %s", part)
+        if partitions:
+            log.info("revoked %s", _listed(partitions))
         consumer.incremental_unassign(partitions)
 
     # --- taking records -----------------------------------------------------------------------
@@ -775,6 +820,7 @@ class SinkRunner:
             )
             self.stats.last_commit_at = time.time()
             self.stats.busy_cpu_seconds = time.process_time() - self._cpu_at_first
+            self._commits.recovered()
             state.uncommitted = None
             if state.skipped is not None and state.skipped <= next_offset:
                 state.skipped = None
@@ -787,12 +833,7 @@ class SinkRunner:
                     f"Kafka refused the commit of partition {part} at {next_offset}: "
                     f"{err.args[0].str()}"
                 ) from err
-            log.warning(
-                "commit of partition %s at %d refused (%s); trying again",
-                part,
-                next_offset,
-                err,
-            )
+            self._commits.failed(f"partition {part} at {next_offset}: {err.args[0].str()}")
             state.uncommitted = next_offset
 
     def _export_position(self, part: Part, committed: int) -> None:

@@ -111,11 +111,14 @@ class S3Destination:
                     "sinks.s3.credentials",
                     f"the S3 credentials may not write to bucket {self.bucket!r} ({code})",
                 ) from err
+            failure = store_error(f"bucket {self.bucket!r}", err)
+            if failure.retriable:  # 5xx, SlowDown: the store may answer in a while
+                raise failure from err
             raise ConfigError(
                 "sinks.s3.bucket", f"cannot write to bucket {self.bucket!r} as configured: {err}"
             ) from err
-        except BotoCoreError as err:
-            raise ConfigError("sinks.s3.endpoint_url", f"cannot reach S3: {err}") from err
+        except BotoCoreError as err:  # no answer at all: waited out, readiness says so
+            raise SinkError(f"cannot reach S3 ({err})") from err
 
     def ready(self) -> str | None:
         try:

@@ -8,6 +8,7 @@ when it is back. Readiness reads ``problem``. The clock is injected: tests drive
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -66,6 +67,9 @@ class Outage:
         self.since, self.problem = None, None
 
 
+_CLIENT = re.compile(r"\[rdkafka#[^]]*\]")
+
+
 class QuietRepeats(logging.Filter):
     """Lets a message through the first time, then lines like it (the same text but for its
     numbers) at most once a minute, with how many were held back: librdkafka says
@@ -78,10 +82,11 @@ class QuietRepeats(logging.Filter):
         self._seen: dict[str, tuple[float, int]] = {}  # shape -> (said at, held back since)
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.levelno < logging.WARNING:
+        if record.levelno < logging.INFO:
             return True
         message = record.getMessage()
-        shape = "".join("#" if c.isdigit() else c for c in message)
+        # The same line from another client (its name) or about another number is a repeat.
+        shape = "".join("#" if c.isdigit() else c for c in _CLIENT.sub("", message))
         now = self.clock()
         said = self._seen.get(shape)
         if said is not None and now - said[0] < self.every:

@@ -81,7 +81,8 @@ class Readiness:
                 if problem is not None:
                     problems[name] = problem
             with self._lock:
-                changed = self._problems is not None and problems.keys() != self._problems.keys()
+                # Said when readiness flips, not when the reasons change: an outage is a line.
+                changed = self._problems is not None and bool(problems) != bool(self._problems)
                 self._problems = problems
             if changed:
                 verdict = "no: " + "; ".join(problems.values()) if problems else "yes"
