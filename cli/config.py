@@ -50,6 +50,7 @@ from kafkube.consumers.settings import (
 )
 from kafkube.errors import ConfigError
 from kafkube.producer.settings import EnrichSettings, ProducerSettings
+from kafkube.redaction import masked, split_userinfo
 from kafkube.schemas.topics import DEFAULT_TOPIC, is_cluster_name, is_topic_name
 
 ENV_PREFIX = "KAFKUBE_"
@@ -185,6 +186,23 @@ class SchemaRegistryConfig(Section):
     ca_file: Path | None = Field(
         None, description="PEM CA bundle that signed the registry's HTTPS certificate."
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _credentials_out_of_the_url(cls, data: Any) -> Any:  # noqa: ANN401 - pydantic's input
+        """A URL's ``user:password@`` goes into username and password: the URL is shown in
+        logs and errors, and must carry no secret there."""
+        if not isinstance(data, dict) or not isinstance(data.get("url"), str):
+            return data
+        url, user, password = split_userinfo(data["url"])
+        if user is None and password is None:
+            return data
+        if data.get("username") or data.get("password") or data.get("password_file"):
+            raise ValueError(
+                "url carries a user and password, and username or password is set too: "
+                "give them once, in username and password (or password_file)"
+            )
+        return {**data, "url": url, "username": user, "password": password}
 
     @model_validator(mode="after")
     def _consistent(self) -> SchemaRegistryConfig:
@@ -476,8 +494,13 @@ class Config(BaseSettings):
         )
 
     def redacted(self) -> dict[str, Any]:
-        """The configuration as JSON-able data, every secret shown as ``**********``."""
-        return self.model_dump(mode="json", exclude_none=True)
+        """The configuration as JSON-able data, every secret shown as ``**********``: the
+        secret fields, and each pass-through Kafka property whose name says it is one."""
+        shown = self.model_dump(mode="json", exclude_none=True)
+        kafka = shown.get("kafka", {})
+        if "properties" in kafka:
+            kafka["properties"] = masked(kafka["properties"])
+        return shown
 
 
 # Variables other tools share, and the field each one fills where the file leaves it unset.

@@ -27,6 +27,7 @@ from kafkube import launch
 from kafkube.cli.config import Config, Observability
 from kafkube.cli.config import load as load_config
 from kafkube.login import check_kafka_login
+from kafkube.redaction import is_secret_name
 from kafkube.schemas.topics import DEFAULT_TOPIC
 
 
@@ -81,6 +82,13 @@ def _properties(values: tuple[str, ...]) -> dict[str, str]:
         name, sep, setting = value.partition("=")
         if not sep or not name:
             raise click.BadParameter(f"expected KEY=VALUE, got {value!r}", param_hint="--kafka")
+        if is_secret_name(name):
+            raise click.BadParameter(
+                f"{name} looks like a secret, and a command line is visible to every user of "
+                f"the machine: set kafka.properties.{name} in the configuration file (or "
+                "KAFKUBE_KAFKA__PROPERTIES__... in the environment) instead",
+                param_hint="--kafka",
+            )
         properties[name] = setting
     return properties
 

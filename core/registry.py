@@ -20,6 +20,7 @@ from kafkube.errors import (
     RegistryUnreachableError,
     SchemaIncompatibleError,
 )
+from kafkube.redaction import shown_url
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +43,7 @@ class SchemaRegistry:
     """One registry, its answers kept: ids by schema, schemas by id."""
 
     def __init__(self, properties: Mapping[str, str]) -> None:
-        self.url = properties["url"]
+        self.url = shown_url(properties["url"])  # for messages: never a user or password
         self._client = SchemaRegistryClient(dict(properties))
         self._schemas: dict[int, str | None] = {}
 

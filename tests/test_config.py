@@ -340,3 +340,51 @@ def test_the_readme_reference_is_generated_from_the_model() -> None:
     assert generated == reference_markdown(), "run: kafkube config reference, into the README"
     for field in ("kafka.security.password", "sinks.s3.rotation.max_age_seconds"):
         assert f"`{field}`" in generated
+
+
+def test_config_check_shows_no_secret_of_a_registry_url_or_a_kafka_property(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "secrets.yaml"
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "kafka": {
+                    "bootstrap_servers": "127.0.0.1:9092",
+                    "schema_registry": {"url": "https://reg-user:Pw-in-url-7@registry:8081/api"},
+                    "properties": {
+                        "ssl.keystore.password": "Keystore-pw-7",
+                        "sasl.oauthbearer.client.secret": "Oauth-secret-7",
+                        "message.max.bytes": 2000000,
+                    },
+                }
+            }
+        )
+    )
+
+    result = run_kafkube("config", "check", str(path), timeout=60)
+    loaded = load(path)
+
+    assert result.returncode == 0, result.stderr
+    output = result.stdout + result.stderr
+    for secret in ("Pw-in-url-7", "Keystore-pw-7", "Oauth-secret-7"):
+        assert secret not in output
+    assert "https://registry:8081/api" in output
+    assert "reg-user" in output  # a user name is no secret
+    assert "2000000" in output  # nor is any other property
+    registry = loaded.kafka.schema_registry.client_properties()
+    assert registry == {
+        "url": "https://registry:8081/api",
+        "basic.auth.user.info": "reg-user:Pw-in-url-7",
+    }
+
+
+def test_a_secret_property_on_the_command_line_is_refused_naming_the_file_field() -> None:
+    result = run_kafkube(
+        "status", "--bootstrap-server", "127.0.0.1:1",
+        "--kafka", "sasl.oauthbearer.client.secret=On-the-cli-7", timeout=60,
+    )  # fmt: skip
+
+    assert result.returncode == 2
+    assert "kafka.properties.sasl.oauthbearer.client.secret" in result.stderr
+    assert "On-the-cli-7" not in result.stdout + result.stderr
