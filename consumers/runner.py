@@ -56,7 +56,7 @@ from confluent_kafka import (
     Producer,
     TopicPartition,
 )
-from tenacity import RetryCallState, Retrying, retry_if_exception, wait_exponential
+from tenacity import RetryCallState, Retrying, retry_if_exception
 
 from kafkube.admin import ensure_topic, topic_exists
 from kafkube.consumers import metrics
@@ -75,13 +75,16 @@ from kafkube.consumers.naming import (
 )
 from kafkube.consumers.settings import SinkSettings
 from kafkube.errors import ConfigError, KafkubeError, SinkError, SinkRefusedError
-from kafkube.outages import RDKAFKA_LOG, Outage, Stopped, waited_out
+from kafkube.outages import BACKOFF, RDKAFKA_LOG, Outage, Stopped, waited_out
 from kafkube.registry import SchemaRegistry
 from kafkube.schemas.codec import Codec, DecodeError, SchemaVersion
 from kafkube.schemas.topics import OWN_TOPIC_SUFFIXES, dlq_topic, is_cluster_name
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+_GONE = object()  # a retried call's answer when its partition went away meanwhile
+# A record read: its writer schema, its datum, the fields kept, and its hour.
+_Decoded = tuple[SchemaVersion, memoryview, dict[str, Any], datetime]
 
 
 # A commit refused for these is committed again at the next tick: a rebalance under way, a
@@ -262,7 +265,10 @@ class SinkRunner:
         self.settings = settings
         self.destination = destination
         # Registry-framed values name their schema by id: looked up once each, then kept.
-        registry = None if settings.registry is None else SchemaRegistry(settings.registry)
+        registry = None
+        if settings.registry is not None:
+            grace = settings.unknown_schema_id_grace_seconds
+            registry = SchemaRegistry(settings.registry, unknown_id_grace=grace)
         self.codec = Codec(lookup=None if registry is None else registry.schema)
         self.registry = registry
         self.stats = SinkStats()
@@ -285,6 +291,8 @@ class SinkRunner:
         # or at an assignment, and Kafka refusing commits for a while.
         self._away = Outage(f"the {settings.sink_type} sink's store, registry or Kafka", log)
         self._commits = Outage("Kafka's commits", log)
+        self._store = Outage(f"the store {destination.description}", log)
+        self._registry_away = Outage("the schema registry", log)
 
     # --- the loop -----------------------------------------------------------------------------
 
@@ -516,21 +524,21 @@ class SinkRunner:
         if state is None:
             return  # revoked meanwhile
         part = state.part
-        if not self.stats.first_record_at:
-            self.stats.first_record_at = time.time()
-            self._cpu_at_first = time.process_time()
+        self._note_first_record()
         try:
-            writer, datum, record, hour = self._decode(message)
+            decoded = self._decoded(part, message)
         except DecodeError as err:
             self._dead_letter(part, message, err, state)
             return
+        if decoded is None:
+            return  # the partition went away meanwhile: the next owner reads it again
+        writer, datum, record, hour = decoded
         if self._filtering and not self._filter.passes(record):
             self._skip(part, state, offset)
             return
         place, span = self._read_at(part, state, offset)
         if place is Place.KEEP:
-            self.stats.kept_as_written += 1
-            self._skip(part, state, offset, counted=False)
+            self._keep_as_written(part, state, offset)
             return
         batch = self._batch_for(part, state, offset, hour, writer, rewrite=span)
         batch.datums.append(datum)
@@ -542,6 +550,16 @@ class SinkRunner:
         batch.shape.add(len(datum))
         if self._rules.full(batch.shape, offset):
             self._flush(part)
+
+    def _note_first_record(self) -> None:
+        if not self.stats.first_record_at:
+            self.stats.first_record_at = time.time()
+            self._cpu_at_first = time.process_time()
+
+    def _keep_as_written(self, part: Part, state: _Partition, offset: int) -> None:
+        """A record inside an object whose start is gone from the log: that object keeps it."""
+        self.stats.kept_as_written += 1
+        self._skip(part, state, offset, counted=False)
 
     def _part_of(self, message: Message) -> Part:
         return Part(message.topic() or self.settings.topic, message.partition() or 0)
@@ -611,9 +629,20 @@ class SinkRunner:
             if offset >= batch.shape.forced.last:
                 self._flush(part)
 
-    def _decode(
-        self, message: Message
-    ) -> tuple[SchemaVersion, memoryview, dict[str, Any], datetime]:
+    def _decoded(self, part: Part, message: Message) -> _Decoded | None:
+        """The record, or DecodeError (the dead-letter topic); the registry away, or an id it
+        does not know yet (within its grace), is asked again with the partitions paused."""
+        try:
+            return self._decode(message)
+        except DecodeError:
+            raise
+        except KafkubeError as err:
+            if not err.retriable:
+                raise
+        decoded = self._retried(part, lambda: self._decode(message), self._registry_away)
+        return None if decoded is _GONE else decoded  # type: ignore[return-value]
+
+    def _decode(self, message: Message) -> _Decoded:
         writer, datum, record = self.codec.scan(message.value() or b"", self._keep)
         if self._by_cluster and not is_cluster_name(record["cluster"]):
             raise DecodeError(
@@ -762,6 +791,33 @@ class SinkRunner:
 
     def _write(self, part: Part, name: str, data: bytes, metadata: dict[str, str]) -> bool:
         """Write durably, retrying with the partitions paused; False if the partition went away."""
+
+        def counted() -> None:
+            self.stats.write_retries += 1
+            metrics.WRITE_RETRIES.labels(self.settings.sink_type).inc()
+
+        done = self._retried(
+            part,
+            lambda: self.destination.put(name, data, metadata),
+            self._store,
+            on_retry=counted,
+            doing=f"; {name} not written, nothing committed",
+        )
+        return done is not _GONE
+
+    def _retried(
+        self,
+        part: Part,
+        call: Callable[[], T],
+        outage: Outage,
+        *,
+        on_retry: Callable[[], None] = lambda: None,
+        doing: str = "",
+    ) -> T | object:
+        """``call()``, a failure that may pass (a store or the registry away) retried with a
+        backoff up to 30 s while every partition is paused (polling on, so this member keeps
+        its group), said through ``outage`` once per change of state; ``_GONE`` if the
+        partition went away (or the sink stops) meanwhile."""
         consumer = self._consumer
         assert consumer is not None  # noqa: S101 - set in run()
 
@@ -769,21 +825,14 @@ class SinkRunner:
             return part not in self._partitions or self._stop.is_set()
 
         def failed(retry: RetryCallState) -> None:
-            self.stats.write_retries += 1
-            metrics.WRITE_RETRIES.labels(self.settings.sink_type).inc()
-            log.error(
-                "cannot write %s to %s (%s); nothing committed, retrying in %.1f s",
-                name,
-                self.destination.description,
-                retry.outcome and retry.outcome.exception(),
-                retry.upcoming_sleep,
-            )
+            on_retry()
+            outage.failed(retry.outcome and retry.outcome.exception(), doing=doing)
             paused.hold()
 
         with _Paused(consumer, until=gone) as paused:
             retrying = Retrying(
                 retry=retry_if_exception(lambda err: getattr(err, "retriable", False)),
-                wait=wait_exponential(multiplier=0.5, max=30),
+                wait=BACKOFF,
                 stop=gone,
                 sleep=paused.wait,
                 before_sleep=failed,
@@ -793,13 +842,14 @@ class SinkRunner:
                 for attempt in retrying:
                     with attempt:
                         if attempt.retry_state.attempt_number > 1 and gone():
-                            return False
-                        self.destination.put(name, data, metadata)
-            except SinkError as err:
+                            return _GONE
+                        answer = call()
+            except KafkubeError as err:
                 if err.retriable and gone():
-                    return False
+                    return _GONE
                 raise
-        return True
+        outage.recovered()
+        return answer
 
     def _commit(self, part: Part, state: _Partition, next_offset: int) -> None:
         consumer, dlq = self._consumer, self._dlq

@@ -156,6 +156,13 @@ class SinkConfig(Section):
         "made it) waits for it, not ready meanwhile, before it stops with an error; 0: at "
         "once. Not for a topic pattern, which may match nothing yet.",
     )
+    unknown_schema_id_grace_seconds: float = Field(
+        300.0,
+        ge=0,
+        description="A schema id the registry does not know yet (a replica behind, a registry "
+        "restarted) is asked again for this long, its records held, before they go to the "
+        "dead-letter topic.",
+    )
     rotation: Rotation = Field(default_factory=Rotation)
     filter: EventFilterConfig = Field(
         default_factory=EventFilterConfig,
@@ -219,6 +226,7 @@ class SinkConfig(Section):
             topics=self.topics,
             event_filter=self.filter.event_filter(),
             topic_wait_seconds=self.topic_wait_seconds,
+            unknown_schema_id_grace_seconds=self.unknown_schema_id_grace_seconds,
         )
 
 
@@ -299,6 +307,7 @@ class SinkSettings:
     topics: str  # a ^pattern of topics read instead of ``topic``; empty: ``topic`` alone
     event_filter: EventFilter  # what this group writes
     topic_wait_seconds: float = 600.0  # how long a missing topic is waited for at start
+    unknown_schema_id_grace_seconds: float = 300.0  # an id unknown yet: asked again this long
 
     def __post_init__(self) -> None:
         if not self.kafka.get("bootstrap.servers"):

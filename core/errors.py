@@ -61,6 +61,13 @@ class RegistryUnreachableError(KafkubeError):
     retriable = True
 
 
+class SchemaIdNotYetKnownError(KafkubeError):
+    """The registry does not know a schema id yet (a replica behind, a registry restarted):
+    asked again within its grace period."""
+
+    retriable = True
+
+
 class SchemaIncompatibleError(KafkubeError):
     """The schema registry refuses this schema under the subject (its compatibility rule):
     publishing with it would break the subject's readers. Retrying cannot help."""

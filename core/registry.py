@@ -9,7 +9,8 @@ changes nothing for ids already seen; a registry down at start is a clear error.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from typing import Self
 
 import httpx2
@@ -18,6 +19,7 @@ from confluent_kafka.schema_registry import Schema, SchemaRegistryClient, Schema
 from kafkube.errors import (
     RegistryRefusedError,
     RegistryUnreachableError,
+    SchemaIdNotYetKnownError,
     SchemaIncompatibleError,
 )
 from kafkube.redaction import shown_url
@@ -42,10 +44,21 @@ def subject_name(strategy: str, topic: str, record_name: str) -> str:
 class SchemaRegistry:
     """One registry, its answers kept: ids by schema, schemas by id."""
 
-    def __init__(self, properties: Mapping[str, str]) -> None:
+    def __init__(
+        self,
+        properties: Mapping[str, str],
+        *,
+        unknown_id_grace: float = 0.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """``unknown_id_grace``: how long an id the registry answers 404 for is asked again
+        (``SchemaIdNotYetKnownError``, retriable) before it is taken as unknown (None)."""
         self.url = shown_url(properties["url"])  # for messages: never a user or password
         self._client = SchemaRegistryClient(dict(properties))
-        self._schemas: dict[int, str | None] = {}
+        self._schemas: dict[int, str] = {}
+        self.unknown_id_grace = unknown_id_grace
+        self._clock = clock
+        self._unknown_since: dict[int, float] = {}  # ids answered 404, since when
 
     def __enter__(self) -> Self:
         return self
@@ -116,17 +129,26 @@ class SchemaRegistry:
         return "it said incompatible, then accepted the schema"  # pragma: no cover
 
     def schema(self, schema_id: int) -> str | None:
-        """The schema registered under ``schema_id`` (its JSON), None if the registry has none;
-        asked once per id."""
-        if schema_id in self._schemas:
-            return self._schemas[schema_id]
+        """The schema registered under ``schema_id`` (its JSON), kept once found; None if the
+        registry has none for longer than the grace (asked again each time after that: a
+        registry behind may catch up)."""
+        known = self._schemas.get(schema_id)
+        if known is not None:
+            return known
         try:
-            found: str | None = str(self._client.get_schema(schema_id).schema_str)
+            found = str(self._client.get_schema(schema_id).schema_str)
         except SchemaRegistryError as err:
             if err.http_status_code != _NOT_FOUND:
                 raise self._failed(f"schema id {schema_id}", err) from err
-            found = None
+            since = self._unknown_since.setdefault(schema_id, self._clock())
+            if self._clock() - since < self.unknown_id_grace:
+                raise SchemaIdNotYetKnownError(
+                    f"the schema registry at {self.url} does not know schema id {schema_id} "
+                    f"(yet: asked again for {self.unknown_id_grace:.0f} s)"
+                ) from err
+            return None
         except (httpx2.HTTPError, OSError) as err:
             raise self._failed(f"schema id {schema_id}", err) from err
+        self._unknown_since.pop(schema_id, None)
         self._schemas[schema_id] = found
         return found
