@@ -94,7 +94,7 @@ class Replay:
         )  # fmt: skip
         sink.start()
         deadline = time.monotonic() + 120
-        while sum(self.offsets().values()) < total:
+        while sum(max(0, offset) for offset in self.offsets().values()) < total:
             assert time.monotonic() < deadline, sink.log.read_text()
             assert sink.alive(), sink.log.read_text()
             time.sleep(0.3)
