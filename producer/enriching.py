@@ -14,12 +14,21 @@ stream is never held back by more than that share plus one read), and at most
 ``reads_per_second``. A read not made in time leaves the fields empty, counted. Answers
 are kept (``cache_size`` objects, ``ttl_seconds``), misses too: an object already gone
 leaves the fields empty. A read the API server refuses (403: the producer's role lacks
-``get`` on that kind) is logged once per kind and not tried again.
+``get`` on that kind) is logged, and that kind is not read again for ``ttl_seconds``.
+
+Event data is not trusted: whoever may create Events in a namespace writes the involved
+object's name. A name or namespace that Kubernetes' naming rules do not allow (a ``/``,
+a ``..``) is never put into a request path: that read is skipped, counted. One deadline
+bounds each read whole, the answer's body included: a server that trickles a byte at a
+time cannot hold the stream past ``timeout_seconds`` (the read goes on off the stream's
+thread, at most a few of them at once, and its answer is dropped).
 """
 
 from __future__ import annotations
 
 import logging
+import re
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -51,6 +60,11 @@ KINDS: dict[tuple[str, str], tuple[str, str, bool]] = {
     ("batch/v1", "Job"): ("/apis/batch/v1", "jobs", True),
     ("batch/v1", "CronJob"): ("/apis/batch/v1", "cronjobs", True),
 }
+# Kubernetes' naming rules: an object's name is a DNS subdomain (RFC 1123), a namespace a
+# DNS label; neither can hold a "/" or "..", so neither can step out of its request path.
+_NAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+_NAMESPACE = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+_READERS = 4  # reads under way at once; one past its deadline still holds its thread
 # A controller followed once more to the one above it.
 _FOLLOWED = {("apps/v1", "ReplicaSet"), ("batch/v1", "Job")}
 
@@ -64,8 +78,9 @@ class _Metadata:
 @dataclass
 class EnrichStats:
     enriched: int = 0
-    skipped: int = 0  # not read in time (budget, rate, timeout): fields left empty
+    skipped: int = 0  # not read in time (budget, rate, timeout, a bad name): fields left empty
     refused: int = 0  # reads the API server refused (403)
+    bad_names: int = 0  # names or namespaces Kubernetes does not allow: never asked for
 
 
 _Key = tuple[str, str, str, str]  # apiVersion, kind, namespace, name
@@ -84,7 +99,8 @@ class Enricher:
         self.stats = EnrichStats()
         self._clock = clock
         self._cache: OrderedDict[_Key, tuple[float, _Metadata | None]] = OrderedDict()
-        self._refused: set[tuple[str, str]] = set()
+        self._refused: dict[tuple[str, str], float] = {}  # kind -> refused until (clock)
+        self._reading: list[threading.Thread] = []
         self._spent = 0.0  # seconds of reading not yet paid back by the budget
         self._tokens = settings.reads_per_second
         self._last = clock()
@@ -127,14 +143,26 @@ class Enricher:
             self._cache.move_to_end(key)
             return cached[1]
         kind = (key[0], key[1])
-        if kind not in KINDS or kind in self._refused:
+        if kind not in KINDS or self._refused.get(kind, 0.0) > now:
             return None
-        if not self._may_read(now):
+        if not _allowed(key):
+            self.stats.bad_names += 1
+        if not _allowed(key) or not self._may_read(now):
             self.stats.skipped += 1
             return None
         began = self._clock()
         try:
-            found = self._read(key)
+            found = self._read_in_time(key)
+        except _Refused:
+            self._refused[kind] = now + self.settings.ttl_seconds
+            self.stats.refused += 1
+            log.warning(
+                "enrichment: the API server refuses to let this producer get %s: events about "
+                "them carry no labels or owner for %.0f s, then it asks again; grant `get` on "
+                "%s to enrich them",
+                KINDS[kind][1], self.settings.ttl_seconds, KINDS[kind][1],
+            )  # fmt: skip
+            found = None
         except _Skipped:
             self.stats.skipped += 1
             return None
@@ -158,6 +186,31 @@ class Enricher:
         self._tokens -= 1
         return True
 
+    def _read_in_time(self, key: _Key) -> _Metadata | None:
+        """The read, within one deadline for all of it; skipped past the deadline, or when
+        every reader is still held by an earlier one (a daemon thread: a read held for ever
+        never holds the process's exit)."""
+        self._reading = [thread for thread in self._reading if thread.is_alive()]
+        if len(self._reading) >= _READERS:
+            raise _Skipped
+        answer: list[_Metadata | Exception | None] = []
+
+        def read() -> None:
+            try:
+                answer.append(self._read(key))
+            except (_Skipped, _Refused) as err:
+                answer.append(err)
+
+        thread = threading.Thread(target=read, name="kafkube-enrich", daemon=True)
+        thread.start()
+        self._reading.append(thread)
+        thread.join(self.settings.timeout_seconds)
+        if not answer:
+            raise _Skipped
+        if isinstance(answer[0], Exception):
+            raise answer[0]
+        return answer[0]
+
     def _read(self, key: _Key) -> _Metadata | None:
         api_version, kind, namespace, name = key
         prefix, plural, namespaced = KINDS[api_version, kind]
@@ -180,14 +233,7 @@ class Enricher:
         if response.status == _NOT_FOUND:
             return None  # gone already: the fields stay empty
         if response.status == _FORBIDDEN:
-            self._refused.add((api_version, kind))
-            self.stats.refused += 1
-            log.warning(
-                "enrichment: the API server refuses to let this producer get %s: events about "
-                "them carry no labels or owner; grant `get` on %s to enrich them",
-                plural, plural,
-            )  # fmt: skip
-            return None
+            raise _Refused
         if response.status != _OK:
             raise _Skipped
         try:
@@ -206,5 +252,19 @@ class Enricher:
         return _Metadata(labels=dict(labels) if labels else None, controller=controller)
 
 
+def _allowed(key: _Key) -> bool:
+    """Whether the name and namespace are ones Kubernetes allows (so safe in a path)."""
+    _, _, namespace, name = key
+    return (
+        len(name) <= 253
+        and _NAME.fullmatch(name) is not None
+        and (not namespace or (len(namespace) <= 63 and _NAMESPACE.fullmatch(namespace)))
+    ) is True
+
+
 class _Skipped(Exception):  # noqa: N818 - reads as what happened
     """A read that did not answer in time or failed on the way: skipped, not retried."""
+
+
+class _Refused(Exception):  # noqa: N818 - reads as what happened
+    """The API server refused the read (403): the role lacks ``get`` on the kind."""

@@ -6,6 +6,7 @@ import contextlib
 import json
 import socket
 import threading
+import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +25,7 @@ class LoopbackProxy:
         self._lock = threading.Lock()
         self._flowing = threading.Event()
         self._flowing.set()
+        self._trickling = threading.Event()
         self._closed = False
         threading.Thread(target=self._accept, daemon=True).start()
 
@@ -51,6 +53,11 @@ class LoopbackProxy:
             while data := source.recv(65536):
                 if reply:
                     self._flowing.wait()
+                if reply and self._trickling.is_set():
+                    for byte in data:  # a byte every half second: never idle long enough to
+                        sink.sendall(bytes([byte]))  # trip a socket's own read timeout
+                        time.sleep(0.5)
+                    continue
                 sink.sendall(data)
         for end in (source, sink):
             with contextlib.suppress(OSError):
@@ -59,6 +66,11 @@ class LoopbackProxy:
     def stall(self) -> None:
         """Hold back everything the server sends, as a congested network would."""
         self._flowing.clear()
+
+    def trickle(self) -> None:
+        """Let replies through one byte every half second, as a server that never stops
+        answering but never finishes."""
+        self._trickling.set()
 
     def drop_all(self) -> None:
         """Cut every open connection (new ones are still accepted), and let replies flow again."""

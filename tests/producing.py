@@ -181,7 +181,8 @@ class EventWriter:
         self.occurrences: set[tuple[str, str]] = set()
         self.counts: dict[str, int] = {}
 
-    def create(self, name: str, event_type: str = "Warning") -> str:
+    def create(self, name: str, event_type: str = "Warning", *, about: str | None = None) -> str:
+        """An Event about the Pod ``about`` (by default, the name up to its first dot)."""
         client = self.client
         created = self.core.create_namespaced_event(
             self.namespace,
@@ -189,7 +190,7 @@ class EventWriter:
                 metadata=client.V1ObjectMeta(name=name),
                 involved_object=client.V1ObjectReference(
                     kind="Pod",
-                    name=name.split(".", maxsplit=1)[0],
+                    name=about if about is not None else name.split(".", maxsplit=1)[0],
                     namespace=self.namespace,
                     uid=unique("pod"),
                 ),

@@ -4,12 +4,15 @@ a role without the reads warned about once, never a stall."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from kafkube.compose.endpoints import Endpoints
+from tests.conftest import unique
+from tests.faults import proxied_kubeconfig
 from tests.producing import (
     EventWriter,
     new_producer,
@@ -172,3 +175,79 @@ def test_a_role_without_the_reads_is_warned_about_once_and_the_events_flow_on(
     assert {r["regarding_owner"] is None and r["regarding_labels"] is None for r in records} == {
         True
     }
+
+
+def test_an_event_naming_an_object_of_another_namespace_by_its_path_gets_no_labels(
+    endpoints: Endpoints, kube_api: Any, namespace: str, tmp_path: Path
+) -> None:
+    """Whoever may create Events in one namespace writes involvedObject.name: a name that
+    climbs out of its request path must never attach another namespace's object."""
+    from kubernetes import client  # noqa: PLC0415
+
+    core = client.CoreV1Api(kube_api)
+    other = unique("kafkube-other")
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=other)))
+    spec = client.V1PodSpec(containers=[client.V1Container(name="c", image="secret:1")])
+    meta = client.V1ObjectMeta(name="x", labels={"team": "payments"})
+    core.create_namespaced_pod(other, client.V1Pod(metadata=meta, spec=spec))
+    producer = new_producer(endpoints, namespace, tmp_path)
+    producer.env = ENRICH
+    writer = EventWriter(kube_api, namespace)
+    producer.start()
+
+    try:
+        writer.create("climbing.backoff", about=f"../../{other}/pods/x")
+        wait_for_occurrences(endpoints.kafka_bootstrap, producer.topic, writer.occurrences)
+        assert producer.terminate() == 0
+    finally:
+        core.delete_namespace(other)
+    (record,) = read_records(endpoints.kafka_bootstrap, producer.topic)
+
+    assert record["regarding"]["name"] == f"../../{other}/pods/x"  # published, as it came
+    assert record["regarding_labels"] is None
+    assert record["regarding_owner"] is None
+
+
+def test_a_trickling_api_server_cannot_hold_an_enrichment_read_past_its_timeout(
+    endpoints: Endpoints, kube_api: Any, namespace: str, tmp_path: Path
+) -> None:
+    from kubernetes import client, config  # noqa: PLC0415
+
+    from kafkube.producer.enriching import Enricher  # noqa: PLC0415
+    from kafkube.producer.settings import EnrichSettings  # noqa: PLC0415
+
+    pod = _workload(kube_api, namespace)
+    with proxied_kubeconfig(endpoints.kubeconfig, tmp_path) as (kubeconfig, proxy):
+        configuration = client.Configuration()
+        config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
+        settings = EnrichSettings(
+            cache_size=100, ttl_seconds=0.001, timeout_seconds=1.0, budget=1.0,
+            reads_per_second=100,
+        )  # fmt: skip
+        with client.ApiClient(configuration) as api:
+            enricher = Enricher(api, settings)
+            assert enricher.enrich(_about(pod, namespace))["regarding_labels"]  # it reads
+            proxy.trickle()  # the answers now come a byte every half second, never stopping
+            began = time.monotonic()
+            trickled = enricher.enrich(_about(pod, namespace))
+            took = time.monotonic() - began
+            proxy.drop_all()
+
+    assert trickled["regarding_labels"] is None
+    assert took < 1.5, f"one read held the stream {took:.1f} s"
+    assert enricher.stats.skipped == 1
+
+
+def _about(pod: str, namespace: str) -> Any:
+    from datetime import UTC, datetime  # noqa: PLC0415
+
+    from kafkube.producer.converting import to_record  # noqa: PLC0415
+
+    event = {
+        "metadata": {"name": "e", "namespace": namespace, "uid": "u", "resourceVersion": "1"},
+        "involvedObject": {"kind": "Pod", "apiVersion": "v1", "namespace": namespace, "name": pod},
+        "reason": "BackOff", "type": "Warning",
+    }  # fmt: skip
+    return to_record(
+        event, watch_type="ADDED", cluster="t", producer_id="t", observed_at=datetime.now(UTC)
+    )
