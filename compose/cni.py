@@ -18,12 +18,13 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
+
+from kafkube.compose.processes import identity, kill_recorded_groups
 
 SUPPORTED_VERSIONS = ["0.4.0", "1.0.0"]
 
@@ -53,7 +54,7 @@ def _pid_file(config: dict[str, Any], container: str) -> Path:
 def _add(config: dict[str, Any], netns: str, container: str) -> None:
     host_netns = f"/proc/{os.getppid()}/ns/net"  # containerd's: the node's own namespace
     log = Path(config["runDir"]) / f"{container}.log"
-    pids: list[int] = []
+    pids: list[str] = []  # each relay's pid:start, so a pid reused later is never killed
     with log.open("ab") as out:
         for relay in config["relays"]:
             ip, port = relay["listen"].rsplit(":", 1)
@@ -79,7 +80,7 @@ def _add(config: dict[str, Any], netns: str, container: str) -> None:
                 stderr=out,
                 start_new_session=True,
             )
-            pids.append(process.pid)
+            pids.append(identity(process.pid))
             _pid_file(config, container).write_text("".join(f"{pid}\n" for pid in pids))
             deadline = time.monotonic() + 10
             while not _listening(process.pid, ip, int(port)):
@@ -91,9 +92,7 @@ def _add(config: dict[str, Any], netns: str, container: str) -> None:
 def _delete(config: dict[str, Any], container: str) -> None:
     path = _pid_file(config, container)
     with contextlib.suppress(FileNotFoundError):
-        for line in path.read_text().split():
-            with contextlib.suppress(ProcessLookupError, ValueError):
-                os.killpg(int(line), signal.SIGKILL)
+        kill_recorded_groups(path.read_text().split())
         path.unlink()
     (Path(config["runDir"]) / f"{container}.log").unlink(missing_ok=True)
 

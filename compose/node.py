@@ -38,6 +38,7 @@ import urllib.request
 from pathlib import Path
 
 from kafkube.compose import fetch
+from kafkube.compose.processes import kill_recorded_groups
 from kafkube.compose.services import (
     Launch,
     Service,
@@ -351,9 +352,7 @@ def _containerd_stopped(state: StackState) -> None:
             os.kill(pid, signal.SIGKILL)
     run_dir = node_dir(state) / "cni" / "run"
     for pids in run_dir.glob("*.pids") if run_dir.is_dir() else ():
-        for line in pids.read_text().split():
-            with contextlib.suppress(ProcessLookupError, ValueError):
-                os.killpg(int(line), signal.SIGKILL)
+        kill_recorded_groups(pids.read_text().split())
         pids.unlink()
     unmount_under(node_dir(state))
     # No pod is left to hold an address or to use the bridge.

@@ -38,23 +38,49 @@ def _is_running(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] not in {"Z", "X"}
 
 
+def started_at(pid: int) -> int | None:
+    """When the process started (clock ticks after boot, ``/proc/<pid>/stat``'s 22nd field):
+    with its pid, it names one process, never a later one that reuses the pid; None if gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[1].split()
+    return int(fields[19])  # the 22nd field: the 20th after the state letter's own two
+
+
+def identity(pid: int) -> str:
+    """``pid:start``, what a state file keeps to find this very process again."""
+    return f"{pid}:{started_at(pid)}"
+
+
+def still_running(recorded: str) -> int | None:
+    """The pid of an ``identity`` if that very process still runs; None if it is gone, or
+    if its pid now belongs to another process (which must never be signalled)."""
+    pid_text, _, start = recorded.strip().partition(":")
+    try:
+        pid = int(pid_text)
+    except ValueError:
+        return None
+    if not start or not _is_running(pid) or str(started_at(pid)) != start:
+        return None
+    return pid
+
+
 def running_pid(state_dir: Path, name: str) -> int | None:
     """The pid of the service if it runs (and is the one this stack started), else None."""
     try:
-        pid = int(_pid_file(state_dir, name).read_text().strip())
-    except (OSError, ValueError):
-        return None
-    if not _is_running(pid):
-        return None
-    try:
-        environ = Path(f"/proc/{pid}/environ").read_bytes()
+        recorded = _pid_file(state_dir, name).read_text().strip()
     except OSError:
         return None
-    if not environ:
-        # Mid-exec (a launcher replacing itself, as java's may) the kernel shows no
-        # environment for a moment: the process is there, and it is the one just started.
-        return pid
-    # A pid can be reused by an unrelated process; ours carry the stack's marker variable.
+    if ":" in recorded:
+        return still_running(recorded)
+    # A pid file written before start times were kept: ours carry the stack's marker.
+    pid = int(recorded) if recorded.isdigit() else 0
+    try:
+        environ = Path(f"/proc/{pid}/environ").read_bytes() if _is_running(pid) else b""
+    except OSError:
+        return None
     marker = f"KAFKUBE_STACK_SERVICE={state_dir}/{name}".encode()
     return pid if marker in environ.split(b"\0") else None
 
@@ -84,7 +110,7 @@ def start(state_dir: Path, name: str, argv: list[str], *, env: dict[str, str] | 
             )
         except OSError as err:
             raise ServiceError(f"cannot start {name} ({argv[0]}): {err}") from err
-    _pid_file(state_dir, name).write_text(f"{pid}\n")
+    _pid_file(state_dir, name).write_text(f"{identity(pid)}\n")
     return pid
 
 
@@ -105,6 +131,14 @@ def stop(state_dir: Path, name: str, *, grace_seconds: float = 20.0) -> bool:
     while _is_running(pid):
         time.sleep(0.05)
     return True
+
+
+def kill_recorded_groups(recorded: list[str]) -> None:
+    """SIGKILL the process group of each recorded ``identity`` still running as recorded."""
+    for entry in recorded:
+        pid = still_running(entry)
+        if pid is not None:
+            _signal_group(pid, signal.SIGKILL)
 
 
 def _signal_group(pid: int, sig: signal.Signals) -> None:
