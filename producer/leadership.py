@@ -218,6 +218,8 @@ def lead_then_run(
             except PublishingStalledError as err:
                 log.warning("%s; giving the lease up until Kafka answers", err)
                 elector.stand_aside()
+                # A lease duration at least: a standby that can publish takes the Lease first.
+                stop.wait(elector.settings.lease_duration)
                 while not stop.is_set() and not can_publish():
                     stop.wait(elector.settings.renew_period)
                 elector.aside.clear()

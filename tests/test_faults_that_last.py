@@ -5,6 +5,9 @@ and in both sinks, and each process says little about it."""
 
 from __future__ import annotations
 
+import json
+import os
+import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -12,11 +15,20 @@ from typing import Any
 import pytest
 
 from kafkube.compose.endpoints import Endpoints
+from kafkube.compose.processes import running_pid
 from kafkube.compose.stack import Stack
 from tests.conftest import Services, unique
 from tests.processes import KafkubeProcess
 from tests.producing import EventWriter, duplicates, new_producer, wait_for_occurrences
-from tests.sinking import SinkProcess, read_avro_dir, read_s3, s3_env
+from tests.sinking import (
+    SinkProcess,
+    create_topic,
+    event_values,
+    produce,
+    read_avro_dir,
+    read_s3,
+    s3_env,
+)
 from tests.test_observability import _LISTEN, _get, _until, _url
 
 pytestmark = pytest.mark.timeout(900)
@@ -102,3 +114,100 @@ def test_kafka_stopped_for_two_minutes_is_waited_out_by_the_producer_and_both_si
     for name, lines in said.items():
         assert len(lines) <= 20, f"{name} said {len(lines)} lines:\n" + "\n".join(lines)
         assert not [line for line in lines if "Traceback" in line], "\n".join(lines)
+
+
+def test_a_producer_whose_abort_fails_publishes_again_by_itself(
+    endpoints: Endpoints, services: Services, native_stack: Stack, kube_api: Any,
+    namespace: str, tmp_path: Path,
+) -> None:  # fmt: skip
+    """The broker frozen (SIGSTOP: connections open, nothing answered) for longer than a
+    transaction's delivery and its abort may take: the abort fails, and librdkafka's producer
+    would refuse every later transaction. A new producer, whose init_transactions fences the
+    broken one, publishes the next events within a minute of the broker's return."""
+    assert services.origin["kafka"] == "native launcher", "this test freezes the launcher's Kafka"
+    producer = new_producer(endpoints, namespace, tmp_path)
+    producer.start()
+    writer = EventWriter(kube_api, namespace)
+    writer.create(f"before.{unique('e')}")
+    wait_for_occurrences(endpoints.kafka_bootstrap, producer.topic, writer.occurrences)
+    kafka = running_pid(native_stack.settings.state_dir, "kafka")
+    assert kafka is not None
+
+    os.killpg(kafka, signal.SIGSTOP)
+    try:
+        writer.create(f"frozen.{unique('e')}")  # a transaction that cannot end
+        _until(
+            lambda: "aborting the transaction failed" in producer.log.read_text(),
+            "the abort to fail",
+            timeout=240,
+        )
+    finally:
+        os.killpg(kafka, signal.SIGCONT)
+    thawed = time.monotonic()
+    writer.create(f"after.{unique('e')}")
+    found = wait_for_occurrences(
+        endpoints.kafka_bootstrap, producer.topic, writer.occurrences, timeout=60
+    )
+    published_in = time.monotonic() - thawed
+
+    assert set(found) == writer.occurrences, producer.log.read_text()[-3000:]
+    assert published_in < 60
+    assert duplicates(found) == {}
+    assert producer.alive()
+    assert producer.terminate() == 0
+
+
+def test_minio_away_while_a_second_instance_joins_and_the_first_restarts(
+    endpoints: Endpoints, services: Services, native_stack: Stack, s3_client: Any,
+    s3_bucket: str, tmp_path: Path,
+) -> None:  # fmt: skip
+    """A rollout with the store down: neither instance of the group exits; once MinIO is
+    back both write, and every record is in the bucket once."""
+    assert services.origin["minio"] == "native launcher", "this test stops the launcher's MinIO"
+    topic, group = unique("rollout"), unique("sink-s3")
+    create_topic(endpoints.kafka_bootstrap, topic, 4)
+    sent = produce(endpoints.kafka_bootstrap, topic, event_values(400, seed=41))
+
+    def instance(name: str) -> SinkProcess:
+        return SinkProcess(
+            bootstrap=endpoints.kafka_bootstrap, topic=topic, directory=tmp_path,
+            log=tmp_path / f"{name}.log", group=group, kind="s3",
+            target=["--bucket", s3_bucket], env=s3_env(endpoints),
+            extra=["--max-records", "50", "--max-age-seconds", "0.5", "--instance-id", name],
+        )  # fmt: skip
+
+    first, second = instance("first"), instance("second")
+    first.start()
+    _until(lambda: len(read_s3(s3_client, s3_bucket)) >= 400, "the first 400 records in S3")
+
+    native_stack.down(["minio"])
+    try:
+        sent |= produce(endpoints.kafka_bootstrap, topic, event_values(400, seed=42))
+        second.start()  # joins: a rebalance while the store is away
+        assert first.terminate() == 0  # a rollout restarts the first, its last batch unwritten
+        first.start()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            assert first.alive(), first.log.read_text()
+            assert second.alive(), second.log.read_text()
+            time.sleep(1)
+    finally:
+        native_stack.up(["minio"])
+    held = _until(
+        lambda: set(found := read_s3(s3_client, s3_bucket)) >= sent and found,
+        "every record in S3",
+        timeout=180,
+    )
+    codes = (first.terminate(), second.terminate())
+
+    assert duplicates(held) == {}
+    assert set(held) == sent
+    assert codes == (0, 0)
+    assert _records_written(first) > 0  # its run after the restart
+    assert _records_written(second) > 0
+    assert "unavailable" in second.log.read_text()  # it waited, and said so
+
+
+def _records_written(sink: SinkProcess) -> int:
+    stopped = [line for line in _lines(sink) if line.startswith('{"stopped"')]
+    return int(json.loads(stopped[-1])["stopped"]["records"])

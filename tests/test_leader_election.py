@@ -103,3 +103,37 @@ def test_two_producers_one_publishes_and_the_other_takes_over_when_it_is_killed(
     assert duplicates(found) == {}, "an occurrence was published twice"
     assert code == 0
     assert released[0] is None  # handed back on a clean stop: no wait for the next leader
+
+
+def test_a_leader_that_cannot_publish_gives_its_lease_up_and_a_standby_publishes(
+    endpoints: Endpoints, kube_api: Any, namespace: str, tmp_path: Path
+) -> None:
+    """The leader's path to Kafka is broken (here: its transactions are refused, a
+    transaction timeout over the broker's maximum) while the standby's works: past
+    step_down_after_seconds the leader hands the Lease over, and the events written
+    meanwhile are published by the standby, once."""
+    topic, lease = unique("ha"), unique("lease")
+    broken = _replica(endpoints, namespace, topic, lease, "replica-a", tmp_path)
+    broken.env["KAFKUBE_PRODUCER__LEADER_ELECTION__STEP_DOWN_AFTER_SECONDS"] = "15"
+    broken.extra = ["--kafka", "transaction.timeout.ms=3600000"]
+    standby = _replica(endpoints, namespace, topic, lease, "replica-b", tmp_path)
+    writer = EventWriter(kube_api, namespace)
+
+    broken.start(wait=False)
+    _wait_log(broken, "leading: lease")
+    standby.start(wait=False)
+    _wait_log(standby, "standing by for lease")
+    for i in range(5):
+        writer.create(f"stalled-{i}.{unique('e')}")
+    gave_up = _wait_log(broken, "giving the lease up", timeout=120)
+    led = _wait_log(standby, "leading: lease", timeout=60)
+    found = wait_for_occurrences(endpoints.kafka_bootstrap, topic, writer.occurrences, timeout=60)
+    holder = _holder(kube_api, namespace, lease)
+    codes = (broken.terminate(), standby.terminate())
+
+    assert led - gave_up < LEASE_SECONDS
+    assert holder[0] == "replica-b"
+    assert set(found) == writer.occurrences
+    assert duplicates(found) == {}
+    assert codes == (0, 0)
+    assert "nothing published for" in broken.log.read_text()

@@ -6,6 +6,8 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
+import signal
 import time
 import urllib.request
 from collections import Counter
@@ -21,13 +23,14 @@ from confluent_kafka.serialization import MessageField, SerializationContext, Se
 from fastavro.schema import fingerprint, to_parsing_canonical_form
 
 from kafkube.compose.endpoints import Endpoints
+from kafkube.compose.processes import running_pid
 from kafkube.compose.settings import StackSettings
 from kafkube.compose.stack import Stack
 from kafkube.registry import SchemaRegistry
 from kafkube.schemas.codec import Codec, latest_version, released_versions
 from kafkube.schemas.topics import dlq_topic
 from tests.conftest import CACHE_DIR, unique
-from tests.processes import run_kafkube
+from tests.processes import KafkubeProcess, run_kafkube
 from tests.producing import EventWriter, new_producer, read_messages, wait_for_occurrences
 from tests.sinking import (
     SinkProcess,
@@ -38,6 +41,7 @@ from tests.sinking import (
     read_gcs,
     read_jsonl_dir,
     read_s3,
+    registered_codec,
     s3_env,
     wait_for_count,
 )
@@ -253,7 +257,7 @@ def test_an_incompatible_schema_is_refused_at_start_with_the_registrys_verdict(
 
 
 @pytest.mark.parametrize("command", ["produce", "sink"])
-def test_a_registry_unreachable_at_start_is_a_clear_error(
+def test_a_registry_unreachable_at_start_is_waited_for_said_once_and_never_a_crash(
     endpoints: Endpoints, tmp_path: Path, command: str
 ) -> None:
     nowhere = "http://127.0.0.1:9/apis/ccompat/v7"
@@ -265,15 +269,103 @@ def test_a_registry_unreachable_at_start_is_a_clear_error(
     }[command]
     topic = unique("unreachable")
     create_topic(endpoints.kafka_bootstrap, topic, 1)
-
-    failed = run_kafkube(
+    waiting = KafkubeProcess()
+    waiting.log = tmp_path / f"{command}.log"
+    waiting.launch(
         *argv, "--bootstrap-server", endpoints.kafka_bootstrap, "--topic", topic,
         "--schema-registry-url", nowhere,
     )  # fmt: skip
 
-    assert failed.returncode != 0
-    assert f"the schema registry at {nowhere} does not answer" in failed.stderr
-    assert "Traceback" not in failed.stderr
+    said = f"the schema registry at {nowhere} does not answer"
+    deadline = time.monotonic() + 60
+    while said not in waiting.log.read_text():
+        assert waiting.alive(), waiting.log.read_text()
+        assert time.monotonic() < deadline, waiting.log.read_text()
+        time.sleep(0.2)
+    time.sleep(5)  # the instant under test: still waiting, and quiet, five seconds on
+    alive = waiting.alive()
+    code = waiting.terminate()
+    log = waiting.log.read_text()
+
+    assert alive
+    assert code == 0
+    assert log.count(said) == 1  # retried with a backoff, said once
+    assert "Traceback" not in log
+
+
+def _schema_with_a_new_id(registry: str) -> tuple[str, int]:
+    """The latest writer schema with a doc of its own (new content for the registry, the same
+    schema for kafkube: a doc is not part of an Avro schema's canonical form), and the id
+    the registry will give it: the one after the id of a throwaway schema registered now."""
+    writer = json.loads(latest_version().schema_json)
+    with SchemaRegistry({"url": registry}) as client:
+        throwaway = client.register(unique("throwaway"), json.dumps({**writer, "doc": unique("t")}))
+    return json.dumps({**writer, "doc": unique("doc")}), throwaway + 1
+
+
+def test_a_new_schema_id_answered_404_first_and_registered_within_the_grace_is_not_dead_lettered(
+    endpoints: Endpoints, tmp_path: Path
+) -> None:
+    registry, topic = endpoints.schema_registry_url, unique("grace")
+    create_topic(endpoints.kafka_bootstrap, topic, 1)
+    schema, next_id = _schema_with_a_new_id(registry)
+    codec = Codec(writer=latest_version(), writer_id=next_id)
+    sent = produce(endpoints.kafka_bootstrap, topic, event_values(50, seed=51, codec=codec), codec)
+    sink = SinkProcess(
+        bootstrap=endpoints.kafka_bootstrap, topic=topic, directory=tmp_path / "out",
+        log=tmp_path / "sink.log", group=unique("sink-file"),
+        extra=["--schema-registry-url", registry, "--max-age-seconds", "0.3"],
+    )  # fmt: skip
+    sink.start()
+    deadline = time.monotonic() + 60
+    while f"does not know schema id {next_id}" not in sink.log.read_text():
+        assert sink.alive(), sink.log.read_text()
+        assert time.monotonic() < deadline, sink.log.read_text()
+        time.sleep(0.2)
+
+    with SchemaRegistry({"url": registry}) as client:  # a registry replica catching up
+        registered = client.register(f"{topic}-value", schema)
+    found = wait_for_count(read_avro_dir, sink.directory, 50)
+    code = sink.terminate()
+
+    assert registered == next_id
+    assert Counter(found) == Counter(dict.fromkeys(sent, 1))
+    assert read_messages(endpoints.kafka_bootstrap, dlq_topic(topic)) == []
+    assert code == 0
+
+
+def test_the_registry_frozen_when_a_new_id_arrives_the_sink_waits_then_writes(
+    endpoints: Endpoints, tmp_path: Path, private_registry: Stack
+) -> None:
+    registry, topic = private_registry.endpoints().schema_registry_url, unique("frozen")
+    create_topic(endpoints.kafka_bootstrap, topic, 1)
+    codec = registered_codec(registry, topic)
+    sink = SinkProcess(
+        bootstrap=endpoints.kafka_bootstrap, topic=topic, directory=tmp_path / "out",
+        log=tmp_path / "sink.log", group=unique("sink-file"),
+        extra=["--schema-registry-url", registry, "--max-age-seconds", "0.3"],
+    )  # fmt: skip
+    sink.start()
+    sink.wait_running()
+    pid = running_pid(private_registry.settings.state_dir, "registry")
+    assert pid is not None
+
+    os.killpg(pid, signal.SIGSTOP)  # connections open, nothing answered
+    try:
+        sent = produce(endpoints.kafka_bootstrap, topic, event_values(30, seed=52, codec=codec))
+        deadline = time.monotonic() + 120
+        while "unavailable" not in sink.log.read_text():
+            assert sink.alive(), sink.log.read_text()
+            assert time.monotonic() < deadline, sink.log.read_text()
+            time.sleep(0.5)
+    finally:
+        os.killpg(pid, signal.SIGCONT)
+    found = wait_for_count(read_avro_dir, sink.directory, 30)
+    code = sink.terminate()
+
+    assert Counter(found) == Counter(dict.fromkeys(sent, 1))
+    assert read_messages(endpoints.kafka_bootstrap, dlq_topic(topic)) == []
+    assert code == 0
 
 
 def test_a_standard_client_reads_a_single_object_topic_never(
