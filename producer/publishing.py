@@ -266,7 +266,7 @@ class TransactionalPublisher:
         size = error.code() in _SIZE_REFUSALS
         self._refused.append(Refusal(topic, value, str(error), size))
 
-    def _commit(self, attempts: int = 5) -> None:
+    def _commit(self, attempts: int = 2) -> None:
         """Commit; a retriable failure (a timeout, a coordinator moving) is retried as is."""
         for attempt in Retrying(
             retry=retry_if_exception(

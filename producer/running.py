@@ -193,6 +193,7 @@ class EventProducer:
         self._said_state = False  # the first read of the state is told, with what it held
         self._limits_changed = False  # a size refusal: read the topics' limits again
         self.outage = Outage("Kafka", log)
+        self._unpublished_since: float | None = None  # a batch failing since (clock)
         self._give_up_after = give_up_after
 
     # --- the loop -----------------------------------------------------------------------------
@@ -273,7 +274,8 @@ class EventProducer:
             self.outage.failed(err, doing="; publishing paused, nothing lost")
         self._update_readiness()
         self._observe(self.stats)
-        stalled = self.outage.away_for()
+        waiting = self._unpublished_since
+        stalled = self.outage.away_for() if waiting is None else self._clock() - waiting
         if self._give_up_after is not None and stalled > self._give_up_after:
             raise PublishingStalledError(
                 f"nothing published for {stalled:.0f} s ({self.outage.problem}): "
@@ -579,7 +581,10 @@ class EventProducer:
                 self._batch.add_state(update)
             self._last_expiry = now
         batch, self._batch = self._batch, _Batch()
+        if self._unpublished_since is None:  # events wait from now until a commit
+            self._unpublished_since = now
         self.publisher.publish(batch.events, list(batch.state.values()))
+        self._unpublished_since = None
         for occurrence in batch.retried:
             self._refused.pop(occurrence, None)
         self.stats.published += len(batch.events) - batch.dead_letters

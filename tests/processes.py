@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 STARTED: list[subprocess.Popen[bytes]] = []  # conftest kills what a failed test left running
@@ -49,3 +50,17 @@ def run_kafkube(
         [sys.executable, "-m", "kafkube", *args],
         capture_output=True, text=True, timeout=timeout, check=False, env=env,
     )  # fmt: skip
+
+
+def taking_signals(pid: int, timeout: float = 30) -> None:
+    """Until the process has a handler for SIGTERM: a kafkube command takes it at its first
+    instant (``kafkube.launch``), before any import of its own. Earlier, in the interpreter's
+    own start, a signal ends a Python program as it would any program."""
+    deadline = time.monotonic() + timeout
+    while True:
+        status = Path(f"/proc/{pid}/status").read_text()
+        caught = next(line for line in status.splitlines() if line.startswith("SigCgt:"))
+        if int(caught.split()[1], 16) & (1 << (signal.SIGTERM - 1)):
+            return
+        assert time.monotonic() < deadline, f"process {pid} never took SIGTERM"
+        time.sleep(0.002)

@@ -21,6 +21,7 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from kafkube.compose.stack import Stack
 from kafkube.compose.stores import gcs_client, s3_client
 from tests.conftest import CACHE_DIR, Services, unique
+from tests.processes import taking_signals
 from tests.producing import read_messages
 from tests.sinking import occurrences_in_parquet, read_gcs, read_parquet_dir, read_s3
 
@@ -184,6 +185,10 @@ def test_ctrl_c_stops_the_demo_in_order_and_loses_nothing(
             assert time.monotonic() < deadline, log.read_text()
             time.sleep(0.5)
     else:
+        # "At once": as soon as the command runs at all, which is when it has taken SIGTERM
+        # (kafkube.launch, before any import of its own); in the interpreter's first tenth of
+        # a second, before any code of ours, a signal ends it as it would any program.
+        taking_signals(demo.pid)
         time.sleep(float(after))  # the instant under test
 
     demo.send_signal(signal.SIGINT)
