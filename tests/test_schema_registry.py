@@ -7,6 +7,7 @@ import contextlib
 import io
 import json
 import os
+import re
 import signal
 import time
 import urllib.request
@@ -17,6 +18,7 @@ from typing import Any
 
 import fastavro
 import pytest
+import yaml
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.serialization import MessageField, SerializationContext, SerializationError
@@ -382,3 +384,61 @@ def test_a_standard_client_reads_a_single_object_topic_never(
     with pytest.raises(SerializationError, match="Invalid magic byte"):
         standard(message.value(), SerializationContext(topic, MessageField.VALUE))
     assert io.BytesIO(message.value()).read(2) == b"\xc3\x01"
+
+
+def test_no_secret_of_the_registry_url_or_of_kafka_properties_reaches_any_output(
+    endpoints: Endpoints, tmp_path: Path
+) -> None:
+    """P17 with the real services: a registry URL holding a user and password, and Kafka
+    properties whose names say they are secrets; config check, a producer and a sink run, and
+    none of their outputs (logs, errors, exit counts, /metrics) holds a secret."""
+    registry = endpoints.schema_registry_url.replace("http://", "http://reg-user:Url-pw-17@")
+    topic = unique("secrets")
+    secrets = ("Url-pw-17", "Keystore-pw-17", "Oauth-secret-17")
+    config = tmp_path / "kafkube.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "kafka": {
+                    "bootstrap_servers": endpoints.kafka_bootstrap,
+                    "topic": topic,
+                    "schema_registry": {"url": registry},
+                    "properties": {
+                        "ssl.keystore.password": "Keystore-pw-17",
+                        "sasl.oauthbearer.client.secret": "Oauth-secret-17",
+                    },
+                },
+                "observability": {"listen": "127.0.0.1:0"},
+            }
+        )
+    )
+    recording = tmp_path / "events.jsonl"
+    assert run_kafkube("simulate", "--record", str(recording), "--count", "20").returncode == 0
+    env = {**os.environ, "KAFKUBE_CONFIG": str(config)}
+
+    checked = run_kafkube("config", "check", str(config), env=env)
+    produced = run_kafkube(
+        "produce", "--cluster", "c", "--source", "file", "--file", str(recording), env=env
+    )
+    sink = SinkProcess(
+        bootstrap=endpoints.kafka_bootstrap, topic=topic, directory=tmp_path / "out",
+        log=tmp_path / "sink.log", group=unique("sink-file"), env={"KAFKUBE_CONFIG": str(config)},
+        extra=["--max-age-seconds", "0.3"],
+    )  # fmt: skip
+    sink.start()
+    found = wait_for_count(read_avro_dir, sink.directory, 20)
+    served = re.search(r"on (http://[\d.]+:\d+)", sink.log.read_text())
+    assert served is not None
+    with urllib.request.urlopen(f"{served.group(1)}/metrics", timeout=10) as answer:  # noqa: S310
+        metrics = answer.read().decode()
+    code = sink.terminate()
+
+    assert checked.returncode == produced.returncode == code == 0, produced.stderr
+    assert len(found) == 20  # the registry took the user and password from the URL's place
+    outputs = [
+        checked.stdout, checked.stderr, produced.stdout, produced.stderr,
+        sink.log.read_text(), metrics,
+    ]  # fmt: skip
+    for output in outputs:
+        for secret in secrets:
+            assert secret not in output
