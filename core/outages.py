@@ -67,14 +67,14 @@ class Outage:
         self.since, self.problem = None, None
 
 
-_CLIENT = re.compile(r"\[rdkafka#[^]]*\]")
+_FACILITY = re.compile(r"([A-Z]+) \[rdkafka#")
 
 
 class QuietRepeats(logging.Filter):
-    """Lets a message through the first time, then lines like it (the same text but for its
-    numbers) at most once a minute, with how many were held back: librdkafka says
-    ``Connect to ... failed`` for every client and broker every few seconds while Kafka is
-    away."""
+    """Lets a message through the first time, then lines like it (librdkafka's of the same
+    facility and level, or the same text but for its numbers) at most once a minute, with how
+    many were held back: librdkafka says ``Connect to ... failed`` for every client and broker
+    every few seconds while Kafka is away."""
 
     def __init__(self, every: float = 60.0, clock: Callable[[], float] = time.monotonic) -> None:
         super().__init__()
@@ -85,8 +85,14 @@ class QuietRepeats(logging.Filter):
         if record.levelno < logging.INFO:
             return True
         message = record.getMessage()
-        # The same line from another client (its name) or about another number is a repeat.
-        shape = "".join("#" if c.isdigit() else c for c in _CLIENT.sub("", message))
+        # librdkafka's lines start with their facility (FAIL: a connection failed, whatever
+        # broker, client or number it names): one of a facility is a repeat of the others.
+        facility = _FACILITY.match(message)
+        shape = (
+            f"{record.levelno} {facility[1]}"
+            if facility
+            else "".join("#" if c.isdigit() else c for c in message)
+        )
         now = self.clock()
         said = self._seen.get(shape)
         if said is not None and now - said[0] < self.every:

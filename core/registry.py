@@ -54,7 +54,8 @@ class SchemaRegistry:
         """``unknown_id_grace``: how long an id the registry answers 404 for is asked again
         (``SchemaIdNotYetKnownError``, retriable) before it is taken as unknown (None)."""
         self.url = shown_url(properties["url"])  # for messages: never a user or password
-        self._client = SchemaRegistryClient(dict(properties))
+        # A registry frozen or its network cut must not hold a request for ever: it is retried.
+        self._client = SchemaRegistryClient({"timeout": 10, **properties})
         self._schemas: dict[int, str] = {}
         self.unknown_id_grace = unknown_id_grace
         self._clock = clock

@@ -253,13 +253,18 @@ class Enricher:
 
 
 def _allowed(key: _Key) -> bool:
-    """Whether the name and namespace are ones Kubernetes allows (so safe in a path)."""
     _, _, namespace, name = key
-    return (
-        len(name) <= 253
-        and _NAME.fullmatch(name) is not None
-        and (not namespace or (len(namespace) <= 63 and _NAMESPACE.fullmatch(namespace)))
-    ) is True
+    return may_name_in_path(namespace, name)
+
+
+def may_name_in_path(namespace: str, name: str) -> bool:
+    """Whether Kubernetes allows this name and namespace (so they are safe in a request
+    path): an object's name a DNS subdomain, a namespace a DNS label (or none)."""
+    name_ok = len(name) <= 253 and _NAME.fullmatch(name) is not None
+    namespace_ok = not namespace or (
+        len(namespace) <= 63 and _NAMESPACE.fullmatch(namespace) is not None
+    )
+    return name_ok and namespace_ok
 
 
 class _Skipped(Exception):  # noqa: N818 - reads as what happened

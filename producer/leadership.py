@@ -27,7 +27,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from kafkube.producer import metrics
-from kafkube.producer.publishing import FencedError, PublishingStalledError
+from kafkube.producer.publishing import FencedError
 
 log = logging.getLogger(__name__)
 
@@ -190,12 +190,14 @@ def lead_then_run(
     run: Callable[[threading.Event], object],
     *,
     can_publish: Callable[[], bool] = lambda: True,
+    stalled: Callable[[], str | None] = lambda: None,
 ) -> None:
     """Wait to lead, then ``run`` with an event set on shutdown or on losing the lease; after
-    a loss (or being fenced) stand by again. A ``run`` that cannot publish for too long
-    (``PublishingStalledError``) gives the Lease up, and this replica competes again only
-    once ``can_publish`` says Kafka answers. Returns on ``stop``, or when ``run`` ends on its
-    own (a finite source)."""
+    a loss (or being fenced) stand by again. A leader that ``stalled`` (events waiting too
+    long for a commit: Kafka unreachable from here) gives the Lease up at once, even while
+    ``run`` is still blocked in Kafka (the new leader's producer fences it), and competes
+    again only after a lease duration, once ``can_publish`` says Kafka answers. Returns on
+    ``stop``, or when ``run`` ends on its own (a finite source)."""
     rounds = threading.Thread(target=elector.run, args=(stop,), name="kafkube-lease", daemon=True)
     rounds.start()
     log.info("standing by for lease %s/%s", elector.settings.namespace, elector.settings.name)
@@ -204,20 +206,24 @@ def lead_then_run(
             if not elector.leading.wait(timeout=0.5):
                 continue
             elector.lost.clear()
-            halt = threading.Event()
+            halt, gave_up = threading.Event(), threading.Event()
             watcher = threading.Thread(
-                target=_either, args=(stop, elector.lost, halt), name="kafkube-halt", daemon=True
+                target=_watch_term,
+                args=(elector, stop, halt, gave_up, stalled),
+                name="kafkube-halt",
+                daemon=True,
             )
             watcher.start()
+            fenced = False
             try:
                 run(halt)
             except FencedError as err:
                 log.warning("%s; standing by again", err)
-                stop.wait(elector.settings.renew_period)
-                continue
-            except PublishingStalledError as err:
-                log.warning("%s; giving the lease up until Kafka answers", err)
-                elector.stand_aside()
+                fenced = True
+            finally:
+                ended_by = halt.is_set()
+                halt.set()
+            if gave_up.is_set():
                 # A lease duration at least: a standby that can publish takes the Lease first.
                 stop.wait(elector.settings.lease_duration)
                 while not stop.is_set() and not can_publish():
@@ -226,9 +232,9 @@ def lead_then_run(
                 if not stop.is_set():
                     log.info("Kafka answers again: standing by for the lease")
                 continue
-            finally:
-                ended_by = halt.is_set()
-                halt.set()
+            if fenced:
+                stop.wait(elector.settings.renew_period)
+                continue
             if not ended_by:
                 return  # the source ended: nothing more to publish
             if not stop.is_set():
@@ -238,8 +244,23 @@ def lead_then_run(
         rounds.join(timeout=15)
 
 
-def _either(first: threading.Event, second: threading.Event, then: threading.Event) -> None:
-    while not then.is_set():
-        if first.wait(0.2) or second.is_set():
-            then.set()
+def _watch_term(
+    elector: LeaderElector,
+    stop: threading.Event,
+    halt: threading.Event,
+    gave_up: threading.Event,
+    stalled: Callable[[], str | None],
+) -> None:
+    """Ends a term (sets ``halt``) on shutdown, on a lost lease, or when it stalled: then the
+    Lease is given up first, for a standby to take."""
+    while not halt.is_set():
+        if stop.wait(0.2) or elector.lost.is_set():
+            halt.set()
+            return
+        why = stalled()
+        if why is not None:
+            log.warning("%s: giving the lease up for a replica that can publish", why)
+            gave_up.set()
+            elector.stand_aside()
+            halt.set()
             return

@@ -23,7 +23,7 @@ from confluent_kafka.admin._config import ConfigResource
 from confluent_kafka.admin._resource import ResourceType
 from tenacity import Retrying, retry_if_exception, stop_after_attempt
 
-from kafkube.errors import KafkubeError
+from kafkube.errors import ConfigError, KafkubeError
 from kafkube.outages import RDKAFKA_LOG
 from kafkube.producer.dedup import StateUpdate
 
@@ -83,12 +83,6 @@ class FencedError(KafkubeError):
     retriable = False
 
 
-class PublishingStalledError(KafkubeError):
-    """Publishing failed for longer than a leader may take: a standby should lead instead."""
-
-    retriable = True
-
-
 # Another producer with this transactional id took over: this one must stop publishing. Any
 # other fatal error is this client's own (a failed abort, a coordinator lost for longer than a
 # timeout): a new producer with the same id fences the broken one and goes on.
@@ -99,6 +93,14 @@ _FENCING = frozenset(
         KafkaError.INVALID_PRODUCER_EPOCH,
     }
 )
+
+
+# What Kafka refuses at init_transactions for good, by the setting to fix: waiting cannot help.
+_REFUSED_SETUP = {
+    KafkaError.INVALID_TRANSACTION_TIMEOUT: "kafka.properties.transaction.timeout.ms",
+    KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED: "producer.transactional_id",
+    KafkaError.CLUSTER_AUTHORIZATION_FAILED: "kafka.security",
+}
 
 
 def max_message_bytes(kafka: Mapping[str, Any], topics: Sequence[str]) -> dict[str, int]:
@@ -213,6 +215,10 @@ class TransactionalPublisher:
             self._producer.init_transactions(timeout)
         except KafkaException as err:
             self._fenced_if(err.args[0])
+            refused = _REFUSED_SETUP.get(err.args[0].code())
+            if refused is not None:  # cannot pass by itself: say what to fix, and stop
+                why = f"Kafka refuses this producer: {err.args[0].str()}"
+                raise ConfigError(refused, why) from err
             raise PublishError(f"initialising transactions: {err.args[0].str()}") from err
         self.usable = True
 
@@ -243,14 +249,18 @@ class TransactionalPublisher:
             self._failed(err)
 
     def _failed(self, err: KafkaException) -> NoReturn:
+        """The transaction failed: aborted, and this producer made anew for the next round (its
+        sequence numbers and epoch may be stale after a broker's absence; a new producer's
+        init_transactions starts clean and fences this one)."""
         error = err.args[0]
         self._fenced_if(error)
         if error.fatal():
-            self._open, self.usable = False, False  # a new producer fences this one
+            self._open, self.usable = False, False
             raise PublishError(
                 f"transaction failed ({error.str()}): starting a new producer", self._refused
             ) from err
         self.abort()
+        self.usable = False
         raise PublishError(f"transaction aborted: {error.str()}", self._refused) from err
 
     def _fenced_if(self, error: KafkaError) -> None:
@@ -320,11 +330,14 @@ class TransactionalPublisher:
     def close(self) -> None:
         if self._producer is None:
             return
-        if self.usable:
-            self.abort()
-        if self.usable:
-            self._producer.flush(30)
-        else:  # what it still holds belongs to an aborted transaction: sent again from state
-            self._producer.purge()
-            self._producer.flush(0)
+        try:
+            if self.usable:
+                self.abort()
+            if self.usable:
+                self._producer.flush(30)
+            else:  # what it still holds belongs to an aborted transaction: sent again from state
+                self._producer.purge()
+                self._producer.flush(0)
+        except KafkaException as err:  # a producer in a fatal state: dropped all the same
+            log.debug("closing a failed producer: %s", err)
         self._producer, self.usable = None, False

@@ -69,7 +69,6 @@ from kafkube.producer.publishing import (
     Header,
     Outgoing,
     PublishError,
-    PublishingStalledError,
     Refusal,
     TransactionalPublisher,
     max_message_bytes,
@@ -123,6 +122,7 @@ class ProducerStats:
     aborts: int = 0
     watching: bool = False  # a watch is open now (readiness)
     kafka_problem: str | None = None  # Kafka away, and why (readiness); None while it answers
+    waiting_since: float = 0.0  # wall clock: events have waited for a commit since (0: none)
     # Wall-clock seconds: the first watch event taken and the last batch committed (0: none).
     first_event_at: float = 0.0
     last_commit_at: float = 0.0
@@ -162,12 +162,9 @@ class EventProducer:
         observe: Callable[[ProducerStats], None] = lambda _: None,
         codec: Codec | None = None,
         enricher: Enricher | None = None,
-        give_up_after: float | None = None,
     ) -> None:
         """``observe`` is shown the counts after every transaction and every watch change;
-        ``codec`` frames the values (default: the registry-less framing); ``give_up_after``
-        bounds how long publishing may fail before ``run`` raises ``PublishingStalledError``
-        (None: never; a leader hands over instead)."""
+        ``codec`` frames the values (default: the registry-less framing)."""
         self.settings = settings
         # One watch per scope: CLUSTER_WIDE, or each listed namespace (each its own rights).
         self.sources = dict(sources)
@@ -193,8 +190,6 @@ class EventProducer:
         self._said_state = False  # the first read of the state is told, with what it held
         self._limits_changed = False  # a size refusal: read the topics' limits again
         self.outage = Outage("Kafka", log)
-        self._unpublished_since: float | None = None  # a batch failing since (clock)
-        self._give_up_after = give_up_after
 
     # --- the loop -----------------------------------------------------------------------------
 
@@ -203,8 +198,9 @@ class EventProducer:
         coordinator moving, a failed abort, a fatal error of this client's own) is waited out:
         the transaction is aborted or the producer made anew, the state read again, and the
         watch resumes from the committed checkpoint, with a backoff up to 30 s between tries.
-        Fenced by another producer, or publishing for longer than ``give_up_after`` seconds
-        (a leader that a standby should replace), it raises."""
+        Fenced by another producer, it raises ``FencedError``. ``stats.waiting_since`` says
+        since when events have waited for a commit (a leader that cannot publish hands over
+        on it: ``kafkube.producer.leadership``)."""
         retrying = Retrying(
             retry=retry_if_exception_type(PublishError),
             wait=BACKOFF,
@@ -274,13 +270,6 @@ class EventProducer:
             self.outage.failed(err, doing="; publishing paused, nothing lost")
         self._update_readiness()
         self._observe(self.stats)
-        waiting = self._unpublished_since
-        stalled = self.outage.away_for() if waiting is None else self._clock() - waiting
-        if self._give_up_after is not None and stalled > self._give_up_after:
-            raise PublishingStalledError(
-                f"nothing published for {stalled:.0f} s ({self.outage.problem}): "
-                "handing over to a replica that can"
-            )
 
     def _update_readiness(self) -> None:
         self.stats.kafka_problem = self.outage.problem
@@ -581,10 +570,10 @@ class EventProducer:
                 self._batch.add_state(update)
             self._last_expiry = now
         batch, self._batch = self._batch, _Batch()
-        if self._unpublished_since is None:  # events wait from now until a commit
-            self._unpublished_since = now
+        if not self.stats.waiting_since:  # events wait from now until a commit
+            self.stats.waiting_since = time.time()
         self.publisher.publish(batch.events, list(batch.state.values()))
-        self._unpublished_since = None
+        self.stats.waiting_since = 0.0
         for occurrence in batch.retried:
             self._refused.pop(occurrence, None)
         self.stats.published += len(batch.events) - batch.dead_letters

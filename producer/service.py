@@ -6,6 +6,7 @@ import contextlib
 import dataclasses
 import logging
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -37,19 +38,18 @@ from kafkube.serving import serving
 log = logging.getLogger(__name__)
 
 
-def run_producer(  # noqa: PLR0913 - its source, stop and observers, each by name
+def run_producer(
     settings: ProducerSettings,
     *,
     kubeconfig: str | None,
     recording: Path | None,
     stop: threading.Event,
     on_start: Callable[[ProducerStats], None] = lambda _: None,
-    give_up_after: float | None = None,
 ) -> ProducerStats:
     """Run until ``stop`` (or, for a recording, its end); the counts of what was done.
     ``on_start`` is handed the live counts first (for health checks), and the Prometheus
     counters follow them after every transaction. Kafka or the registry away at start is
-    waited out; ``give_up_after``: see ``EventProducer``."""
+    waited out."""
     try:
         codec = waited_out(
             lambda: registered_codec(settings),
@@ -87,7 +87,7 @@ def run_producer(  # noqa: PLR0913 - its source, stop and observers, each by nam
             enricher = Enricher(api_client, settings.enrich)
         producer = EventProducer(
             settings, sources, publisher, observe=Exporter(settings.cluster), codec=codec,
-            enricher=enricher, give_up_after=give_up_after,
+            enricher=enricher,
         )  # fmt: skip
         on_start(producer.stats)
         try:
@@ -95,6 +95,15 @@ def run_producer(  # noqa: PLR0913 - its source, stop and observers, each by nam
         finally:
             publisher.close()
     return producer.stats
+
+
+def _stalled(terms: list[ProducerStats], bound: float) -> str | None:
+    """Why this leader should hand over: events have waited longer than ``bound`` seconds
+    for a commit (Kafka unreachable from here); None while it publishes."""
+    waiting = terms[-1].waiting_since if terms else 0.0
+    if waiting and time.time() - waiting > bound:
+        return f"nothing published for {time.time() - waiting:.0f} s ({terms[-1].kafka_problem})"
+    return None
 
 
 def _make_topics(settings: ProducerSettings) -> None:
@@ -146,14 +155,12 @@ def serve_producer(  # noqa: PLR0913 - the service's whole set-up, each by name
     def publishing() -> str | None:
         return None if standing_by.is_set() or not terms else terms[-1].kafka_problem
 
-    give_up_after = None if lease is None else lease.step_down_after
-
     def publish(halt: threading.Event) -> None:
         standing_by.clear()
         try:
             run_producer(
                 settings, kubeconfig=kubeconfig, recording=recording, stop=halt,
-                on_start=terms.append, give_up_after=give_up_after,
+                on_start=terms.append,
             )  # fmt: skip
         finally:
             standing_by.set()
@@ -172,6 +179,7 @@ def serve_producer(  # noqa: PLR0913 - the service's whole set-up, each by name
                 lead_then_run(
                     LeaderElector(api_client, lease), stop, publish,
                     can_publish=lambda: kafka() is None,
+                    stalled=lambda: _stalled(terms, lease.step_down_after),
                 )  # fmt: skip
     return terms[-1] if terms else ProducerStats()
 

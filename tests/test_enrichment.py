@@ -187,6 +187,9 @@ def test_an_event_naming_an_object_of_another_namespace_by_its_path_gets_no_labe
     core = client.CoreV1Api(kube_api)
     other = unique("kafkube-other")
     core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=other)))
+    core.create_namespaced_service_account(  # no controller manager here makes it
+        other, client.V1ServiceAccount(metadata=client.V1ObjectMeta(name="default"))
+    )
     spec = client.V1PodSpec(containers=[client.V1Container(name="c", image="secret:1")])
     meta = client.V1ObjectMeta(name="x", labels={"team": "payments"})
     core.create_namespaced_pod(other, client.V1Pod(metadata=meta, spec=spec))

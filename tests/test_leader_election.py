@@ -4,6 +4,7 @@ killed, and the topic ends with every occurrence exactly once."""
 
 from __future__ import annotations
 
+import os
 import signal
 import time
 from pathlib import Path
@@ -12,12 +13,15 @@ from typing import Any
 import pytest
 
 from kafkube.compose.endpoints import Endpoints
+from kafkube.compose.processes import running_pid
+from kafkube.compose.stack import Stack
 from tests.conftest import unique
 from tests.producing import EventWriter, ProducerProcess, duplicates, wait_for_occurrences
 
 pytestmark = pytest.mark.timeout(600)
 
 LEASE_SECONDS, RENEW_SECONDS = 6, 1
+STEP_DOWN = 10
 
 
 def _replica(
@@ -106,34 +110,45 @@ def test_two_producers_one_publishes_and_the_other_takes_over_when_it_is_killed(
 
 
 def test_a_leader_that_cannot_publish_gives_its_lease_up_and_a_standby_publishes(
-    endpoints: Endpoints, kube_api: Any, namespace: str, tmp_path: Path
+    endpoints: Endpoints, native_stack: Stack, kube_api: Any, namespace: str, tmp_path: Path
 ) -> None:
-    """The leader's path to Kafka is broken (here: its transactions are refused, a
-    transaction timeout over the broker's maximum) while the standby's works: past
-    step_down_after_seconds the leader hands the Lease over, and the events written
-    meanwhile are published by the standby, once."""
+    """Kafka frozen (SIGSTOP) under the leader: its transaction blocks, events wait. Past
+    step_down_after_seconds it gives the Lease up, though still blocked in Kafka; the standby
+    leads, and once Kafka answers publishes what waited, its producer fencing the old
+    leader's: every occurrence once."""
     topic, lease = unique("ha"), unique("lease")
-    broken = _replica(endpoints, namespace, topic, lease, "replica-a", tmp_path)
-    broken.env["KAFKUBE_PRODUCER__LEADER_ELECTION__STEP_DOWN_AFTER_SECONDS"] = "15"
-    broken.extra = ["--kafka", "transaction.timeout.ms=3600000"]
+    leader = _replica(endpoints, namespace, topic, lease, "replica-a", tmp_path)
+    leader.env["KAFKUBE_PRODUCER__LEADER_ELECTION__STEP_DOWN_AFTER_SECONDS"] = str(STEP_DOWN)
     standby = _replica(endpoints, namespace, topic, lease, "replica-b", tmp_path)
     writer = EventWriter(kube_api, namespace)
-
-    broken.start(wait=False)
-    _wait_log(broken, "leading: lease")
+    leader.start()
     standby.start(wait=False)
     _wait_log(standby, "standing by for lease")
-    for i in range(5):
-        writer.create(f"stalled-{i}.{unique('e')}")
-    gave_up = _wait_log(broken, "giving the lease up", timeout=120)
-    led = _wait_log(standby, "leading: lease", timeout=60)
-    found = wait_for_occurrences(endpoints.kafka_bootstrap, topic, writer.occurrences, timeout=60)
-    holder = _holder(kube_api, namespace, lease)
-    codes = (broken.terminate(), standby.terminate())
+    for i in range(3):
+        writer.create(f"before-{i}.{unique('e')}")
+    wait_for_occurrences(endpoints.kafka_bootstrap, topic, writer.occurrences)
+    kafka = running_pid(native_stack.settings.state_dir, "kafka")
+    assert kafka is not None
 
+    os.killpg(kafka, signal.SIGSTOP)
+    try:
+        frozen_at = time.monotonic()
+        for i in range(5):
+            writer.create(f"frozen-{i}.{unique('e')}")
+        gave_up = _wait_log(leader, "giving the lease up", timeout=60)
+        led = _wait_log(standby, "leading: lease", timeout=30)
+        holder = _holder(kube_api, namespace, lease)
+    finally:
+        os.killpg(kafka, signal.SIGCONT)
+    for i in range(2):
+        writer.create(f"after-{i}.{unique('e')}")
+    found = wait_for_occurrences(endpoints.kafka_bootstrap, topic, writer.occurrences, timeout=120)
+    codes = (leader.terminate(), standby.terminate())
+
+    assert gave_up - frozen_at < STEP_DOWN + 10  # the bound, and a transaction's start
     assert led - gave_up < LEASE_SECONDS
     assert holder[0] == "replica-b"
     assert set(found) == writer.occurrences
     assert duplicates(found) == {}
+    assert "watching from" in standby.log.read_text()
     assert codes == (0, 0)
-    assert "nothing published for" in broken.log.read_text()

@@ -129,7 +129,8 @@ def test_both_framings_and_both_versions_on_one_topic_reach_every_sink_exactly_o
     produce(bootstrap, topic, [(b"unknown-id", unknown)], Codec(lookup=ids.schema))
 
     with_registry = [
-        "--schema-registry-url", registry, "--max-records", "60", "--max-age-seconds", "0.5"
+        "--schema-registry-url", registry, "--max-records", "60", "--max-age-seconds", "0.5",
+        "--unknown-schema-id-grace-seconds", "1",  # the unknown id below: asked again 1 s
     ]  # fmt: skip
     sinks = {
         "file avro": SinkProcess(
