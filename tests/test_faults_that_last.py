@@ -125,7 +125,11 @@ def test_a_producer_whose_abort_fails_publishes_again_by_itself(
     would refuse every later transaction. A new producer, whose init_transactions fences the
     broken one, publishes the next events within a minute of the broker's return."""
     assert services.origin["kafka"] == "native launcher", "this test freezes the launcher's Kafka"
-    producer = new_producer(endpoints, namespace, tmp_path)
+    # Deliveries give up after 15 s rather than 60 (a transaction's timeout bounds them): the
+    # same path, sooner.
+    producer = new_producer(
+        endpoints, namespace, tmp_path, "--kafka", "transaction.timeout.ms=15000"
+    )
     producer.start()
     writer = EventWriter(kube_api, namespace)
     writer.create(f"before.{unique('e')}")
