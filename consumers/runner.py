@@ -234,7 +234,10 @@ def _listed(partitions: list[TopicPartition], *, offsets: bool = False) -> str:
 
 
 def _may_pass(err: BaseException) -> bool:
-    """A failure that time may mend: a store or registry away, Kafka away or settling."""
+    """A failure that time may mend: a store or registry away, Kafka away or settling (an
+    admin request's future that did not answer in time among them)."""
+    if isinstance(err, TimeoutError):
+        return True
     if isinstance(err, KafkaException):
         error = err.args[0]
         return bool(error.retriable()) or error.code() in _COMMIT_RETRIABLE

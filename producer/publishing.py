@@ -114,7 +114,7 @@ def max_message_bytes(kafka: Mapping[str, Any], topics: Sequence[str]) -> dict[s
     for resource, future in admin.describe_configs(resources).items():
         try:
             entry = future.result(30).get("max.message.bytes")
-        except KafkaException as err:
+        except (KafkaException, TimeoutError) as err:  # the future's own wait may end first
             raise PublishError(
                 f"reading the configuration of topic {resource.name}: {err}"
             ) from err

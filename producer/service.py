@@ -61,7 +61,7 @@ def run_producer(
             lambda: _make_topics(settings),
             Outage(f"Kafka at {settings.kafka.get('bootstrap.servers')}", log),
             stop,
-            away=lambda err: isinstance(err, KafkaException),
+            away=lambda err: isinstance(err, KafkaException | TimeoutError),
         )
     except Stopped:
         return ProducerStats()

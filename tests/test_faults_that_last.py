@@ -76,17 +76,19 @@ def test_kafka_stopped_for_two_minutes_is_waited_out_by_the_producer_and_both_si
     lines_before = {name: len(_lines(process)) for name, process in processes.items()}
 
     native_stack.down(["kafka"])
-    stopped_at, not_ready = time.monotonic(), set()
-    index = 0
-    while time.monotonic() - stopped_at < OUTAGE_SECONDS:  # events keep coming
-        writer.create(f"during-{index}.{unique('e')}")
-        writer.repeat(names[index % len(names)])
-        index += 1
-        not_ready |= {name for name, base in bases.items() if not _ready(base)}
-        for name, process in processes.items():
-            assert process.alive(), f"{name} exited:\n" + "\n".join(_lines(process)[-30:])
-        time.sleep(2)
-    native_stack.up(["kafka"])
+    try:
+        stopped_at, not_ready = time.monotonic(), set()
+        index = 0
+        while time.monotonic() - stopped_at < OUTAGE_SECONDS:  # events keep coming
+            writer.create(f"during-{index}.{unique('e')}")
+            writer.repeat(names[index % len(names)])
+            index += 1
+            not_ready |= {name for name, base in bases.items() if not _ready(base)}
+            for name, process in processes.items():
+                assert process.alive(), f"{name} exited:\n" + "\n".join(_lines(process)[-30:])
+            time.sleep(2)
+    finally:
+        native_stack.up(["kafka"])
     writer.create(f"after.{unique('e')}")
 
     found = wait_for_occurrences(

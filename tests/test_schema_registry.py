@@ -355,7 +355,8 @@ def test_the_registry_frozen_when_a_new_id_arrives_the_sink_waits_then_writes(
 
     os.killpg(pid, signal.SIGSTOP)  # connections open, nothing answered
     try:
-        sent = produce(endpoints.kafka_bootstrap, topic, event_values(30, seed=52, codec=codec))
+        values = event_values(30, seed=52, codec=codec)
+        sent = produce(endpoints.kafka_bootstrap, topic, values, codec)  # read back by its id
         deadline = time.monotonic() + 120
         while "unavailable" not in sink.log.read_text():
             assert sink.alive(), sink.log.read_text()
