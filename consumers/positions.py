@@ -117,6 +117,9 @@ class Offsets:
         while True:
             try:
                 return call()
+            except TimeoutError as err:  # a future's own wait ended: Kafka slow or away
+                if time.monotonic() > deadline:
+                    raise KafkubeError(f"{what}: no answer from Kafka in time") from err
             except KafkaException as err:
                 error = err.args[0]
                 loading = isinstance(error, KafkaError) and (
@@ -124,7 +127,7 @@ class Offsets:
                 )
                 if not loading or time.monotonic() > deadline:
                     raise KafkubeError(f"{what}: {error}") from err
-                time.sleep(0.5)
+            time.sleep(0.5)
 
     def partitions(self) -> list[int]:
         if not self._partitions:
