@@ -105,6 +105,12 @@ class Enricher:
         self._tokens = settings.reads_per_second
         self._last = clock()
 
+    def close(self, timeout: float = 5.0) -> None:
+        """Wait, at most ``timeout`` seconds in all, for reads given up on but still under way."""
+        deadline = time.monotonic() + timeout
+        for thread in self._reading:
+            thread.join(max(0.0, deadline - time.monotonic()))
+
     def enrich(self, record: EventRecord) -> EventRecord:
         """The record with the involved object's labels and owner, where they were found."""
         regarding = record["regarding"]

@@ -35,6 +35,9 @@ class LoopbackProxy:
                 client, _ = self._listener.accept()
             except OSError:
                 return
+            if self._closed:
+                client.close()
+                return
             try:
                 upstream = socket.create_connection(self.target, timeout=10)
             except OSError:
@@ -73,7 +76,9 @@ class LoopbackProxy:
         self._trickling.set()
 
     def drop_all(self) -> None:
-        """Cut every open connection (new ones are still accepted), and let replies flow again."""
+        """Cut every open connection (new ones are still accepted), and let replies flow again,
+        at full speed."""
+        self._trickling.clear()
         with self._lock:
             connections, self._connections = self._connections, []
         for connection in connections:
