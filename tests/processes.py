@@ -41,6 +41,14 @@ class KafkubeProcess:
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
+    def wait_for(self, text: str, timeout: float = 60) -> None:
+        """Until ``text`` is in its log; it must stay alive meanwhile."""
+        deadline = time.monotonic() + timeout
+        while not self.log.exists() or text not in self.log.read_text():
+            assert self.alive(), self.log.read_text() if self.log.exists() else "no log"
+            assert time.monotonic() < deadline, f"no {text!r} in:\n{self.log.read_text()}"
+            time.sleep(0.2)
+
 
 def run_kafkube(
     *args: str, env: dict[str, str] | None = None, timeout: float = 180

@@ -280,11 +280,7 @@ def test_a_registry_unreachable_at_start_is_waited_for_said_once_and_never_a_cra
     )  # fmt: skip
 
     said = f"the schema registry at {nowhere} does not answer"
-    deadline = time.monotonic() + 60
-    while said not in waiting.log.read_text():
-        assert waiting.alive(), waiting.log.read_text()
-        assert time.monotonic() < deadline, waiting.log.read_text()
-        time.sleep(0.2)
+    waiting.wait_for(said)
     time.sleep(5)  # the instant under test: still waiting, and quiet, five seconds on
     alive = waiting.alive()
     code = waiting.terminate()
@@ -294,6 +290,14 @@ def test_a_registry_unreachable_at_start_is_waited_for_said_once_and_never_a_cra
     assert code == 0
     assert log.count(said) == 1  # retried with a backoff, said once
     assert "Traceback" not in log
+
+
+def _file_sink(endpoints: Endpoints, topic: str, registry: str, tmp_path: Path) -> SinkProcess:
+    return SinkProcess(
+        bootstrap=endpoints.kafka_bootstrap, topic=topic, directory=tmp_path / "out",
+        log=tmp_path / "sink.log", group=unique("sink-file"),
+        extra=["--schema-registry-url", registry, "--max-age-seconds", "0.3"],
+    )  # fmt: skip
 
 
 def _schema_with_a_new_id(registry: str) -> tuple[str, int]:
@@ -314,17 +318,9 @@ def test_a_new_schema_id_answered_404_first_and_registered_within_the_grace_is_n
     schema, next_id = _schema_with_a_new_id(registry)
     codec = Codec(writer=latest_version(), writer_id=next_id)
     sent = produce(endpoints.kafka_bootstrap, topic, event_values(50, seed=51, codec=codec), codec)
-    sink = SinkProcess(
-        bootstrap=endpoints.kafka_bootstrap, topic=topic, directory=tmp_path / "out",
-        log=tmp_path / "sink.log", group=unique("sink-file"),
-        extra=["--schema-registry-url", registry, "--max-age-seconds", "0.3"],
-    )  # fmt: skip
+    sink = _file_sink(endpoints, topic, registry, tmp_path)
     sink.start()
-    deadline = time.monotonic() + 60
-    while f"does not know schema id {next_id}" not in sink.log.read_text():
-        assert sink.alive(), sink.log.read_text()
-        assert time.monotonic() < deadline, sink.log.read_text()
-        time.sleep(0.2)
+    sink.wait_for(f"does not know schema id {next_id}")
 
     with SchemaRegistry({"url": registry}) as client:  # a registry replica catching up
         registered = client.register(f"{topic}-value", schema)
@@ -343,11 +339,7 @@ def test_the_registry_frozen_when_a_new_id_arrives_the_sink_waits_then_writes(
     registry, topic = private_registry.endpoints().schema_registry_url, unique("frozen")
     create_topic(endpoints.kafka_bootstrap, topic, 1)
     codec = registered_codec(registry, topic)
-    sink = SinkProcess(
-        bootstrap=endpoints.kafka_bootstrap, topic=topic, directory=tmp_path / "out",
-        log=tmp_path / "sink.log", group=unique("sink-file"),
-        extra=["--schema-registry-url", registry, "--max-age-seconds", "0.3"],
-    )  # fmt: skip
+    sink = _file_sink(endpoints, topic, registry, tmp_path)
     sink.start()
     sink.wait_running()
     pid = running_pid(private_registry.settings.state_dir, "registry")
@@ -357,11 +349,7 @@ def test_the_registry_frozen_when_a_new_id_arrives_the_sink_waits_then_writes(
     try:
         values = event_values(30, seed=52, codec=codec)
         sent = produce(endpoints.kafka_bootstrap, topic, values, codec)  # read back by its id
-        deadline = time.monotonic() + 120
-        while "unavailable" not in sink.log.read_text():
-            assert sink.alive(), sink.log.read_text()
-            assert time.monotonic() < deadline, sink.log.read_text()
-            time.sleep(0.5)
+        sink.wait_for("unavailable", timeout=120)
     finally:
         os.killpg(pid, signal.SIGCONT)
     found = wait_for_count(read_avro_dir, sink.directory, 30)
