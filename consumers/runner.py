@@ -804,7 +804,7 @@ class SinkRunner:
             lambda: self.destination.put(name, data, metadata),
             self._store,
             on_retry=counted,
-            doing=f"; {name} not written, nothing committed",
+            doing=f"; {name} not written: nothing committed, retrying",
         )
         return done is not _GONE
 

@@ -44,12 +44,13 @@ class Outage:
         return 0.0 if self.since is None else self.clock() - self.since
 
     def failed(self, err: object, *, doing: str = "") -> None:
-        """One more failure: said at once if it is the first, else at most once a minute."""
+        """One more failure: said at once if it is the first (``doing``, else ``; retrying``,
+        after the error), else at most once a minute."""
         now = self.clock()
         self.problem = f"{self.what} unavailable: {err}"
         if self.since is None:
             self.since, self._said_at, self._failures = now, now, 0
-            self.log.warning("%s unavailable (%s)%s; retrying", self.what, err, doing)
+            self.log.warning("%s unavailable (%s)%s", self.what, err, doing or "; retrying")
             return
         self._failures += 1
         if now - self._said_at >= self.remind_every:

@@ -267,7 +267,7 @@ class EventProducer:
             log.warning("%s; reloading state and retrying", err)
             self._note_refusals(err.refused)
         else:
-            self.outage.failed(err, doing="; publishing paused, nothing lost")
+            self.outage.failed(err, doing="; publishing paused, nothing lost; retrying")
         self._update_readiness()
         self._observe(self.stats)
 

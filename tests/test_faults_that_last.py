@@ -163,35 +163,42 @@ def test_a_producer_whose_abort_fails_publishes_again_by_itself(
     assert producer.terminate() == 0
 
 
-def test_minio_away_while_a_second_instance_joins_and_the_first_restarts(
+def test_minio_away_through_a_rebalance_and_a_restart_ends_no_instance(
     endpoints: Endpoints, services: Services, native_stack: Stack, s3_client: Any,
     s3_bucket: str, tmp_path: Path,
 ) -> None:  # fmt: skip
-    """A rollout with the store down: neither instance of the group exits; once MinIO is
-    back both write, and every record is in the bucket once."""
+    """A rollout with the store down: one instance leaves (the other takes its partitions
+    and must read their index from the store) and starts again (its bucket check at start).
+    Neither exits; once MinIO is back both write, and every record is in the bucket once."""
     assert services.origin["minio"] == "native launcher", "this test stops the launcher's MinIO"
     topic, group = unique("rollout"), unique("sink-s3")
     create_topic(endpoints.kafka_bootstrap, topic, 4)
-    sent = produce(endpoints.kafka_bootstrap, topic, event_values(400, seed=41))
 
     def instance(name: str) -> SinkProcess:
         return SinkProcess(
             bootstrap=endpoints.kafka_bootstrap, topic=topic, directory=tmp_path,
             log=tmp_path / f"{name}.log", group=group, kind="s3",
             target=["--bucket", s3_bucket], env=s3_env(endpoints),
-            extra=["--max-records", "50", "--max-age-seconds", "0.5", "--instance-id", name],
+            extra=["--max-records", "50", "--max-age-seconds", "0.5"],
         )  # fmt: skip
+
+    def wave(seed: int) -> set[tuple[str, str]]:
+        return produce(endpoints.kafka_bootstrap, topic, event_values(200, seed=seed))
 
     first, second = instance("first"), instance("second")
     first.start()
-    _until(lambda: len(read_s3(s3_client, s3_bucket)) >= 400, "the first 400 records in S3")
+    second.start()
+    first.wait_for("assigned partition")
+    second.wait_for("assigned partition")
+    sent = wave(41)
+    _until(lambda: set(read_s3(s3_client, s3_bucket)) >= sent, "the first records in S3")
 
     native_stack.down(["minio"])
     try:
-        sent |= produce(endpoints.kafka_bootstrap, topic, event_values(400, seed=42))
-        second.start()  # joins: a rebalance while the store is away
-        assert first.terminate() == 0  # a rollout restarts the first, its last batch unwritten
-        first.start()
+        sent |= wave(42)
+        assigned = first.log.read_text().count("assigned partition")
+        assert first.terminate() == 0  # leaves: its partitions go to the other, store down
+        first.start()  # its bucket check at start, store down
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             assert first.alive(), first.log.read_text()
@@ -199,6 +206,10 @@ def test_minio_away_while_a_second_instance_joins_and_the_first_restarts(
             time.sleep(1)
     finally:
         native_stack.up(["minio"])
+    _until(
+        lambda: first.log.read_text().count("assigned partition") > assigned, "the first back in"
+    )
+    sent |= wave(43)  # for both, now that both hold partitions again
     held = _until(
         lambda: set(found := read_s3(s3_client, s3_bucket)) >= sent and found,
         "every record in S3",
