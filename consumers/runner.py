@@ -134,7 +134,14 @@ class _Paused:
     def wait(self, seconds: float) -> None:
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline and not self.until():
-            self.consumer.poll(0.1)  # paused partitions deliver nothing
+            # Paused partitions deliver nothing; one assigned during this wait (a rebalance
+            # in this poll) may: its record is put back, never dropped, and it waits too.
+            message = self.consumer.poll(0.1)
+            if message is not None and message.error() is None:
+                back = TopicPartition(message.topic() or "", message.partition() or 0)
+                back.offset = message.offset() or 0
+                self.consumer.pause([back])
+                self.consumer.seek(back)
 
     def __enter__(self) -> Self:
         return self
