@@ -58,6 +58,10 @@ def _metrics(base: str) -> dict[str, float]:
     return samples
 
 
+def _committed(metrics: dict[str, float]) -> float:
+    return sum(v for name, v in metrics.items() if name.startswith("kafkube_sink_committed_offset"))
+
+
 def _until(condition: Callable[[], Any], what: str, timeout: float = 60) -> Any:
     deadline = time.monotonic() + timeout
     while True:
@@ -147,12 +151,13 @@ def test_sink_metrics_move_and_readyz_is_false_while_minio_is_down(
         native_stack.up(["minio"])
     _until(lambda: _get(f"{base}/readyz")[0] == 200, "/readyz to recover", timeout=90)
     produce(endpoints.kafka_bootstrap, topic, event_values(200, seed=32))
-    later = _until(
+    later = _until(  # written, then committed: a scrape may fall between the two
         lambda: (
             (m := _metrics(base)).get('kafkube_sink_records_written_total{sink="s3"}', 0) >= 700
+            and _committed(m) >= 700
             and m
         ),
-        "700 records written in /metrics",
+        "700 records written and committed in /metrics",
     )
     in_s3 = read_s3(s3_client, s3_bucket, "events/")
     code = sink.terminate()
@@ -167,10 +172,7 @@ def test_sink_metrics_move_and_readyz_is_false_while_minio_is_down(
         == moved['kafkube_sink_batches_written_total{sink="s3"}']
     )
     assert later[f"kafkube_sink_committed_offset{labels}"] > 0
-    committed = sum(
-        value for name, value in later.items() if name.startswith("kafkube_sink_committed_offset")
-    )
-    assert committed >= 700
+    assert _committed(later) >= 700
     lags = [value for name, value in later.items() if name.startswith("kafkube_sink_lag_records")]
     assert lags
     assert all(value == 0 for value in lags), "a caught-up partition lags by no record"
