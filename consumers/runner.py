@@ -644,10 +644,8 @@ class SinkRunner:
         does not know yet (within its grace), is asked again with the partitions paused."""
         try:
             return self._decode(message)
-        except DecodeError:
-            raise
         except KafkubeError as err:
-            if not err.retriable:
+            if not err.retriable:  # a DecodeError among them: the dead-letter topic
                 raise
         decoded = self._retried(part, lambda: self._decode(message), self._registry_away)
         return None if decoded is _GONE else decoded  # type: ignore[return-value]

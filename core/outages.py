@@ -40,9 +40,6 @@ class Outage:
     def away(self) -> bool:
         return self.since is not None
 
-    def away_for(self) -> float:
-        return 0.0 if self.since is None else self.clock() - self.since
-
     def failed(self, err: object, *, doing: str = "") -> None:
         """One more failure: said at once if it is the first (``doing``, else ``; retrying``,
         after the error), else at most once a minute."""

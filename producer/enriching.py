@@ -151,9 +151,10 @@ class Enricher:
         kind = (key[0], key[1])
         if kind not in KINDS or self._refused.get(kind, 0.0) > now:
             return None
-        if not _allowed(key):
+        allowed = _allowed(key)
+        if not allowed:
             self.stats.bad_names += 1
-        if not _allowed(key) or not self._may_read(now):
+        if not allowed or not self._may_read(now):
             self.stats.skipped += 1
             return None
         began = self._clock()

@@ -42,7 +42,7 @@ class LeaseSettings:
     identity: str
     lease_duration: float
     renew_period: float
-    step_down_after: float = 120.0  # publishing failing this long: give the Lease up
+    step_down_after: float  # events waiting this long for a commit: give the Lease up
 
 
 class LeaderElector:

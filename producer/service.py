@@ -101,8 +101,9 @@ def _stalled(terms: list[ProducerStats], bound: float) -> str | None:
     """Why this leader should hand over: events have waited longer than ``bound`` seconds
     for a commit (Kafka unreachable from here); None while it publishes."""
     waiting = terms[-1].waiting_since if terms else 0.0
-    if waiting and time.time() - waiting > bound:
-        return f"nothing published for {time.time() - waiting:.0f} s ({terms[-1].kafka_problem})"
+    waited = time.time() - waiting
+    if waiting and waited > bound:
+        return f"nothing published for {waited:.0f} s ({terms[-1].kafka_problem})"
     return None
 
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 STARTED: list[subprocess.Popen[bytes]] = []  # conftest kills what a failed test left running
 
@@ -40,6 +42,13 @@ class KafkubeProcess:
 
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
+
+    def exit_counts(self) -> dict[str, Any]:
+        """What the command printed last on stopping: its ``{"stopped": {...}}`` counts."""
+        lines = [line for line in self.log.read_text().splitlines() if '{"stopped"' in line]
+        assert lines, self.log.read_text()[-3000:]
+        counts: dict[str, Any] = json.loads(lines[-1])["stopped"]
+        return counts
 
     def wait_for(self, text: str, timeout: float = 60) -> None:
         """Until ``text`` is in its log; it must stay alive meanwhile."""

@@ -99,8 +99,7 @@ class Replay:
             assert sink.alive(), sink.log.read_text()
             time.sleep(0.3)
         assert sink.terminate() == 0, sink.log.read_text()
-        stopped = [line for line in sink.log.read_text().splitlines() if '{"stopped"' in line]
-        return int(json.loads(stopped[-1])["stopped"]["records"])
+        return int(sink.exit_counts()["records"])
 
     def offsets(self) -> dict[int, int]:
         return committed(self.bootstrap, self.group, self.topic, PARTITIONS)

@@ -8,7 +8,6 @@ the index alone: no list request at all, however many objects there are.
 
 from __future__ import annotations
 
-import json
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -60,9 +59,7 @@ def _old_names(topic: str) -> list[str]:
 
 def _stopped_stats(sink: SinkProcess) -> dict[str, Any]:
     assert sink.terminate() == 0, sink.log.read_text()[-3000:]
-    lines = [line for line in sink.log.read_text().splitlines() if line.startswith('{"stopped"')]
-    stats: dict[str, Any] = json.loads(lines[-1])["stopped"]
-    return stats
+    return sink.exit_counts()
 
 
 def _restart_cycle(sink: SinkProcess, bootstrap: str, topic: str, read: Any) -> list[int]:
