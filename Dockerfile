@@ -12,6 +12,7 @@ FROM ${PYTHON_IMAGE} AS build
 WORKDIR /src
 RUN python3 -m venv /opt/build
 COPY pyproject.toml constraints.txt README.md ./
+COPY kafkube ./kafkube
 COPY core ./core
 COPY cli ./cli
 COPY schemas ./schemas

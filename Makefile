@@ -20,10 +20,11 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-# Strict editable mode links the mapped folders into one kafkube/ tree that mypy,
-# import-linter and pytest all see; it is re-linked on every run so new files count.
+# The editable install puts the repo root on the path: kafkube/ there is the import tree (the
+# entry points and a link to each package's folder), which mypy, import-linter, pytest and the
+# processes the tests start all see, a new module included, without installing again.
 install: $(BIN)/python
-	$(BIN)/pip install --quiet -c constraints.txt -e '.[test]' --config-settings editable_mode=strict
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[test]'
 
 services: install
 	$(BIN)/kafkube stack fetch
@@ -70,7 +71,7 @@ demo: services
 
 # The benchmark (about 15 minutes on 2 cores): bench/results/latest.json and latest.png.
 bench: services
-	$(BIN)/pip install --quiet -c constraints.txt -e '.[test,bench]' --config-settings editable_mode=strict
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[test,bench]'
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
 clean-stack:

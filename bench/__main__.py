@@ -30,7 +30,7 @@ from kafkube.compose.settings import StackSettings
 from kafkube.compose.stack import Stack
 from kafkube.consumers.positions import Offsets
 from kafkube.consumers.settings import SINK_TYPES
-from kafkube.registry import SchemaRegistry
+from kafkube.core.registry import SchemaRegistry
 from kafkube.schemas.codec import Codec, latest_version
 
 RESULTS = Path(__file__).parent / "results"

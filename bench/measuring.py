@@ -23,7 +23,7 @@ from kafkube.consumers.destinations import Destination, open_destination
 from kafkube.consumers.positions import Offsets
 from kafkube.consumers.reading import read_location
 from kafkube.consumers.settings import SINK_TYPES, SinkConfig
-from kafkube.errors import SourceError
+from kafkube.core.errors import SourceError
 from kafkube.producer.converting import to_record
 from kafkube.producer.dedup import PublishedState
 from kafkube.producer.synthetic import SyntheticCluster

@@ -37,7 +37,7 @@ from kafkube.compose.stack import KAFKA_TOOLS, Stack
 from kafkube.consumers.destinations import open_destination
 from kafkube.consumers.service import serve_sink
 from kafkube.consumers.settings import SINK_TYPES, SinkConfig
-from kafkube.errors import KafkubeError
+from kafkube.core.errors import KafkubeError
 from kafkube.producer.leadership import LeaseSettings
 from kafkube.producer.service import serve_producer
 from kafkube.producer.simulating import record_watch_stream, simulate_into_cluster

@@ -48,9 +48,9 @@ from kafkube.consumers.settings import (
     SinkConfig,
     SinkSettings,
 )
-from kafkube.errors import ConfigError
+from kafkube.core.errors import ConfigError
+from kafkube.core.redaction import masked, split_userinfo
 from kafkube.producer.settings import EnrichSettings, ProducerSettings
-from kafkube.redaction import masked, split_userinfo
 from kafkube.schemas.topics import DEFAULT_TOPIC, is_cluster_name, is_topic_name
 
 ENV_PREFIX = "KAFKUBE_"

@@ -34,7 +34,6 @@ from rich.live import Live
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from kafkube.admin import ensure_topic
 from kafkube.cli.config import ProducerConfig
 from kafkube.cli.local import local_sinks, location, sink_environment
 from kafkube.cli.options import stack_dir_options, stop_on_signals
@@ -48,7 +47,8 @@ from kafkube.consumers.positions import Offsets
 from kafkube.consumers.reading import read_location
 from kafkube.consumers.settings import SINK_TYPES, SinkConfig
 from kafkube.consumers.tally import TopicTally
-from kafkube.errors import ConfigError, KafkubeError
+from kafkube.core.admin import ensure_topic
+from kafkube.core.errors import ConfigError, KafkubeError
 
 SINKS = tuple(SINK_TYPES)  # every sink type runs, each in its own group
 # The sinks that write files write Parquet, so the demo's output answers SQL where it lies

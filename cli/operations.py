@@ -19,7 +19,7 @@ from kafkube.consumers.positions import GroupPosition, Offsets
 from kafkube.consumers.reading import read_location
 from kafkube.consumers.replaying import Move, ResetTarget, plan
 from kafkube.consumers.settings import store_config
-from kafkube.errors import ConfigError
+from kafkube.core.errors import ConfigError
 from kafkube.producer.service import ProducerStatus, producer_status
 from kafkube.schemas.topics import sink_group
 

@@ -26,8 +26,8 @@ from pythonjsonlogger.json import JsonFormatter
 from kafkube import launch
 from kafkube.cli.config import Config, Observability
 from kafkube.cli.config import load as load_config
-from kafkube.login import check_kafka_login
-from kafkube.redaction import is_secret_name
+from kafkube.core.login import check_kafka_login
+from kafkube.core.redaction import is_secret_name
 from kafkube.schemas.topics import DEFAULT_TOPIC
 
 

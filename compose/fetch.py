@@ -36,7 +36,7 @@ from kafkube.compose.settings import (
     REGISTRY_VERSION,
     StackSettings,
 )
-from kafkube.errors import ServiceError
+from kafkube.core.errors import ServiceError
 
 log = logging.getLogger(__name__)
 

@@ -48,7 +48,7 @@ from kafkube.compose.services import (
     http_ok,
     write_kubeconfig,
 )
-from kafkube.errors import ConfigError, ServiceError
+from kafkube.core.errors import ConfigError, ServiceError
 
 NODE_NAME = "kafkube-node"
 BRIDGE = "kafkube0"

@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from kafkube.errors import ServiceError
+from kafkube.core.errors import ServiceError
 
 
 def _pid_file(state_dir: Path, name: str) -> Path:

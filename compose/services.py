@@ -24,7 +24,7 @@ from pathlib import Path
 
 from kafkube.compose import fetch
 from kafkube.compose.settings import StackSettings
-from kafkube.errors import ServiceError
+from kafkube.core.errors import ServiceError
 
 
 @dataclass(frozen=True)

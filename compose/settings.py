@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kafkube.errors import ConfigError
+from kafkube.core.errors import ConfigError
 
 KAFKA_VERSION = "4.1.1"
 MINIO_MODULE = "github.com/minio/minio"

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from kafkube.compose.endpoints import Endpoints
 from kafkube.compose.stores import ensure_buckets, gcs_client, s3_client
-from kafkube.errors import ServiceError
+from kafkube.core.errors import ServiceError
 
 TOPIC = "kafkube.smoke"
 BUCKET = "kafkube-smoke"

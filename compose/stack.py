@@ -22,7 +22,7 @@ from kafkube.compose.services import REGISTRY_API, Service, StackState, kafka_ja
 from kafkube.compose.services import SERVICES as CORE_SERVICES
 from kafkube.compose.settings import DEFAULT_PORTS, NODE, PORT_NAMES, StackSettings
 from kafkube.compose.settings import SERVICES as DEFAULT_SERVICES
-from kafkube.errors import ConfigError, ServiceError
+from kafkube.core.errors import ConfigError, ServiceError
 
 # Kafka's command-line tools by their script names, and the main class each script runs.
 KAFKA_TOOLS = {

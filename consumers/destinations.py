@@ -11,7 +11,7 @@ from typing import Protocol
 
 from kafkube.consumers.formats import require_extra
 from kafkube.consumers.settings import SinkConfig
-from kafkube.errors import SinkError
+from kafkube.core.errors import SinkError
 
 
 class MissingObjectError(SinkError):

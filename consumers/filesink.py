@@ -11,7 +11,7 @@ from pathlib import Path
 
 from kafkube.consumers.destinations import MissingObjectError
 from kafkube.consumers.settings import FileSinkConfig
-from kafkube.errors import ConfigError, SinkError, SinkRefusedError
+from kafkube.core.errors import ConfigError, SinkError, SinkRefusedError
 
 # A write in progress: hidden (Spark and Hive skip dot files) and without the output's extension.
 _TEMP_PREFIX = "."

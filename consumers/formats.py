@@ -25,7 +25,7 @@ from typing import Any
 import fastavro
 import orjson
 
-from kafkube.errors import ConfigError
+from kafkube.core.errors import ConfigError
 from kafkube.schemas.codec import SchemaVersion
 
 AVRO_MAGIC = b"Obj\x01"

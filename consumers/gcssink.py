@@ -26,7 +26,7 @@ from google.cloud.storage.retry import DEFAULT_RETRY
 from kafkube.consumers.destinations import MissingObjectError
 from kafkube.consumers.naming import object_prefix
 from kafkube.consumers.settings import GCSSinkConfig
-from kafkube.errors import ConfigError, SinkError, SinkRefusedError
+from kafkube.core.errors import ConfigError, SinkError, SinkRefusedError
 
 # A timeout, a conflict or a moved generation (another writer), too many requests.
 _RETRIABLE_4XX = {408, 409, 412, 429}

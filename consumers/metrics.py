@@ -12,7 +12,7 @@ from prometheus_client import (
     Histogram,
 )
 
-from kafkube.serving import build_info
+from kafkube.core.serving import build_info
 
 # The component's own registry: a sink's /metrics shows no producer metric, and the reverse
 # (both modules are imported by the one CLI). The process's CPU, memory and GC join each.

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from kafkube.consumers.formats import FORMATS
-from kafkube.errors import ConfigError
+from kafkube.core.errors import ConfigError
 from kafkube.schemas.topics import is_cluster_name, is_topic_name
 
 _OBJECT = re.compile(

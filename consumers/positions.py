@@ -29,7 +29,7 @@ from confluent_kafka.admin import AdminClient
 from confluent_kafka.admin._listoffsets import OffsetSpec
 
 from kafkube.consumers.replaying import Move, PartitionOffsets
-from kafkube.errors import ConfigError, KafkubeError
+from kafkube.core.errors import ConfigError, KafkubeError
 
 T = TypeVar("T")
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from kafkube.consumers.destinations import Destination
 from kafkube.consumers.formats import format_of
-from kafkube.errors import SinkError
+from kafkube.core.errors import SinkError
 
 
 def is_output(name: str) -> bool:

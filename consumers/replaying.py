@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from kafkube.errors import ConfigError
+from kafkube.core.errors import ConfigError
 
 ResetKind = Literal["earliest", "latest", "datetime", "offset", "shift"]
 

@@ -58,7 +58,6 @@ from confluent_kafka import (
 )
 from tenacity import RetryCallState, Retrying, retry_if_exception
 
-from kafkube.admin import ensure_topic, topic_exists
 from kafkube.consumers import metrics
 from kafkube.consumers.batching import BatchRules, BatchShape
 from kafkube.consumers.boundaries import Boundaries, Place
@@ -74,9 +73,10 @@ from kafkube.consumers.naming import (
     start_offset,
 )
 from kafkube.consumers.settings import SinkSettings
-from kafkube.errors import ConfigError, KafkubeError, SinkError, SinkRefusedError
-from kafkube.outages import BACKOFF, RDKAFKA_LOG, Outage, Stopped, waited_out
-from kafkube.registry import SchemaRegistry
+from kafkube.core.admin import ensure_topic, topic_exists
+from kafkube.core.errors import ConfigError, KafkubeError, SinkError, SinkRefusedError
+from kafkube.core.outages import BACKOFF, RDKAFKA_LOG, Outage, Stopped, waited_out
+from kafkube.core.registry import SchemaRegistry
 from kafkube.schemas.codec import Codec, DecodeError, SchemaVersion
 from kafkube.schemas.topics import OWN_TOPIC_SUFFIXES, dlq_topic, is_cluster_name
 

@@ -21,7 +21,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from kafkube.consumers.destinations import MissingObjectError
 from kafkube.consumers.naming import object_prefix
 from kafkube.consumers.settings import S3SinkConfig
-from kafkube.errors import ConfigError, SinkError, SinkRefusedError
+from kafkube.core.errors import ConfigError, SinkError, SinkRefusedError
 
 _MISSING = {"404", "NoSuchBucket", "NotFound"}
 _REFUSED = {"403", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch"}

@@ -5,13 +5,13 @@ from __future__ import annotations
 import dataclasses
 import threading
 
-from kafkube.admin import kafka_probe
 from kafkube.consumers import metrics
 from kafkube.consumers.destinations import Destination
 from kafkube.consumers.runner import SinkRunner, SinkStats
 from kafkube.consumers.settings import SinkSettings
-from kafkube.login import refusing_later_logins, wait_for_kafka_login
-from kafkube.serving import serving
+from kafkube.core.admin import kafka_probe
+from kafkube.core.login import refusing_later_logins, wait_for_kafka_login
+from kafkube.core.serving import serving
 
 
 def run_sink(

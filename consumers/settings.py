@@ -18,7 +18,7 @@ from typing import Annotated, Any, ClassVar, Literal, Self
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from kafkube.consumers.formats import FORMATS
-from kafkube.errors import ConfigError
+from kafkube.core.errors import ConfigError
 from kafkube.schemas.filters import EventFilter, FilterError, Rule
 from kafkube.schemas.topics import sink_group
 

@@ -13,7 +13,7 @@ import threading
 
 from confluent_kafka import Consumer, TopicPartition
 
-from kafkube.registry import SchemaRegistry
+from kafkube.core.registry import SchemaRegistry
 from kafkube.schemas.codec import Codec, DecodeError
 
 

@@ -1,12 +1,7 @@
-"""kafkube: Kubernetes events into Kafka as Avro, fanned out to durable sinks.
+"""The core: what every package may use, and which imports none of them.
 
-The installed package maps the repository's top-level folders under this one
-namespace: ``core/`` (this folder: the error root and the Kafka login check,
-which every other package may use) is ``kafkube``, ``schemas/`` is
-``kafkube.schemas``, ``producer/`` is ``kafkube.producer``, ``consumers/`` is
-``kafkube.consumers``, ``compose/`` (the local stack launcher) is
-``kafkube.compose`` and ``cli/`` (the ``kafkube`` command, which wires the rest
-together) is ``kafkube.cli``.
+The error root (``errors``), the Kafka login check and its watch (``login``), the admin
+probe (``admin``), the schema registry client (``registry``), /metrics and the health
+probes (``serving``), a dependency away told once per change of state and waited out
+(``outages``), and the one rule for secrets in outputs (``redaction``).
 """
-
-__version__ = "0.1.0"

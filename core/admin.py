@@ -12,7 +12,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
-from kafkube.outages import RDKAFKA_LOG
+from kafkube.core.outages import RDKAFKA_LOG
 
 log = logging.getLogger(__name__)
 

@@ -15,8 +15,8 @@ from typing import Any
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient
 
-from kafkube.errors import KafkaLoginError, KafkaUnreachableError
-from kafkube.outages import Outage, Stopped, waited_out
+from kafkube.core.errors import KafkaLoginError, KafkaUnreachableError
+from kafkube.core.outages import Outage, Stopped, waited_out
 
 log = logging.getLogger(__name__)
 

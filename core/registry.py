@@ -16,13 +16,13 @@ from typing import Self
 import httpx2
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient, SchemaRegistryError
 
-from kafkube.errors import (
+from kafkube.core.errors import (
     RegistryRefusedError,
     RegistryUnreachableError,
     SchemaIdNotYetKnownError,
     SchemaIncompatibleError,
 )
-from kafkube.redaction import shown_url
+from kafkube.core.redaction import shown_url
 
 log = logging.getLogger(__name__)
 

@@ -26,7 +26,7 @@ from prometheus_client import (
 )
 
 from kafkube import __version__
-from kafkube.errors import ConfigError
+from kafkube.core.errors import ConfigError
 
 
 def build_info(registry: CollectorRegistry, component: str) -> None:

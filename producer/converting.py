@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, TypedDict
 
-from kafkube.errors import KafkubeError
+from kafkube.core.errors import KafkubeError
 from kafkube.schemas.records import (
     API_CORE_V1,
     API_EVENTS_V1,

@@ -22,7 +22,7 @@ from typing import NamedTuple
 
 import orjson
 
-from kafkube.errors import KafkubeError
+from kafkube.core.errors import KafkubeError
 
 CHECKPOINT_KEY = b"checkpoint"  # the cluster-wide watch's
 _NAMESPACE_CHECKPOINT_PREFIX = b"checkpoint:ns:"  # one watch per listed namespace, each its own

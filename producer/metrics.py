@@ -17,8 +17,8 @@ from prometheus_client import (
     Gauge,
 )
 
+from kafkube.core.serving import build_info
 from kafkube.producer.running import ProducerStats
-from kafkube.serving import build_info
 
 # The component's own registry: a sink's /metrics shows no producer metric, and the reverse
 # (both modules are imported by the one CLI). The process's CPU, memory and GC join each.

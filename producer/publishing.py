@@ -23,8 +23,8 @@ from confluent_kafka.admin._config import ConfigResource
 from confluent_kafka.admin._resource import ResourceType
 from tenacity import Retrying, retry_if_exception, stop_after_attempt
 
-from kafkube.errors import ConfigError, KafkubeError
-from kafkube.outages import RDKAFKA_LOG
+from kafkube.core.errors import ConfigError, KafkubeError
+from kafkube.core.outages import RDKAFKA_LOG
 from kafkube.producer.dedup import StateUpdate
 
 log = logging.getLogger(__name__)

@@ -18,7 +18,7 @@ from typing import Any, BinaryIO
 
 import orjson
 
-from kafkube.errors import SourceError
+from kafkube.core.errors import SourceError
 from kafkube.producer.watching import Listing, WatchItem
 
 _CHUNK = 1 << 20

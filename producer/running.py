@@ -60,8 +60,8 @@ from tenacity import (
     retry_if_exception_type,
 )
 
-from kafkube.errors import SourceError
-from kafkube.outages import BACKOFF, Outage, sleeping_until
+from kafkube.core.errors import SourceError
+from kafkube.core.outages import BACKOFF, Outage, sleeping_until
 from kafkube.producer.converting import ConversionError, parse_time, to_record
 from kafkube.producer.dedup import CLUSTER_WIDE, PublishedState, StateUpdate
 from kafkube.producer.enriching import Enricher

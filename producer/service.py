@@ -16,10 +16,12 @@ from typing import Any
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
-from kafkube.admin import ensure_topic, kafka_probe
-from kafkube.errors import KafkaUnreachableError, RegistryUnreachableError
-from kafkube.login import refusing_later_logins, wait_for_kafka_login
-from kafkube.outages import Outage, Stopped, waited_out
+from kafkube.core.admin import ensure_topic, kafka_probe
+from kafkube.core.errors import KafkaUnreachableError, RegistryUnreachableError
+from kafkube.core.login import refusing_later_logins, wait_for_kafka_login
+from kafkube.core.outages import Outage, Stopped, waited_out
+from kafkube.core.registry import SchemaRegistry, subject_name
+from kafkube.core.serving import serving
 from kafkube.producer import metrics
 from kafkube.producer.dedup import CLUSTER_WIDE, PublishedState, cluster_of
 from kafkube.producer.enriching import Enricher
@@ -30,10 +32,8 @@ from kafkube.producer.recorded import RecordedEvents
 from kafkube.producer.running import EventProducer, ProducerStats
 from kafkube.producer.settings import ProducerSettings
 from kafkube.producer.watching import EventSource, KubeEvents, open_api_client
-from kafkube.registry import SchemaRegistry, subject_name
 from kafkube.schemas.codec import Codec
 from kafkube.schemas.topics import producer_dlq_topic, producer_state_topic
-from kafkube.serving import serving
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from kafkube.errors import ConfigError
+from kafkube.core.errors import ConfigError
 from kafkube.schemas.filters import EventFilter
 from kafkube.schemas.topics import producer_state_topic
 
@@ -42,7 +42,7 @@ class ProducerSettings:
     since: datetime | None
     # The schema registry client's configuration; None: the registry-less framing.
     registry: dict[str, str] | None
-    subject_strategy: str  # topic or record (kafkube.registry.SUBJECT_STRATEGIES)
+    subject_strategy: str  # topic or record (kafkube.core.registry.SUBJECT_STRATEGIES)
     event_filter: EventFilter  # what is published
     enrich: EnrichSettings | None  # the involved objects' labels and owners; None: off
 

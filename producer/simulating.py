@@ -21,7 +21,7 @@ import orjson
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from kafkube.errors import SourceError
+from kafkube.core.errors import SourceError
 from kafkube.producer.synthetic import Operation
 
 HTTP_NOT_FOUND, HTTP_CONFLICT = 404, 409

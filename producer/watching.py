@@ -22,7 +22,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from kubernetes.watch.watch import iter_resp_lines
 
-from kafkube.errors import SourceError
+from kafkube.core.errors import SourceError
 from kafkube.schemas.records import API_CORE_V1, API_EVENTS_V1
 
 HTTP_GONE = 410

@@ -31,7 +31,7 @@ from typing import Any
 import fastavro
 from fastavro.schema import fingerprint, to_parsing_canonical_form
 
-from kafkube.errors import KafkubeError
+from kafkube.core.errors import KafkubeError
 from kafkube.schemas.reading import CorruptDatum, Read, compile_reader
 from kafkube.schemas.writing import UnsupportedSchema, Write, compile_writer
 

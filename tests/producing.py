@@ -14,7 +14,7 @@ from typing import Any
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
 
 from kafkube.compose.endpoints import Endpoints
-from kafkube.registry import SchemaRegistry
+from kafkube.core.registry import SchemaRegistry
 from kafkube.schemas.codec import Codec
 from tests.conftest import unique
 from tests.processes import KafkubeProcess

@@ -18,10 +18,10 @@ from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
 from kafkube.compose.endpoints import Endpoints
+from kafkube.core.registry import SchemaRegistry
 from kafkube.producer.converting import to_record
 from kafkube.producer.simulating import record_watch_stream
 from kafkube.producer.synthetic import SyntheticCluster
-from kafkube.registry import SchemaRegistry
 from kafkube.schemas.codec import Codec, latest_version
 from tests.processes import KafkubeProcess
 

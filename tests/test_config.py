@@ -10,7 +10,7 @@ import yaml
 
 from kafkube.cli.config import Config, load
 from kafkube.cli.reference import reference_markdown
-from kafkube.errors import ConfigError
+from kafkube.core.errors import ConfigError
 from tests.processes import run_kafkube
 
 REPO = Path(__file__).resolve().parent.parent

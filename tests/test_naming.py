@@ -14,7 +14,7 @@ from kafkube.consumers.naming import (
     parse_object_name,
     start_offset,
 )
-from kafkube.errors import ConfigError
+from kafkube.core.errors import ConfigError
 
 HOUR = datetime(2026, 11, 25, 7, tzinfo=UTC)
 

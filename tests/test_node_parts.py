@@ -19,7 +19,7 @@ from kafkube.compose.node import _oci_archive
 from kafkube.compose.settings import NODE_SERVICES, SERVICES
 from kafkube.compose.stack import SERVICES as ALL_SERVICES
 from kafkube.compose.stack import _waves, _with_requirements
-from kafkube.errors import ConfigError
+from kafkube.core.errors import ConfigError
 
 
 def test_the_node_is_off_by_default_and_node_brings_what_it_needs_in_waves() -> None:

@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from kafkube.outages import Outage, QuietRepeats, Stopped, waited_out
+from kafkube.core.outages import Outage, QuietRepeats, Stopped, waited_out
 
 
 class Clock:

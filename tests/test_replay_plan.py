@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from kafkube.consumers.replaying import PartitionOffsets, ResetTarget, plan
-from kafkube.errors import ConfigError
+from kafkube.core.errors import ConfigError
 
 # Partition 0 holds 10..99 and is at 50; 1 holds 0..19 and was never committed; 2 is at its end.
 PARTITIONS = [

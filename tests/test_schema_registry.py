@@ -28,7 +28,7 @@ from kafkube.compose.endpoints import Endpoints
 from kafkube.compose.processes import running_pid
 from kafkube.compose.settings import StackSettings
 from kafkube.compose.stack import Stack
-from kafkube.registry import SchemaRegistry
+from kafkube.core.registry import SchemaRegistry
 from kafkube.schemas.codec import Codec, latest_version, released_versions
 from kafkube.schemas.topics import dlq_topic
 from tests.conftest import CACHE_DIR, unique

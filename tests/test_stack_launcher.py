@@ -13,7 +13,7 @@ import pytest
 
 from kafkube.compose.services import kafka_cluster_id
 from kafkube.compose.settings import StackSettings
-from kafkube.errors import ConfigError
+from kafkube.core.errors import ConfigError
 from tests.conftest import Kafkube
 
 pytestmark = pytest.mark.timeout(300)

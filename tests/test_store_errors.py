@@ -17,7 +17,7 @@ from requests.exceptions import ConnectionError as RequestsConnectionError
 
 from kafkube.consumers import gcssink, s3sink
 from kafkube.consumers.filesink import FileDestination
-from kafkube.errors import SinkError, SinkRefusedError
+from kafkube.core.errors import SinkError, SinkRefusedError
 
 
 def _s3(status: int, code: str) -> ClientError:
