@@ -28,7 +28,6 @@ from pydantic import (
     AfterValidator,
     BaseModel,
     Field,
-    SecretStr,
     ValidationError,
     create_model,
     model_validator,
@@ -44,192 +43,20 @@ from pydantic_settings import (
 from kafkube.consumers.settings import (
     SINK_TYPES,
     EventFilterConfig,
-    Section,
     SinkConfig,
     SinkSettings,
 )
 from kafkube.core.errors import ConfigError
-from kafkube.core.redaction import masked, split_userinfo
+from kafkube.core.redaction import masked
+from kafkube.core.settings import (
+    ENV_NESTING,
+    ENV_PREFIX,
+    KafkaConfig,
+    Observability,
+    Section,
+)
 from kafkube.producer.settings import EnrichSettings, ProducerSettings
-from kafkube.schemas.topics import DEFAULT_TOPIC, is_cluster_name, is_topic_name
-
-ENV_PREFIX = "KAFKUBE_"
-ENV_NESTING = "__"
-
-SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
-SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
-
-# librdkafka properties the security section owns: set them there, not under properties.
-_SECURITY_PROPERTIES = {
-    "security.protocol": "protocol",
-    "sasl.mechanism": "sasl_mechanism",
-    "sasl.mechanisms": "sasl_mechanism",
-    "sasl.username": "username",
-    "sasl.password": "password",
-    "ssl.ca.location": "ca_file",
-    "ssl.certificate.location": "cert_file",
-    "ssl.key.location": "key_file",
-    "ssl.key.password": "key_password",
-}
-
-
-def _existing_file(path: Path | None, field: str) -> None:
-    if path is not None and not path.is_file():
-        raise ValueError(f"{field}: no such file: {path}")
-
-
-class KafkaSecurity(Section):
-    """How kafkube authenticates to Kafka and checks the brokers: SASL and/or TLS."""
-
-    protocol: SecurityProtocol = Field(
-        "PLAINTEXT", description="How to talk to the brokers (librdkafka security.protocol)."
-    )
-    sasl_mechanism: SaslMechanism | None = Field(
-        None, description="With SASL_SSL or SASL_PLAINTEXT: how to log in."
-    )
-    username: str | None = Field(None, description="SASL user name.")
-    password: SecretStr | None = Field(
-        None, description="SASL password; give it by environment or a mounted secret file."
-    )
-    password_file: Path | None = Field(
-        None, description="A file holding the SASL password (a mounted Kubernetes Secret)."
-    )
-    ca_file: Path | None = Field(
-        None, description="PEM CA bundle that signed the brokers' certificates."
-    )
-    cert_file: Path | None = Field(
-        None, description="mTLS: this client's PEM certificate (with key_file)."
-    )
-    key_file: Path | None = Field(None, description="mTLS: this client's PEM private key.")
-    key_password: SecretStr | None = Field(None, description="mTLS: the private key's password.")
-
-    @model_validator(mode="after")
-    def _consistent(self) -> KafkaSecurity:
-        sasl = self.protocol.startswith("SASL_")
-        if sasl:
-            missing = [
-                name
-                for name, value in (
-                    ("sasl_mechanism", self.sasl_mechanism),
-                    ("username", self.username),
-                )
-                if not value
-            ]
-            if self.password is None and self.password_file is None:
-                missing.append("password (or password_file)")
-            if missing:
-                raise ValueError(f"{self.protocol} needs {', '.join(missing)}")
-        elif self.sasl_mechanism or self.username or self.password or self.password_file:
-            raise ValueError(
-                f"SASL settings given but protocol is {self.protocol}: use SASL_SSL (or "
-                "SASL_PLAINTEXT on a trusted network)"
-            )
-        if (self.cert_file is None) != (self.key_file is None):
-            raise ValueError("cert_file and key_file go together (mTLS)")
-        if not self.protocol.endswith("SSL") and (self.ca_file or self.cert_file):
-            raise ValueError(
-                f"TLS files given but protocol is {self.protocol}: use SSL or SASL_SSL"
-            )
-        for name in ("password_file", "ca_file", "cert_file", "key_file"):
-            _existing_file(getattr(self, name), name)
-        return self
-
-    def secret_password(self) -> str | None:
-        if self.password is not None:
-            return self.password.get_secret_value()
-        if self.password_file is not None:
-            return self.password_file.read_text(encoding="utf-8").rstrip("\r\n")
-        return None
-
-    def librdkafka(self) -> dict[str, str]:
-        properties: dict[str, str] = {"security.protocol": self.protocol}
-        password = self.secret_password()
-        for key, value in (
-            ("sasl.mechanism", self.sasl_mechanism),
-            ("sasl.username", self.username),
-            ("sasl.password", password),
-            ("ssl.ca.location", self.ca_file),
-            ("ssl.certificate.location", self.cert_file),
-            ("ssl.key.location", self.key_file),
-            ("ssl.key.password", self.key_password and self.key_password.get_secret_value()),
-        ):
-            if value is not None:
-                properties[key] = str(value)
-        return properties
-
-
-class SchemaRegistryConfig(Section):
-    """A schema registry with Confluent's API (Confluent Schema Registry, Apicurio's
-    ``/apis/ccompat/v7``, Karapace, Redpanda): the producer registers its schema there and
-    frames each value as every Kafka tool reads it (a zero byte, the schema id, the datum);
-    the sinks look ids up there. Unset: the registry-less mode, Avro single-object encoding,
-    which kafkube alone reads."""
-
-    url: str | None = Field(
-        None,
-        description="The registry's URL (Apicurio: http://host:port/apis/ccompat/v7). "
-        "Also SCHEMA_REGISTRY_URL. Unset: no registry.",
-    )
-    subject_strategy: Literal["topic", "record"] = Field(
-        "topic",
-        description="The subject the value schema is registered under. topic: "
-        "<topic>-value (TopicNameStrategy, every tool's default); record: the record's full "
-        "name (RecordNameStrategy).",
-    )
-    username: str | None = Field(None, description="HTTP basic auth user name.")
-    password: SecretStr | None = Field(
-        None, description="HTTP basic auth password; give it by environment or a secret file."
-    )
-    password_file: Path | None = Field(
-        None, description="A file holding the password (a mounted Kubernetes Secret)."
-    )
-    ca_file: Path | None = Field(
-        None, description="PEM CA bundle that signed the registry's HTTPS certificate."
-    )
-
-    @model_validator(mode="before")
-    @classmethod
-    def _credentials_out_of_the_url(cls, data: Any) -> Any:  # noqa: ANN401 - pydantic's input
-        """A URL's ``user:password@`` goes into username and password: the URL is shown in
-        logs and errors, and must carry no secret there."""
-        if not isinstance(data, dict) or not isinstance(data.get("url"), str):
-            return data
-        url, user, password = split_userinfo(data["url"])
-        if user is None and password is None:
-            return data
-        if data.get("username") or data.get("password") or data.get("password_file"):
-            raise ValueError(
-                "url carries a user and password, and username or password is set too: "
-                "give them once, in username and password (or password_file)"
-            )
-        return {**data, "url": url, "username": user, "password": password}
-
-    @model_validator(mode="after")
-    def _consistent(self) -> SchemaRegistryConfig:
-        has_password = self.password is not None or self.password_file is not None
-        if has_password and not self.username:
-            raise ValueError("a password goes with a username")
-        if self.username and not has_password:
-            raise ValueError("username needs password (or password_file)")
-        for name in ("password_file", "ca_file"):
-            _existing_file(getattr(self, name), name)
-        return self
-
-    def client_properties(self) -> dict[str, str] | None:
-        """The registry client's configuration; None without a registry."""
-        if not self.url:
-            return None
-        properties = {"url": self.url}
-        if self.username:
-            if self.password is not None:
-                password = self.password.get_secret_value()
-            else:
-                assert self.password_file is not None  # noqa: S101 - _consistent checked
-                password = self.password_file.read_text(encoding="utf-8").rstrip("\r\n")
-            properties["basic.auth.user.info"] = f"{self.username}:{password}"
-        if self.ca_file is not None:
-            properties["ssl.ca.location"] = str(self.ca_file)
-        return properties
+from kafkube.schemas.topics import is_cluster_name
 
 
 def _cluster_name(name: str | None) -> str | None:
@@ -239,49 +66,6 @@ def _cluster_name(name: str | None) -> str | None:
             "letter or digit first)"
         )
     return name
-
-
-def _topic_name(name: str) -> str:
-    if not is_topic_name(name):
-        raise ValueError(f"not a Kafka topic name: {name!r} (letters, digits, '.', '_', '-')")
-    return name
-
-
-class KafkaConfig(Section):
-    """The Kafka cluster every component talks to."""
-
-    bootstrap_servers: str | None = Field(
-        None, description="Brokers, host:port[,host:port]. Also KAFKA_BOOTSTRAP_SERVERS."
-    )
-    topic: Annotated[str, AfterValidator(_topic_name)] = Field(
-        DEFAULT_TOPIC, description="The events topic."
-    )
-    security: KafkaSecurity = Field(default_factory=KafkaSecurity)
-    schema_registry: SchemaRegistryConfig = Field(default_factory=SchemaRegistryConfig)
-    properties: dict[str, str | int | float | bool] = Field(
-        default_factory=dict,
-        description="Any librdkafka property, passed through (e.g. message.max.bytes).",
-    )
-
-    @model_validator(mode="after")
-    def _no_owned_properties(self) -> KafkaConfig:
-        for key in self.properties:
-            if key == "bootstrap.servers":
-                raise ValueError("properties.bootstrap.servers: set kafka.bootstrap_servers")
-            if key in _SECURITY_PROPERTIES:
-                raise ValueError(
-                    f"properties.{key}: set kafka.security.{_SECURITY_PROPERTIES[key]} instead"
-                )
-        return self
-
-    def client_properties(self) -> dict[str, str]:
-        """librdkafka properties: brokers, security, then the pass-through ones."""
-        if not self.bootstrap_servers:
-            raise ConfigError("kafka.bootstrap_servers", "is required (or KAFKA_BOOTSTRAP_SERVERS)")
-        properties = {"bootstrap.servers": self.bootstrap_servers, **self.security.librdkafka()}
-        for key, value in self.properties.items():
-            properties[key] = str(value).lower() if isinstance(value, bool) else str(value)
-        return properties
 
 
 class LeaderElection(Section):
@@ -409,34 +193,6 @@ if TYPE_CHECKING:
     Sinks = Section
 else:
     Sinks = _sinks_model()
-
-
-class Observability(Section):
-    """Metrics, health and logs of producer and sinks."""
-
-    listen: str = Field(
-        "",
-        description="host:port of /metrics, /healthz and /readyz (the image sets "
-        "0.0.0.0:9464); empty: none.",
-    )
-    log_format: Literal["text", "json"] = Field("text", description="json: one object a line.")
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
-        "INFO", description="The least severe level logged."
-    )
-
-    def address(self) -> tuple[str, int] | None:
-        if not self.listen:
-            return None
-        host, _, port = self.listen.rpartition(":")
-        return host.strip("[]") or "0.0.0.0", int(port)  # noqa: S104 - [::]:9464 is IPv6
-
-    @model_validator(mode="after")
-    def _valid_listen(self) -> Observability:
-        if self.listen:
-            _, sep, port = self.listen.rpartition(":")
-            if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
-                raise ValueError(f"listen: expected host:port, got {self.listen!r}")
-        return self
 
 
 class Config(BaseSettings):

@@ -7,10 +7,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from kafkube.cli.config import ENV_NESTING, ENV_PREFIX
 from kafkube.compose.endpoints import Endpoints
 from kafkube.compose.stores import ensure_bucket
 from kafkube.consumers.settings import SINK_TYPES, SinkConfig
+from kafkube.core.settings import ENV_NESTING, ENV_PREFIX
 
 
 def local_sinks(

@@ -15,9 +15,9 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, SecretStr
 from pydantic.fields import FieldInfo
 
-from kafkube.cli.config import ENV_NESTING, ENV_PREFIX, Config
+from kafkube.cli.config import Config
+from kafkube.core.settings import DEFAULT_TOPIC, ENV_NESTING, ENV_PREFIX
 from kafkube.schemas.records import API_CORE_V1, API_EVENTS_V1
-from kafkube.schemas.topics import DEFAULT_TOPIC
 
 
 def _fields(model: type[BaseModel], prefix: str) -> Iterator[tuple[str, FieldInfo]]:

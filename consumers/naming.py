@@ -20,7 +20,8 @@ from datetime import UTC, datetime
 
 from kafkube.consumers.formats import FORMATS
 from kafkube.core.errors import ConfigError
-from kafkube.schemas.topics import is_cluster_name, is_topic_name
+from kafkube.core.settings import is_topic_name
+from kafkube.schemas.topics import is_cluster_name
 
 _OBJECT = re.compile(
     r"(?P<topic>[A-Za-z0-9._-]+)\+(?P<partition>\d{5})\+(?P<first>\d{20})\+(?P<last>\d{20})"

@@ -15,10 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, Self
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, Field, model_validator
 
 from kafkube.consumers.formats import FORMATS
 from kafkube.core.errors import ConfigError
+from kafkube.core.settings import Section
 from kafkube.schemas.filters import EventFilter, FilterError, Rule
 from kafkube.schemas.topics import sink_group
 
@@ -26,12 +27,6 @@ from kafkube.schemas.topics import sink_group
 ALL_CODECS = tuple(dict.fromkeys(c for output in FORMATS.values() for c in output.codecs))
 
 _INSTANCE_ID = re.compile(r"[A-Za-z0-9._-]{1,249}")
-
-
-class Section(BaseModel):
-    """A part of the configuration: unknown keys refused, values frozen once read."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 def _one_of(table: Mapping[str, object]) -> AfterValidator:

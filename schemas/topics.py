@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 
-DEFAULT_TOPIC = "kafkube.events"
 DLQ_SUFFIX = ".dlq"
 PRODUCER_DLQ_SUFFIX = ".producer-dlq"
 PRODUCER_STATE_SUFFIX = ".producer-state"
@@ -18,15 +17,6 @@ HEADER_SCHEMA = (
     "kafkube.schema"  # the writer schema's fingerprint, hex (also in the value's header)
 )
 HEADER_CLUSTER = "kafkube.cluster"  # on the producer's dead letters: which cluster sent it
-
-
-# What Kafka accepts as a topic name (it also refuses "." and ".."): letters, digits, ".",
-# "_", "-", at most 249. No record can steer a path through one.
-_TOPIC_NAME = re.compile(r"[A-Za-z0-9._-]{1,249}")
-
-
-def is_topic_name(name: str) -> bool:
-    return bool(_TOPIC_NAME.fullmatch(name)) and name not in {".", ".."}
 
 
 # A cluster's name: in every record, in the producer's state keys and, with the cluster
