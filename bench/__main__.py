@@ -25,8 +25,7 @@ import click
 from bench import measuring
 from bench.chart import draw
 from bench.running import Cluster, consumer_perf, encoded, figure, producer_perf, recording
-from kafkube.cli.options import stack_dir_options
-from kafkube.compose.settings import StackSettings
+from kafkube.compose.settings import StackSettings, stack_dir_options
 from kafkube.compose.stack import Stack
 from kafkube.consumers.positions import Offsets
 from kafkube.consumers.settings import SINK_TYPES
@@ -44,8 +43,8 @@ TARGETS = {
         f"{kind}_ratio": 0.3 if SINK_TYPES[kind].scheme is None else 0.25
         for kind in measuring.SINKS
     },
-    "file_jsonl_vs_avro": 0.6,  # the other formats against Avro, the same sink and topic
-    "file_parquet_vs_avro": 0.6,
+    # The other formats against Avro, the same sink and topic.
+    **{f"file_{output}_vs_avro": 0.6 for output in measuring.OTHER_FORMATS},
     "watch_pace_ratio": 0.95,
     "relist_pace_ratio": 0.95,
     "p99_latency_s": 1.5,
@@ -170,7 +169,7 @@ class Bench:
         *,
         rotation: tuple[int, float],
         n: int | None = None,
-        output_format: str = "avro",
+        output_format: str = measuring.DEFAULT_FORMAT,
         registry: str | None = None,
     ) -> list[dict[str, Any]]:
         """Runs of one sink through a topic; ``rotation``: its max records and max age."""
@@ -213,7 +212,7 @@ class Bench:
             sinks[kind] = _sink_figures(ours, basis)
         # The other formats beside Avro: the file sink again on the same topic, two runs each
         # (a million records a run: minutes).
-        for output in ("jsonl", "parquet"):
+        for output in measuring.OTHER_FORMATS:
             ours = self._sink_runs(
                 f"kafkube sink file --format {output}", "file", topic, ends, n=min(2, self.runs),
                 output_format=output, rotation=rotation,
@@ -386,11 +385,15 @@ class Bench:
             # The basis of the sinks' ratios: Kafka's consumer, warm, on their topic.
             "kafka_consumer_perf_warm_records_per_s": sinks["kafka_records_per_s"]["median"],
             # The file sink's other formats, against Kafka's consumer and against Avro.
-            "file_jsonl_vs_avro": sinks["file_jsonl"]["vs_avro"],
-            "file_parquet_vs_avro": sinks["file_parquet"]["vs_avro"],
+            **{
+                f"file_{output}_vs_avro": sinks[f"file_{output}"]["vs_avro"]
+                for output in measuring.OTHER_FORMATS
+            },
             "parquet": {
-                "file_parquet_ratio": sinks["file_parquet"]["ratio"],
-                "file_jsonl_ratio": sinks["file_jsonl"]["ratio"],
+                **{
+                    f"file_{output}_ratio": sinks[f"file_{output}"]["ratio"]
+                    for output in measuring.OTHER_FORMATS
+                },
                 "file_avro_ratio": sinks["file"]["ratio"],
             },
             # User + system CPU of each whole process (start-up included) over its records,
@@ -401,7 +404,7 @@ class Bench:
                 **{kind: sinks[kind]["cpu_us_per_record"]["median"] for kind in measuring.SINKS},
                 **{
                     f"file_{output}": sinks[f"file_{output}"]["cpu_us_per_record"]["median"]
-                    for output in ("jsonl", "parquet")
+                    for output in measuring.OTHER_FORMATS
                 },
                 "kafka-consumer-perf-test": sinks["kafka_cpu_us_per_record"]["median"],
             },

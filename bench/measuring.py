@@ -18,8 +18,10 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, To
 from kubernetes import client
 
 from bench.running import Child, Cluster, Finished, figure, kafkube, must, unique, wait_for
-from kafkube.cli.local import local_sinks, sink_environment
+from kafkube.compose.stores import StackStores
 from kafkube.consumers.destinations import Destination, open_destination
+from kafkube.consumers.formats import FORMATS
+from kafkube.consumers.local import local_sinks, sink_environment
 from kafkube.consumers.positions import Offsets
 from kafkube.consumers.reading import read_location
 from kafkube.consumers.settings import SINK_TYPES, SinkConfig
@@ -31,6 +33,9 @@ from kafkube.producer.watching import KubeEvents, open_api_client
 from kafkube.schemas.codec import Codec
 
 SINKS = tuple(SINK_TYPES)
+# The formats the file sink is measured in beside the default one (every other of FORMATS).
+DEFAULT_FORMAT = str(SinkConfig.model_fields["format"].default)
+OTHER_FORMATS = tuple(name for name in FORMATS if name != DEFAULT_FORMAT)
 
 
 # --- the producer ---------------------------------------------------------------------------------
@@ -132,7 +137,10 @@ class Stores:
         """Each sink's section for a run, made (and its buckets checked) once per run."""
         if run not in self._runs:
             self._runs[run] = local_sinks(
-                self.cluster.endpoints, bucket=self.bucket, folder=self.work / "files", prefix=run
+                StackStores(self.cluster.endpoints),
+                bucket=self.bucket,
+                folder=self.work / "files",
+                prefix=run,
             )
         return self._runs[run][kind]
 
@@ -178,7 +186,7 @@ def sink_run(  # noqa: PLR0913 - what one run of one sink needs
     max_age: float,
     log: Path,
     registry: str | None = None,
-    output_format: str = "avro",
+    output_format: str = DEFAULT_FORMAT,
 ) -> dict[str, Any]:
     """One sink in its own group, from the start of a filled topic until it committed it all
     (with ``registry``: in registry mode), in ``output_format``."""

@@ -10,6 +10,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from kafkube.consumers.formats import FORMATS
+from kafkube.consumers.settings import SINK_TYPES
+
 ROOT = Path(__file__).resolve().parent.parent
 BEGIN, END = "<!-- bench-results:begin -->", "<!-- bench-results:end -->"
 DASH = "\u2013"  # between a figure's min and max
@@ -25,6 +28,11 @@ def _fig(figure: dict[str, Any]) -> str:
 
 def _yes(met: bool) -> str:  # noqa: FBT001 - a value
     return "yes" if met else "no"
+
+
+def _measured(figures: dict[str, Any]) -> list[str]:
+    """The sink types of the table that a run measured, in the table's order."""
+    return [kind for kind in SINK_TYPES if kind in figures]
 
 
 def render(document: dict[str, Any]) -> str:
@@ -55,12 +63,12 @@ def render(document: dict[str, Any]) -> str:
         f"records (Avro) | {_fig(sinks[kind]['ours_records_per_s'])} | {warm} "
         f"`kafka-consumer-perf-test`, warm | {summary[f'{kind}_ratio']:.3f} | "
         f"≥ {targets[f'{kind}_ratio']} | {_yes(met[f'{kind}_ratio'])} |"
-        for kind in ("file", "s3", "gcs")
+        for kind in _measured(sinks)
     )
-    for output, label in (("jsonl", "JSON Lines"), ("parquet", "Parquet")):
+    for output in (name for name in FORMATS if f"file_{name}" in sinks):
         key = f"file_{output}_vs_avro"
         lines.append(
-            f"| file sink in {label} / in Avro, the same topic | "
+            f"| file sink in {FORMATS[output].label or output} / in Avro, the same topic | "
             f"{_fig(sinks[f'file_{output}']['ours_records_per_s'])} | | {summary[key]:.2f} | "
             f"≥ {targets[key]} | {_yes(met[key])} |"
         )
@@ -102,7 +110,7 @@ def render(document: dict[str, Any]) -> str:
         f"| producer, events/s | {_fig(registry['producer']['ours_events_per_s'])} | "
         f"{registry['producer']['ratio']:.3f} | {registry['producer']['ratio_without']:.3f} |"
     )
-    for kind in ("file", "s3", "gcs"):
+    for kind in _measured(registry):
         lines.append(
             f"| {kind} sink, records/s | {_fig(registry[kind]['ours_records_per_s'])} | "
             f"{registry[kind]['ratio']:.3f} | {registry[kind]['ratio_without']:.3f} |"

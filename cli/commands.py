@@ -21,16 +21,23 @@ from kafkube.cli.config import Config, ProducerConfig
 from kafkube.cli.config import load as load_config
 from kafkube.cli.options import (
     KAFKA_FLAGS,
+    TableChoice,
     configuration,
     kafka_options,
     model_options,
     service_process,
     setup_logging,
-    stack_dir_options,
     stop_on_signals,
 )
 from kafkube.cli.reference import example_yaml, reference_markdown
-from kafkube.compose.settings import NODE, NODE_SERVICES, PORT_NAMES, SERVICES, StackSettings
+from kafkube.compose.settings import (
+    NODE,
+    NODE_SERVICES,
+    PORT_NAMES,
+    SERVICES,
+    StackSettings,
+    stack_dir_options,
+)
 from kafkube.compose.smoke import TOPIC as SMOKE_TOPIC
 from kafkube.compose.smoke import run as run_smoke
 from kafkube.compose.stack import KAFKA_TOOLS, Stack
@@ -325,7 +332,18 @@ def _run_sink(config: Config, sink_type: str) -> None:
     click.echo(json.dumps({"stopped": asdict(stats)}), err=True)
 
 
-@cli.group()
+class _SinkCommands(click.Group):
+    """``kafkube sink <type>``: one command per type ``SINK_TYPES`` holds when it runs."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:  # noqa: ARG002 - click's interface
+        return list(SINK_TYPES)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:  # noqa: ARG002
+        model = SINK_TYPES.get(cmd_name)
+        return None if model is None else _sink_command(cmd_name, model)
+
+
+@cli.group(cls=_SinkCommands)
 def sink() -> None:
     """Consume the topic into durable storage, exactly once (one consumer group per sink type)."""
 
@@ -343,10 +361,6 @@ def _sink_command(sink_type: str, model: type[SinkConfig]) -> click.Command:
     return run
 
 
-for _sink_type, _model in SINK_TYPES.items():
-    sink.add_command(_sink_command(_sink_type, _model))
-
-
 @cli.group("config")
 def config_group() -> None:
     """Check the configuration, or print its reference or an example file."""
@@ -358,7 +372,7 @@ def config_group() -> None:
     "--component",
     "components",
     multiple=True,
-    type=click.Choice(["producer", *SINK_TYPES]),
+    type=TableChoice(SINK_TYPES, "producer"),
     help="Check that this component can start with it (repeatable); default: the producer "
     "if producer.cluster is set, and every enabled sink that names its place.",
 )

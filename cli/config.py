@@ -189,6 +189,8 @@ def _sinks_model() -> type[Section]:
     )
 
 
+# The sink types known at import; each load makes the section afresh (config_model), so a
+# type registered later is read too.
 if TYPE_CHECKING:
     Sinks = Section
 else:
@@ -259,27 +261,40 @@ class Config(BaseSettings):
         return shown
 
 
-# Variables other tools share, and the field each one fills where the file leaves it unset.
-STANDARD_VARIABLES = {
+def config_model() -> type[Config]:
+    """The configuration's model with a ``sinks`` field for each type ``SINK_TYPES`` holds now
+    (a type registered after import included)."""
+    sinks = _sinks_model()
+    return create_model("Config", __base__=Config, sinks=(sinks, Field(default_factory=sinks)))
+
+
+# Variables other tools share, and the field each one fills where the file leaves it unset;
+# each sink type names its own (``SinkConfig.standard_variables``).
+_SHARED_VARIABLES = {
     "KAFKA_BOOTSTRAP_SERVERS": "kafka.bootstrap_servers",
     "SCHEMA_REGISTRY_URL": "kafka.schema_registry.url",
     "KUBECONFIG": "producer.kubeconfig",
-    "AWS_ENDPOINT_URL_S3": "sinks.s3.endpoint_url",
-    "AWS_REGION": "sinks.s3.region",
-    "GOOGLE_CLOUD_PROJECT": "sinks.gcs.project",
-    "STORAGE_EMULATOR_HOST": "sinks.gcs.endpoint",
 }
 
 
+def standard_variables() -> dict[str, str]:
+    """Every variable other tools share that kafkube reads, and the field it fills."""
+    return _SHARED_VARIABLES | {
+        variable: f"sinks.{sink_type}.{field}"
+        for sink_type, model in SINK_TYPES.items()
+        for variable, field in model.standard_variables.items()
+    }
+
+
 class _StandardEnvironment(PydanticBaseSettingsSource):
-    """The variables other tools share, below the file (``STANDARD_VARIABLES``)."""
+    """The variables other tools share, below the file (``standard_variables``)."""
 
     def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:  # noqa: ARG002 - the interface
         return None, field_name, False  # pragma: no cover - __call__ does the work
 
     def __call__(self) -> dict[str, Any]:
         found: dict[str, Any] = {}
-        for variable, path in STANDARD_VARIABLES.items():
+        for variable, path in standard_variables().items():
             value = os.environ.get(variable)
             if not value:
                 continue
@@ -296,7 +311,9 @@ def load(path: Path | None, overrides: Mapping[str, Any] | None = None) -> Confi
     if path is not None:
         _read_yaml(path)  # its own errors first: a missing file, YAML that does not parse
 
-    class _Loaded(Config):
+    model = config_model()
+
+    class _Loaded(model):  # type: ignore[valid-type,misc]  # made from the table just now
         @classmethod
         def settings_customise_sources(
             cls,
@@ -314,7 +331,7 @@ def load(path: Path | None, overrides: Mapping[str, Any] | None = None) -> Confi
     try:
         return _Loaded(**dict(overrides or {}))
     except ValidationError as err:
-        raise ConfigError(_where(path), _explain(err)) from None
+        raise ConfigError(_where(path), _explain(err, model)) from None
 
 
 def _where(path: Path | None) -> str:
@@ -337,20 +354,19 @@ def _read_yaml(path: Path) -> object:
     return data
 
 
-def _explain(err: ValidationError) -> str:
+def _explain(err: ValidationError, model: type[BaseModel]) -> str:
     """One line per problem: the dotted field, what is wrong, what it accepts."""
     lines = []
     for problem in err.errors(include_url=False):
         location = ".".join(str(part) for part in problem["loc"])
         message = problem["msg"].removeprefix("Value error, ")
         if problem["type"] == "extra_forbidden":
-            message = "unknown field" + _did_you_mean(problem["loc"])
+            message = "unknown field" + _did_you_mean(problem["loc"], model)
         lines.append(f"\n  {location}: {message}")
     return "invalid configuration:" + "".join(lines)
 
 
-def _did_you_mean(location: tuple[int | str, ...]) -> str:
-    model: type[BaseModel] = Config
+def _did_you_mean(location: tuple[int | str, ...], model: type[BaseModel]) -> str:
     for part in location[:-1]:
         annotation = model.model_fields[str(part)].annotation
         if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):

@@ -35,13 +35,14 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from kafkube.cli.config import ProducerConfig
-from kafkube.cli.local import local_sinks, location, sink_environment
-from kafkube.cli.options import stack_dir_options, stop_on_signals
+from kafkube.cli.options import stop_on_signals
 from kafkube.compose.endpoints import Endpoints
 from kafkube.compose.processes import Supervised
-from kafkube.compose.settings import StackSettings
+from kafkube.compose.settings import StackSettings, stack_dir_options
 from kafkube.compose.stack import Stack
+from kafkube.compose.stores import StackStores
 from kafkube.consumers.destinations import open_destination
+from kafkube.consumers.local import local_sinks, location, sink_environment
 from kafkube.consumers.naming import check_topic
 from kafkube.consumers.positions import Offsets
 from kafkube.consumers.reading import read_location
@@ -111,7 +112,10 @@ class Demo:
             {k: v for k, v in self.endpoints.to_env().items() if k.startswith("AWS_")}
         )
         self.sinks = local_sinks(
-            self.endpoints, bucket=settings.bucket, folder=settings.files, formats=DEMO_FORMATS
+            StackStores(self.endpoints),
+            bucket=settings.bucket,
+            folder=settings.files,
+            formats=DEMO_FORMATS,
         )
         ensure_topic(self.kafka, settings.topic, partitions=settings.partitions, config={})
         settings.files.mkdir(parents=True, exist_ok=True)

@@ -11,20 +11,17 @@ from pathlib import Path
 import click
 import yaml
 
-from kafkube.cli.options import kafka_connection, kafka_options
+from kafkube.cli.options import TableChoice, kafka_connection, kafka_options
 from kafkube.consumers.destinations import Destination, open_destination
 from kafkube.consumers.filesink import FileDestination
 from kafkube.consumers.formats import json_line
 from kafkube.consumers.positions import GroupPosition, Offsets
 from kafkube.consumers.reading import read_location
 from kafkube.consumers.replaying import Move, ResetTarget, plan
-from kafkube.consumers.settings import store_config
+from kafkube.consumers.settings import SINK_TYPES, store_config
 from kafkube.core.errors import ConfigError
 from kafkube.producer.service import ProducerStatus, producer_status
 from kafkube.schemas.topics import sink_group
-
-SINK_TYPES = ("file", "s3", "gcs")
-
 
 # --- status -------------------------------------------------------------------------------------
 
@@ -173,7 +170,7 @@ def _print_moves(group: str, moves: list[Move], lags: dict[int, int]) -> None:
 
 
 @click.command()
-@click.option("--sink", "sink_type", type=click.Choice(SINK_TYPES), help="Whose group to move.")
+@click.option("--sink", "sink_type", type=TableChoice(SINK_TYPES), help="Whose group to move.")
 @click.option("--group", default="", help="The group, if not the sink type's default.")
 @kafka_options
 @click.option("--to-earliest", is_flag=True, help="Rewrite everything the topic still holds.")
@@ -207,7 +204,7 @@ def replay(  # noqa: PLR0913, PLR0917 - click passes one parameter per option
     kafka-consumer-groups --reset-offsets, which works the same way on these groups.
     """
     if not group and sink_type is None:
-        raise click.UsageError("name the sink (--sink file|s3|gcs) or the --group")
+        raise click.UsageError(f"name the sink (--sink {'|'.join(SINK_TYPES)}) or the --group")
     group = group or sink_group(sink_type or "")
     target = _target(
         to_earliest=to_earliest,
@@ -259,25 +256,44 @@ def open_location(location: str, endpoints: Mapping[str, str | None]) -> tuple[D
     return FileDestination(local), ""
 
 
-@click.command()
+class _Inspect(click.Command):
+    """``inspect``'s flags, and one more for the endpoint of each store of ``SINK_TYPES`` (an
+    emulator's), with the variable other tools read it from: made when the command runs."""
+
+    def get_params(self, ctx: click.Context) -> list[click.Parameter]:
+        endpoints: list[click.Parameter] = [
+            click.Option(
+                [model.endpoint_flag, f"{model.scheme}_endpoint"],
+                envvar=next(
+                    (v for v, f in model.standard_variables.items() if f == model.endpoint_field),
+                    None,
+                ),
+                help=f"The endpoint of {model.scheme}:// locations (an emulator's).",
+            )
+            for model in SINK_TYPES.values()
+            if model.scheme and model.endpoint_flag
+        ]
+        return [*self.params, *endpoints, *super().get_params(ctx)[len(self.params) :]]
+
+
+@click.command(cls=_Inspect)
 @click.argument("location")
 @click.option("--count", is_flag=True, help="Only count: records per object and in all.")
 @click.option("--limit", type=int, help="Stop after this many records.")
-@click.option("--endpoint-url", "s3_endpoint", envvar="AWS_ENDPOINT_URL_S3", help="S3 API URL.")
-@click.option("--gcs-endpoint", envvar="STORAGE_EMULATOR_HOST", help="A GCS emulator's URL.")
 def inspect(
     location: str,
     count: bool,  # noqa: FBT001
     limit: int | None,
-    s3_endpoint: str | None,
-    gcs_endpoint: str | None,
+    **endpoints: str | None,
 ) -> None:
-    """Print the records of a sink's output as JSON lines: a file or folder, s3://... or gs://...
+    """Print the records of a sink's output as JSON lines: a file or folder, or a store's
+    <scheme>://bucket/prefix (s3://..., gs://...).
 
     A folder or prefix reads every output object below it, in name order (topic,
     hour, partition, offset).
     """
-    destination, path = open_location(location, {"s3": s3_endpoint, "gs": gcs_endpoint})
+    by_scheme = {name.removesuffix("_endpoint"): url for name, url in endpoints.items()}
+    destination, path = open_location(location, by_scheme)
     per_object: dict[str, int] = {}
     try:
         for seen, (name, record) in enumerate(read_location(destination, path)):

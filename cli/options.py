@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import click
-import platformdirs
 from click.core import ParameterSource
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
@@ -31,12 +30,21 @@ from kafkube.core.redaction import is_secret_name
 from kafkube.core.settings import DEFAULT_TOPIC, Observability
 
 
-def default_cache_dir() -> Path:
-    return Path(platformdirs.user_cache_dir("kafkube"))
+class TableChoice(click.Choice[str]):
+    """A choice among the names a table (``SINK_TYPES``, ``FORMATS``) holds when the command
+    runs, after ``extra`` names: an entry registered after import is a choice too."""
 
+    def __init__(self, table: Mapping[str, object], *extra: str) -> None:
+        self._table, self._extra = table, extra
+        super().__init__(())
 
-def default_state_dir() -> Path:
-    return Path(platformdirs.user_state_dir("kafkube")) / "stack"
+    @property
+    def choices(self) -> tuple[str, ...]:
+        return (*self._extra, *self._table)
+
+    @choices.setter
+    def choices(self, _value: object) -> None:
+        """Set by click's own __init__: the table is the list."""
 
 
 def stop_on_signals() -> threading.Event:
@@ -239,24 +247,3 @@ def kafka_options(command: Callable[..., None]) -> Callable[..., None]:
     for option in reversed(options):
         read_through_configuration = option(read_through_configuration)
     return read_through_configuration
-
-
-def stack_dir_options(command: Callable[..., None]) -> Callable[..., None]:
-    """Where the local stack keeps its built services and its state."""
-    options = [
-        click.option(
-            "--cache-dir", type=click.Path(path_type=Path, file_okay=False),
-            envvar="KAFKUBE_CACHE_DIR", default=default_cache_dir,
-            show_default="the user cache dir",
-            help="Where fetched jars and built binaries are kept.",
-        ),
-        click.option(
-            "--state-dir", type=click.Path(path_type=Path, file_okay=False),
-            envvar="KAFKUBE_STACK_DIR", default=default_state_dir,
-            show_default="the user state dir",
-            help="Where this stack keeps its data, logs, ports and credentials.",
-        ),
-    ]  # fmt: skip
-    for option in reversed(options):
-        command = option(command)
-    return command

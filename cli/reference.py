@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, SecretStr
 from pydantic.fields import FieldInfo
 
-from kafkube.cli.config import Config
+from kafkube.cli.config import config_model
 from kafkube.core.settings import DEFAULT_TOPIC, ENV_NESTING, ENV_PREFIX
 from kafkube.schemas.records import API_CORE_V1, API_EVENTS_V1
 
@@ -66,7 +66,7 @@ def reference_markdown() -> str:
         "| Field | Environment | Type | Default | What it does |",
         "|---|---|---|---|---|",
     ]
-    for path, info in _fields(Config, ""):
+    for path, info in _fields(config_model(), ""):
         env = ENV_PREFIX + path.upper().replace(".", ENV_NESTING)
         extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
         choices = extra.get("choices")

@@ -1,9 +1,14 @@
-"""What the launcher needs to know, decided once in the entry point and passed down."""
+"""What the launcher needs to know, decided once in the entry point and passed down; and the
+flags of its folders, which the stack's commands, the demo and the benchmark share."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import click
+import platformdirs
 
 from kafkube.core.errors import ConfigError
 
@@ -76,3 +81,32 @@ class StackSettings:
             )
         if len(self.s3_secret_key) < 8:
             raise ConfigError("stack.s3_secret_key", "MinIO needs at least 8 characters")
+
+
+def default_cache_dir() -> Path:
+    return Path(platformdirs.user_cache_dir("kafkube"))
+
+
+def default_state_dir() -> Path:
+    return Path(platformdirs.user_state_dir("kafkube")) / "stack"
+
+
+def stack_dir_options(command: Callable[..., None]) -> Callable[..., None]:
+    """Where the local stack keeps its built services and its state."""
+    options = [
+        click.option(
+            "--cache-dir", type=click.Path(path_type=Path, file_okay=False),
+            envvar="KAFKUBE_CACHE_DIR", default=default_cache_dir,
+            show_default="the user cache dir",
+            help="Where fetched jars and built binaries are kept.",
+        ),
+        click.option(
+            "--state-dir", type=click.Path(path_type=Path, file_okay=False),
+            envvar="KAFKUBE_STACK_DIR", default=default_state_dir,
+            show_default="the user state dir",
+            help="Where this stack keeps its data, logs, ports and credentials.",
+        ),
+    ]  # fmt: skip
+    for option in reversed(options):
+        command = option(command)
+    return command

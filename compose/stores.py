@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from kafkube.compose.endpoints import Endpoints
@@ -48,3 +49,16 @@ def ensure_buckets(endpoints: Endpoints, *, s3_bucket: str, gcs_bucket: str) -> 
     """Create the buckets in MinIO and the GCS emulator unless they exist."""
     ensure_bucket(endpoints, "s3", s3_bucket)
     ensure_bucket(endpoints, "gs", gcs_bucket)
+
+
+@dataclass(frozen=True)
+class StackStores:
+    """The stack's stores as the sinks' local wiring asks for them (by scheme)."""
+
+    endpoints: Endpoints
+
+    def endpoint(self, scheme: str) -> str:
+        return self.endpoints.store(scheme)
+
+    def make_bucket(self, scheme: str, bucket: str) -> None:
+        ensure_bucket(self.endpoints, scheme, bucket)

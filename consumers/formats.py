@@ -150,6 +150,7 @@ class Format:
     write: Callable[[Batch], bytes]
     read: Callable[[bytes], Iterator[dict[str, Any]]]  # for inspect and the tests
     description: str
+    label: str = ""  # its short name for people (tables, reports); else its key in FORMATS
     codecs: tuple[str, ...] = ()  # the compressions it takes, its default first
     # The module it needs beyond kafkube's own (a library an extra brings), and that extra.
     module: str | None = None
@@ -198,6 +199,7 @@ FORMATS: dict[str, Format] = {
         write=lambda batch: avro_container(batch.name, batch.writer, batch.datums, batch.codec),
         read=_read_avro,
         description="Avro object container files (the writer schema inside)",
+        label="Avro",
         codecs=("deflate", "snappy", "zstandard", "null"),
     ),
     "jsonl": Format(
@@ -206,6 +208,7 @@ FORMATS: dict[str, Format] = {
         write=lambda batch: json_lines_gzip(batch.records),
         read=_read_json_lines,
         description="gzip JSON Lines, one event a line",
+        label="JSON Lines",
     ),
     "parquet": Format(
         extension="parquet",
@@ -213,6 +216,7 @@ FORMATS: dict[str, Format] = {
         write=_parquet_write,
         read=_parquet_read,
         description="Parquet, columns from the Avro schema, for SQL engines (kafkube[parquet])",
+        label="Parquet",
         codecs=("zstd", "snappy", "gzip", "null"),
         module="pyarrow",
         extra="parquet",

@@ -24,7 +24,7 @@ from google.cloud import storage
 from google.cloud.storage.retry import DEFAULT_RETRY
 
 from kafkube.consumers.destinations import MissingObjectError
-from kafkube.consumers.naming import object_prefix
+from kafkube.consumers.objectstore import ObjectStore
 from kafkube.consumers.settings import GCSSinkConfig
 from kafkube.core.errors import ConfigError, SinkError, SinkRefusedError
 
@@ -46,22 +46,13 @@ def _crc32c(data: bytes) -> str:
     return base64.b64encode(google_crc32c.value(data).to_bytes(4, "big")).decode()
 
 
-class GCSDestination:
-    def __init__(
-        self,
-        *,
-        bucket: str,
-        prefix: str = "",
-        project: str | None = None,
-        endpoint: str | None = None,
-        resumable_above: int = 8 << 20,
-    ) -> None:
-        if not bucket:
-            raise ConfigError("sinks.gcs.bucket", "is required")
-        self.bucket_name, self.prefix = bucket, object_prefix(prefix, field="sinks.gcs.prefix")
-        self.description = f"gs://{bucket}/{self.prefix}"
-        self.list_requests = 0
-        self.resumable_above = resumable_above
+class GCSDestination(ObjectStore):
+    # Uploads above this go up resumable, in chunks of this size.
+    resumable_above = 8 << 20
+
+    def __init__(self, config: GCSSinkConfig) -> None:
+        super().__init__(config)
+        project, endpoint = config.project, config.endpoint
         try:
             if endpoint:  # an emulator takes no credentials
                 self._client: Any = storage.Client(
@@ -75,41 +66,41 @@ class GCSDestination:
             raise ConfigError(
                 "sinks.gcs.credentials", f"no usable Google credentials: {err}"
             ) from err
-        self._bucket: Any = self._client.bucket(bucket)
+        self._bucket: Any = self._client.bucket(self.bucket)
 
     def check(self) -> None:
         try:
-            if self._client.lookup_bucket(self.bucket_name) is None:
-                raise ConfigError("sinks.gcs.bucket", f"bucket {self.bucket_name!r} does not exist")
-            probe = self._bucket.blob(f"{self.prefix}.kafkube-write-check")
+            if self._client.lookup_bucket(self.bucket) is None:
+                raise ConfigError("sinks.gcs.bucket", f"bucket {self.bucket!r} does not exist")
+            probe = self._bucket.blob(self.key(".kafkube-write-check"))
             probe.upload_from_string(b"")
             probe.delete()
         except api_errors.Forbidden as err:
             raise ConfigError(
-                "sinks.gcs.credentials", f"the credentials may not write to {self.bucket_name!r}"
+                "sinks.gcs.credentials", f"the credentials may not write to {self.bucket!r}"
             ) from err
         except GoogleAuthError as err:
             raise ConfigError(
-                "sinks.gcs.credentials", f"cannot use bucket {self.bucket_name!r}: {err}"
+                "sinks.gcs.credentials", f"cannot use bucket {self.bucket!r}: {err}"
             ) from err
         except (GoogleAPIError, OSError) as err:
-            failure = store_error(f"bucket {self.bucket_name!r}", err)
+            failure = store_error(f"bucket {self.bucket!r}", err)
             if failure.retriable:  # no answer, 5xx, 429: the store may answer in a while
                 raise failure from err
             raise ConfigError(
-                "sinks.gcs.bucket", f"cannot use bucket {self.bucket_name!r}: {err}"
+                "sinks.gcs.bucket", f"cannot use bucket {self.bucket!r}: {err}"
             ) from err
 
     def ready(self) -> str | None:
         try:
-            self._client.get_bucket(self.bucket_name, timeout=3, retry=None)
+            self._client.get_bucket(self.bucket, timeout=3, retry=None)
         except (GoogleAPIError, GoogleAuthError, OSError) as err:
-            return f"GCS bucket {self.bucket_name!r} does not answer: {err}"
+            return f"GCS bucket {self.bucket!r} does not answer: {err}"
         return None
 
     def _upload(self, name: str, data: bytes, metadata: dict[str, str], generation: int) -> None:
         blob = self._bucket.blob(
-            self.prefix + name,
+            self.key(name),
             chunk_size=self.resumable_above if len(data) > self.resumable_above else None,
         )
         blob.metadata = metadata
@@ -121,7 +112,7 @@ class GCSDestination:
         )
 
     def put(self, name: str, data: bytes, metadata: dict[str, str]) -> None:
-        key = self.prefix + name
+        key = self.key(name)
         try:
             try:
                 self._upload(name, data, metadata, generation=0)
@@ -133,36 +124,26 @@ class GCSDestination:
                     name, data, metadata, generation=existing.generation if existing else 0
                 )
         except (GoogleAPIError, GoogleAuthError, OSError) as err:
-            raise store_error(f"gs://{self.bucket_name}/{key}", err) from err
-
-    def names(self, under: str) -> Iterator[str]:
-        return (name for name, _ in self.stored(under))
+            raise store_error(self.url(name), err) from err
 
     def stored(self, under: str) -> Iterator[tuple[str, float]]:
         try:
-            folder = f"{self.prefix}{under}/" if under else self.prefix
-            for page in self._client.list_blobs(self.bucket_name, prefix=folder).pages:
+            for page in self._client.list_blobs(self.bucket, prefix=self.folder(under)).pages:
                 self.list_requests += 1
                 for blob in page:
-                    yield str(blob.name)[len(self.prefix) :], blob.updated.timestamp()
+                    yield self.name_of(str(blob.name)), blob.updated.timestamp()
         except (GoogleAPIError, GoogleAuthError, OSError) as err:
-            raise SinkError(f"listing {self.description}{under}/: {err}") from err
+            raise SinkError(f"listing {self.url(under)}/: {err}") from err
 
     def get(self, name: str) -> bytes:
         try:
-            return bytes(self._bucket.blob(self.prefix + name).download_as_bytes())
+            return bytes(self._bucket.blob(self.key(name)).download_as_bytes())
         except api_errors.NotFound as err:
-            where = f"gs://{self.bucket_name}/{self.prefix}{name}"
-            raise MissingObjectError(f"no {where}") from err
+            raise MissingObjectError(f"no {self.url(name)}") from err
         except (GoogleAPIError, GoogleAuthError, OSError) as err:
-            raise SinkError(f"reading gs://{self.bucket_name}/{self.prefix}{name}: {err}") from err
+            raise SinkError(f"reading {self.url(name)}: {err}") from err
 
 
 def open_destination(config: GCSSinkConfig) -> GCSDestination:
     """The destination of ``sinks.gcs``."""
-    return GCSDestination(
-        bucket=config.required_place(),
-        prefix=config.prefix,
-        project=config.project,
-        endpoint=config.endpoint,
-    )
+    return GCSDestination(config)

@@ -19,7 +19,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from kafkube.consumers.destinations import MissingObjectError
-from kafkube.consumers.naming import object_prefix
+from kafkube.consumers.objectstore import ObjectStore
 from kafkube.consumers.settings import S3SinkConfig
 from kafkube.core.errors import ConfigError, SinkError, SinkRefusedError
 
@@ -40,28 +40,12 @@ def store_error(where: str, err: Exception) -> SinkError:
     return SinkError(f"{where}: {err}")
 
 
-class S3Destination:
-    def __init__(  # noqa: PLR0913 - the store's settings, all keyword-only
-        self,
-        *,
-        bucket: str,
-        prefix: str = "",
-        endpoint_url: str | None = None,
-        region: str | None = None,
-        server_side_encryption: str | None = None,
-        kms_key_id: str | None = None,
-        storage_class: str | None = None,
-        multipart_threshold: int | None = None,  # boto3's own when not given
-    ) -> None:
-        if not bucket:
-            raise ConfigError("sinks.s3.bucket", "is required")
-        if server_side_encryption not in {None, "AES256", "aws:kms"}:
-            raise ConfigError("sinks.s3.sse", "must be AES256 or aws:kms")
-        if kms_key_id and server_side_encryption != "aws:kms":
+class S3Destination(ObjectStore):
+    def __init__(self, config: S3SinkConfig) -> None:
+        super().__init__(config)
+        if config.kms_key_id and config.sse != "aws:kms":
             raise ConfigError("sinks.s3.kms_key_id", "goes with --sse aws:kms")
-        self.bucket, self.prefix = bucket, object_prefix(prefix, field="sinks.s3.prefix")
-        self.description = f"s3://{bucket}/{self.prefix}"
-        self.list_requests = 0
+        endpoint_url, region = config.endpoint_url, config.region
         self._client: Any = boto3.client(
             "s3",
             endpoint_url=endpoint_url,
@@ -79,24 +63,20 @@ class S3Destination:
             region_name=region,
             config=Config(retries={"max_attempts": 1}, connect_timeout=2, read_timeout=3),
         )
-        self._transfer = (
-            TransferConfig(multipart_threshold=multipart_threshold)
-            if multipart_threshold is not None
-            else TransferConfig()
-        )
+        self._transfer = TransferConfig(multipart_threshold=config.multipart_threshold_mb << 20)
         self._extra: dict[str, str] = {}
-        if server_side_encryption:
-            self._extra["ServerSideEncryption"] = server_side_encryption
-        if kms_key_id:
-            self._extra["SSEKMSKeyId"] = kms_key_id
-        if storage_class:
-            self._extra["StorageClass"] = storage_class
+        if config.sse:
+            self._extra["ServerSideEncryption"] = config.sse
+        if config.kms_key_id:
+            self._extra["SSEKMSKeyId"] = config.kms_key_id
+        if config.storage_class:
+            self._extra["StorageClass"] = config.storage_class
 
     def check(self) -> None:
         """The bucket exists and this identity can write to it, or the sink does not start."""
         try:
             self._client.head_bucket(Bucket=self.bucket)
-            probe = f"{self.prefix}.kafkube-write-check"
+            probe = self.key(".kafkube-write-check")
             # The probe carries the same encryption and storage class as every object will.
             self._client.put_object(Bucket=self.bucket, Key=probe, Body=b"", **self._extra)
             self._client.delete_object(Bucket=self.bucket, Key=probe)
@@ -132,46 +112,33 @@ class S3Destination:
             self._client.upload_fileobj(
                 io.BytesIO(data),
                 self.bucket,
-                self.prefix + name,
+                self.key(name),
                 ExtraArgs={"Metadata": metadata, **self._extra},
                 Config=self._transfer,
             )
         except (ClientError, BotoCoreError) as err:
-            raise store_error(f"s3://{self.bucket}/{self.prefix}{name}", err) from err
-
-    def names(self, under: str) -> Iterator[str]:
-        return (name for name, _ in self.stored(under))
+            raise store_error(self.url(name), err) from err
 
     def stored(self, under: str) -> Iterator[tuple[str, float]]:
         paginator = self._client.get_paginator("list_objects_v2")
         try:
-            folder = f"{self.prefix}{under}/" if under else self.prefix
-            for page in paginator.paginate(Bucket=self.bucket, Prefix=folder):
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=self.folder(under)):
                 self.list_requests += 1
                 for item in page.get("Contents", []):
-                    yield str(item["Key"])[len(self.prefix) :], item["LastModified"].timestamp()
+                    yield self.name_of(str(item["Key"])), item["LastModified"].timestamp()
         except (ClientError, BotoCoreError) as err:
-            raise SinkError(f"listing {self.description}{under}/: {err}") from err
+            raise SinkError(f"listing {self.url(under)}/: {err}") from err
 
     def get(self, name: str) -> bytes:
         try:
-            body = self._client.get_object(Bucket=self.bucket, Key=self.prefix + name)["Body"]
+            body = self._client.get_object(Bucket=self.bucket, Key=self.key(name))["Body"]
             return bytes(body.read())
         except self._client.exceptions.NoSuchKey as err:
-            raise MissingObjectError(f"no s3://{self.bucket}/{self.prefix}{name}") from err
+            raise MissingObjectError(f"no {self.url(name)}") from err
         except (ClientError, BotoCoreError) as err:
-            raise SinkError(f"reading s3://{self.bucket}/{self.prefix}{name}: {err}") from err
+            raise SinkError(f"reading {self.url(name)}: {err}") from err
 
 
 def open_destination(config: S3SinkConfig) -> S3Destination:
     """The destination of ``sinks.s3``."""
-    return S3Destination(
-        bucket=config.required_place(),
-        prefix=config.prefix,
-        endpoint_url=config.endpoint_url,
-        region=config.region,
-        server_side_encryption=config.sse,
-        kms_key_id=config.kms_key_id,
-        storage_class=config.storage_class,
-        multipart_threshold=config.multipart_threshold_mb << 20,
-    )
+    return S3Destination(config)

@@ -178,6 +178,10 @@ class SinkConfig(Section):
     # path; and the field that points the client at another endpoint (an emulator).
     scheme: ClassVar[str | None] = None
     endpoint_field: ClassVar[str | None] = None
+    # ``kafkube inspect``'s flag for that endpoint, and the variables other tools share that
+    # fill this section's fields where the file leaves them unset (variable: field).
+    endpoint_flag: ClassVar[str | None] = None
+    standard_variables: ClassVar[dict[str, str]] = {}
 
     def place(self) -> str | None:
         value = getattr(self, self.place_field)
@@ -251,6 +255,11 @@ class S3SinkConfig(ObjectStoreSinkConfig):
     extra: ClassVar[str | None] = "s3"
     scheme: ClassVar[str | None] = "s3"
     endpoint_field: ClassVar[str | None] = "endpoint_url"
+    endpoint_flag: ClassVar[str | None] = "--endpoint-url"
+    standard_variables: ClassVar[dict[str, str]] = {
+        "AWS_ENDPOINT_URL_S3": "endpoint_url",
+        "AWS_REGION": "region",
+    }
     endpoint_url: str | None = Field(
         None, description="MinIO or another S3 API. AWS_ENDPOINT_URL_S3."
     )
@@ -272,6 +281,11 @@ class GCSSinkConfig(ObjectStoreSinkConfig):
     extra: ClassVar[str | None] = "gcs"
     scheme: ClassVar[str | None] = "gs"
     endpoint_field: ClassVar[str | None] = "endpoint"
+    endpoint_flag: ClassVar[str | None] = "--gcs-endpoint"
+    standard_variables: ClassVar[dict[str, str]] = {
+        "GOOGLE_CLOUD_PROJECT": "project",
+        "STORAGE_EMULATOR_HOST": "endpoint",
+    }
     project: str | None = Field(None, description="Also GOOGLE_CLOUD_PROJECT.")
     endpoint: str | None = Field(None, description="A GCS emulator's URL. STORAGE_EMULATOR_HOST.")
 

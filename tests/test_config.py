@@ -49,10 +49,10 @@ observability:
 def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
     import os  # noqa: PLC0415 - only to list what to clear
 
-    from kafkube.cli.config import STANDARD_VARIABLES  # noqa: PLC0415
+    from kafkube.cli.config import standard_variables  # noqa: PLC0415
 
     for name in list(os.environ):
-        if name.startswith("KAFKUBE_") or name in STANDARD_VARIABLES:
+        if name.startswith("KAFKUBE_") or name in standard_variables():
             monkeypatch.delenv(name)
     return monkeypatch
 

@@ -17,16 +17,19 @@ from pathlib import Path
 import pytest
 
 from kafkube.compose.endpoints import Endpoints
+from kafkube.compose.stores import StackStores
 from kafkube.consumers.destinations import Destination, MissingObjectError
-from kafkube.consumers.filesink import FileDestination
+from kafkube.consumers.destinations import open_destination as opened
 from kafkube.consumers.formats import FORMATS, Batch
+from kafkube.consumers.local import local_sink
 from kafkube.consumers.naming import object_name, parse_object_name
+from kafkube.consumers.settings import SINK_TYPES
 from kafkube.schemas.codec import Codec
 from tests.conftest import unique
 from tests.sinking import event_values, s3_env
 
 HOUR = datetime(2026, 11, 28, 9, tzinfo=UTC)
-DESTINATIONS = ["file", "s3", "gcs"]
+BUCKET = "kafkube-contract"
 
 
 def _batch(output_format: str, name: str, values: list[bytes]) -> bytes:
@@ -45,43 +48,25 @@ def _read(output_format: str, data: bytes) -> list[tuple[str, str]]:
 
 @pytest.fixture
 def open_destination(
-    request: pytest.FixtureRequest,
-    tmp_path: Path,
-    endpoints: Endpoints,
-    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path, endpoints: Endpoints, monkeypatch: pytest.MonkeyPatch
 ) -> Callable[[str], Destination]:
+    """Each sink type of the table pointed at the stack, as the demo and the bench wire it."""
     for name, value in s3_env(endpoints).items():  # boto3's standard chain, as a user sets it
         monkeypatch.setenv(name, value)
 
     def make(kind: str) -> Destination:
-        if kind == "file":
-            destination: Destination = FileDestination(tmp_path / "out")
-        elif kind == "s3":
-            from kafkube.consumers.s3sink import S3Destination  # noqa: PLC0415
-
-            bucket = request.getfixturevalue("s3_bucket")
-            destination = S3Destination(
-                bucket=bucket, prefix="contract", endpoint_url=endpoints.s3_endpoint
-            )
-        else:
-            from kafkube.consumers.gcssink import GCSDestination  # noqa: PLC0415
-
-            bucket = request.getfixturevalue("gcs_bucket")
-            destination = GCSDestination(
-                bucket=bucket, prefix="contract", endpoint=endpoints.gcs_endpoint
-            )
+        config = local_sink(
+            StackStores(endpoints), kind, bucket=BUCKET, folder=tmp_path / "out", prefix="contract"
+        )
+        destination = opened(config)
         destination.check()
         return destination
 
     return make
 
 
-@pytest.mark.parametrize("output_format", sorted(FORMATS))
-@pytest.mark.parametrize("kind", DESTINATIONS)
-def test_every_destination_and_format_write_find_and_rewrite_identically(
-    open_destination: Callable[[str], Destination], kind: str, output_format: str
-) -> None:
-    destination = open_destination(kind)
+def holds_to_the_contract(destination: Destination, output_format: str) -> None:
+    """What every destination does with every format's bytes."""
     topic = unique("contract")
     name = object_name(
         topic, 2, first=100, last=149, hour=HOUR, extension=FORMATS[output_format].extension
@@ -107,3 +92,11 @@ def test_every_destination_and_format_write_find_and_rewrite_identically(
     assert abs(at - time.time()) < 300
     with pytest.raises(MissingObjectError):
         destination.get(f"{topic}/never-written.{FORMATS[output_format].extension}")
+
+
+@pytest.mark.parametrize("output_format", list(FORMATS))
+@pytest.mark.parametrize("kind", list(SINK_TYPES))
+def test_every_destination_and_format_write_find_and_rewrite_identically(
+    open_destination: Callable[[str], Destination], kind: str, output_format: str
+) -> None:
+    holds_to_the_contract(open_destination(kind), output_format)
