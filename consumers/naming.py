@@ -25,7 +25,7 @@ from kafkube.schemas.topics import is_cluster_name
 
 _OBJECT = re.compile(
     r"(?P<topic>[A-Za-z0-9._-]+)\+(?P<partition>\d{5})\+(?P<first>\d{20})\+(?P<last>\d{20})"
-    rf"\.(?P<ext>{'|'.join(re.escape(f.extension) for f in FORMATS.values())})"
+    r"\.(?P<ext>[A-Za-z0-9.]+)"
 )
 
 
@@ -103,6 +103,8 @@ def parse_object_name(name: str, topic: str) -> tuple[int, ObjectRange] | None:
     its name; None if not ours."""
     matched = _OBJECT.fullmatch(name.rsplit("/", 1)[-1])
     if not matched or matched["topic"] != topic:
+        return None
+    if not any(matched["ext"] == output.extension for output in FORMATS.values()):
         return None
     folder = _FOLDER_HOUR.search(name)
     hour = None
