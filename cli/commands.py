@@ -42,7 +42,7 @@ from kafkube.compose.smoke import TOPIC as SMOKE_TOPIC
 from kafkube.compose.smoke import run as run_smoke
 from kafkube.compose.stack import KAFKA_TOOLS, Stack
 from kafkube.consumers.destinations import open_destination
-from kafkube.consumers.service import serve_sink
+from kafkube.consumers.runner import serve_sink
 from kafkube.consumers.settings import SINK_TYPES, SinkConfig
 from kafkube.core.errors import KafkubeError
 from kafkube.producer.leadership import LeaseSettings
@@ -372,7 +372,7 @@ def config_group() -> None:
     "--component",
     "components",
     multiple=True,
-    type=TableChoice(SINK_TYPES, "producer"),
+    type=TableChoice(lambda: ("producer", *SINK_TYPES)),
     help="Check that this component can start with it (repeatable); default: the producer "
     "if producer.cluster is set, and every enabled sink that names its place.",
 )

@@ -170,7 +170,9 @@ def _print_moves(group: str, moves: list[Move], lags: dict[int, int]) -> None:
 
 
 @click.command()
-@click.option("--sink", "sink_type", type=TableChoice(SINK_TYPES), help="Whose group to move.")
+@click.option(
+    "--sink", "sink_type", type=TableChoice(lambda: SINK_TYPES), help="Whose group to move."
+)
 @click.option("--group", default="", help="The group, if not the sink type's default.")
 @kafka_options
 @click.option("--to-earliest", is_flag=True, help="Rewrite everything the topic still holds.")

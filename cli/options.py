@@ -11,7 +11,7 @@ import sys
 import threading
 import types
 import typing
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -27,20 +27,20 @@ from kafkube.cli.config import Config
 from kafkube.cli.config import load as load_config
 from kafkube.core.login import check_kafka_login
 from kafkube.core.redaction import is_secret_name
-from kafkube.core.settings import DEFAULT_TOPIC, Observability
+from kafkube.core.settings import DEFAULT_TOPIC, Observability, one_of
 
 
 class TableChoice(click.Choice[str]):
     """A choice among the names a table (``SINK_TYPES``, ``FORMATS``) holds when the command
-    runs, after ``extra`` names: an entry registered after import is a choice too."""
+    runs: an entry registered after import is a choice too."""
 
-    def __init__(self, table: Mapping[str, object], *extra: str) -> None:
-        self._table, self._extra = table, extra
+    def __init__(self, names: Callable[[], Iterable[str]]) -> None:
+        self._names = names
         super().__init__(())
 
     @property
     def choices(self) -> tuple[str, ...]:
-        return (*self._extra, *self._table)
+        return tuple(name for name in self._names() if name)
 
     @choices.setter
     def choices(self, _value: object) -> None:
@@ -198,10 +198,9 @@ def _plain_annotation(annotation: Any) -> Any:  # noqa: ANN401 - any annotation
 
 
 def _click_type(annotation: Any, info: FieldInfo) -> click.ParamType[Any] | None:  # noqa: ANN401
-    extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
-    choices = extra.get("choices")
-    if isinstance(choices, list):
-        return click.Choice([str(choice) for choice in choices])
+    table = one_of(info)
+    if table is not None:
+        return TableChoice(table.names)
     if typing.get_origin(annotation) is Literal:
         return click.Choice([str(value) for value in typing.get_args(annotation)])
     simple: dict[Any, click.ParamType[Any]] = {

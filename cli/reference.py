@@ -16,7 +16,7 @@ from pydantic import BaseModel, SecretStr
 from pydantic.fields import FieldInfo
 
 from kafkube.cli.config import config_model
-from kafkube.core.settings import DEFAULT_TOPIC, ENV_NESTING, ENV_PREFIX
+from kafkube.core.settings import DEFAULT_TOPIC, ENV_NESTING, ENV_PREFIX, one_of
 from kafkube.schemas.records import API_CORE_V1, API_EVENTS_V1
 
 
@@ -68,11 +68,10 @@ def reference_markdown() -> str:
     ]
     for path, info in _fields(config_model(), ""):
         env = ENV_PREFIX + path.upper().replace(".", ENV_NESTING)
-        extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
-        choices = extra.get("choices")
+        table = one_of(info)
         kind = (
-            " / ".join(f"`{choice}`" for choice in choices)
-            if isinstance(choices, list)
+            " / ".join(f"`{choice}`" for choice in table.names() if choice)
+            if table is not None
             else _type_name(info.annotation)
         )
         description = (info.description or "").replace("|", "or")

@@ -16,8 +16,12 @@ from __future__ import annotations
 from collections.abc import Hashable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Annotated
+
+from pydantic import Field
 
 from kafkube.consumers.naming import ObjectRange
+from kafkube.core.settings import Section
 
 
 @dataclass
@@ -37,11 +41,15 @@ class BatchShape:
         self.size += size
 
 
-@dataclass(frozen=True)
-class BatchRules:
-    max_records: int
-    max_bytes: int
-    max_age_seconds: float
+class Rotation(Section):
+    """When a sink closes an object: whichever limit comes first. The configuration's
+    ``sinks.<type>.rotation`` section, and the rules the runner asks."""
+
+    max_records: Annotated[int, Field(ge=1)] = Field(50_000, description="Records an object.")
+    max_bytes: Annotated[int, Field(ge=1024)] = Field(64 << 20, description="Bytes an object.")
+    max_age_seconds: Annotated[float, Field(gt=0, le=86_400)] = Field(
+        60.0, description="Seconds after an object's first record."
+    )
 
     def open(
         self,

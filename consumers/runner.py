@@ -39,6 +39,7 @@ and leaves the group.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import threading
 import time
@@ -59,7 +60,7 @@ from confluent_kafka import (
 from tenacity import RetryCallState, Retrying, retry_if_exception
 
 from kafkube.consumers import metrics
-from kafkube.consumers.batching import BatchRules, BatchShape
+from kafkube.consumers.batching import BatchShape
 from kafkube.consumers.boundaries import Boundaries, Place
 from kafkube.consumers.destinations import Destination, MissingObjectError
 from kafkube.consumers.formats import FORMATS, Batch
@@ -73,10 +74,12 @@ from kafkube.consumers.naming import (
     start_offset,
 )
 from kafkube.consumers.settings import SinkSettings
-from kafkube.core.admin import ensure_topic, topic_exists
+from kafkube.core.admin import ensure_topic, kafka_probe, topic_exists
 from kafkube.core.errors import ConfigError, KafkubeError, SinkError, SinkRefusedError
+from kafkube.core.login import refusing_later_logins, wait_for_kafka_login
 from kafkube.core.outages import BACKOFF, RDKAFKA_LOG, Outage, Stopped, waited_out
 from kafkube.core.registry import SchemaRegistry
+from kafkube.core.serving import serving
 from kafkube.schemas.codec import Codec, DecodeError, SchemaVersion
 from kafkube.schemas.topics import OWN_TOPIC_SUFFIXES, dlq_topic, is_cluster_name
 
@@ -223,10 +226,10 @@ def _fields_kept(settings: SinkSettings, needs_records: bool) -> frozenset[str] 
     datum is checked whole all the same."""
     if needs_records:
         return None
-    kept = set(settings.event_filter.reads)
-    if settings.layout == "cluster":
+    kept = set(settings.sink.filter.event_filter().reads)
+    if settings.sink.layout == "cluster":
         kept.add("cluster")
-    if settings.time_field == "event":
+    if settings.sink.time_field == "event":
         kept |= _EVENT_TIME_FIELDS
     return frozenset(kept)
 
@@ -277,29 +280,29 @@ class SinkRunner:
         # Registry-framed values name their schema by id: looked up once each, then kept.
         registry = None
         if settings.registry is not None:
-            grace = settings.unknown_schema_id_grace_seconds
+            grace = settings.sink.unknown_schema_id_grace_seconds
             registry = SchemaRegistry(settings.registry, unknown_id_grace=grace)
         self.codec = Codec(lookup=None if registry is None else registry.schema)
         self.registry = registry
         self.stats = SinkStats()
         self._clock = clock
-        self._rules = BatchRules(settings.max_records, settings.max_bytes, settings.max_age_seconds)
+        self._rules = settings.sink.rotation
         self._partitions: dict[Part, _Partition] = {}
         self._dlqs_made: set[str] = set()  # topics whose dead-letter topic exists
-        self._format = FORMATS[settings.format]
+        self._format = FORMATS[settings.sink.format]
         self._extension = self._format.extension
         self._consumer: Consumer | None = None
         self._dlq: Producer | None = None
         self._dlq_refused: list[str] = []  # delivery reports of dead letters Kafka refused
         self._stop = threading.Event()
-        self._by_cluster = settings.layout == "cluster"
-        self._filter = settings.event_filter
+        self._by_cluster = settings.sink.layout == "cluster"
+        self._filter = settings.sink.filter.event_filter()
         self._filtering = not self._filter.passes_all
         self._cpu_at_first = 0.0
         self._keep = _fields_kept(settings, self._format.needs_records)
         # Said once per change of state: what is away (a store, the registry, Kafka) at start
         # or at an assignment, and Kafka refusing commits for a while.
-        self._away = Outage(f"the {settings.sink_type} sink's store, registry or Kafka", log)
+        self._away = Outage(f"the {settings.sink.sink_type} sink's store, registry or Kafka", log)
         self._commits = Outage("Kafka's commits", log)
         self._store = Outage(f"the store {destination.description}", log)
         self._registry_away = Outage("the schema registry", log)
@@ -308,8 +311,8 @@ class SinkRunner:
 
     def run(self, stop: threading.Event) -> SinkStats:
         self._stop = stop
-        metrics.start(self.settings.sink_type)
-        self._format.check(f"sinks.{self.settings.sink_type}.format")
+        metrics.start(self.settings.sink.sink_type)
+        self._format.check(f"sinks.{self.settings.sink.sink_type}.format")
         try:  # a store or a registry away at start is waited out, never a crash loop
             self._waited(self.destination.check)
             if self.registry is not None:
@@ -326,8 +329,8 @@ class SinkRunner:
                 "queued.max.messages.kbytes": 8192,
                 "fetch.queue.backoff.ms": 20,
                 **kafka,
-                "group.id": self.settings.group_id,
-                **static_membership(self.settings.instance_id),
+                "group.id": self.settings.sink.group_id,
+                **static_membership(self.settings.sink.instance_id),
                 "enable.auto.commit": False,
                 "enable.auto.offset.store": False,
                 "isolation.level": "read_committed",
@@ -347,7 +350,7 @@ class SinkRunner:
         )
         # Made at start if missing: with auto-creation off, a record sent to a topic that
         # does not exist is dropped, and its offset would be committed all the same.
-        if not self.settings.topics:
+        if not self.settings.sink.topics:
             try:
                 self._wait_for_topic(self.settings.topic)
                 self._waited(lambda: self._ensure_dlq(self.settings.topic))
@@ -358,16 +361,16 @@ class SinkRunner:
             {**kafka, "enable.idempotence": True, "acks": "all", "logger": RDKAFKA_LOG}
         )
         self._consumer.subscribe(
-            [self.settings.topics or self.settings.topic],
+            [self.settings.sink.topics or self.settings.topic],
             on_assign=self._on_assign,
             on_revoke=self._on_revoke,
             on_lost=self._on_revoke,
         )
         log.info(
             "sink %s: group %s, topic %s -> %s",
-            self.settings.sink_type,
-            self.settings.group_id,
-            self.settings.topics or self.settings.topic,
+            self.settings.sink.sink_type,
+            self.settings.sink.group_id,
+            self.settings.sink.topics or self.settings.topic,
             self.destination.description,
         )
         try:
@@ -393,7 +396,7 @@ class SinkRunner:
         Past ``topic_wait_seconds`` a missing topic is the error it is."""
         consumer = self._consumer
         assert consumer is not None  # noqa: S101 - set in run()
-        wait = self.settings.topic_wait_seconds
+        wait = self.settings.sink.topic_wait_seconds
         deadline, said_at = time.monotonic() + wait, None
         while not self._stop.is_set():
             if self._waited(lambda: topic_exists(consumer, topic, timeout=10)):
@@ -404,7 +407,7 @@ class SinkRunner:
             if now >= deadline:
                 raise SinkError(
                     f"topic {topic} does not exist (waited {wait:.0f} s, "
-                    f"sinks.{self.settings.sink_type}.topic_wait_seconds): is the producer "
+                    f"sinks.{self.settings.sink.sink_type}.topic_wait_seconds): is the producer "
                     "running, and writing to this kafka.topic?"
                 )
             if said_at is None or now - said_at >= 60:
@@ -426,8 +429,8 @@ class SinkRunner:
             return
         if any(topic.endswith(suffix) for suffix in OWN_TOPIC_SUFFIXES):
             raise ConfigError(
-                f"sinks.{self.settings.sink_type}.topics",
-                f"the pattern {self.settings.topics!r} takes in {topic}, one of kafkube's own "
+                f"sinks.{self.settings.sink.sink_type}.topics",
+                f"the pattern {self.settings.sink.topics!r} takes in {topic}, one of kafkube's own "
                 f"topics ({', '.join(OWN_TOPIC_SUFFIXES)}): write one that leaves them out",
             )
         ensure_topic(self.settings.kafka, dlq_topic(topic), partitions=1, config={})
@@ -513,7 +516,7 @@ class SinkRunner:
             # Whatever was not written is read again by the next owner: abandoning loses nothing.
             part = Part(tp.topic, tp.partition)
             self._partitions.pop(part, None)
-            labels = (self.settings.sink_type, part.topic, str(part.number))
+            labels = (self.settings.sink.sink_type, part.topic, str(part.number))
             for gauge in (metrics.COMMITTED, metrics.LAG):
                 with contextlib.suppress(KeyError):  # never exported: nothing to take back
                     gauge.remove(*labels)
@@ -592,9 +595,9 @@ class SinkRunner:
             fatal and "group.instance.id" in error.str()
         ):
             raise InstanceFencedError(
-                f"another instance of group {self.settings.group_id} joined with this one's "
-                f"instance id {self.settings.instance_id!r}, and Kafka let it in its place; "
-                f"give each instance its own sinks.{self.settings.sink_type}.instance_id "
+                f"another instance of group {self.settings.sink.group_id} joined with this one's "
+                f"instance id {self.settings.sink.instance_id!r}, and Kafka let it in its place; "
+                f"give each instance its own sinks.{self.settings.sink.sink_type}.instance_id "
                 f"(Kafka said: {error.str()})"
             )
 
@@ -656,7 +659,7 @@ class SinkRunner:
             raise DecodeError(
                 f"cluster name {record['cluster']!r} is not a safe label: it would name a folder"
             )
-        if self.settings.time_field == "event":
+        if self.settings.sink.time_field == "event":
             return writer, datum, record, _event_hour(record)
         return writer, datum, record, hour_of(message.timestamp()[1])
 
@@ -665,7 +668,7 @@ class SinkRunner:
         offset is committed with the batch open now, or (none open) within a second."""
         if counted:
             self.stats.filtered += 1
-            metrics.FILTERED.labels(self.settings.sink_type).inc()
+            metrics.FILTERED.labels(self.settings.sink.sink_type).inc()
             self._read_at(part, state, offset)
         if state.batch is not None:
             state.batch.processed = offset
@@ -704,7 +707,7 @@ class SinkRunner:
             ],
         )
         self.stats.dead_letters += 1
-        metrics.DEAD_LETTERS.labels(self.settings.sink_type).inc()
+        metrics.DEAD_LETTERS.labels(self.settings.sink.sink_type).inc()
         log.warning(
             "partition %s offset %s to the dead-letter topic: %s", part, message.offset(), err
         )
@@ -755,7 +758,13 @@ class SinkRunner:
                     cluster=cluster,
                 )
                 data = self._format.write(
-                    Batch(name, batch.writer, piece.datums, piece.records, self.settings.codec)
+                    Batch(
+                        name,
+                        batch.writer,
+                        piece.datums,
+                        piece.records,
+                        self.settings.sink.output_codec,
+                    )
                 )
                 metadata = {
                     "kafkube-topic": part.topic,
@@ -769,7 +778,7 @@ class SinkRunner:
                 if not self._write(part, name, data, metadata):
                     return
                 written += len(data)
-            sink = self.settings.sink_type
+            sink = self.settings.sink.sink_type
             metrics.WRITE_SECONDS.labels(sink).observe(time.monotonic() - began)
             metrics.RECORDS.labels(sink).inc(len(batch.datums))
             metrics.BATCHES.labels(sink).inc()
@@ -802,7 +811,7 @@ class SinkRunner:
 
         def counted() -> None:
             self.stats.write_retries += 1
-            metrics.WRITE_RETRIES.labels(self.settings.sink_type).inc()
+            metrics.WRITE_RETRIES.labels(self.settings.sink.sink_type).inc()
 
         done = self._retried(
             part,
@@ -897,7 +906,7 @@ class SinkRunner:
     def _export_position(self, part: Part, committed: int) -> None:
         consumer = self._consumer
         assert consumer is not None  # noqa: S101 - set in run()
-        labels = (self.settings.sink_type, part.topic, str(part.number))
+        labels = (self.settings.sink.sink_type, part.topic, str(part.number))
         metrics.COMMITTED.labels(*labels).set(committed)
         # The end as of the last fetch response: no request to the broker.
         _, end = consumer.get_watermark_offsets(TopicPartition(*part), cached=True)
@@ -916,3 +925,22 @@ class SinkRunner:
         for part, state in list(self._partitions.items()):
             if state.uncommitted is not None:
                 self._commit(part, state, state.uncommitted)
+
+
+def serve_sink(
+    settings: SinkSettings,
+    destination: Destination,
+    *,
+    listen: tuple[str, int] | None,
+    stop: threading.Event,
+) -> SinkStats:
+    """A sink as a service: the login checked, then /metrics and the probes (the store
+    answers, Kafka has the topic) on ``listen`` while it runs."""
+    # With a topic pattern no one topic must exist: Kafka answering is the check.
+    topic = None if settings.sink.topics else settings.topic
+    checks = {"store": destination.ready, "kafka": kafka_probe(settings.kafka, topic)}
+    with serving(listen, metrics.REGISTRY, checks):
+        if not wait_for_kafka_login(settings.kafka, stop):
+            return SinkStats()
+        settings = dataclasses.replace(settings, kafka=refusing_later_logins(settings.kafka))
+        return SinkRunner(settings, destination).run(stop)

@@ -10,51 +10,33 @@ made from this table. A new sink is a destination module, its model here, and it
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, Self
 
 from pydantic import AfterValidator, Field, model_validator
 
+from kafkube.consumers.batching import Rotation
 from kafkube.consumers.formats import FORMATS
 from kafkube.core.errors import ConfigError
-from kafkube.core.settings import Section
+from kafkube.core.settings import OneOf, Section
 from kafkube.schemas.filters import EventFilter, FilterError, Rule
 from kafkube.schemas.topics import sink_group
 
-# Every format's compressions; each sink's own is checked against its format.
-ALL_CODECS = tuple(dict.fromkeys(c for output in FORMATS.values() for c in output.codecs))
+
+def _codecs() -> tuple[str, ...]:
+    """Every format's compressions, and empty (each format's default); a sink's own is
+    checked against its format."""
+    return ("", *dict.fromkeys(c for output in FORMATS.values() for c in output.codecs))
+
 
 _INSTANCE_ID = re.compile(r"[A-Za-z0-9._-]{1,249}")
-
-
-def _one_of(table: Mapping[str, object]) -> AfterValidator:
-    """A validator of a name that must be a key of ``table`` (a registry: formats, codecs)."""
-
-    def known(name: str) -> str:
-        if name not in table:
-            choices = ", ".join(key or "empty (the default)" for key in table)
-            raise ValueError(f"must be one of {choices}, got {name!r}")
-        return name
-
-    return AfterValidator(known)
 
 
 def _instance_id(value: str) -> str:
     if value and not _INSTANCE_ID.fullmatch(value):
         raise ValueError(f"letters, digits, '.', '_', '-' (at most 249), got {value!r}")
     return value
-
-
-class Rotation(Section):
-    """When a sink closes an object: whichever limit comes first."""
-
-    max_records: Annotated[int, Field(ge=1)] = Field(50_000, description="Records an object.")
-    max_bytes: Annotated[int, Field(ge=1024)] = Field(64 << 20, description="Bytes an object.")
-    max_age_seconds: Annotated[float, Field(gt=0, le=86_400)] = Field(
-        60.0, description="Seconds after an object's first record."
-    )
 
 
 def _rule(text: str) -> str:
@@ -110,14 +92,13 @@ class SinkConfig(Section):
         "with the same id takes its partitions back at once. Unique per instance (the chart "
         "sets the pod name); empty: dynamic membership.",
     )
-    format: Annotated[str, _one_of(FORMATS)] = Field(
+    format: Annotated[str, OneOf(lambda: FORMATS)] = Field(
         "avro",
         description="The output format: "
         + "; ".join(f"{name}: {output.description}" for name, output in FORMATS.items())
         + ".",
-        json_schema_extra={"choices": list(FORMATS)},
     )
-    codec: Annotated[str, _one_of(dict.fromkeys((*ALL_CODECS, "")))] = Field(
+    codec: Annotated[str, OneOf(_codecs)] = Field(
         "",
         description="The format's compression; empty: its own default. "
         + "; ".join(
@@ -126,7 +107,6 @@ class SinkConfig(Section):
             if output.codecs
         )
         + " (the first is the default).",
-        json_schema_extra={"choices": list(ALL_CODECS)},
     )
     time_field: Literal["record", "event"] = Field(
         "record", description="Which time picks the dt=/hour= folder."
@@ -204,29 +184,20 @@ class SinkConfig(Section):
             raise ValueError(f"codec: {self.format} takes {', '.join(codecs)}, not {self.codec!r}")
         return self
 
+    @property
+    def group_id(self) -> str:
+        return self.group or sink_group(self.sink_type)
+
+    @property
+    def output_codec(self) -> str:
+        """The compression its objects are written with: ``codec``, else its format's own."""
+        return self.codec or FORMATS[self.format].default_codec
+
     def settings(
         self, kafka: dict[str, Any], topic: str, *, registry: dict[str, str] | None
     ) -> SinkSettings:
-        """What the runner runs with: this model's values, Kafka's and the registry's."""
-        return SinkSettings(
-            sink_type=self.sink_type,
-            kafka=kafka,
-            topic=topic,
-            registry=registry,
-            group=self.group,
-            instance_id=self.instance_id,
-            format=self.format,
-            codec=self.codec or FORMATS[self.format].default_codec,
-            max_records=self.rotation.max_records,
-            max_bytes=self.rotation.max_bytes,
-            max_age_seconds=self.rotation.max_age_seconds,
-            time_field=self.time_field,
-            layout=self.layout,
-            topics=self.topics,
-            event_filter=self.filter.event_filter(),
-            topic_wait_seconds=self.topic_wait_seconds,
-            unknown_schema_id_grace_seconds=self.unknown_schema_id_grace_seconds,
-        )
+        """What the runner runs with: this section as it is, Kafka's and the registry's."""
+        return SinkSettings(self, kafka=kafka, topic=topic, registry=registry)
 
 
 class FileSinkConfig(SinkConfig):
@@ -298,25 +269,13 @@ SINK_TYPES: dict[str, type[SinkConfig]] = {
 
 @dataclass(frozen=True)
 class SinkSettings:
-    """What the runner runs with, made from a sink's model by ``SinkConfig.settings``."""
+    """What the runner runs with, made by ``SinkConfig.settings``: the sink's section as it
+    is, and the Kafka and registry clients' properties made from the ``kafka`` section."""
 
-    sink_type: str
+    sink: SinkConfig
     kafka: dict[str, Any]  # librdkafka properties, passed through (and the CLI's error callback)
     topic: str
     registry: dict[str, str] | None  # the schema registry client's configuration, if any
-    group: str  # default kafkube-sink-<type>
-    instance_id: str  # static membership (group.instance.id); empty: dynamic
-    format: str
-    codec: str
-    max_records: int
-    max_bytes: int
-    max_age_seconds: float
-    time_field: str  # record: the Kafka record's time; event: the event's own time
-    layout: str  # topic, or cluster: a cluster=<name> folder level under the topic
-    topics: str  # a ^pattern of topics read instead of ``topic``; empty: ``topic`` alone
-    event_filter: EventFilter  # what this group writes
-    topic_wait_seconds: float = 600.0  # how long a missing topic is waited for at start
-    unknown_schema_id_grace_seconds: float = 300.0  # an id unknown yet: asked again this long
 
     def __post_init__(self) -> None:
         if not self.kafka.get("bootstrap.servers"):
@@ -326,10 +285,6 @@ class SinkSettings:
                 raise ConfigError(
                     f"kafka.{owned}", "is set by kafkube (use --group and --instance-id)"
                 )
-
-    @property
-    def group_id(self) -> str:
-        return self.group or sink_group(self.sink_type)
 
 
 def store_config(scheme: str, bucket: str, endpoint: str | None = None) -> SinkConfig | None:

@@ -10,10 +10,22 @@ The running code takes its frozen section as it is.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    GetCoreSchemaHandler,
+    SecretStr,
+    model_validator,
+)
+from pydantic.fields import FieldInfo
+from pydantic_core import CoreSchema, core_schema
 
 from kafkube.core.errors import ConfigError
 from kafkube.core.redaction import split_userinfo
@@ -33,6 +45,34 @@ class Section(BaseModel):
     """A part of the configuration: unknown keys refused, values frozen once read."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+@dataclass(frozen=True)
+class OneOf:
+    """A field's value must be one of ``names()`` as they are when it is validated: the keys
+    of a table that may grow after import (``FORMATS``, the formats' codecs). The CLI's
+    choices read it too (``one_of``), so the table is the only list."""
+
+    names: Callable[[], Iterable[str]]
+
+    def __get_pydantic_core_schema__(
+        self,
+        source: Any,  # noqa: ANN401 - pydantic's interface
+        handler: GetCoreSchemaHandler,
+    ) -> CoreSchema:
+        return core_schema.no_info_after_validator_function(self._known, handler(source))
+
+    def _known(self, name: str) -> str:
+        names = list(self.names())
+        if name not in names:
+            choices = ", ".join(key or "empty (the default)" for key in names)
+            raise ValueError(f"must be one of {choices}, got {name!r}")
+        return name
+
+
+def one_of(field: FieldInfo) -> OneOf | None:
+    """The table a field's value comes from, if it is one (``OneOf``)."""
+    return next((m for m in field.metadata if isinstance(m, OneOf)), None)
 
 
 # What Kafka accepts as a topic name (it also refuses "." and ".."): letters, digits, ".",

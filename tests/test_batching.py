@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from kafkube.consumers.batching import BatchRules, BatchShape
+from kafkube.consumers.batching import BatchShape, Rotation
 from kafkube.consumers.naming import ObjectRange
 
 HOUR = datetime(2026, 11, 28, 9, tzinfo=UTC)
 NEXT_HOUR = datetime(2026, 11, 28, 10, tzinfo=UTC)
-RULES = BatchRules(max_records=3, max_bytes=1_000, max_age_seconds=60.0)
+# Below the configuration's floor of max_bytes (1024), to test the rule with small batches.
+RULES = Rotation.model_construct(max_records=3, max_bytes=1_000, max_age_seconds=60.0)
 
 
 def _fill(batch: BatchShape, count: int, size: int = 10) -> int:

@@ -80,7 +80,12 @@ def test_a_full_file_becomes_the_settings_each_component_runs_with(
     assert producer.topic == sink.topic == "prod.events"
     assert producer.namespaces == ("payments", "checkout")
     assert producer.linger_seconds == 0.5
-    assert (sink.format, sink.max_age_seconds, sink.group_id) == ("jsonl", 30, "kafkube-sink-s3")
+    section = sink.sink
+    assert (section.format, section.rotation.max_age_seconds, section.group_id) == (
+        "jsonl",
+        30,
+        "kafkube-sink-s3",
+    )
     assert (
         producer.kafka
         == sink.kafka

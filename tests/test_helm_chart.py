@@ -195,8 +195,8 @@ def _check_the_carried_configuration(
     assert config.sink_settings("s3").topic == "kafkube.events"
     assert config.sink("s3").format == "jsonl"  # any field of the sink's section passes through
     assert config.sink("s3").rotation.max_records == 1000
-    assert config.sink_settings("s3").layout == "cluster"
-    assert str(config.sink_settings("s3").event_filter) == "include (type=Warning)"
+    assert config.sink_settings("s3").sink.layout == "cluster"
+    assert str(config.sink("s3").filter.event_filter()) == "include (type=Warning)"
     assert (
         str(config.producer_settings().event_filter)
         == "exclude (type=Normal,reason=Pulled|Created)"
