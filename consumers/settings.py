@@ -27,7 +27,7 @@ from kafkube.schemas.topics import sink_group
 def _codecs() -> tuple[str, ...]:
     """Every format's compressions, and empty (each format's default); a sink's own is
     checked against its format."""
-    return ("", *dict.fromkeys(c for output in FORMATS.values() for c in output.codecs))
+    return (*dict.fromkeys(c for output in FORMATS.values() for c in output.codecs), "")
 
 
 _INSTANCE_ID = re.compile(r"[A-Za-z0-9._-]{1,249}")
