@@ -17,7 +17,7 @@ import click
 import yaml
 
 from kafkube.cli import demo, operations
-from kafkube.cli.config import Config, ProducerConfig
+from kafkube.cli.config import Config
 from kafkube.cli.config import load as load_config
 from kafkube.cli.options import (
     KAFKA_FLAGS,
@@ -47,6 +47,7 @@ from kafkube.consumers.settings import SINK_TYPES, SinkConfig
 from kafkube.core.errors import KafkubeError
 from kafkube.producer.leadership import LeaseSettings
 from kafkube.producer.service import serve_producer
+from kafkube.producer.settings import ProducerConfig
 from kafkube.producer.simulating import record_watch_stream, simulate_into_cluster
 from kafkube.producer.synthetic import SyntheticCluster
 from kafkube.producer.watching import open_api_client

@@ -17,20 +17,16 @@ from __future__ import annotations
 
 import difflib
 import os
-import socket
 from collections.abc import Mapping
-from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import yaml
 from pydantic import (
-    AfterValidator,
     BaseModel,
     Field,
     ValidationError,
     create_model,
-    model_validator,
 )
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
@@ -42,7 +38,6 @@ from pydantic_settings import (
 
 from kafkube.consumers.settings import (
     SINK_TYPES,
-    EventFilterConfig,
     SinkConfig,
     SinkSettings,
 )
@@ -55,125 +50,7 @@ from kafkube.core.settings import (
     Observability,
     Section,
 )
-from kafkube.producer.settings import EnrichSettings, ProducerSettings
-from kafkube.schemas.topics import is_cluster_name
-
-
-def _cluster_name(name: str | None) -> str | None:
-    if name is not None and not is_cluster_name(name):
-        raise ValueError(
-            f"not a cluster name: {name!r} (letters, digits, '.', '_', '-', at most 63, a "
-            "letter or digit first)"
-        )
-    return name
-
-
-class LeaderElection(Section):
-    """Producer high availability: replicas elect one leader on a coordination.k8s.io Lease."""
-
-    enabled: bool = Field(default=False, description="Run the producer only while leading.")
-    namespace: str = Field(
-        "default", description="Namespace of the Lease (the producer's own, in a pod)."
-    )
-    lease_name: str = Field("kafkube-producer", description="Name of the Lease object.")
-    identity: str = Field(
-        default_factory=socket.gethostname, description="This replica's name (the pod name)."
-    )
-    lease_duration_seconds: Annotated[int, Field(ge=2, le=300)] = Field(
-        15, description="A leader that has not renewed for this long is replaced."
-    )
-    renew_period_seconds: Annotated[float, Field(gt=0, le=60)] = Field(
-        2.0, description="How often the leader renews, and a follower tries."
-    )
-    step_down_after_seconds: Annotated[float, Field(gt=0)] = Field(
-        120.0,
-        description="A leader that cannot publish to Kafka for this long gives the Lease up "
-        "(a standby with a working path takes over); it competes again once Kafka answers.",
-    )
-
-    @model_validator(mode="after")
-    def _renews_in_time(self) -> LeaderElection:
-        if self.renew_period_seconds * 2 > self.lease_duration_seconds:
-            raise ValueError("renew_period_seconds must be at most half of lease_duration_seconds")
-        return self
-
-
-class Enrichment(Section):
-    """Opt-in: the involved object's labels and controlling owner in every record, read from
-    the API server (metadata only), within bounds that never stall the stream."""
-
-    enabled: bool = Field(default=False, description="Read and add labels and owner.")
-    cache_size: Annotated[int, Field(ge=1)] = Field(10_000, description="Objects kept.")
-    ttl_seconds: Annotated[float, Field(gt=0)] = Field(
-        300.0, description="How long an object's labels and owner are kept before a new read."
-    )
-    timeout_seconds: Annotated[float, Field(gt=0, le=30)] = Field(
-        1.0, description="The longest one read may take; a slower one is skipped."
-    )
-    budget: Annotated[float, Field(gt=0, le=1)] = Field(
-        0.2, description="The share of the producer's time reads may take; past it, skipped."
-    )
-    reads_per_second: Annotated[float, Field(gt=0)] = Field(
-        50.0, description="At most this many reads a second; past it, skipped."
-    )
-
-    def settings(self) -> EnrichSettings | None:
-        if not self.enabled:
-            return None
-        return EnrichSettings(
-            cache_size=self.cache_size,
-            ttl_seconds=self.ttl_seconds,
-            timeout_seconds=self.timeout_seconds,
-            budget=self.budget,
-            reads_per_second=self.reads_per_second,
-        )
-
-
-class ProducerConfig(Section):
-    """``kafkube produce``: watches the API server, publishes each occurrence once."""
-
-    cluster: Annotated[str | None, AfterValidator(_cluster_name)] = Field(
-        None,
-        description="Name of the Kubernetes cluster, written into every record and keying "
-        "this producer's state: letters, digits, '.', '_', '-', at most 63, a letter or digit "
-        "first.",
-    )
-    producer_id: str = Field(
-        default_factory=socket.gethostname, description="This producer's name, in every record."
-    )
-    kubeconfig: Path | None = Field(None, description="Else the in-cluster service account.")
-    api_version: Literal["v1", "events.k8s.io/v1"] = Field(
-        "v1", description="Which Event API to watch."
-    )
-    namespaces: list[str] = Field(
-        default_factory=list, description="Watch only these; all if empty."
-    )
-    partitions: Annotated[int, Field(ge=1, le=10_000)] = Field(
-        6, description="Partitions of the topic, if kafkube creates it."
-    )
-    transactional_id: str = Field("", description="Default kafkube-producer-<cluster>.")
-    batch_max_events: Annotated[int, Field(ge=1)] = Field(
-        5000, description="Events per transaction at most."
-    )
-    linger_seconds: Annotated[float, Field(gt=0, le=60)] = Field(
-        0.2, description="How long a batch waits for more events."
-    )
-    watch_timeout_seconds: Annotated[int, Field(ge=1)] = Field(
-        300, description="Each watch request's server-side timeout."
-    )
-    forget_after_seconds: Annotated[float, Field(gt=0)] = Field(
-        3 * 3600.0, description="Forget an event's uid this long after it was last seen."
-    )
-    since: datetime | None = Field(
-        None, description="At the very first start, skip events last seen before this time."
-    )
-    filter: EventFilterConfig = Field(
-        default_factory=EventFilterConfig,
-        description="What the producer publishes: an excluded occurrence is counted, moves "
-        "the checkpoint on and is not published.",
-    )
-    enrich: Enrichment = Field(default_factory=Enrichment)
-    leader_election: LeaderElection = Field(default_factory=LeaderElection)
+from kafkube.producer.settings import ProducerConfig, ProducerSettings
 
 
 def _sinks_model() -> type[Section]:

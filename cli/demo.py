@@ -34,7 +34,6 @@ from rich.live import Live
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from kafkube.cli.config import ProducerConfig
 from kafkube.cli.options import stop_on_signals
 from kafkube.compose.endpoints import Endpoints
 from kafkube.compose.processes import Supervised
@@ -50,6 +49,7 @@ from kafkube.consumers.settings import SINK_TYPES, SinkConfig
 from kafkube.consumers.tally import TopicTally
 from kafkube.core.admin import ensure_topic
 from kafkube.core.errors import ConfigError, KafkubeError
+from kafkube.producer.settings import ProducerConfig
 
 SINKS = tuple(SINK_TYPES)  # every sink type runs, each in its own group
 # The sinks that write files write Parquet, so the demo's output answers SQL where it lies

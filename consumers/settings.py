@@ -20,7 +20,7 @@ from kafkube.consumers.batching import Rotation
 from kafkube.consumers.formats import FORMATS
 from kafkube.core.errors import ConfigError
 from kafkube.core.settings import OneOf, Section
-from kafkube.schemas.filters import EventFilter, FilterError, Rule
+from kafkube.schemas.filters import EventFilterConfig
 from kafkube.schemas.topics import sink_group
 
 
@@ -37,36 +37,6 @@ def _instance_id(value: str) -> str:
     if value and not _INSTANCE_ID.fullmatch(value):
         raise ValueError(f"letters, digits, '.', '_', '-' (at most 249), got {value!r}")
     return value
-
-
-def _rule(text: str) -> str:
-    try:
-        Rule.parse(text)
-    except FilterError as err:
-        raise ValueError(str(err)) from err
-    return text
-
-
-FilterRule = Annotated[str, AfterValidator(_rule)]
-
-
-class EventFilterConfig(Section):
-    """Which events go on: those that match an include rule (all, with none) and no exclude
-    rule. A rule is field=glob[|glob][,field=glob...] over cluster, namespace, type, reason,
-    kind (the involved object's) and component (the reporting controller)."""
-
-    include: list[FilterRule] = Field(
-        default_factory=list, description="Only events matching one of these rules go on."
-    )
-    exclude: list[FilterRule] = Field(
-        default_factory=list, description="Events matching one of these rules are dropped."
-    )
-
-    def event_filter(self) -> EventFilter:
-        return EventFilter(
-            include=tuple(Rule.parse(text) for text in self.include),
-            exclude=tuple(Rule.parse(text) for text in self.exclude),
-        )
 
 
 def _topic_pattern(pattern: str) -> str:

@@ -18,7 +18,11 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, Field
+
+from kafkube.core.settings import Section
 
 
 def _regarding_kind(record: Mapping[str, Any]) -> Any:  # noqa: ANN401 - a record's value
@@ -139,3 +143,33 @@ class EventFilter:
 
 
 PASS_ALL = EventFilter()
+
+
+def _rule(text: str) -> str:
+    try:
+        Rule.parse(text)
+    except FilterError as err:
+        raise ValueError(str(err)) from err
+    return text
+
+
+FilterRule = Annotated[str, AfterValidator(_rule)]
+
+
+class EventFilterConfig(Section):
+    """Which events go on: those that match an include rule (all, with none) and no exclude
+    rule. A rule is field=glob[|glob][,field=glob...] over cluster, namespace, type, reason,
+    kind (the involved object's) and component (the reporting controller)."""
+
+    include: list[FilterRule] = Field(
+        default_factory=list, description="Only events matching one of these rules go on."
+    )
+    exclude: list[FilterRule] = Field(
+        default_factory=list, description="Events matching one of these rules are dropped."
+    )
+
+    def event_filter(self) -> EventFilter:
+        return EventFilter(
+            include=tuple(Rule.parse(text) for text in self.include),
+            exclude=tuple(Rule.parse(text) for text in self.exclude),
+        )
