@@ -45,7 +45,6 @@ from kafkube.consumers.destinations import open_destination
 from kafkube.consumers.runner import serve_sink
 from kafkube.consumers.settings import SINK_TYPES, SinkConfig
 from kafkube.core.errors import KafkubeError
-from kafkube.producer.leadership import LeaseSettings
 from kafkube.producer.service import serve_producer
 from kafkube.producer.settings import ProducerConfig
 from kafkube.producer.simulating import record_watch_stream, simulate_into_cluster
@@ -245,18 +244,7 @@ def produce(source: str, recording: Path | None, **_flags: Any) -> None:  # noqa
         params["since"] = since.replace(tzinfo=UTC)
     config = configuration({**KAFKA_FLAGS, **_PRODUCER_FIELDS})
     election = config.producer.leader_election
-    lease = (
-        LeaseSettings(
-            namespace=election.namespace,
-            name=election.lease_name,
-            identity=election.identity,
-            lease_duration=election.lease_duration_seconds,
-            renew_period=election.renew_period_seconds,
-            step_down_after=election.step_down_after_seconds,
-        )
-        if election.enabled
-        else None
-    )
+    lease = election if election.enabled else None
     kubeconfig = config.producer.kubeconfig
     stats = serve_producer(
         config.producer_settings(),

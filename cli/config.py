@@ -95,23 +95,11 @@ class Config(BaseSettings):
         if not producer.cluster:
             raise ConfigError("producer.cluster", "is required: the cluster's name (or --cluster)")
         return ProducerSettings(
-            cluster=producer.cluster,
-            producer_id=producer.producer_id,
+            producer,
             kafka=self.kafka.client_properties(),
             topic=self.kafka.topic,
-            partitions=producer.partitions,
-            api_version=producer.api_version,
-            namespaces=tuple(producer.namespaces),
-            transactional_id=producer.transactional_id,
-            batch_max_events=producer.batch_max_events,
-            linger_seconds=producer.linger_seconds,
-            watch_timeout_seconds=producer.watch_timeout_seconds,
-            forget_after_seconds=producer.forget_after_seconds,
-            since=producer.since,
             registry=self.kafka.schema_registry.client_properties(),
             subject_strategy=self.kafka.schema_registry.subject_strategy,
-            event_filter=producer.filter.event_filter(),
-            enrich=producer.enrich.settings(),
         )
 
     def sink(self, sink_type: str) -> SinkConfig:

@@ -38,7 +38,7 @@ import orjson
 import urllib3
 from kubernetes import client
 
-from kafkube.producer.settings import EnrichSettings
+from kafkube.producer.settings import Enrichment
 from kafkube.schemas.records import EventRecord, Owner
 
 log = logging.getLogger(__name__)
@@ -90,7 +90,7 @@ class Enricher:
     def __init__(
         self,
         api_client: client.ApiClient,
-        settings: EnrichSettings,
+        settings: Enrichment,
         *,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:

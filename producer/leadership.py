@@ -19,7 +19,6 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -28,21 +27,12 @@ from kubernetes.client.exceptions import ApiException
 
 from kafkube.producer import metrics
 from kafkube.producer.publishing import FencedError
+from kafkube.producer.settings import LeaderElection
 
 log = logging.getLogger(__name__)
 
 HTTP_NOT_FOUND = 404
 HTTP_CONFLICT = 409
-
-
-@dataclass(frozen=True)
-class LeaseSettings:
-    namespace: str
-    name: str
-    identity: str
-    lease_duration: float
-    renew_period: float
-    step_down_after: float  # events waiting this long for a commit: give the Lease up
 
 
 class LeaderElector:
@@ -51,7 +41,7 @@ class LeaderElector:
     def __init__(
         self,
         api_client: client.ApiClient,
-        settings: LeaseSettings,
+        settings: LeaderElection,
         *,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -76,20 +66,22 @@ class LeaderElector:
         if self.aside.is_set():
             return False
         try:
-            lease: Any = self.leases.read_namespaced_lease(s.name, s.namespace, _request_timeout=5)
+            lease: Any = self.leases.read_namespaced_lease(
+                s.lease_name, s.namespace, _request_timeout=5
+            )
         except ApiException as err:
             if err.status != HTTP_NOT_FOUND:
-                return self._failed(f"reading lease {s.namespace}/{s.name}: {err.reason}")
+                return self._failed(f"reading lease {s.namespace}/{s.lease_name}: {err.reason}")
             return self._write(None, transitions=0)
         except Exception as err:  # noqa: BLE001 - any network failure is one failed round
-            return self._failed(f"reading lease {s.namespace}/{s.name}: {err}")
+            return self._failed(f"reading lease {s.namespace}/{s.lease_name}: {err}")
         spec = lease.spec
         record = (spec.holder_identity, spec.renew_time, spec.lease_transitions)
         if record != self._observed:
             self._observed, self._observed_at = record, now
         holder = spec.holder_identity
         if holder and holder != s.identity:
-            duration = spec.lease_duration_seconds or s.lease_duration
+            duration = spec.lease_duration_seconds or s.lease_duration_seconds
             if now - self._observed_at < duration:
                 return self._follow(holder)
             log.info(
@@ -104,7 +96,7 @@ class LeaderElector:
         keeping = lease is not None and lease.spec.holder_identity == s.identity
         spec = client.V1LeaseSpec(
             holder_identity=s.identity,
-            lease_duration_seconds=round(s.lease_duration),
+            lease_duration_seconds=round(s.lease_duration_seconds),
             acquire_time=lease.spec.acquire_time if keeping else moment,
             renew_time=moment,
             lease_transitions=transitions,
@@ -112,21 +104,24 @@ class LeaderElector:
         try:
             if lease is None:
                 body = client.V1Lease(
-                    metadata=client.V1ObjectMeta(name=s.name, namespace=s.namespace), spec=spec
+                    metadata=client.V1ObjectMeta(name=s.lease_name, namespace=s.namespace),
+                    spec=spec,
                 )
                 self.leases.create_namespaced_lease(s.namespace, body, _request_timeout=5)
             else:
                 lease.spec = spec  # metadata keeps the resourceVersion read: a conditional write
-                self.leases.replace_namespaced_lease(s.name, s.namespace, lease, _request_timeout=5)
+                self.leases.replace_namespaced_lease(
+                    s.lease_name, s.namespace, lease, _request_timeout=5
+                )
         except ApiException as err:
             if err.status == HTTP_CONFLICT:  # another replica wrote first: it leads
                 return self._follow("another replica")
-            return self._failed(f"writing lease {s.namespace}/{s.name}: {err.reason}")
+            return self._failed(f"writing lease {s.namespace}/{s.lease_name}: {err.reason}")
         except Exception as err:  # noqa: BLE001 - any network failure is one failed round
-            return self._failed(f"writing lease {s.namespace}/{s.name}: {err}")
+            return self._failed(f"writing lease {s.namespace}/{s.lease_name}: {err}")
         self._renewed_at = self._clock()
         if not self.leading.is_set():
-            log.info("leading: lease %s/%s is held by %s", s.namespace, s.name, s.identity)
+            log.info("leading: lease %s/%s is held by %s", s.namespace, s.lease_name, s.identity)
             self.leading.set()
             metrics.LEADING.set(1)
         return True
@@ -146,7 +141,7 @@ class LeaderElector:
         log.warning("leader election: %s", why)
         if self.leading.is_set():
             # Stop before the lease can expire for the others: never two publishing leaders.
-            deadline = self.settings.lease_duration - self.settings.renew_period
+            deadline = self.settings.lease_duration_seconds - self.settings.renew_period_seconds
             if self._clock() - self._renewed_at >= deadline:
                 log.warning("could not renew the lease for %.0f s: stopping publishing", deadline)
                 self._step_down()
@@ -158,7 +153,7 @@ class LeaderElector:
         """Rounds every ``renew_period`` until ``stop``; then hand the lease back if held."""
         while not stop.is_set():
             self.try_acquire_or_renew()
-            stop.wait(self.settings.renew_period)
+            stop.wait(self.settings.renew_period_seconds)
         self.release()
 
     def stand_aside(self) -> None:
@@ -174,12 +169,16 @@ class LeaderElector:
         metrics.LEADING.set(0)
         s = self.settings
         try:
-            held: Any = self.leases.read_namespaced_lease(s.name, s.namespace, _request_timeout=5)
+            held: Any = self.leases.read_namespaced_lease(
+                s.lease_name, s.namespace, _request_timeout=5
+            )
             if held.spec.holder_identity == s.identity:
                 held.spec.holder_identity = None
                 held.spec.renew_time = None
-                self.leases.replace_namespaced_lease(s.name, s.namespace, held, _request_timeout=5)
-                log.info("released lease %s/%s", s.namespace, s.name)
+                self.leases.replace_namespaced_lease(
+                    s.lease_name, s.namespace, held, _request_timeout=5
+                )
+                log.info("released lease %s/%s", s.namespace, s.lease_name)
         except Exception as err:  # noqa: BLE001 - it expires on its own
             log.warning("could not release the lease (it expires on its own): %s", err)
 
@@ -200,7 +199,7 @@ def lead_then_run(
     ``stop``, or when ``run`` ends on its own (a finite source)."""
     rounds = threading.Thread(target=elector.run, args=(stop,), name="kafkube-lease", daemon=True)
     rounds.start()
-    log.info("standing by for lease %s/%s", elector.settings.namespace, elector.settings.name)
+    log.info("standing by for lease %s/%s", elector.settings.namespace, elector.settings.lease_name)
     try:
         while not stop.is_set():
             if not elector.leading.wait(timeout=0.5):
@@ -225,15 +224,15 @@ def lead_then_run(
                 halt.set()
             if gave_up.is_set():
                 # A lease duration at least: a standby that can publish takes the Lease first.
-                stop.wait(elector.settings.lease_duration)
+                stop.wait(elector.settings.lease_duration_seconds)
                 while not stop.is_set() and not can_publish():
-                    stop.wait(elector.settings.renew_period)
+                    stop.wait(elector.settings.renew_period_seconds)
                 elector.aside.clear()
                 if not stop.is_set():
                     log.info("Kafka answers again: standing by for the lease")
                 continue
             if fenced:
-                stop.wait(elector.settings.renew_period)
+                stop.wait(elector.settings.renew_period_seconds)
                 continue
             if not ended_by:
                 return  # the source ended: nothing more to publish

@@ -173,7 +173,7 @@ class EventProducer:
         self._filter = settings.event_filter
         self._enricher = enricher
         self.state = PublishedState(
-            cluster=settings.cluster, forget_after=settings.forget_after_seconds
+            cluster=settings.cluster, forget_after=settings.producer.forget_after_seconds
         )
         self.stats = ProducerStats()
         self._clock = clock
@@ -224,7 +224,7 @@ class EventProducer:
             self._start_publisher()
             self._limits_changed = False
         state = PublishedState(
-            cluster=self.settings.cluster, forget_after=self.settings.forget_after_seconds
+            cluster=self.settings.cluster, forget_after=self.settings.producer.forget_after_seconds
         )
         read_state(self.settings.kafka, self.settings.state_topic, state.load)
         self.state = state
@@ -291,7 +291,7 @@ class EventProducer:
                     self.state.checkpoints.get(scope),
                     items,
                     halt,
-                    timeout_seconds=self.settings.watch_timeout_seconds,
+                    timeout_seconds=self.settings.producer.watch_timeout_seconds,
                 ).run,
                 name=f"kafkube-watch-{scope or 'all'}",
                 daemon=True,
@@ -325,7 +325,7 @@ class EventProducer:
             if isinstance(item, list):
                 for watched in item:
                     self._take(scope, watched)
-                    if len(self._batch.events) >= self.settings.batch_max_events:
+                    if len(self._batch.events) >= self.settings.producer.batch_max_events:
                         self._flush()
             elif isinstance(item, _Listed):
                 self._relist(scope, item.listing)
@@ -358,7 +358,7 @@ class EventProducer:
         if not self._batch:
             return 0.5
         waited = self._clock() - self._batch.started
-        return max(0.0, self.settings.linger_seconds - waited)
+        return max(0.0, self.settings.producer.linger_seconds - waited)
 
     # --- deciding what to publish (pure decisions on the state) -------------------------------
 
@@ -391,9 +391,9 @@ class EventProducer:
                 obj,
                 watch_type=watch_type,
                 cluster=self.settings.cluster,
-                producer_id=self.settings.producer_id,
+                producer_id=self.settings.producer.producer_id,
                 observed_at=datetime.fromtimestamp(now, UTC),
-                api_version=self.settings.api_version,
+                api_version=self.settings.producer.api_version,
             )
         except ConversionError as err:
             self.stats.unconvertible += 1
@@ -529,11 +529,11 @@ class EventProducer:
         # --since counts at the very first start only, for each scope's first list.
         first = self._fresh and scope not in self._listed
         self._listed.add(scope)
-        since = self.settings.since if first else None
+        since = self.settings.producer.since if first else None
         published_before = self.stats.published
         for obj in listing.items:
             uid = str(obj.get("metadata", {}).get("uid", ""))
-            if self.settings.api_version == API_CORE_V1:
+            if self.settings.producer.api_version == API_CORE_V1:
                 missed = self.state.missed_count(uid, obj.get("count"))
                 if missed:
                     self.stats.provably_missed += missed
@@ -543,7 +543,7 @@ class EventProducer:
                         missed,
                     )
             self._offer(obj, "ADDED", publish=since is None or not _older_than(obj, since))
-            if len(self._batch.events) >= self.settings.batch_max_events:
+            if len(self._batch.events) >= self.settings.producer.batch_max_events:
                 self._flush()
         if scope == CLUSTER_WIDE:
             # Uids the server no longer has expired meanwhile. A namespace's list says nothing

@@ -25,12 +25,12 @@ from kafkube.core.serving import serving
 from kafkube.producer import metrics
 from kafkube.producer.dedup import CLUSTER_WIDE, PublishedState, cluster_of
 from kafkube.producer.enriching import Enricher
-from kafkube.producer.leadership import LeaderElector, LeaseSettings, lead_then_run
+from kafkube.producer.leadership import LeaderElector, lead_then_run
 from kafkube.producer.metrics import Exporter
 from kafkube.producer.publishing import TransactionalPublisher, read_state
 from kafkube.producer.recorded import RecordedEvents
 from kafkube.producer.running import EventProducer, ProducerStats
-from kafkube.producer.settings import ProducerSettings
+from kafkube.producer.settings import LeaderElection, ProducerSettings
 from kafkube.producer.watching import EventSource, KubeEvents, open_api_client
 from kafkube.schemas.codec import Codec
 from kafkube.schemas.topics import producer_dlq_topic, producer_state_topic
@@ -79,12 +79,14 @@ def run_producer(
             api_client = resources.enter_context(open_api_client(kubeconfig))
             # One watch per listed namespace, so Roles in those namespaces are all it needs.
             sources = {
-                scope: KubeEvents(api_client, api_version=settings.api_version, namespace=scope)
-                for scope in settings.namespaces or (CLUSTER_WIDE,)
+                scope: KubeEvents(
+                    api_client, api_version=settings.producer.api_version, namespace=scope
+                )
+                for scope in settings.producer.namespaces or (CLUSTER_WIDE,)
             }
         enricher = None
-        if settings.enrich is not None and api_client is not None:
-            enricher = Enricher(api_client, settings.enrich)
+        if settings.producer.enrich.enabled and api_client is not None:
+            enricher = Enricher(api_client, settings.producer.enrich)
         producer = EventProducer(
             settings, sources, publisher, observe=Exporter(settings.cluster), codec=codec,
             enricher=enricher,
@@ -108,7 +110,7 @@ def _stalled(terms: list[ProducerStats], bound: float) -> str | None:
 
 
 def _make_topics(settings: ProducerSettings) -> None:
-    ensure_topic(settings.kafka, settings.topic, partitions=settings.partitions, config={})
+    ensure_topic(settings.kafka, settings.topic, partitions=settings.producer.partitions, config={})
     ensure_topic(settings.kafka, producer_dlq_topic(settings.topic), partitions=1, config={})
     ensure_topic(
         settings.kafka,
@@ -137,7 +139,7 @@ def serve_producer(  # noqa: PLR0913 - the service's whole set-up, each by name
     *,
     kubeconfig: str | None,
     recording: Path | None,
-    lease: LeaseSettings | None,
+    lease: LeaderElection | None,
     listen: tuple[str, int] | None,
     stop: threading.Event,
 ) -> ProducerStats:
@@ -180,7 +182,7 @@ def serve_producer(  # noqa: PLR0913 - the service's whole set-up, each by name
                 lead_then_run(
                     LeaderElector(api_client, lease), stop, publish,
                     can_publish=lambda: kafka() is None,
-                    stalled=lambda: _stalled(terms, lease.step_down_after),
+                    stalled=lambda: _stalled(terms, lease.step_down_after_seconds),
                 )  # fmt: skip
     return terms[-1] if terms else ProducerStats()
 

@@ -76,17 +76,6 @@ class Enrichment(Section):
         50.0, description="At most this many reads a second; past it, skipped."
     )
 
-    def settings(self) -> EnrichSettings | None:
-        if not self.enabled:
-            return None
-        return EnrichSettings(
-            cache_size=self.cache_size,
-            ttl_seconds=self.ttl_seconds,
-            timeout_seconds=self.timeout_seconds,
-            budget=self.budget,
-            reads_per_second=self.reads_per_second,
-        )
-
 
 class ProducerConfig(Section):
     """``kafkube produce``: watches the API server, publishes each occurrence once."""
@@ -136,50 +125,36 @@ class ProducerConfig(Section):
 
 
 @dataclass(frozen=True)
-class EnrichSettings:
-    """Enrichment's bounds (``kafkube.producer.enriching``)."""
-
-    cache_size: int
-    ttl_seconds: float
-    timeout_seconds: float
-    budget: float  # the share of the producer's time reads may take
-    reads_per_second: float
-
-
-@dataclass(frozen=True)
 class ProducerSettings:
-    """What the producer runs with, made from the configuration's ``producer`` section (whose
-    fields, defaults and bounds are the only place they are written) and Kafka's."""
+    """What the producer runs with, made in the entry point: the ``producer`` section as it
+    is, and the Kafka and registry clients' properties made from the ``kafka`` section."""
 
-    cluster: str
-    producer_id: str
+    producer: ProducerConfig
     kafka: dict[str, Any]  # librdkafka properties, passed through (and the CLI's error callback)
     topic: str
-    partitions: int
-    api_version: str
-    namespaces: tuple[str, ...]  # all when empty
-    transactional_id: str
-    batch_max_events: int
-    linger_seconds: float
-    watch_timeout_seconds: int
-    forget_after_seconds: float
-    since: datetime | None
     # The schema registry client's configuration; None: the registry-less framing.
     registry: dict[str, str] | None
     subject_strategy: str  # topic or record (kafkube.core.registry.SUBJECT_STRATEGIES)
-    event_filter: EventFilter  # what is published
-    enrich: EnrichSettings | None  # the involved objects' labels and owners; None: off
 
     def __post_init__(self) -> None:
-        if not self.cluster:
+        if not self.producer.cluster:
             raise ConfigError("producer.cluster", "must name the cluster (it is in every record)")
         if not self.kafka.get("bootstrap.servers"):
             raise ConfigError("kafka.bootstrap_servers", "is required")
-        if self.since is not None and self.since.tzinfo is None:
+        since = self.producer.since
+        if since is not None and since.tzinfo is None:
             raise ConfigError("producer.since", "must carry a timezone, e.g. 2026-11-25T00:00:00Z")
         for owned in ("enable.idempotence", "acks", "transactional.id", "isolation.level"):
             if owned in self.kafka:
                 raise ConfigError(f"kafka.{owned}", "is set by kafkube for exactly-once delivery")
+
+    @property
+    def cluster(self) -> str:
+        return self.producer.cluster or ""  # never empty: __post_init__ refuses it
+
+    @property
+    def event_filter(self) -> EventFilter:
+        return self.producer.filter.event_filter()
 
     @property
     def state_topic(self) -> str:
@@ -187,4 +162,4 @@ class ProducerSettings:
 
     @property
     def effective_transactional_id(self) -> str:
-        return self.transactional_id or f"kafkube-producer-{self.cluster}"
+        return self.producer.transactional_id or f"kafkube-producer-{self.cluster}"

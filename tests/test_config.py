@@ -78,8 +78,8 @@ def test_a_full_file_becomes_the_settings_each_component_runs_with(
 
     assert producer.cluster == "prod-eu-1"
     assert producer.topic == sink.topic == "prod.events"
-    assert producer.namespaces == ("payments", "checkout")
-    assert producer.linger_seconds == 0.5
+    assert producer.producer.namespaces == ["payments", "checkout"]
+    assert producer.producer.linger_seconds == 0.5
     section = sink.sink
     assert (section.format, section.rotation.max_age_seconds, section.group_id) == (
         "jsonl",

@@ -217,14 +217,14 @@ def test_a_trickling_api_server_cannot_hold_an_enrichment_read_past_its_timeout(
     from kubernetes import client, config  # noqa: PLC0415
 
     from kafkube.producer.enriching import Enricher  # noqa: PLC0415
-    from kafkube.producer.settings import EnrichSettings  # noqa: PLC0415
+    from kafkube.producer.settings import Enrichment  # noqa: PLC0415
 
     pod = _workload(kube_api, namespace)
     with proxied_kubeconfig(endpoints.kubeconfig, tmp_path) as (kubeconfig, proxy):
         configuration = client.Configuration()
         config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
-        settings = EnrichSettings(
-            cache_size=100, ttl_seconds=0.001, timeout_seconds=1.0, budget=1.0,
+        settings = Enrichment(
+            enabled=True, cache_size=100, ttl_seconds=0.001, timeout_seconds=1.0, budget=1.0,
             reads_per_second=100,
         )  # fmt: skip
         with client.ApiClient(configuration) as api:

@@ -191,7 +191,7 @@ def _check_the_carried_configuration(
     assert config.producer.leader_election.enabled
     assert config.producer.leader_election.namespace == namespaces
     assert config.kafka.client_properties()["ssl.certificate.location"].endswith("tls.crt")
-    assert config.producer_settings().namespaces == ("payments", "checkout")
+    assert config.producer_settings().producer.namespaces == ["payments", "checkout"]
     assert config.sink_settings("s3").topic == "kafkube.events"
     assert config.sink("s3").format == "jsonl"  # any field of the sink's section passes through
     assert config.sink("s3").rotation.max_records == 1000
