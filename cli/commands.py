@@ -31,9 +31,11 @@ from kafkube.cli.options import (
 )
 from kafkube.cli.reference import example_yaml, reference_markdown
 from kafkube.compose.settings import (
+    KAFKA_HEAP_MB,
     NODE,
     NODE_SERVICES,
     PORT_NAMES,
+    READY_TIMEOUT_SECONDS,
     SERVICES,
     StackSettings,
     stack_dir_options,
@@ -47,7 +49,11 @@ from kafkube.consumers.settings import SINK_TYPES, SinkConfig
 from kafkube.core.errors import KafkubeError
 from kafkube.producer.service import serve_producer
 from kafkube.producer.settings import ProducerConfig
-from kafkube.producer.simulating import record_watch_stream, simulate_into_cluster
+from kafkube.producer.simulating import (
+    SIMULATED_RATE,
+    record_watch_stream,
+    simulate_into_cluster,
+)
 from kafkube.producer.synthetic import SyntheticCluster
 from kafkube.producer.watching import open_api_client
 
@@ -91,7 +97,7 @@ def _parse_ports(values: tuple[str, ...]) -> dict[str, int]:
     is_flag=True,
     help="At first start take any free ports rather than the usual ones (9092, 9000, ...).",
 )
-@click.option("--kafka-heap-mb", type=int, default=512, show_default=True)
+@click.option("--kafka-heap-mb", type=int, default=KAFKA_HEAP_MB, show_default=True)
 @click.pass_context
 def stack(  # noqa: PLR0913, PLR0917 - click passes one parameter per option
     ctx: click.Context,
@@ -128,7 +134,13 @@ def fetch(stack: Stack, node: bool, helm: bool) -> None:  # noqa: FBT001
 
 @stack.command()
 @_service_names
-@click.option("--timeout", type=float, default=300.0, show_default=True, help="Seconds to wait.")
+@click.option(
+    "--timeout",
+    type=float,
+    default=READY_TIMEOUT_SECONDS,
+    show_default=True,
+    help="Seconds to wait.",
+)
 @click.pass_obj
 def up(stack: Stack, services: tuple[str, ...], timeout: float) -> None:
     """Start the services (all but the node by default) and wait until each answers.
@@ -150,7 +162,7 @@ def down(stack: Stack, services: tuple[str, ...]) -> None:
 
 @stack.command()
 @click.argument("services", nargs=-1, required=True, type=_SERVICE_CHOICE)
-@click.option("--timeout", type=float, default=300.0, show_default=True)
+@click.option("--timeout", type=float, default=READY_TIMEOUT_SECONDS, show_default=True)
 @click.pass_obj
 def restart(stack: Stack, services: tuple[str, ...], timeout: float) -> None:
     """Stop and start the named services."""
@@ -283,7 +295,9 @@ produce.params[:0] = _PRODUCER_OPTIONS
     help="The same seed gives the same events (names included: a rerun's creates conflict).",
 )
 @click.option("--namespace", "namespaces", multiple=True, help="Write only into these namespaces.")
-@click.option("--rate", type=float, default=50.0, show_default=True, help="Events per second.")
+@click.option(
+    "--rate", type=float, default=SIMULATED_RATE, show_default=True, help="Events per second."
+)
 @click.option("--count", type=int, help="Stop after this many creates and repeats.")
 def simulate(  # noqa: PLR0913, PLR0917 - click passes one parameter per option
     kubeconfig: str | None,

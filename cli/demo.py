@@ -50,6 +50,7 @@ from kafkube.consumers.tally import TopicTally
 from kafkube.core.admin import ensure_topic
 from kafkube.core.errors import ConfigError, KafkubeError
 from kafkube.producer.settings import ProducerConfig
+from kafkube.producer.simulating import SIMULATED_RATE
 
 SINKS = tuple(SINK_TYPES)  # every sink type runs, each in its own group
 # The sinks that write files write Parquet, so the demo's output answers SQL where it lies
@@ -384,7 +385,9 @@ def _cluster_of(kubeconfig: str) -> str:
     envvar="KUBECONFIG",
     help="Watch this cluster (or $KUBECONFIG's) instead of simulating one on the stack.",
 )
-@click.option("--rate", type=float, default=50.0, show_default=True, help="Simulated events/s.")
+@click.option(
+    "--rate", type=float, default=SIMULATED_RATE, show_default=True, help="Simulated events/s."
+)
 @click.option("--topic", default=DEMO_TOPIC, show_default=True)
 @click.option(
     "--partitions",

@@ -13,6 +13,10 @@ import platformdirs
 from kafkube.core.errors import ConfigError
 
 KAFKA_VERSION = "4.1.1"
+# The broker's heap; the stack's default, modest on two cores.
+KAFKA_HEAP_MB = 512
+# How long `stack up` waits for each wave of services to answer.
+READY_TIMEOUT_SECONDS = 300.0
 MINIO_MODULE = "github.com/minio/minio"
 MINIO_VERSION = "v0.0.0-20260212201848-7aac2a2c5b7c"
 ETCD_VERSION = "v3.6.16"
@@ -61,7 +65,7 @@ class StackSettings:
     ports: dict[str, int] = field(default_factory=dict)
     # False for throwaway stacks (the tests'), which must never take a user's usual ports.
     prefer_default_ports: bool = True
-    kafka_heap_mb: int = 512
+    kafka_heap_mb: int = KAFKA_HEAP_MB
     s3_access_key: str = "kafkube"
     s3_secret_key: str = "kafkube-secret"  # noqa: S105 - a local MinIO's fixed test credential
 

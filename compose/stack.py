@@ -20,7 +20,13 @@ from kafkube.compose.endpoints import Endpoints
 from kafkube.compose.node import NODE_SERVICES
 from kafkube.compose.services import REGISTRY_API, Service, StackState, kafka_java_argv
 from kafkube.compose.services import SERVICES as CORE_SERVICES
-from kafkube.compose.settings import DEFAULT_PORTS, NODE, PORT_NAMES, StackSettings
+from kafkube.compose.settings import (
+    DEFAULT_PORTS,
+    NODE,
+    PORT_NAMES,
+    READY_TIMEOUT_SECONDS,
+    StackSettings,
+)
 from kafkube.compose.settings import SERVICES as DEFAULT_SERVICES
 from kafkube.core.errors import ConfigError, ServiceError
 
@@ -140,7 +146,9 @@ class Stack:
     def fetch(self, *, node: bool = False, helm: bool = False) -> dict[str, Path]:
         return fetch.fetch_all(self.settings, node=node, helm=helm)
 
-    def up(self, names: Iterable[str] = DEFAULT_SERVICES, *, timeout: float = 180.0) -> Endpoints:
+    def up(
+        self, names: Iterable[str] = DEFAULT_SERVICES, *, timeout: float = READY_TIMEOUT_SECONDS
+    ) -> Endpoints:
         """Start what is not running yet and wait until every service answers; harmless twice."""
         state = self.state
         for wave in _waves(_with_requirements(names)):
@@ -214,7 +222,7 @@ class Stack:
                 hook(self.state)
         return stopped
 
-    def restart(self, names: Iterable[str], *, timeout: float = 180.0) -> Endpoints:
+    def restart(self, names: Iterable[str], *, timeout: float = READY_TIMEOUT_SECONDS) -> Endpoints:
         names = list(names)
         self.down(names)
         return self.up(names, timeout=timeout)

@@ -26,6 +26,9 @@ from kafkube.producer.synthetic import Operation
 
 HTTP_NOT_FOUND, HTTP_CONFLICT = 404, 409
 
+# Events a second a simulation writes unless told (`kafkube simulate`, the demo).
+SIMULATED_RATE = 50.0
+
 
 @dataclass
 class SimulationStats:
