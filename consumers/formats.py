@@ -27,19 +27,15 @@ import orjson
 
 from kafkube.core.errors import ConfigError
 from kafkube.schemas.codec import SchemaVersion
+from kafkube.schemas.writing import write_long
 
 AVRO_MAGIC = b"Obj\x01"
 BLOCK_RECORDS = 4096  # records per container block, so a reader need not hold a whole file
 
 
 def _long(value: int) -> bytes:
-    """Avro's zig-zag varint."""
-    encoded = (value << 1) ^ (value >> 63)
     out = bytearray()
-    while encoded & ~0x7F:
-        out.append((encoded & 0x7F) | 0x80)
-        encoded >>= 7
-    out.append(encoded)
+    write_long(out, value)
     return bytes(out)
 
 

@@ -3,23 +3,14 @@
 from __future__ import annotations
 
 from prometheus_client import (
-    GC_COLLECTOR,
-    PLATFORM_COLLECTOR,
-    PROCESS_COLLECTOR,
-    CollectorRegistry,
     Counter,
     Gauge,
     Histogram,
 )
 
-from kafkube.core.serving import build_info
+from kafkube.core.serving import component_registry
 
-# The component's own registry: a sink's /metrics shows no producer metric, and the reverse
-# (both modules are imported by the one CLI). The process's CPU, memory and GC join each.
-REGISTRY = CollectorRegistry(auto_describe=True)
-for _collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
-    REGISTRY.register(_collector)
-build_info(REGISTRY, "sink")
+REGISTRY = component_registry("sink")
 
 RECORDS = Counter(
     "kafkube_sink_records_written", "Records made durable.", ["sink"], registry=REGISTRY

@@ -19,7 +19,7 @@ from pydantic import AfterValidator, Field, model_validator
 from kafkube.consumers.batching import Rotation
 from kafkube.consumers.formats import FORMATS
 from kafkube.core.errors import ConfigError
-from kafkube.core.settings import OneOf, Section
+from kafkube.core.settings import OneOf, Section, check_client_properties
 from kafkube.schemas.filters import EventFilterConfig
 from kafkube.schemas.topics import sink_group
 
@@ -248,13 +248,11 @@ class SinkSettings:
     registry: dict[str, str] | None  # the schema registry client's configuration, if any
 
     def __post_init__(self) -> None:
-        if not self.kafka.get("bootstrap.servers"):
-            raise ConfigError("kafka.bootstrap_servers", "is required")
-        for owned in ("group.id", "group.instance.id", "enable.auto.commit", "isolation.level"):
-            if owned in self.kafka:
-                raise ConfigError(
-                    f"kafka.{owned}", "is set by kafkube (use --group and --instance-id)"
-                )
+        check_client_properties(
+            self.kafka,
+            ("group.id", "group.instance.id", "enable.auto.commit", "isolation.level"),
+            "(use --group and --instance-id)",
+        )
 
 
 def store_config(scheme: str, bucket: str, endpoint: str | None = None) -> SinkConfig | None:

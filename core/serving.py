@@ -19,6 +19,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
+    GC_COLLECTOR,
+    PLATFORM_COLLECTOR,
+    PROCESS_COLLECTOR,
     CollectorRegistry,
     Gauge,
     disable_created_metrics,
@@ -39,6 +42,17 @@ def build_info(registry: CollectorRegistry, component: str) -> None:
         registry=registry,
     )
     info.labels(__version__, platform.python_version(), component).set(1)
+
+
+def component_registry(component: str) -> CollectorRegistry:
+    """A component's own registry (a sink's /metrics shows no producer metric, and the
+    reverse: both are imported by the one CLI), with the process's CPU, memory and GC and
+    its build info."""
+    registry = CollectorRegistry(auto_describe=True)
+    for collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
+        registry.register(collector)
+    build_info(registry, component)
+    return registry
 
 
 # A *_created series beside each counter only doubles the scrape.

@@ -75,6 +75,16 @@ def one_of(field: FieldInfo) -> OneOf | None:
     return next((m for m in field.metadata if isinstance(m, OneOf)), None)
 
 
+def check_client_properties(kafka: dict[str, Any], owned: tuple[str, ...], why: str) -> None:
+    """Refuse librdkafka properties a component cannot start with: no brokers, or one of
+    the properties it sets itself (``owned``, set by kafkube: ``why``)."""
+    if not kafka.get("bootstrap.servers"):
+        raise ConfigError("kafka.bootstrap_servers", "is required")
+    for key in owned:
+        if key in kafka:
+            raise ConfigError(f"kafka.{key}", f"is set by kafkube {why}")
+
+
 # What Kafka accepts as a topic name (it also refuses "." and ".."): letters, digits, ".",
 # "_", "-", at most 249. No record can steer a path through one.
 _TOPIC_NAME = re.compile(r"[A-Za-z0-9._-]{1,249}")

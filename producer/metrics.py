@@ -9,23 +9,14 @@ from __future__ import annotations
 from dataclasses import fields
 
 from prometheus_client import (
-    GC_COLLECTOR,
-    PLATFORM_COLLECTOR,
-    PROCESS_COLLECTOR,
-    CollectorRegistry,
     Counter,
     Gauge,
 )
 
-from kafkube.core.serving import build_info
+from kafkube.core.serving import component_registry
 from kafkube.producer.running import ProducerStats
 
-# The component's own registry: a sink's /metrics shows no producer metric, and the reverse
-# (both modules are imported by the one CLI). The process's CPU, memory and GC join each.
-REGISTRY = CollectorRegistry(auto_describe=True)
-for _collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
-    REGISTRY.register(_collector)
-build_info(REGISTRY, "producer")
+REGISTRY = component_registry("producer")
 
 _COUNTERS = {
     "watched": Counter(

@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, Field, model_validator
 
 from kafkube.core.errors import ConfigError
-from kafkube.core.settings import Section
+from kafkube.core.settings import Section, check_client_properties
 from kafkube.schemas.filters import EventFilter, EventFilterConfig
 from kafkube.schemas.topics import is_cluster_name, producer_state_topic
 
@@ -139,14 +139,14 @@ class ProducerSettings:
     def __post_init__(self) -> None:
         if not self.producer.cluster:
             raise ConfigError("producer.cluster", "must name the cluster (it is in every record)")
-        if not self.kafka.get("bootstrap.servers"):
-            raise ConfigError("kafka.bootstrap_servers", "is required")
+        check_client_properties(
+            self.kafka,
+            ("enable.idempotence", "acks", "transactional.id", "isolation.level"),
+            "for exactly-once delivery",
+        )
         since = self.producer.since
         if since is not None and since.tzinfo is None:
             raise ConfigError("producer.since", "must carry a timezone, e.g. 2026-11-25T00:00:00Z")
-        for owned in ("enable.idempotence", "acks", "transactional.id", "isolation.level"):
-            if owned in self.kafka:
-                raise ConfigError(f"kafka.{owned}", "is set by kafkube for exactly-once delivery")
 
     @property
     def cluster(self) -> str:
