@@ -25,6 +25,7 @@ from confluent_kafka.cimpl import NewTopic
 
 from kafkube.compose.endpoints import Endpoints
 from kafkube.compose.stack import Stack
+from kafkube.core.waiting import Deadline
 from kafkube.producer.converting import to_record
 from kafkube.producer.simulating import record_watch_stream
 from kafkube.producer.synthetic import SyntheticCluster
@@ -99,12 +100,12 @@ class Child:
 
     def wait(self, timeout: float = 900) -> Finished:
         """Its exit, with the CPU time the kernel counted for it (wait4's rusage)."""
-        deadline = time.monotonic() + timeout
+        deadline = Deadline(timeout)
         while True:
             pid, status, usage = os.wait4(self.process.pid, os.WNOHANG)
             if pid:
                 break
-            if time.monotonic() > deadline:
+            if deadline.passed():
                 self.signal(signal.SIGKILL)
                 raise TimeoutError(f"{' '.join(self.process.args)}: not done in {timeout:.0f} s")  # type: ignore[arg-type]
             time.sleep(0.02)
@@ -266,8 +267,8 @@ def consumer_perf(cluster: Cluster, topic: str, *, records: int, log: Path) -> d
 def wait_for(
     condition: Callable[[], bool], *, timeout: float, what: str, poll: float = 0.2
 ) -> None:
-    deadline = time.monotonic() + timeout
+    deadline = Deadline(timeout)
     while not condition():
-        if time.monotonic() > deadline:
+        if deadline.passed():
             raise TimeoutError(f"{what}: not within {timeout:.0f} s")
         time.sleep(poll)

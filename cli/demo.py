@@ -49,6 +49,7 @@ from kafkube.consumers.settings import SINK_TYPES, SinkConfig
 from kafkube.consumers.tally import TopicTally
 from kafkube.core.admin import ensure_topic
 from kafkube.core.errors import ConfigError, KafkubeError
+from kafkube.core.waiting import Deadline
 from kafkube.producer.settings import ProducerConfig
 from kafkube.producer.simulating import SIMULATED_RATE
 
@@ -268,11 +269,11 @@ class Demo:
 
     def _catch_up(self, offsets: Offsets, tally: TopicTally, timeout: float = 180.0) -> None:
         """Wait until the tally saw every record and every sink committed them all."""
-        deadline = time.monotonic() + timeout
+        deadline = Deadline(timeout)
         starts, ends = offsets.log_bounds()
         records_ends = offsets.records_ends(starts, ends)
         while not tally.reached(records_ends):
-            if time.monotonic() > deadline:
+            if deadline.passed():
                 raise KafkubeError("the topic could not be read to its end within the deadline")
             time.sleep(0.2)
         total = tally.total()
@@ -294,7 +295,7 @@ class Demo:
                 dead = self._dead_child()
                 if dead is not None:
                     raise KafkubeError(f"{dead.name} exited while catching up:\n{dead.tail()}")
-                if time.monotonic() > deadline:
+                if deadline.passed():
                     raise KafkubeError(f"sinks still behind after {timeout:.0f} s: {lags}")
                 time.sleep(0.5)
         for sink in SINKS:

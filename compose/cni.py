@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from kafkube.compose.processes import identity, kill_recorded_groups
+from kafkube.core.waiting import Deadline
 
 SUPPORTED_VERSIONS = ["0.4.0", "1.0.0"]
 
@@ -82,9 +83,9 @@ def _add(config: dict[str, Any], netns: str, container: str) -> None:
             )
             pids.append(identity(process.pid))
             _pid_file(config, container).write_text("".join(f"{pid}\n" for pid in pids))
-            deadline = time.monotonic() + 10
+            deadline = Deadline(10)
             while not _listening(process.pid, ip, int(port)):
-                if process.poll() is not None or time.monotonic() > deadline:
+                if process.poll() is not None or deadline.passed():
                     raise RuntimeError(f"the relay to {relay['connect']} did not start ({log})")
                 time.sleep(0.02)
 

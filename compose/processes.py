@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from kafkube.core.errors import ServiceError
+from kafkube.core.waiting import Deadline
 
 
 def _pid_file(state_dir: Path, name: str) -> Path:
@@ -121,8 +122,8 @@ def stop(state_dir: Path, name: str, *, grace_seconds: float = 20.0) -> bool:
     if pid is None:
         return False
     _signal_group(pid, signal.SIGTERM)
-    deadline = time.monotonic() + grace_seconds
-    while time.monotonic() < deadline:
+    deadline = Deadline(grace_seconds)
+    while not deadline.passed():
         if not _is_running(pid):
             break
         time.sleep(0.1)

@@ -8,13 +8,13 @@ in GCS (the emulator). ``kafkube demo`` grows this into the product.
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from dataclasses import dataclass
 
 from kafkube.compose.endpoints import Endpoints
 from kafkube.compose.stores import ensure_buckets, gcs_client, s3_client
 from kafkube.core.errors import ServiceError
+from kafkube.core.waiting import Deadline
 
 TOPIC = "kafkube.smoke"
 BUCKET = "kafkube-smoke"
@@ -84,8 +84,8 @@ def _through_kafka(endpoints: Endpoints, payload: bytes, key: bytes) -> int:
     offset = delivered[0]
     consumer.assign([TopicPartition(TOPIC, 0, offset)])
     try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
+        deadline = Deadline(30)
+        while not deadline.passed():
             message = consumer.poll(1.0)
             if message is not None and message.error() is None and message.value() == payload:
                 return offset

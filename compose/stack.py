@@ -29,6 +29,7 @@ from kafkube.compose.settings import (
 )
 from kafkube.compose.settings import SERVICES as DEFAULT_SERVICES
 from kafkube.core.errors import ConfigError, ServiceError
+from kafkube.core.waiting import Deadline
 
 # Kafka's command-line tools by their script names, and the main class each script runs.
 KAFKA_TOOLS = {
@@ -178,7 +179,7 @@ class Stack:
                 )
 
     def _wait_ready(self, names: list[str], *, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
+        deadline = Deadline(timeout)
         pending = list(names)
         absent: dict[str, int] = {}  # checks in a row that found no process
         while pending:
@@ -192,7 +193,7 @@ class Stack:
                 absent.pop(name, None)
                 if SERVICES[name].probe(self.state):
                     pending.remove(name)
-            if pending and time.monotonic() > deadline:
+            if pending and deadline.passed():
                 raise ServiceError(
                     f"{', '.join(pending)} not ready after {timeout:.0f} s:\n"
                     + "\n".join(self._log_tail(name) for name in pending)

@@ -30,6 +30,7 @@ from confluent_kafka.admin._listoffsets import OffsetSpec
 
 from kafkube.consumers.replaying import Move, PartitionOffsets
 from kafkube.core.errors import ConfigError, KafkubeError
+from kafkube.core.waiting import Deadline
 
 T = TypeVar("T")
 
@@ -113,19 +114,19 @@ class Offsets:
 
     def _result(self, call: Callable[[], T], what: str) -> T:
         """Kafka's answer, asking again while a coordinator loads; a clear error otherwise."""
-        deadline = time.monotonic() + 60
+        deadline = Deadline(60)
         while True:
             try:
                 return call()
             except TimeoutError as err:  # a future's own wait ended: Kafka slow or away
-                if time.monotonic() > deadline:
+                if deadline.passed():
                     raise KafkubeError(f"{what}: no answer from Kafka in time") from err
             except KafkaException as err:
                 error = err.args[0]
                 loading = isinstance(error, KafkaError) and (
                     error.code() in _SETTLING or error.retriable()
                 )
-                if not loading or time.monotonic() > deadline:
+                if not loading or deadline.passed():
                     raise KafkubeError(f"{what}: {error}") from err
             time.sleep(0.5)
 
@@ -186,9 +187,9 @@ class Offsets:
         if begin >= end:
             return -1
         self._tail.assign([TopicPartition(self.topic, partition, begin)])
-        last, deadline = -1, time.monotonic() + _TIMEOUT
+        last, deadline = -1, Deadline(_TIMEOUT)
         try:
-            while time.monotonic() < deadline:
+            while not deadline.passed():
                 message = self._tail.poll(0.5)
                 if message is None:
                     continue

@@ -57,7 +57,7 @@ from confluent_kafka import (
     Producer,
     TopicPartition,
 )
-from tenacity import RetryCallState, Retrying, retry_if_exception
+from tenacity import RetryCallState
 
 from kafkube.consumers import metrics
 from kafkube.consumers.batching import BatchShape
@@ -77,9 +77,10 @@ from kafkube.consumers.settings import SinkSettings
 from kafkube.core.admin import ensure_topic, kafka_probe, topic_exists
 from kafkube.core.errors import ConfigError, KafkubeError, SinkError, SinkRefusedError
 from kafkube.core.login import refusing_later_logins, wait_for_kafka_login
-from kafkube.core.outages import BACKOFF, RDKAFKA_LOG, Outage, Stopped, waited_out
+from kafkube.core.outages import RDKAFKA_LOG, Outage
 from kafkube.core.registry import SchemaRegistry
 from kafkube.core.serving import serving
+from kafkube.core.waiting import Deadline, Stopped, retrying, waited_out
 from kafkube.schemas.codec import Codec, DecodeError, SchemaVersion
 from kafkube.schemas.topics import OWN_TOPIC_SUFFIXES, dlq_topic, is_cluster_name
 
@@ -135,8 +136,8 @@ class _Paused:
             self.held = True
 
     def wait(self, seconds: float) -> None:
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline and not self.until():
+        deadline = Deadline(seconds)
+        while not deadline.passed() and not self.until():
             # Paused partitions deliver nothing; one assigned during this wait (a rebalance
             # in this poll) may: its record is put back, never dropped, and it waits too.
             message = self.consumer.poll(0.1)
@@ -397,14 +398,14 @@ class SinkRunner:
         consumer = self._consumer
         assert consumer is not None  # noqa: S101 - set in run()
         wait = self.settings.sink.topic_wait_seconds
-        deadline, said_at = time.monotonic() + wait, None
+        deadline, said_at = Deadline(wait), None
         while not self._stop.is_set():
             if self._waited(lambda: topic_exists(consumer, topic, timeout=10)):
                 if said_at is not None:
                     log.info("topic %s exists now", topic)
                 return
             now = time.monotonic()
-            if now >= deadline:
+            if deadline.passed():
                 raise SinkError(
                     f"topic {topic} does not exist (waited {wait:.0f} s, "
                     f"sinks.{self.settings.sink.sink_type}.topic_wait_seconds): is the producer "
@@ -414,10 +415,10 @@ class SinkRunner:
                 log.warning(
                     "topic %s does not exist yet; waiting up to %.0f s for the producer to make it",
                     topic,
-                    deadline - now,
+                    deadline.left(),
                 )
                 said_at = now
-            self._stop.wait(min(2.0, deadline - now))
+            self._stop.wait(min(2.0, deadline.left()))
 
     # --- rebalances ---------------------------------------------------------------------------
 
@@ -847,16 +848,13 @@ class SinkRunner:
             paused.hold()
 
         with _Paused(consumer, until=gone) as paused:
-            retrying = Retrying(
-                retry=retry_if_exception(lambda err: getattr(err, "retriable", False)),
-                wait=BACKOFF,
-                stop=gone,
-                sleep=paused.wait,
-                before_sleep=failed,
-                reraise=True,
-            )
             try:
-                for attempt in retrying:
+                for attempt in retrying(
+                    retry=lambda err: getattr(err, "retriable", False),
+                    stop=gone,
+                    sleep=paused.wait,
+                    before_sleep=failed,
+                ):
                     with attempt:
                         if attempt.retry_state.attempt_number > 1 and gone():
                             return _GONE

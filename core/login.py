@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -16,7 +15,8 @@ from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient
 
 from kafkube.core.errors import KafkaLoginError, KafkaUnreachableError
-from kafkube.core.outages import Outage, Stopped, waited_out
+from kafkube.core.outages import Outage
+from kafkube.core.waiting import Deadline, Stopped, waited_out
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,7 @@ def check_kafka_login(properties: Mapping[str, str], timeout: float = 30) -> Non
     problems: list[KafkaError] = []
     client: dict[str, Any] = {**properties, "log_level": 0, "error_cb": problems.append}
     admin = AdminClient(client)
-    deadline = time.monotonic() + timeout
+    deadline = Deadline(timeout)
     while True:
         try:
             admin.list_topics(timeout=2)
@@ -58,7 +58,7 @@ def check_kafka_login(properties: Mapping[str, str], timeout: float = 30) -> Non
             refused = login_refusal(properties, problem)
             if refused is not None:
                 raise refused
-        if time.monotonic() > deadline:
+        if deadline.passed():
             where = properties.get("bootstrap.servers")
             said = problems[-1].str() if problems else failure.args[0].str()
             raise KafkaUnreachableError(

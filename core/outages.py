@@ -9,16 +9,8 @@ from __future__ import annotations
 
 import logging
 import re
-import threading
 import time
 from collections.abc import Callable
-from typing import TypeVar
-
-from tenacity import RetryCallState, Retrying, retry_if_exception, wait_exponential
-
-T = TypeVar("T")
-# Between tries of something away: from half a second up to 30 s.
-BACKOFF = wait_exponential(multiplier=0.5, max=30)
 
 
 class Outage:
@@ -102,52 +94,6 @@ class QuietRepeats(logging.Filter):
             record.msg, record.args = f"{message} (and {said[1]} more like it)", None
         self._seen[shape] = (now, 0)
         return True
-
-
-class Stopped(Exception):  # noqa: N818 - reads as what happened
-    """Asked to stop while waiting for a dependency to come back."""
-
-
-def waited_out(
-    call: Callable[[], T],
-    outage: Outage,
-    stop: threading.Event,
-    *,
-    away: Callable[[BaseException], bool],
-) -> T:
-    """``call()`` until it answers: a failure that ``away`` says may pass is said through
-    ``outage`` (once per change of state) and tried again with a backoff up to 30 s; any
-    other failure is raised; ``Stopped`` if ``stop`` is set meanwhile."""
-
-    def failed(retry: RetryCallState) -> None:
-        err = retry.outcome.exception() if retry.outcome else None
-        outage.failed(err)
-
-    for attempt in Retrying(
-        retry=retry_if_exception(away),
-        wait=BACKOFF,
-        stop=lambda _: stop.is_set(),
-        sleep=sleeping_until(stop),
-        before_sleep=failed,
-        retry_error_callback=lambda _: _stopped(),
-    ):
-        with attempt:
-            answer = call()
-    outage.recovered()
-    return answer
-
-
-def sleeping_until(event: threading.Event) -> Callable[[float], None]:
-    """A retry's sleep that ``event`` cuts short."""
-
-    def sleep(seconds: float) -> None:
-        event.wait(seconds)
-
-    return sleep
-
-
-def _stopped() -> None:
-    raise Stopped
 
 
 # librdkafka's own lines go through Python logging (text or JSON like the rest), not stderr,

@@ -38,6 +38,7 @@ import orjson
 import urllib3
 from kubernetes import client
 
+from kafkube.core.waiting import Deadline
 from kafkube.producer.settings import Enrichment
 from kafkube.schemas.records import EventRecord, Owner
 
@@ -107,9 +108,9 @@ class Enricher:
 
     def close(self, timeout: float = 5.0) -> None:
         """Wait, at most ``timeout`` seconds in all, for reads given up on but still under way."""
-        deadline = time.monotonic() + timeout
+        deadline = Deadline(timeout)
         for thread in self._reading:
-            thread.join(max(0.0, deadline - time.monotonic()))
+            thread.join(deadline.left())
 
     def enrich(self, record: EventRecord) -> EventRecord:
         """The record with the involved object's labels and owner, where they were found."""

@@ -9,7 +9,6 @@ state of the last committed batch.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -21,10 +20,10 @@ from confluent_kafka.admin import AdminClient
 # Documented under confluent_kafka.admin, which does not re-export them for mypy.
 from confluent_kafka.admin._config import ConfigResource
 from confluent_kafka.admin._resource import ResourceType
-from tenacity import Retrying, retry_if_exception, stop_after_attempt
 
 from kafkube.core.errors import ConfigError, KafkubeError
 from kafkube.core.outages import RDKAFKA_LOG
+from kafkube.core.waiting import Deadline, retrying
 from kafkube.producer.dedup import StateUpdate
 
 log = logging.getLogger(__name__)
@@ -148,9 +147,9 @@ def read_state(
         pending = {p for p, high in ends.items() if high > 0}
         consumer.assign([TopicPartition(topic, p, 0) for p in pending])
         count, newest = 0, 0
-        deadline = time.monotonic() + 120
+        deadline = Deadline(120)
         while pending:
-            if time.monotonic() > deadline:
+            if deadline.passed():
                 raise PublishError(f"could not read the state topic {topic} within 120 s")
             message = consumer.poll(1.0)
             if message is None:
@@ -278,15 +277,12 @@ class TransactionalPublisher:
 
     def _commit(self, attempts: int = 2) -> None:
         """Commit; a retriable failure (a timeout, a coordinator moving) is retried as is."""
-        for attempt in Retrying(
-            retry=retry_if_exception(
-                lambda err: isinstance(err, KafkaException) and err.args[0].retriable()
-            ),
-            stop=stop_after_attempt(attempts),
+        for attempt in retrying(
+            retry=lambda err: isinstance(err, KafkaException) and err.args[0].retriable(),
+            attempts=attempts,
             before_sleep=lambda retry: log.warning(
                 "commit failed (%s); retrying", retry.outcome and retry.outcome.exception()
             ),
-            reraise=True,
         ):
             with attempt:
                 self._producer.commit_transaction(60)

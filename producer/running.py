@@ -56,12 +56,11 @@ import orjson
 from tenacity import (
     RetryCallState,
     RetryError,
-    Retrying,
-    retry_if_exception_type,
 )
 
 from kafkube.core.errors import SourceError
-from kafkube.core.outages import BACKOFF, Outage, sleeping_until
+from kafkube.core.outages import Outage
+from kafkube.core.waiting import BACKOFF, retrying
 from kafkube.producer.converting import ConversionError, parse_time, to_record
 from kafkube.producer.dedup import CLUSTER_WIDE, PublishedState, StateUpdate
 from kafkube.producer.enriching import Enricher
@@ -201,15 +200,13 @@ class EventProducer:
         Fenced by another producer, it raises ``FencedError``. ``stats.waiting_since`` says
         since when events have waited for a commit (a leader that cannot publish hands over
         on it: ``kafkube.producer.leadership``)."""
-        retrying = Retrying(
-            retry=retry_if_exception_type(PublishError),
-            wait=BACKOFF,
-            stop=lambda _: stop.is_set(),
-            sleep=sleeping_until(stop),
-            before_sleep=self._recover,
-        )
         with contextlib.suppress(RetryError):  # stopped while recovering: nothing more to do
-            for attempt in retrying:
+            for attempt in retrying(
+                retry=lambda err: isinstance(err, PublishError),
+                stop=stop,
+                before_sleep=self._recover,
+                reraise=False,
+            ):
                 with attempt:
                     self._resume(stop)
         try:
@@ -640,13 +637,11 @@ class _Reader:
         round that ended well resets; an expired resourceVersion lists again at once."""
         while not self.halt.is_set():
             try:
-                for attempt in Retrying(
-                    retry=retry_if_exception_type(SourceError),
+                for attempt in retrying(
+                    retry=lambda err: isinstance(err, SourceError),
                     wait=_relist_at_once,
-                    stop=lambda _: self.halt.is_set(),
-                    sleep=sleeping_until(self.halt),
+                    stop=self.halt,
                     before_sleep=self._failed,
-                    reraise=True,
                 ):
                     with attempt:
                         self._round()

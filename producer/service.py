@@ -19,9 +19,10 @@ from confluent_kafka.admin import AdminClient
 from kafkube.core.admin import ensure_topic, kafka_probe
 from kafkube.core.errors import KafkaUnreachableError, RegistryUnreachableError
 from kafkube.core.login import refusing_later_logins, wait_for_kafka_login
-from kafkube.core.outages import Outage, Stopped, waited_out
+from kafkube.core.outages import Outage
 from kafkube.core.registry import SchemaRegistry, subject_name
 from kafkube.core.serving import serving
+from kafkube.core.waiting import Stopped, waited_out
 from kafkube.producer import metrics
 from kafkube.producer.dedup import CLUSTER_WIDE, PublishedState, cluster_of
 from kafkube.producer.enriching import Enricher

@@ -7,7 +7,8 @@ import threading
 
 import pytest
 
-from kafkube.core.outages import Outage, QuietRepeats, Stopped, waited_out
+from kafkube.core.outages import Outage, QuietRepeats
+from kafkube.core.waiting import Stopped, waited_out
 
 
 class Clock:
