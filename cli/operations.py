@@ -18,7 +18,7 @@ from kafkube.consumers.formats import json_line
 from kafkube.consumers.positions import GroupPosition, Offsets
 from kafkube.consumers.reading import read_location
 from kafkube.consumers.replaying import Move, ResetTarget, plan
-from kafkube.consumers.settings import SINK_TYPES, store_config
+from kafkube.consumers.settings import SINK_TYPES, FileSinkConfig, store_config
 from kafkube.core.errors import ConfigError
 from kafkube.producer.service import ProducerStatus, producer_status
 from kafkube.schemas.topics import sink_group
@@ -254,8 +254,8 @@ def open_location(location: str, endpoints: Mapping[str, str | None]) -> tuple[D
     if not local.exists():
         raise ConfigError("location", f"{local} does not exist")
     if local.is_file():
-        return FileDestination(local.parent), local.name
-    return FileDestination(local), ""
+        return FileDestination(FileSinkConfig(dir=local.parent)), local.name
+    return FileDestination(FileSinkConfig(dir=local)), ""
 
 
 class _Inspect(click.Command):

@@ -19,10 +19,9 @@ _TEMP_SUFFIX = ".kafkube-partial"
 
 
 class FileDestination:
-    def __init__(self, directory: Path, *, min_free_bytes: int = 0) -> None:
-        """``min_free_bytes``: a sink's floor (``sinks.file.min_free_mb``); readers need none."""
-        self.root = directory.expanduser().absolute()
-        self.min_free_bytes = min_free_bytes
+    def __init__(self, config: FileSinkConfig) -> None:
+        self.root = Path(config.required_place()).expanduser().absolute()
+        self.min_free_bytes = config.min_free_mb << 20  # writing stops (and waits) below it
         self.description = str(self.root)
         self.list_requests = 0
 
@@ -110,4 +109,4 @@ class FileDestination:
 
 def open_destination(config: FileSinkConfig) -> FileDestination:
     """The destination of ``sinks.file``."""
-    return FileDestination(Path(config.required_place()), min_free_bytes=config.min_free_mb << 20)
+    return FileDestination(config)

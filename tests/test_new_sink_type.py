@@ -31,7 +31,7 @@ from kafkube.consumers.formats import FORMATS, Batch, Format
 from kafkube.consumers.local import local_sink, local_sinks, location, sink_environment
 from kafkube.consumers.objectstore import ObjectStore
 from kafkube.consumers.reading import is_output
-from kafkube.consumers.settings import SINK_TYPES, ObjectStoreSinkConfig
+from kafkube.consumers.settings import SINK_TYPES, FileSinkConfig, ObjectStoreSinkConfig
 from kafkube.schemas.topics import sink_group
 from tests.sinking import committed, event_values, produce
 from tests.test_destination_contract import holds_to_the_contract
@@ -232,7 +232,7 @@ def test_a_registered_destination_and_format_hold_to_the_contract(
     output_format: str, tmp_path: Path
 ) -> None:
     memory = MemoryDestination(MemorySinkConfig(bucket=BUCKET, prefix="contract"))
-    files = FileDestination(tmp_path / "out")
+    files = FileDestination(FileSinkConfig(dir=tmp_path / "out"))
 
     holds_to_the_contract(memory, output_format)
     holds_to_the_contract(files, output_format)

@@ -17,6 +17,7 @@ from requests.exceptions import ConnectionError as RequestsConnectionError
 
 from kafkube.consumers import gcssink, s3sink
 from kafkube.consumers.filesink import FileDestination
+from kafkube.consumers.settings import FileSinkConfig
 from kafkube.core.errors import SinkError, SinkRefusedError
 
 
@@ -74,7 +75,7 @@ def test_gcs_refusals_stop_and_the_rest_retries(error: Exception, retriable: boo
 
 
 def test_a_name_outside_the_directory_is_refused_for_good(tmp_path: Path) -> None:
-    destination = FileDestination(tmp_path / "out")
+    destination = FileDestination(FileSinkConfig(dir=tmp_path / "out"))
     destination.check()
 
     with pytest.raises(SinkRefusedError, match="outside") as refused:
@@ -84,7 +85,7 @@ def test_a_name_outside_the_directory_is_refused_for_good(tmp_path: Path) -> Non
 
 
 def test_a_disk_that_refuses_the_write_may_pass_later(tmp_path: Path) -> None:
-    destination = FileDestination(tmp_path / "out")
+    destination = FileDestination(FileSinkConfig(dir=tmp_path / "out"))
     destination.check()
     (tmp_path / "out" / "topic").write_text("a file where a folder must go")
 
