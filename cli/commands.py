@@ -17,8 +17,9 @@ import click
 import yaml
 
 from kafkube.cli import demo, operations
-from kafkube.cli.config import Config
-from kafkube.cli.config import load as load_config
+from kafkube.cli.configuration.loading import Config
+from kafkube.cli.configuration.loading import load as load_config
+from kafkube.cli.configuration.reference import example_yaml, reference_markdown
 from kafkube.cli.options import (
     KAFKA_FLAGS,
     TableChoice,
@@ -29,7 +30,6 @@ from kafkube.cli.options import (
     setup_logging,
     stop_on_signals,
 )
-from kafkube.cli.reference import example_yaml, reference_markdown
 from kafkube.compose.settings import (
     KAFKA_HEAP_MB,
     NODE,

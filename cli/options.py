@@ -23,8 +23,8 @@ from pydantic.fields import FieldInfo
 from pythonjsonlogger.json import JsonFormatter
 
 from kafkube import launch
-from kafkube.cli.config import Config
-from kafkube.cli.config import load as load_config
+from kafkube.cli.configuration.loading import Config
+from kafkube.cli.configuration.loading import load as load_config
 from kafkube.core.login import check_kafka_login
 from kafkube.core.redaction import is_secret_name
 from kafkube.core.settings import DEFAULT_TOPIC, Observability, one_of

@@ -3,8 +3,8 @@ and observability; the base of every section; and the environment's naming of fi
 
 Each section's model lives beside the code it configures (the producer's in
 ``kafkube.producer.settings``, each sink's in ``kafkube.consumers.settings``); the loader,
-which reads the file and the environment into one tree of these, is ``kafkube.cli.config``.
-The running code takes its frozen section as it is.
+which reads the file and the environment into one tree of these, is
+``kafkube.cli.configuration.loading``. The running code takes its frozen section as it is.
 """
 
 from __future__ import annotations

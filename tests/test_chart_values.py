@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from kafkube.cli.config import Config
+from kafkube.cli.configuration.loading import Config
 from kafkube.consumers.settings import SINK_TYPES
 
 VALUES = Path(__file__).parent.parent / "deploy" / "helm" / "kafkube" / "values.yaml"

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from kafkube.cli.config import Config, load
-from kafkube.cli.reference import reference_markdown
+from kafkube.cli.configuration.loading import Config, load
+from kafkube.cli.configuration.reference import reference_markdown
 from kafkube.core.errors import ConfigError
 from tests.processes import run_kafkube
 
@@ -49,7 +49,7 @@ observability:
 def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
     import os  # noqa: PLC0415 - only to list what to clear
 
-    from kafkube.cli.config import standard_variables  # noqa: PLC0415
+    from kafkube.cli.configuration.loading import standard_variables  # noqa: PLC0415
 
     for name in list(os.environ):
         if name.startswith("KAFKUBE_") or name in standard_variables():

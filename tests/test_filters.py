@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from kafkube.cli.config import Config
+from kafkube.cli.configuration.loading import Config
 from kafkube.schemas.filters import EventFilter, FilterError, Rule
 
 

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
-from kafkube.cli.config import load
+from kafkube.cli.configuration.loading import load
 from kafkube.compose import fetch
 from kafkube.compose.stack import Stack
 from tests.charts import CHART, KUBE, render_chart

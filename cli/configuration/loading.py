@@ -9,7 +9,7 @@ the file), the defaults. The AWS and Google clients also read their own credenti
 variables (``AWS_ACCESS_KEY_ID``, ..., ``GOOGLE_APPLICATION_CREDENTIALS``).
 
 Everything is validated before anything starts; an error names the field and
-what it accepts. ``kafkube.cli.reference`` writes these models out for people (the
+what it accepts. ``kafkube.cli.configuration.reference`` writes these models out for people (the
 README's configuration reference, an example file).
 """
 

@@ -1,6 +1,6 @@
 """The configuration, written out for people: the reference table the README carries
 (``kafkube config reference``) and a file to start from (``kafkube config example``), both
-made from the models in ``kafkube.cli.config``."""
+made from the models in ``kafkube.cli.configuration.loading``."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, SecretStr
 from pydantic.fields import FieldInfo
 
-from kafkube.cli.config import config_model
+from kafkube.cli.configuration.loading import config_model
 from kafkube.core.settings import DEFAULT_TOPIC, ENV_NESTING, ENV_PREFIX, one_of
 from kafkube.schemas.records import API_CORE_V1, API_EVENTS_V1
 
