@@ -87,3 +87,14 @@ def test_every_value_the_chart_repeats_is_the_configurations_default() -> None:
         if value in ("", None) and default in ("", None):
             continue  # unset in both
         assert path in REPEATED or path in CHARTS_OWN, f"{path}: add it to REPEATED"
+
+
+def test_the_charts_metrics_port_is_the_images() -> None:
+    values = yaml.safe_load(VALUES.read_text(encoding="utf-8"))
+    dockerfile = (VALUES.parents[3] / "Dockerfile").read_text(encoding="utf-8")
+    listen = re.search(r"KAFKUBE_OBSERVABILITY__LISTEN=[^:\s]+:(\d+)", dockerfile)
+    exposed = re.search(r"^EXPOSE (\d+)$", dockerfile, re.MULTILINE)
+
+    assert listen is not None
+    assert exposed is not None
+    assert values["observability"]["port"] == int(listen[1]) == int(exposed[1])
