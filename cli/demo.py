@@ -53,10 +53,13 @@ from kafkube.core.waiting import Deadline
 from kafkube.producer.settings import ProducerConfig
 from kafkube.producer.simulating import SIMULATED_RATE
 
-SINKS = tuple(SINK_TYPES)  # every sink type runs, each in its own group
+
 # The sinks that write files write Parquet, so the demo's output answers SQL where it lies
 # (DuckDB, no extension to fetch); the object stores keep Avro.
-DEMO_FORMATS = {name: "parquet" for name, model in SINK_TYPES.items() if model.scheme is None}
+def _demo_formats() -> dict[str, str]:
+    return {name: "parquet" for name, model in SINK_TYPES.items() if model.scheme is None}
+
+
 # The demo's own topic and groups: a group remembers where it wrote up to, so sharing one with
 # a sink run by hand into another directory would leave that part out of the demo's output.
 DEMO_TOPIC = "kafkube.demo"
@@ -97,6 +100,7 @@ class Demo:
         self.endpoints: Endpoints | None = None
         self.kafka: dict[str, str] = {}
         self.sinks: dict[str, SinkConfig] = {}
+        self.kinds = tuple(SINK_TYPES)  # every sink type runs, each in its own group
 
     # --- the run ----------------------------------------------------------------------------
 
@@ -117,7 +121,7 @@ class Demo:
             StackStores(self.endpoints),
             bucket=settings.bucket,
             folder=settings.files,
-            formats=DEMO_FORMATS,
+            formats=_demo_formats(),
         )
         ensure_topic(self.kafka, settings.topic, partitions=settings.partitions, config={})
         settings.files.mkdir(parents=True, exist_ok=True)
@@ -150,7 +154,7 @@ class Demo:
         """Count from the lowest offset any sink still has to write, so lag includes backlog."""
         starts, ends = offsets.log_bounds()
         lowest = dict(ends)
-        for sink in SINKS:
+        for sink in self.kinds:
             for partition, committed in offsets.committed(demo_group(sink)).items():
                 at = starts[partition] if committed is None else max(committed, starts[partition])
                 lowest[partition] = min(lowest[partition], at)
@@ -193,7 +197,7 @@ class Demo:
     # --- live view --------------------------------------------------------------------------
 
     def _lags(self, offsets: Offsets, tally: TopicTally) -> dict[str, int]:
-        return {sink: tally.behind(offsets.committed(demo_group(sink))) for sink in SINKS}
+        return {sink: tally.behind(offsets.committed(demo_group(sink))) for sink in self.kinds}
 
     def _where(self, sink: str) -> str:
         return location(self.sinks[sink])
@@ -214,7 +218,7 @@ class Demo:
         assert self.endpoints is not None  # noqa: S101 - run() set it
         topic = f"Kafka topic {self.settings.topic}, schema in {self.endpoints.schema_registry_url}"
         table.add_row("producer", str(published), "", topic)
-        for sink in SINKS:
+        for sink in self.kinds:
             table.add_row(
                 f"{sink} sink", str(published - lags[sink]), str(lags[sink]), self._where(sink)
             )
@@ -240,7 +244,7 @@ class Demo:
                     live.update(self._table(elapsed, published, lags), refresh=True)
                 elif elapsed - last_plain >= _PLAIN_EVERY:
                     last_plain = elapsed
-                    sinks = ", ".join(f"{s} lag {lags[s]}" for s in SINKS)
+                    sinks = ", ".join(f"{s} lag {lags[s]}" for s in self.kinds)
                     self.console.print(f"{elapsed:4.0f} s: {published} published; {sinks}")
                 stop.wait(_REFRESH)
         return True
@@ -285,7 +289,7 @@ class Demo:
         )
         self.console.print("sinks catching up (each writes its open batch within 2 s):")
         with Progress(*columns, console=self.console) as progress:
-            tasks = {sink: progress.add_task(f"{sink} sink", total=total) for sink in SINKS}
+            tasks = {sink: progress.add_task(f"{sink} sink", total=total) for sink in self.kinds}
             while True:
                 lags = self._lags(offsets, tally)
                 for sink, task in tasks.items():
@@ -298,7 +302,7 @@ class Demo:
                 if deadline.passed():
                     raise KafkubeError(f"sinks still behind after {timeout:.0f} s: {lags}")
                 time.sleep(0.5)
-        for sink in SINKS:
+        for sink in self.kinds:
             self.children[f"{sink} sink"].stop()
 
     # --- what is where --------------------------------------------------------------------------
@@ -307,7 +311,7 @@ class Demo:
         held: dict[str, Counter[tuple[str, str]]] = {}
         objects: dict[str, set[str]] = {}
         samples: list[dict[str, Any]] = []
-        for sink in SINKS:
+        for sink in self.kinds:
             held[sink], objects[sink] = Counter(), set()
             destination = open_destination(self.sinks[sink])
             for name, record in read_location(destination, self.settings.topic):
@@ -325,7 +329,7 @@ class Demo:
             highlight=False,
             soft_wrap=True,
         )
-        for sink in SINKS:
+        for sink in self.kinds:
             doubled = sum(1 for n in held[sink].values() if n > 1)
             self.console.print(
                 f"  {sink:5} {sum(held[sink].values()):>8} records ({doubled} doubled) in "
@@ -333,19 +337,19 @@ class Demo:
                 highlight=False,
                 soft_wrap=True,
             )
-        same = all(held[sink] == held[SINKS[0]] for sink in SINKS)
-        complete = all(tally.occurrences <= set(held[sink]) for sink in SINKS)
-        once = all(n == 1 for sink in SINKS for n in held[sink].values())
+        same = all(held[sink] == held[self.kinds[0]] for sink in self.kinds)
+        complete = all(tally.occurrences <= set(held[sink]) for sink in self.kinds)
+        once = all(n == 1 for sink in self.kinds for n in held[sink].values())
         verdict = "the same records, each once" if same and once else "[red]DIFFERENT[/] records"
-        self.console.print(f"  all {len(SINKS)} sinks hold {verdict}")
+        self.console.print(f"  all {len(self.kinds)} sinks hold {verdict}")
         if not complete:
             self.console.print(
                 "  [red]some records of this run are missing from a sink[/]: a group resumes "
                 "where it last committed, so output moved elsewhere since is not here; "
-                f"`kafkube replay --group {demo_group(SINKS[0])} --to-earliest --execute` "
-                f"(and the same for {', '.join(SINKS[1:])}) rewrites it all"
+                f"`kafkube replay --group {demo_group(self.kinds[0])} --to-earliest --execute` "
+                f"(and the same for {', '.join(self.kinds[1:])}) rewrites it all"
             )
-        self.console.print(f"\nA few records, from the {SINKS[0]} sink:")
+        self.console.print(f"\nA few records, from the {self.kinds[0]} sink:")
         for record in samples:
             moment = record["last_timestamp"] or record["event_time"] or record["observed_at"]
             regarding = record["regarding"] or {}
@@ -358,9 +362,9 @@ class Demo:
             )
         self.console.print(
             '\nLook further (after: eval "$(kafkube stack env)"):\n'
-            + "".join(f"  kafkube inspect {self._where(sink)} --count\n" for sink in SINKS)
+            + "".join(f"  kafkube inspect {self._where(sink)} --count\n" for sink in self.kinds)
             + f"  kafkube status --topic {self.settings.topic}\n"
-            f"  kafkube replay --group {demo_group(SINKS[0])} --topic {self.settings.topic} "
+            f"  kafkube replay --group {demo_group(self.kinds[0])} --topic {self.settings.topic} "
             "--to-earliest",
             highlight=False,
             markup=False,
