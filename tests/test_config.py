@@ -10,6 +10,7 @@ import yaml
 
 from kafkube.cli.configuration.loading import Config, load
 from kafkube.cli.configuration.reference import reference_markdown
+from kafkube.consumers.formats import FORMATS
 from kafkube.core.errors import ConfigError
 from tests.processes import run_kafkube
 
@@ -196,7 +197,7 @@ def test_kafkube_variables_beat_the_standard_one(clean_env: pytest.MonkeyPatch) 
     ("text", "expected"),
     [
         ("kafka: {securty: {}}", "kafka.securty: unknown field (did you mean security?)"),
-        ("sinks: {s3: {format: csv}}", "sinks.s3.format: must be one of avro, jsonl, parquet"),
+        ("sinks: {s3: {format: csv}}", f"sinks.s3.format: must be one of {', '.join(FORMATS)}"),
         ("sinks: {gcs: {codec: lz4}}", "sinks.gcs.codec: must be one of deflate, snappy"),
         ("sinks: {gcs: {codec: gzip}}", "sinks.gcs: codec: avro takes deflate, snappy"),
         ("producer: {linger_seconds: 600}", "producer.linger_seconds: Input should be less than"),

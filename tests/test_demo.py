@@ -20,6 +20,7 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from kafkube.compose.stack import Stack
 from kafkube.compose.stores import gcs_client, s3_client
+from kafkube.consumers.settings import SINK_TYPES
 from tests.conftest import CACHE_DIR, Services, unique
 from tests.processes import taking_signals
 from tests.producing import read_messages
@@ -98,7 +99,7 @@ def test_demo_runs_everything_and_all_three_sinks_end_with_the_same_records(
     assert producer["checkpoint"]
     last_publish = datetime.fromisoformat(producer["last_publish"])
     assert (datetime.now(UTC) - last_publish).total_seconds() < 300
-    for sink in ("file", "s3", "gcs"):
+    for sink in SINK_TYPES:
         group = groups[f"kafkube-demo-{sink}"]
         assert group["lag"] == 0
         assert group["members"] == []

@@ -13,6 +13,7 @@ import pyarrow.dataset as ds
 import pytest
 
 from kafkube.compose.endpoints import Endpoints
+from kafkube.consumers.formats import FORMATS
 from kafkube.schemas.codec import Codec
 from tests.conftest import unique
 from tests.producing import read_records
@@ -83,7 +84,7 @@ def test_p3_sigkill_at_random_moments_leaves_every_record_exactly_once(
                 *(["--schema-registry-url", registry] if registry else []),
             ],
         )
-        for output_format in ("avro", "jsonl", "parquet")
+        for output_format in FORMATS
     }
     sent: set[tuple[str, str]] = set()
     producing = _producing(kafka_bootstrap, topic, sent, codec)

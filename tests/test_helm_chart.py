@@ -17,6 +17,7 @@ import yaml
 from kafkube.cli.configuration.loading import load
 from kafkube.compose import fetch
 from kafkube.compose.stack import Stack
+from kafkube.consumers.settings import SINK_TYPES
 from tests.charts import CHART, KUBE, render_chart
 from tests.charts import monitoring_crds as monitoring_crds_released
 from tests.conftest import unique
@@ -150,7 +151,7 @@ def test_the_chart_renders_valid_manifests_for_a_full_deployment(
     assert {"name": "KAFKUBE_KAFKA__SECURITY__PASSWORD",
             "valueFrom": {"secretKeyRef": {"name": "kafka-credentials", "key": "password"}}
             } in container["env"]  # fmt: skip
-    for sink in ("file", "s3", "gcs"):
+    for sink in SINK_TYPES:
         statefulset = kinds[("StatefulSet", f"events-kafkube-sink-{sink}")]["spec"]
         container = statefulset["template"]["spec"]["containers"][0]
         assert container["args"] == ["sink", sink]
