@@ -245,12 +245,24 @@ def kafka_tool(stack: Stack, tool: str, args: tuple[str, ...]) -> None:
     type=click.Path(path_type=Path, dir_okay=False, exists=True),
     help="With --source file: a `kubectl get events --watch -o json` recording.",
 )
+@click.option(
+    "-A",
+    "--all-namespaces",
+    is_flag=True,
+    help="Watch every namespace, whatever the configuration's list (as kubectl's -A).",
+)
 @kafka_options
-def produce(source: str, recording: Path | None, **_flags: Any) -> None:  # noqa: ANN401 - read through configuration()
+def produce(source: str, recording: Path | None, all_namespaces: bool, **_flags: Any) -> None:  # noqa: ANN401, FBT001 - read through configuration()
     """Watch Kubernetes events and publish each occurrence to Kafka exactly once."""
     if (source == "file") != (recording is not None):
         raise click.UsageError("--source file goes with --file PATH, and --file with --source file")
-    params = click.get_current_context().params
+    ctx = click.get_current_context()
+    params = ctx.params
+    if all_namespaces:
+        if params.get("namespaces"):
+            raise click.UsageError("-A (every namespace) and -n/--namespace go apart")
+        params["namespaces"] = ()  # an empty list: every namespace, over the file's
+        ctx.set_parameter_source("namespaces", click.core.ParameterSource.COMMANDLINE)
     since = params.get("since")
     if isinstance(since, datetime) and since.tzinfo is None:  # the ...Z form parses naive
         params["since"] = since.replace(tzinfo=UTC)

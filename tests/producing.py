@@ -22,7 +22,8 @@ from tests.processes import KafkubeProcess
 
 @dataclass
 class ProducerProcess(KafkubeProcess):
-    """``kafkube produce`` as a user runs it, on its own topic and namespace."""
+    """``kafkube produce`` as a user runs it, on its own topic and namespace (none: what the
+    configuration and ``extra`` say)."""
 
     endpoints: Endpoints
     topic: str
@@ -53,8 +54,7 @@ class ProducerProcess(KafkubeProcess):
             self.topic,
             "--partitions",
             "3",
-            "--namespace",
-            self.namespace,
+            *(["--namespace", self.namespace] if self.namespace else []),
             "--transactional-id",
             f"tx-{self.topic}",
             "--linger-seconds",

@@ -237,3 +237,38 @@ def test_the_producers_filter_leaves_out_a_namespace_glob_and_normal_events_and_
     assert {(r["namespace"], r["type"]) for r in records} == {(namespace, "Warning")}
     assert len(found) == 3
     assert json.loads(stopped[-1])["stopped"]["excluded"] == 6
+
+
+def test_all_namespaces_overrides_the_configurations_list(
+    endpoints: Endpoints, kube_api: Any, namespace: str, tmp_path: Path
+) -> None:
+    from kubernetes import client  # noqa: PLC0415
+
+    from tests.conftest import unique  # noqa: PLC0415
+    from tests.producing import ProducerProcess  # noqa: PLC0415
+
+    other = unique("kafkube-test")
+    client.CoreV1Api(kube_api).create_namespace(
+        client.V1Namespace(metadata=client.V1ObjectMeta(name=other))
+    )
+    producer = ProducerProcess(
+        endpoints=endpoints,
+        topic=unique("events"),
+        namespace="",  # no -n: the list comes from the environment, and -A overrides it
+        log=tmp_path / "producer.log",
+        extra=["-A"],
+        env={"KAFKUBE_PRODUCER__NAMESPACES": json.dumps([namespace])},
+    )
+    listed, unlisted = EventWriter(kube_api, namespace), EventWriter(kube_api, other)
+    try:
+        producer.start()
+        listed.create("pod-0.warning")
+        unlisted.create("pod-1.warning")
+        expected = listed.occurrences | unlisted.occurrences
+        found = wait_for_occurrences(endpoints.kafka_bootstrap, producer.topic, expected)
+        assert producer.terminate() == 0
+    finally:
+        client.CoreV1Api(kube_api).delete_namespace(other)
+
+    assert expected <= set(found)
+    assert "watching from resourceVersion" in producer.log.read_text()
