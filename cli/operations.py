@@ -4,22 +4,17 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Mapping
 from datetime import UTC, datetime
-from pathlib import Path
 
 import click
 import yaml
 
 from kafkube.cli.options import TableChoice, kafka_connection, kafka_options
-from kafkube.consumers.destinations import Destination, open_destination
-from kafkube.consumers.filesink import FileDestination
 from kafkube.consumers.formats import json_line
 from kafkube.consumers.positions import GroupPosition, Offsets
-from kafkube.consumers.reading import read_location
+from kafkube.consumers.reading import open_location, read_location
 from kafkube.consumers.replaying import Move, ResetTarget, plan
-from kafkube.consumers.settings import SINK_TYPES, FileSinkConfig, store_config
-from kafkube.core.errors import ConfigError
+from kafkube.consumers.settings import SINK_TYPES
 from kafkube.producer.service import ProducerStatus, producer_status
 from kafkube.schemas.topics import sink_group
 
@@ -236,26 +231,6 @@ def replay(  # noqa: PLR0913, PLR0917 - click passes one parameter per option
 
 
 # --- inspect ------------------------------------------------------------------------------------
-
-
-def open_location(location: str, endpoints: Mapping[str, str | None]) -> tuple[Destination, str]:
-    """The destination that holds ``location`` and the path inside it; ``endpoints`` by
-    scheme (``s3``, ``gs``) point a store's client at an emulator."""
-    scheme, sep, rest = location.partition("://")
-    bucket, _, path = rest.partition("/")
-    store = store_config(scheme, bucket, endpoints.get(scheme)) if sep else None
-    if store is not None:
-        if not bucket:
-            raise ConfigError("location", f"no bucket in {location!r}")
-        return open_destination(store), path
-    if sep:
-        raise ConfigError("location", f"{scheme}:// is not a store kafkube writes to")
-    local = Path(location).expanduser().absolute()
-    if not local.exists():
-        raise ConfigError("location", f"{local} does not exist")
-    if local.is_file():
-        return FileDestination(FileSinkConfig(dir=local.parent)), local.name
-    return FileDestination(FileSinkConfig(dir=local)), ""
 
 
 class _Inspect(click.Command):

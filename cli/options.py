@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import functools
 import gc
-import logging
-import sys
 import threading
 import types
 import typing
@@ -20,12 +18,12 @@ import click
 from click.core import ParameterSource
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
-from pythonjsonlogger.json import JsonFormatter
 
 from kafkube import launch
 from kafkube.cli.configuration.loading import Config
 from kafkube.cli.configuration.loading import load as load_config
 from kafkube.core.login import check_kafka_login
+from kafkube.core.logs import setup_logging
 from kafkube.core.redaction import is_secret_name
 from kafkube.core.settings import DEFAULT_TOPIC, Observability, one_of
 
@@ -51,23 +49,6 @@ def stop_on_signals() -> threading.Event:
     """An event that SIGTERM or Ctrl-C sets: long-running commands drain and exit 0 on it
     (one that came while the command started is in it already: ``kafkube.launch``)."""
     return launch.claim()
-
-
-def setup_logging(level: str, log_format: str) -> None:
-    """Log lines to stderr: text for a terminal, or one JSON object a line for a collector."""
-    handler = logging.StreamHandler(sys.stderr)
-    if log_format == "json":
-        handler.setFormatter(
-            JsonFormatter(
-                "%(asctime)s %(levelname)s %(name)s %(message)s",
-                rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
-            )
-        )
-    else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    logging.basicConfig(level=level, handlers=[handler], force=True)
-    for chatty in ("botocore", "urllib3", "google"):  # their INFO lines say nothing to a user
-        logging.getLogger(chatty).setLevel(logging.DEBUG if level == "DEBUG" else logging.WARNING)
 
 
 def service_process(observability: Observability) -> threading.Event:

@@ -1,13 +1,17 @@
-"""Reading a sink's output back, through the same destinations that wrote it."""
+"""Reading a sink's output back, through the same destinations that wrote it: a location as
+people give it (a folder, a file, ``<scheme>://bucket/prefix``) opened as its destination."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
-from kafkube.consumers.destinations import Destination
+from kafkube.consumers.destinations import Destination, open_destination
+from kafkube.consumers.filesink import FileDestination
 from kafkube.consumers.formats import format_of
-from kafkube.core.errors import SinkError
+from kafkube.consumers.settings import FileSinkConfig, store_config
+from kafkube.core.errors import ConfigError, SinkError
 
 
 def is_output(name: str) -> bool:
@@ -38,3 +42,23 @@ def read_location(destination: Destination, path: str) -> Iterator[tuple[str, di
     for name in output_names(destination, path):
         for record in records(name, destination.get(name)):
             yield name, record
+
+
+def open_location(location: str, endpoints: Mapping[str, str | None]) -> tuple[Destination, str]:
+    """The destination that holds ``location`` and the path inside it; ``endpoints`` by
+    scheme (``s3``, ``gs``) point a store's client at an emulator."""
+    scheme, sep, rest = location.partition("://")
+    bucket, _, path = rest.partition("/")
+    store = store_config(scheme, bucket, endpoints.get(scheme)) if sep else None
+    if store is not None:
+        if not bucket:
+            raise ConfigError("location", f"no bucket in {location!r}")
+        return open_destination(store), path
+    if sep:
+        raise ConfigError("location", f"{scheme}:// is not a store kafkube writes to")
+    local = Path(location).expanduser().absolute()
+    if not local.exists():
+        raise ConfigError("location", f"{local} does not exist")
+    if local.is_file():
+        return FileDestination(FileSinkConfig(dir=local.parent)), local.name
+    return FileDestination(FileSinkConfig(dir=local)), ""

@@ -177,10 +177,19 @@ def test_flags_beat_kafkube_variables_beat_the_file_beats_the_standard_variables
 def test_no_config_driven_option_reads_a_variable_of_its_own() -> None:
     """A click option with an envvar counts as a flag: it would beat the file. The standard
     variables come through the configuration, below the file."""
-    from kafkube.cli import cli  # noqa: PLC0415
+    import click  # noqa: PLC0415
 
-    commands = [cli.commands["produce"], *cli.commands["sink"].commands.values()]  # type: ignore[attr-defined]
+    from kafkube.cli import cli  # noqa: PLC0415
+    from kafkube.consumers.settings import SINK_TYPES  # noqa: PLC0415
+
+    context = click.Context(cli)
+    sink = cli.get_command(context, "sink")
+    assert isinstance(sink, click.Group)
+    commands = [cli.get_command(context, "produce")]
+    commands += [sink.get_command(context, name) for name in sink.list_commands(context)]
+    assert len(commands) == 1 + len(SINK_TYPES)
     for command in commands:
+        assert command is not None
         for param in command.params:
             envvar = getattr(param, "envvar", None)
             assert envvar is None or str(envvar).startswith("KAFKUBE_"), (command.name, envvar)
