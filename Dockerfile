@@ -21,7 +21,7 @@ COPY consumers ./consumers
 COPY compose ./compose
 # Wheels of kafkube and of every dependency, at the versions CI tested (constraints.txt).
 RUN /opt/build/bin/pip wheel --no-cache-dir --wheel-dir /wheels --constraint constraints.txt \
-      '.[s3,gcs,parquet]'
+      '.[s3,gcs,parquet,iceberg]'
 
 FROM ${PYTHON_IMAGE}
 RUN groupadd --system --gid 10001 kafkube \
@@ -29,7 +29,7 @@ RUN groupadd --system --gid 10001 kafkube \
 COPY --from=build /wheels /wheels
 RUN python3 -m venv /opt/kafkube \
  && /opt/kafkube/bin/pip install --no-cache-dir --no-index --find-links /wheels \
-      'kafkube[s3,gcs,parquet]' \
+      'kafkube[s3,gcs,parquet,iceberg]' \
  && rm -rf /wheels
 ENV PATH=/opt/kafkube/bin:$PATH \
     PYTHONUNBUFFERED=1 \

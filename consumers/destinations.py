@@ -57,3 +57,11 @@ class Destination(Protocol):
 
     def get(self, name: str) -> bytes:
         """The bytes stored under ``name``; MissingObjectError if there are none."""
+
+
+class KeepsOffsets(Protocol):
+    """A destination that keeps the group's offsets in its own commits (a table): the runner
+    starts each partition where it says (``SinkConfig.keeps_offsets``)."""
+
+    def offsets(self, topic: str) -> dict[int, int]:
+        """The next offset of each partition of ``topic`` it holds records up to."""

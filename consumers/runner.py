@@ -46,7 +46,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, NamedTuple, Self, TypeVar
+from typing import Any, NamedTuple, Self, TypeVar, cast
 
 from confluent_kafka import (
     OFFSET_INVALID,
@@ -62,7 +62,7 @@ from tenacity import RetryCallState
 from kafkube.consumers import metrics
 from kafkube.consumers.batching import BatchShape
 from kafkube.consumers.boundaries import Boundaries, Place
-from kafkube.consumers.destinations import Destination, MissingObjectError
+from kafkube.consumers.destinations import Destination, KeepsOffsets, MissingObjectError
 from kafkube.consumers.formats import FORMATS, Batch
 from kafkube.consumers.indexing import PartitionIndex, UnreadableIndex
 from kafkube.consumers.naming import (
@@ -481,36 +481,56 @@ class SinkRunner:
     def _prepare(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         committed = consumer.committed(partitions, timeout=30)
         listings: dict[str, dict[int, list[ObjectRange]]] = {}  # only if an index falls short
+        held: dict[str, dict[int, int]] = {}  # a table's own offsets, by topic
         for tp, done in zip(partitions, committed, strict=True):
             part = Part(tp.topic, tp.partition)
             self._ensure_dlq(part.topic)
             log_start = consumer.get_watermark_offsets(tp, timeout=30)[0]
             position = done.offset
+            if self.settings.sink.keeps_offsets:  # the table's commits say, not Kafka's
+                if part.topic not in held:
+                    held[part.topic] = cast("KeepsOffsets", self.destination).offsets(part.topic)
+                position = held[part.topic].get(part.number, position)
             if position == OFFSET_INVALID or position < log_start:
                 position = log_start  # where Kafka would reset it: the first record left
-            index = self._read_index(part)
-            if index is None or not index.covers(position):
-                if part.topic not in listings:
-                    log.info("listing %s to find what was written", self.destination.description)
-                    listings[part.topic] = self._written(part.topic)
-                index = PartitionIndex.rebuilt(listings[part.topic].get(part.number, []), position)
-                try:
-                    self.destination.put(self._index_name(part), index.to_bytes(), {})
-                except SinkError as err:  # written again before the partition's next object
-                    log.warning("cannot store the index of partition %s: %s", part, err)
-            start, written = start_offset(position, index.ranges, log_start)
-            if start < position:
-                self.stats.rewrites_aligned += 1
-            elif start > position:
-                log.warning(
-                    "partition %s: offsets %d to %d are in an object written before whose "
-                    "first records are gone from the log (its start is %d now): it stays as "
-                    "it is, and reading starts after it",
-                    part, position, start - 1, log_start,
-                )  # fmt: skip
-            self._partitions[part] = _Partition(part, Boundaries(written), index, position)
-            tp.offset = start
+            tp.offset = self._start(part, position, log_start, listings)
         log.info("assigned %s", _listed(partitions, offsets=True))
+
+    def _start(
+        self,
+        part: Part,
+        position: int,
+        log_start: int,
+        listings: dict[str, dict[int, list[ObjectRange]]],
+    ) -> int:
+        """Where a partition starts reading, from ``position``: there for a table (nothing
+        is rewritten); else at the first offset of a written object it falls in."""
+        if self.settings.sink.keeps_offsets:
+            index = PartitionIndex.rebuilt([], position)
+            self._partitions[part] = _Partition(part, Boundaries([]), index, position)
+            return position
+        found = self._read_index(part)
+        if found is None or not found.covers(position):
+            if part.topic not in listings:
+                log.info("listing %s to find what was written", self.destination.description)
+                listings[part.topic] = self._written(part.topic)
+            found = PartitionIndex.rebuilt(listings[part.topic].get(part.number, []), position)
+            try:
+                self.destination.put(self._index_name(part), found.to_bytes(), {})
+            except SinkError as err:  # written again before the partition's next object
+                log.warning("cannot store the index of partition %s: %s", part, err)
+        start, written = start_offset(position, found.ranges, log_start)
+        if start < position:
+            self.stats.rewrites_aligned += 1
+        elif start > position:
+            log.warning(
+                "partition %s: offsets %d to %d are in an object written before whose "
+                "first records are gone from the log (its start is %d now): it stays as "
+                "it is, and reading starts after it",
+                part, position, start - 1, log_start,
+            )  # fmt: skip
+        self._partitions[part] = _Partition(part, Boundaries(written), found, position)
+        return start
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         for tp in partitions:
@@ -745,7 +765,8 @@ class SinkRunner:
             last = self._rules.last(batch.shape, batch.last)
             state.index.add(ObjectRange(batch.first, last, batch.shape.hour), state.committed)
             index = state.index.to_bytes()
-            if not self._write(part, self._index_name(part), index, {}):
+            keeps_offsets = self.settings.sink.keeps_offsets  # a table: its commits are its index
+            if not keeps_offsets and not self._write(part, self._index_name(part), index, {}):
                 return
             written = 0
             for cluster, piece in self._parts(batch):

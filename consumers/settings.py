@@ -132,6 +132,11 @@ class SinkConfig(Section):
     # fill this section's fields where the file leaves them unset (variable: field).
     endpoint_flag: ClassVar[str | None] = None
     standard_variables: ClassVar[dict[str, str]] = {}
+    # The formats its destination takes (None: every one of FORMATS), and whether it keeps
+    # the group's offsets in its own commits (a table): the runner then starts each
+    # partition where the destination says, and nothing is ever rewritten.
+    formats: ClassVar[tuple[str, ...] | None] = None
+    keeps_offsets: ClassVar[bool] = False
 
     def place(self) -> str | None:
         value = getattr(self, self.place_field)
@@ -149,6 +154,8 @@ class SinkConfig(Section):
 
     @model_validator(mode="after")
     def _codec_of_the_format(self) -> Self:
+        if self.formats is not None and self.format not in self.formats:
+            raise ValueError(f"format: a {self.sink_type} sink writes {', '.join(self.formats)}")
         codecs = FORMATS[self.format].codecs
         if self.codec and self.codec not in codecs:
             raise ValueError(f"codec: {self.format} takes {', '.join(codecs)}, not {self.codec!r}")
@@ -231,9 +238,83 @@ class GCSSinkConfig(ObjectStoreSinkConfig):
     endpoint: str | None = Field(None, description="A GCS emulator's URL. STORAGE_EMULATOR_HOST.")
 
 
+def _partition_field(text: str) -> str:
+    if not _PARTITION_FIELD.fullmatch(text):
+        raise ValueError(
+            f"a partition field is a column or year|month|day|hour(column), got {text!r}"
+        )
+    return text
+
+
+_PARTITION_FIELD = re.compile(r"(?:(?:year|month|day|hour)\([a-z_]+\)|[a-z_]+)")
+
+
+class IcebergSinkConfig(SinkConfig):
+    """``kafkube sink iceberg``: an Apache Iceberg table per topic, one commit a batch."""
+
+    sink_type: ClassVar[str] = "iceberg"
+    place_field: ClassVar[str] = "warehouse"
+    destination_module: ClassVar[str] = "kafkube.consumers.icebergsink"
+    client_module: ClassVar[str | None] = "pyiceberg"
+    extra: ClassVar[str | None] = "iceberg"
+    formats: ClassVar[tuple[str, ...] | None] = ("parquet",)
+    keeps_offsets: ClassVar[bool] = True
+    standard_variables: ClassVar[dict[str, str]] = {
+        "AWS_ENDPOINT_URL_S3": "s3_endpoint",
+        "STORAGE_EMULATOR_HOST": "gcs_endpoint",
+    }
+    format: Annotated[str, OneOf(lambda: FORMATS)] = Field(
+        "parquet", description="The data files' format: parquet (Iceberg's)."
+    )
+    warehouse: str | None = Field(
+        None,
+        description="Where the tables' data and metadata files go: a folder, s3://bucket/prefix "
+        "or gs://bucket/prefix (with the credentials the s3 and gcs sinks use).",
+    )
+    catalog: Literal["sql", "rest"] = Field(
+        "sql",
+        description="sql: a catalog in a database (SQLite, PostgreSQL) at catalog_uri; rest: an "
+        "Iceberg REST catalog at catalog_uri.",
+    )
+    catalog_uri: str = Field(
+        "",
+        description="The SQL catalog's database (sqlite:////path/catalog.db, "
+        "postgresql+psycopg2://user:password@host:5432/db) or the REST catalog's URL; empty: "
+        "SQLite in the warehouse folder (catalog.db).",
+    )
+    catalog_name: str = Field("kafkube", description="The catalog's name, in its tables' rows.")
+    namespace: str = Field("kafkube", description="The tables' namespace.")
+    table: str = Field(
+        "", description="The table's name; empty: the topic's, '.' and '-' made '_'."
+    )
+    partition_by: list[Annotated[str, AfterValidator(_partition_field)]] = Field(
+        default_factory=lambda: ["day(observed_at)", "cluster"],
+        description="The table's partition fields: a column (identity) or "
+        "year|month|day|hour(column).",
+    )
+    s3_endpoint: str | None = Field(
+        None, description="An S3 API (MinIO) for an s3:// warehouse. AWS_ENDPOINT_URL_S3."
+    )
+    gcs_endpoint: str | None = Field(
+        None, description="A GCS emulator for a gs:// warehouse. STORAGE_EMULATOR_HOST."
+    )
+
+    @model_validator(mode="after")
+    def _one_table_a_topic(self) -> Self:
+        if self.layout != "topic":
+            raise ValueError("layout: an Iceberg table partitions by cluster itself (partition_by)")
+        if self.catalog == "rest" and not self.catalog_uri:
+            raise ValueError("catalog_uri: a rest catalog needs its URL")
+        local = self.warehouse is not None and "://" not in self.warehouse
+        if self.catalog == "sql" and not self.catalog_uri and self.warehouse and not local:
+            raise ValueError("catalog_uri: a warehouse in a store needs the catalog's database")
+        return self
+
+
 # Every sink type, by the name of its command and of its section in the configuration.
 SINK_TYPES: dict[str, type[SinkConfig]] = {
-    model.sink_type: model for model in (FileSinkConfig, S3SinkConfig, GCSSinkConfig)
+    model.sink_type: model
+    for model in (FileSinkConfig, S3SinkConfig, GCSSinkConfig, IcebergSinkConfig)
 }
 
 

@@ -53,7 +53,7 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
     from kafkube.cli.configuration.loading import standard_variables  # noqa: PLC0415
 
     for name in list(os.environ):
-        if name.startswith("KAFKUBE_") or name in standard_variables():
+        if name.startswith("KAFKUBE_") or name in dict(standard_variables()):
             monkeypatch.delenv(name)
     return monkeypatch
 

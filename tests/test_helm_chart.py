@@ -53,6 +53,10 @@ FULL = {
         },
         "gcs": {"enabled": True, "config": {"bucket": "k8s-events"},
                 "credentialsSecret": {"name": "gcs"}},
+        "iceberg": {"enabled": True,
+                    "config": {"warehouse": "s3://lake/events",
+                               "catalog_uri": "postgresql+psycopg2://kafkube@pg:5432/iceberg"},
+                    "credentialsSecret": {"name": "s3-keys"}},
     },
 }  # fmt: skip
 

@@ -142,13 +142,14 @@ _SHARED_VARIABLES = {
 }
 
 
-def standard_variables() -> dict[str, str]:
-    """Every variable other tools share that kafkube reads, and the field it fills."""
-    return _SHARED_VARIABLES | {
-        variable: f"sinks.{sink_type}.{field}"
+def standard_variables() -> list[tuple[str, str]]:
+    """Every variable other tools share that kafkube reads, and each field it fills (one
+    variable may fill a field of several sinks: the S3 endpoint of s3 and of iceberg)."""
+    return list(_SHARED_VARIABLES.items()) + [
+        (variable, f"sinks.{sink_type}.{field}")
         for sink_type, model in SINK_TYPES.items()
         for variable, field in model.standard_variables.items()
-    }
+    ]
 
 
 class _StandardEnvironment(PydanticBaseSettingsSource):
@@ -159,7 +160,7 @@ class _StandardEnvironment(PydanticBaseSettingsSource):
 
     def __call__(self) -> dict[str, Any]:
         found: dict[str, Any] = {}
-        for variable, path in standard_variables().items():
+        for variable, path in standard_variables():
             value = os.environ.get(variable)
             if not value:
                 continue
