@@ -1,0 +1,143 @@
+"""The Iceberg sink: a table per topic, every record once, the group's offsets in the table's
+own commits; killed at random, it neither loses nor doubles a record; a newer writer schema
+grows the table's columns."""
+
+from __future__ import annotations
+
+import json
+import random
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kafkube.schemas.codec import Codec, released_versions
+from tests.conftest import unique
+from tests.sinking import SinkProcess, committed, create_topic, event_values, produce
+
+PARTITIONS = 3
+
+pytestmark = pytest.mark.timeout(600)
+
+
+def _table(warehouse: Path, topic: str) -> Any:
+    from pyiceberg.catalog import load_catalog  # noqa: PLC0415
+
+    catalog = load_catalog(
+        "kafkube",
+        type="sql",
+        uri=f"sqlite:///{warehouse}/catalog.db",
+        warehouse=f"file://{warehouse}",
+    )
+    return catalog.load_table(f"kafkube.{topic.replace('.', '_').replace('-', '_')}")
+
+
+def _rows(warehouse: Path, topic: str) -> list[dict[str, Any]]:
+    return list(_table(warehouse, topic).scan().to_arrow().to_pylist())
+
+
+def _sink(kafka_bootstrap: str, topic: str, tmp_path: Path, name: str = "iceberg") -> SinkProcess:
+    return SinkProcess(
+        bootstrap=kafka_bootstrap,
+        topic=topic,
+        directory=tmp_path / "warehouse",
+        log=tmp_path / f"{name}.log",
+        group=unique("sink-iceberg"),
+        kind="iceberg",
+        target=["--warehouse", str(tmp_path / "warehouse")],
+        extra=["--max-records", "200", "--max-age-seconds", "0.5", "--instance-id", name],
+    )
+
+
+def _wait_committed(bootstrap: str, group: str, topic: str, total: int) -> None:
+    deadline = time.monotonic() + 180
+    while sum(max(0, o) for o in committed(bootstrap, group, topic, PARTITIONS).values()) < total:
+        assert time.monotonic() < deadline, "the sink did not commit everything in time"
+        time.sleep(0.3)
+
+
+def test_every_record_lands_once_and_the_table_carries_the_groups_offsets(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    topic = unique("ice")
+    create_topic(kafka_bootstrap, topic, PARTITIONS)
+    sent = produce(kafka_bootstrap, topic, event_values(600, seed=11))
+    sink = _sink(kafka_bootstrap, topic, tmp_path)
+
+    sink.start()
+    _wait_committed(kafka_bootstrap, sink.group, topic, 600)
+    assert sink.terminate() == 0
+
+    rows = _rows(tmp_path / "warehouse", topic)
+    held = Counter((r["uid"], r["resource_version"]) for r in rows)
+    assert set(held) == sent
+    assert set(held.values()) == {1}
+    table = _table(tmp_path / "warehouse", topic)
+    summary = table.current_snapshot().summary
+    offsets = json.loads(summary[f"kafkube.offsets.{sink.group}.{topic}"])
+    assert {int(p): o for p, o in offsets.items()} == committed(
+        kafka_bootstrap, sink.group, topic, PARTITIONS
+    )
+    assert [f.name for f in table.spec().fields] == ["observed_at_day", "cluster"]
+
+
+def test_killed_at_random_moments_it_neither_loses_nor_doubles_a_record(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    chance = random.Random(5)
+    topic = unique("ice-chaos")
+    create_topic(kafka_bootstrap, topic, PARTITIONS)
+    sink = _sink(kafka_bootstrap, topic, tmp_path)
+    sent: set[tuple[str, str]] = set()
+    total = 3000
+
+    def producing() -> None:
+        for start in range(0, total, 300):
+            batch = event_values(300, seed=100 + start)
+            sent.update(produce(kafka_bootstrap, topic, batch))
+            time.sleep(0.3)
+
+    writer = threading.Thread(target=producing)
+    writer.start()
+    sink.start()
+    kills = 0
+    while writer.is_alive() or kills < 8:
+        time.sleep(chance.uniform(0.3, 1.5))  # mid-batch, mid-commit, between commit and Kafka's
+        sink.kill()
+        sink.start()
+        kills += 1
+    writer.join()
+    _wait_committed(kafka_bootstrap, sink.group, topic, total)
+    assert sink.terminate() == 0
+
+    rows = _rows(tmp_path / "warehouse", topic)
+    held = Counter((r["uid"], r["resource_version"]) for r in rows)
+    assert len(sent) == total
+    assert set(held) == sent
+    assert set(held.values()) == {1}
+
+
+def test_a_newer_writer_schema_grows_the_tables_columns_and_every_record_reads(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    topic = unique("ice-evolve")
+    create_topic(kafka_bootstrap, topic, PARTITIONS)
+    sink = _sink(kafka_bootstrap, topic, tmp_path)
+    sink.start()
+    sent: set[tuple[str, str]] = set()
+    for version, schema in released_versions().items():
+        codec = Codec(writer=schema)
+        values = event_values(60, seed=40 + version, codec=codec)
+        sent |= produce(kafka_bootstrap, topic, values, codec)
+        _wait_committed(kafka_bootstrap, sink.group, topic, 60 * version)
+    assert sink.terminate() == 0
+
+    table = _table(tmp_path / "warehouse", topic)
+    rows = _rows(tmp_path / "warehouse", topic)
+    newest = {field.name for field in table.schema().fields}
+    assert {"truncated", "regarding_labels", "regarding_owner"} <= newest
+    assert {(r["uid"], r["resource_version"]) for r in rows} == sent
+    assert sum(r["regarding_owner"] is None for r in rows) >= 120  # v1 and v2 records: nulls
