@@ -32,7 +32,7 @@ def local_sink(
     model = SINK_TYPES[sink_type]
     values: dict[str, object]
     if model.scheme is None:
-        values = {model.place_field: folder / prefix if prefix else folder}
+        values = {model.place_field: str(folder / prefix if prefix else folder)}
     else:
         values = {model.place_field: bucket, "prefix": prefix}
         if model.endpoint_field is not None:  # a store the stack emulates
