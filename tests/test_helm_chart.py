@@ -369,7 +369,7 @@ def test_every_option_on_renders_manifests_the_api_server_takes(
 
     accounts = {name: m for (kind, name), m in kinds.items() if kind == "ServiceAccount"}
     assert set(accounts) == {"events-exporter-producer", "events-exporter-sink-file",
-                             "events-exporter-sink-s3"}  # fmt: skip
+                             "events-exporter-sink-s3", "events-exporter-sink-iceberg"}  # fmt: skip
     assert [n for n, m in accounts.items() if S3_ROLE in m["metadata"].get("annotations", {})] == [
         "events-exporter-sink-s3"
     ]
