@@ -26,13 +26,16 @@ class Stores(Protocol):
 def local_sink(
     stores: Stores, sink_type: str, *, bucket: str, folder: Path, prefix: str = "", **fields: object
 ) -> SinkConfig:
-    """One sink type's section for the stack: files below ``folder`` (and ``prefix``), or an
-    object store's objects in ``bucket`` below ``prefix`` (the bucket made if missing);
-    ``fields`` (a format) over that."""
+    """One sink type's section for the stack: files below ``folder`` (and ``prefix``), a
+    table's warehouse beside it (``<folder>-<type>``), or an object store's objects in
+    ``bucket`` below ``prefix`` (the bucket made if missing); ``fields`` (a format) over
+    that."""
     model = SINK_TYPES[sink_type]
     values: dict[str, object]
     if model.scheme is None:
-        values = {model.place_field: str(folder / prefix if prefix else folder)}
+        # A table's warehouse (its catalog, metadata and data files) goes beside the files.
+        place = folder.with_name(f"{folder.name}-{sink_type}") if model.keeps_offsets else folder
+        values = {model.place_field: str(place / prefix if prefix else place)}
     else:
         values = {model.place_field: bucket, "prefix": prefix}
         if model.endpoint_field is not None:  # a store the stack emulates

@@ -384,6 +384,7 @@ def test_every_option_on_renders_manifests_the_api_server_takes(
         "events-exporter-sink-file": "events-exporter-sink-file",
         "events-exporter-sink-s3": "events-exporter-sink-s3",
         "events-exporter-sink-gcs": "existing-gcs",
+        "events-exporter-sink-iceberg": "events-exporter-sink-iceberg",
     }
     bindings = [
         m for (kind, _), m in kinds.items() if kind in {"RoleBinding", "ClusterRoleBinding"}
@@ -397,7 +398,7 @@ def test_every_option_on_renders_manifests_the_api_server_takes(
         m for (kind, _), m in kinds.items()
         if kind == "Service" and m["metadata"]["labels"].get("kafkube.io/metrics")
     ]  # fmt: skip
-    assert len(metrics) == 4  # the producers' and each sink's
+    assert len(metrics) == 1 + len(SINK_TYPES)  # the producers' and each sink's
     monitor = kinds[("ServiceMonitor", "events-exporter")]
     assert monitor["metadata"]["labels"]["release"] == "prometheus"
     assert monitor["spec"]["selector"]["matchLabels"]["kafkube.io/metrics"] == "true"
