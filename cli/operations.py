@@ -202,6 +202,13 @@ def replay(  # noqa: PLR0913, PLR0917 - click passes one parameter per option
     """
     if not group and sink_type is None:
         raise click.UsageError(f"name the sink (--sink {'|'.join(SINK_TYPES)}) or the --group")
+    if sink_type is not None and SINK_TYPES[sink_type].keeps_offsets:
+        raise click.UsageError(
+            f"a {sink_type} sink starts where its table's own commits say, not at the group's "
+            "offsets: moving them would change nothing, and replaying a range into the table "
+            "is not supported yet (write the range to a new table: a new sinks."
+            f"{sink_type}.table and a new --group)"
+        )
     group = group or sink_group(sink_type or "")
     target = _target(
         to_earliest=to_earliest,

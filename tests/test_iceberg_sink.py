@@ -13,7 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 
+from kafkube.cli.commands import cli
 from kafkube.schemas.codec import Codec, released_versions
 from tests.conftest import unique
 from tests.sinking import SinkProcess, committed, create_topic, event_values, produce
@@ -141,3 +143,12 @@ def test_a_newer_writer_schema_grows_the_tables_columns_and_every_record_reads(
     assert {"truncated", "regarding_labels", "regarding_owner"} <= newest
     assert {(r["uid"], r["resource_version"]) for r in rows} == sent
     assert sum(r["regarding_owner"] is None for r in rows) >= 120  # v1 and v2 records: nulls
+
+
+def test_replay_of_a_table_says_what_it_supports_and_moves_nothing() -> None:
+    refused = CliRunner().invoke(
+        cli, ["replay", "--sink", "iceberg", "--bootstrap-servers", "127.0.0.1:1", "--to-earliest"]
+    )
+
+    assert refused.exit_code == 2
+    assert "starts where its table's own commits say" in refused.output
