@@ -63,5 +63,7 @@ class KeepsOffsets(Protocol):
     """A destination that keeps the group's offsets in its own commits (a table): the runner
     starts each partition where it says (``SinkConfig.keeps_offsets``)."""
 
+    conflicts: int  # its commits that met another instance's and were tried again
+
     def offsets(self, topic: str) -> dict[int, int]:
         """The next offset of each partition of ``topic`` it holds records up to."""

@@ -39,6 +39,12 @@ WRITE_RETRIES = Counter(
     ["sink"],
     registry=REGISTRY,
 )
+COMMIT_CONFLICTS = Counter(
+    "kafkube_sink_commit_conflicts",
+    "A table's commits that met another instance's and were tried again.",
+    ["sink"],
+    registry=REGISTRY,
+)
 WRITE_SECONDS = Histogram(
     "kafkube_sink_write_duration_seconds",
     "Time to make one object durable, retries included.",

@@ -168,6 +168,7 @@ class SinkStats:
     kept_as_written: int = 0
     write_retries: int = 0
     list_requests: int = 0  # to the store, to learn what it holds (pages)
+    commit_conflicts: int = 0  # a table's commits that met another's and were tried again
     # Wall-clock seconds: the first record taken and the last offset committed (0: none).
     first_record_at: float = 0.0
     last_commit_at: float = 0.0
@@ -805,6 +806,10 @@ class SinkRunner:
             metrics.RECORDS.labels(sink).inc(len(batch.datums))
             metrics.BATCHES.labels(sink).inc()
             metrics.BYTES.labels(sink).inc(written)
+            if self.settings.sink.keeps_offsets:
+                conflicts = cast("KeepsOffsets", self.destination).conflicts
+                metrics.COMMIT_CONFLICTS.labels(sink).inc(conflicts - self.stats.commit_conflicts)
+                self.stats.commit_conflicts = conflicts
             self.stats.records += len(batch.datums)
             self.stats.batches += 1
             self.stats.bytes += written

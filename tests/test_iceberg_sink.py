@@ -4,6 +4,7 @@ grows the table's columns."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 import threading
@@ -120,6 +121,37 @@ def test_killed_at_random_moments_it_neither_loses_nor_doubles_a_record(
     assert len(sent) == total
     assert set(held) == sent
     assert set(held.values()) == {1}
+
+
+def test_two_instances_of_a_group_one_killed_keep_every_record_once_through_conflicts(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    """Both commit to one table (small batches, often at once): a commit that meets the other's
+    reads the table again and tries again, counted; one instance is killed mid-run."""
+    topic = unique("ice-pair")
+    create_topic(kafka_bootstrap, topic, PARTITIONS)
+    first = _sink(kafka_bootstrap, topic, tmp_path, "first")
+    second = dataclasses.replace(
+        _sink(kafka_bootstrap, topic, tmp_path, "second"), group=first.group
+    )
+    for sink in (first, second):
+        sink.extra[sink.extra.index("--max-records") + 1] = "20"
+        sink.start()
+    sent: set[tuple[str, str]] = set()
+    for start in range(0, 2400, 400):
+        sent |= produce(kafka_bootstrap, topic, event_values(400, seed=300 + start))
+        if start == 1200:
+            second.kill()  # mid-run, maybe mid-commit
+            second.start()
+    _wait_committed(kafka_bootstrap, first.group, topic, 2400)
+    assert first.terminate() == 0
+    assert second.terminate() == 0
+
+    held = Counter((r["uid"], r["resource_version"]) for r in _rows(tmp_path / "warehouse", topic))
+    conflicts = first.exit_counts()["commit_conflicts"] + second.exit_counts()["commit_conflicts"]
+    assert set(held) == sent
+    assert set(held.values()) == {1}
+    assert conflicts > 0
 
 
 def test_a_newer_writer_schema_grows_the_tables_columns_and_every_record_reads(
