@@ -90,6 +90,8 @@ class IcebergDestination:
         properties = {"type": config.catalog, "uri": uri, "warehouse": warehouse}
         if config.s3_endpoint:
             properties["s3.endpoint"] = config.s3_endpoint
+        if config.s3_region:  # else pyarrow asks AWS where the bucket is
+            properties["s3.region"] = config.s3_region
         if config.gcs_endpoint:
             properties["gcs.service.host"] = config.gcs_endpoint
         return properties

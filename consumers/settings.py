@@ -261,6 +261,7 @@ class IcebergSinkConfig(SinkConfig):
     keeps_offsets: ClassVar[bool] = True
     standard_variables: ClassVar[dict[str, str]] = {
         "AWS_ENDPOINT_URL_S3": "s3_endpoint",
+        "AWS_REGION": "s3_region",
         "STORAGE_EMULATOR_HOST": "gcs_endpoint",
     }
     format: Annotated[str, OneOf(lambda: FORMATS)] = Field(
@@ -295,6 +296,7 @@ class IcebergSinkConfig(SinkConfig):
     s3_endpoint: str | None = Field(
         None, description="An S3 API (MinIO) for an s3:// warehouse. AWS_ENDPOINT_URL_S3."
     )
+    s3_region: str | None = Field(None, description="An s3:// warehouse's region. AWS_REGION.")
     gcs_endpoint: str | None = Field(
         None, description="A GCS emulator for a gs:// warehouse. STORAGE_EMULATOR_HOST."
     )

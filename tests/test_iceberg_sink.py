@@ -17,9 +17,17 @@ import pytest
 from click.testing import CliRunner
 
 from kafkube.cli.commands import cli
+from kafkube.compose.endpoints import Endpoints
 from kafkube.schemas.codec import Codec, released_versions
 from tests.conftest import unique
-from tests.sinking import SinkProcess, committed, create_topic, event_values, produce
+from tests.sinking import (
+    SinkProcess,
+    committed,
+    create_topic,
+    event_values,
+    produce,
+    s3_env,
+)
 
 PARTITIONS = 3
 
@@ -184,3 +192,76 @@ def test_replay_of_a_table_says_what_it_supports_and_moves_nothing() -> None:
 
     assert refused.exit_code == 2
     assert "starts where its table's own commits say" in refused.output
+
+
+def test_a_warehouse_in_minio_holds_every_record_once(
+    kafka_bootstrap: str, endpoints: Endpoints, s3_bucket: str, tmp_path: Path
+) -> None:
+    from pyiceberg.catalog import load_catalog  # noqa: PLC0415
+
+    topic = unique("ice-s3")
+    create_topic(kafka_bootstrap, topic, PARTITIONS)
+    sent = produce(kafka_bootstrap, topic, event_values(300, seed=21))
+    catalog_uri = f"sqlite:///{tmp_path}/catalog.db"
+    sink = dataclasses.replace(
+        _sink(kafka_bootstrap, topic, tmp_path),
+        target=["--warehouse", f"s3://{s3_bucket}/lake", "--catalog-uri", catalog_uri],
+        env=s3_env(endpoints),  # the AWS variables every S3 client reads, as the s3 sink's
+    )
+
+    sink.start()
+    _wait_committed(kafka_bootstrap, sink.group, topic, 300)
+    assert sink.terminate() == 0
+
+    catalog = load_catalog(
+        "kafkube", type="sql", uri=catalog_uri, warehouse=f"s3://{s3_bucket}/lake",
+        **{"s3.endpoint": endpoints.s3_endpoint, "s3.region": endpoints.s3_region,
+           "s3.access-key-id": endpoints.s3_access_key,
+           "s3.secret-access-key": endpoints.s3_secret_key},
+    )  # fmt: skip
+    table = catalog.load_table(f"kafkube.{topic.replace('-', '_')}")
+    rows = table.scan().to_arrow().to_pylist()
+    held = Counter((r["uid"], r["resource_version"]) for r in rows)
+    assert table.location().startswith(f"s3://{s3_bucket}/lake/")
+    assert set(held) == sent
+    assert set(held.values()) == {1}
+
+
+def test_duckdb_reads_the_table_from_its_own_metadata(kafka_bootstrap: str, tmp_path: Path) -> None:
+    """No pyiceberg on the reading side: the table's metadata file names its current snapshot,
+    whose manifest list (Avro) names the manifests, which name the live data files; DuckDB
+    reads those. Counts per reason are the topic's."""
+    import duckdb  # noqa: PLC0415
+    import fastavro  # noqa: PLC0415
+
+    topic = unique("ice-duck")
+    create_topic(kafka_bootstrap, topic, PARTITIONS)
+    values = event_values(500, seed=31)
+    produce(kafka_bootstrap, topic, values)
+    codec = Codec()
+    on_topic = Counter(codec.decode(value)["reason"] for _, value in values)
+    sink = _sink(kafka_bootstrap, topic, tmp_path)
+    sink.start()
+    _wait_committed(kafka_bootstrap, sink.group, topic, 500)
+    assert sink.terminate() == 0
+
+    def avro(path: str) -> list[dict[str, Any]]:
+        with Path(path.removeprefix("file://")).open("rb") as stream:
+            return [dict(row) for row in fastavro.reader(stream)]  # type: ignore[arg-type]
+
+    location = _table(tmp_path / "warehouse", topic).metadata_location
+    metadata = json.loads(Path(location.removeprefix("file://")).read_text())
+    (current,) = [
+        s for s in metadata["snapshots"] if s["snapshot-id"] == metadata["current-snapshot-id"]
+    ]
+    files = [
+        entry["data_file"]["file_path"].removeprefix("file://")
+        for manifest in avro(current["manifest-list"])
+        for entry in avro(manifest["manifest_path"])
+        if entry["status"] != 2  # 2: deleted
+    ]
+    counts = duckdb.execute(
+        "select reason, count(*) from read_parquet(?) group by reason", [files]
+    ).fetchall()
+
+    assert dict(counts) == dict(on_topic)
