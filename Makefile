@@ -42,11 +42,12 @@ check: install
 
 # The image test builds the Dockerfile and runs it with Debian's daemonless podman (no Docker
 # engine here), on a base that mmdebstrap makes from Debian's packages (no registry here); the
-# node's test runs it in Debian's containerd, with its CNI plugins and socat (compose/node.py).
-CONTAINER_PACKAGES := podman mmdebstrap runc containerd containernetworking-plugins socat
+# node's test runs it in Debian's containerd, with its CNI plugins and socat (compose/node.py);
+# the stack's PostgreSQL (an Iceberg SQL catalog's database) is Debian's server.
+CONTAINER_PACKAGES := podman mmdebstrap runc containerd containernetworking-plugins socat postgresql
 container-tools:
 	@(for tool in podman mmdebstrap runc containerd socat; do command -v $$tool >/dev/null || exit 1; done) \
-	  && [ -x /usr/lib/cni/bridge ] \
+	  && [ -x /usr/lib/cni/bridge ] && ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 \
 	  || $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(CONTAINER_PACKAGES) \
 	  || { $(SUDO) apt-get update -q && $(SUDO) env DEBIAN_FRONTEND=noninteractive \
 	       apt-get install -y -q $(CONTAINER_PACKAGES); }

@@ -352,6 +352,23 @@ def fake_gcs_binary() -> Path:
     return path
 
 
+def postgres_bin() -> Path:
+    """The folder of Debian's PostgreSQL server programs (``postgres``, ``initdb``,
+    ``pg_isready``), the newest installed: from the machine's packages, not built here."""
+    installed = sorted(
+        Path("/usr/lib/postgresql").glob("*/bin/postgres"),
+        key=lambda path: int(path.parent.parent.name) if path.parent.parent.name.isdigit() else 0,
+    )
+    if installed:
+        return installed[-1].parent
+    found = shutil.which("postgres")
+    if found is not None:
+        return Path(found).resolve().parent
+    raise ServiceError(
+        "PostgreSQL is not installed: apt-get install postgresql (make test-services does)"
+    )
+
+
 # What `fetch --node` adds: the optional node's binaries (built on first use otherwise).
 NODE_BUILDS = ("kubelet", "kube-scheduler", "kube-controller-manager", "pause")
 

@@ -12,6 +12,8 @@ import contextlib
 import hashlib
 import hmac
 import json
+import os
+import pwd
 import ssl
 import subprocess
 import urllib.error
@@ -441,6 +443,69 @@ def _registry_probe(state: StackState) -> bool:
     return http_ok(state.url("registry") + REGISTRY_API + "/subjects")
 
 
+# --- PostgreSQL (an Iceberg SQL catalog's database) ---------------------------------------
+
+POSTGRES_USER = "kafkube"  # trusted on loopback: the local stack's own database
+
+
+def _as_postgres(data: Path) -> list[str]:
+    """The prefix that runs a PostgreSQL program: nothing for a user; for root, which the
+    server refuses to run as, Debian's ``postgres`` user, owning the data folder, and keeping
+    the right to pass through root's folders (the stack's state may be under one only root
+    may enter)."""
+    if os.geteuid() != 0:
+        return []
+    try:
+        account = pwd.getpwnam("postgres")
+    except KeyError as err:
+        raise ServiceError("running as root, PostgreSQL needs the postgres user") from err
+    data.mkdir(parents=True, exist_ok=True)
+    os.chown(data, account.pw_uid, account.pw_gid)
+    data.chmod(0o700)
+    return [
+        "setpriv", f"--reuid={account.pw_uid}", f"--regid={account.pw_gid}", "--clear-groups",
+        "--inh-caps=+dac_override", "--ambient-caps=+dac_override",
+    ]  # fmt: skip
+
+
+def _postgres_prepare(state: StackState) -> Launch:
+    programs = fetch.postgres_bin()
+    data = state.state_dir / "postgres" / "data"
+    as_postgres = _as_postgres(data)
+    if not (data / "PG_VERSION").exists():
+        made = subprocess.run(
+            [*as_postgres, str(programs / "initdb"), "-D", str(data), "-U", POSTGRES_USER,
+             "--auth=trust", "-E", "UTF8"],
+            capture_output=True, text=True, check=False, timeout=120,
+        )  # fmt: skip
+        if made.returncode != 0:
+            raise ServiceError(f"initdb failed:\n{made.stdout}{made.stderr}")
+    return Launch(
+        argv=[
+            *as_postgres, str(programs / "postgres"), "-D", str(data),
+            "-h", state.host, "-p", str(state.ports["postgres"]),
+            "-k", "",  # no Unix socket: loopback TCP only, like every other service
+        ],
+        env={},
+    )  # fmt: skip
+
+
+def _postgres_probe(state: StackState) -> bool:
+    ready = subprocess.run(
+        [str(fetch.postgres_bin() / "pg_isready"), "-q", "-h", state.host,
+         "-p", str(state.ports["postgres"]), "-U", POSTGRES_USER, "-d", "postgres"],
+        check=False, timeout=10,
+    )  # fmt: skip
+    return ready.returncode == 0
+
+
+def postgres_url(state: StackState, database: str = "postgres") -> str:
+    """The SQLAlchemy URL of the stack's PostgreSQL (an Iceberg SQL catalog's ``catalog_uri``)."""
+    return (
+        f"postgresql+psycopg2://{POSTGRES_USER}@{state.host}:{state.ports['postgres']}/{database}"
+    )
+
+
 SERVICES: dict[str, Service] = {
     service.name: service
     for service in (
@@ -464,5 +529,6 @@ SERVICES: dict[str, Service] = {
             _registry_prepare,
             _registry_probe,
         ),
+        Service("postgres", ("postgres",), (), _postgres_prepare, _postgres_probe),
     )
 }

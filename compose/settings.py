@@ -28,7 +28,7 @@ REGISTRY_VERSION = "3.3.3"
 REGISTRY_JAVA = 21
 REGISTRY_FALLBACK_VERSION = "2.6.13.Final"
 
-SERVICES = ("etcd", "kube-apiserver", "kafka", "minio", "gcs", "registry")
+SERVICES = ("etcd", "kube-apiserver", "kafka", "minio", "gcs", "registry", "postgres")
 # The optional node (compose/node.py), off unless asked for, by these names or as "node".
 NODE = "node"
 NODE_SERVICES = ("containerd", "kube-scheduler", "kube-controller-manager", "kubelet")
@@ -46,6 +46,7 @@ DEFAULT_PORTS = {
     "gcs": 4443,
     "registry": 8081,  # the usual port of a schema registry
     "registry_management": 9001,  # Apicurio's health and metrics (Quarkus' management port)
+    "postgres": 5432,  # an Iceberg SQL catalog's database
     # The optional node's components, on loopback too.
     "kube_scheduler": 10259,
     "kube_controller_manager": 10257,

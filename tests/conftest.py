@@ -206,7 +206,7 @@ def services(native_stack: Stack) -> Iterator[Services]:
 SERVICE_FIXTURES = frozenset(
     {"services", "endpoints", "native_stack", "kafka_bootstrap", "kafka_tool", "topic",
      "s3_client", "s3_bucket", "gcs_client", "gcs_bucket", "kube_api", "etcd_url", "namespace",
-     "kafkube_stack"}
+     "kafkube_stack", "postgres_url"}
 )  # fmt: skip
 
 
@@ -278,6 +278,16 @@ def _no_process_left_behind() -> Iterator[None]:
 
 
 # --- Kafka ----------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def postgres_url(services: Services, native_stack: Stack) -> str:
+    """The stack's PostgreSQL (Debian's, started on first use), as a SQLAlchemy URL."""
+    del services  # the stack is up, and stopped with it
+    from kafkube.compose.services import postgres_url as url  # noqa: PLC0415
+
+    native_stack.up(["postgres"])
+    return url(native_stack.state)
 
 
 @pytest.fixture(scope="session")

@@ -46,6 +46,21 @@ def _table(warehouse: Path, topic: str) -> Any:
     return catalog.load_table(f"kafkube.{topic.replace('.', '_').replace('-', '_')}")
 
 
+def _name(topic: str) -> str:
+    return topic.replace(".", "_").replace("-", "_")
+
+
+def _s3_catalog(uri: str, warehouse: str, endpoints: Endpoints) -> Any:
+    from pyiceberg.catalog import load_catalog  # noqa: PLC0415
+
+    return load_catalog(
+        "kafkube", type="sql", uri=uri, warehouse=warehouse,
+        **{"s3.endpoint": endpoints.s3_endpoint, "s3.region": endpoints.s3_region,
+           "s3.access-key-id": endpoints.s3_access_key,
+           "s3.secret-access-key": endpoints.s3_secret_key},
+    )  # fmt: skip
+
+
 def _rows(warehouse: Path, topic: str) -> list[dict[str, Any]]:
     return list(_table(warehouse, topic).scan().to_arrow().to_pylist())
 
@@ -95,13 +110,31 @@ def test_every_record_lands_once_and_the_table_carries_the_groups_offsets(
     assert [f.name for f in table.spec().fields] == ["observed_at_day", "cluster"]
 
 
-def test_killed_at_random_moments_it_neither_loses_nor_doubles_a_record(
-    kafka_bootstrap: str, tmp_path: Path
+@pytest.mark.parametrize("catalog", ["sqlite", "postgresql"])
+def test_p3_killed_20_times_at_random_it_neither_loses_nor_doubles_a_record(
+    kafka_bootstrap: str,
+    endpoints: Endpoints,
+    s3_bucket: str,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+    catalog: str,
 ) -> None:
+    """The warehouse in MinIO, the catalog in SQLite or in the stack's PostgreSQL; the sink
+    killed mid-batch, mid-commit and between the table's commit and Kafka's."""
     chance = random.Random(5)
     topic = unique("ice-chaos")
     create_topic(kafka_bootstrap, topic, PARTITIONS)
-    sink = _sink(kafka_bootstrap, topic, tmp_path)
+    uri = (
+        request.getfixturevalue("postgres_url")
+        if catalog == "postgresql"
+        else f"sqlite:///{tmp_path}/catalog.db"
+    )
+    warehouse = f"s3://{s3_bucket}/lake"
+    sink = dataclasses.replace(
+        _sink(kafka_bootstrap, topic, tmp_path),
+        target=["--warehouse", warehouse, "--catalog-uri", uri],
+        env=s3_env(endpoints),
+    )
     sent: set[tuple[str, str]] = set()
     total = 3000
 
@@ -115,7 +148,7 @@ def test_killed_at_random_moments_it_neither_loses_nor_doubles_a_record(
     writer.start()
     sink.start()
     kills = 0
-    while writer.is_alive() or kills < 8:
+    while writer.is_alive() or kills < 20:
         time.sleep(chance.uniform(0.3, 1.5))  # mid-batch, mid-commit, between commit and Kafka's
         sink.kill()
         sink.start()
@@ -124,8 +157,8 @@ def test_killed_at_random_moments_it_neither_loses_nor_doubles_a_record(
     _wait_committed(kafka_bootstrap, sink.group, topic, total)
     assert sink.terminate() == 0
 
-    rows = _rows(tmp_path / "warehouse", topic)
-    held = Counter((r["uid"], r["resource_version"]) for r in rows)
+    table = _s3_catalog(uri, warehouse, endpoints).load_table(f"kafkube.{_name(topic)}")
+    held = Counter((r["uid"], r["resource_version"]) for r in table.scan().to_arrow().to_pylist())
     assert len(sent) == total
     assert set(held) == sent
     assert set(held.values()) == {1}
@@ -192,39 +225,6 @@ def test_replay_of_a_table_says_what_it_supports_and_moves_nothing() -> None:
 
     assert refused.exit_code == 2
     assert "starts where its table's own commits say" in refused.output
-
-
-def test_a_warehouse_in_minio_holds_every_record_once(
-    kafka_bootstrap: str, endpoints: Endpoints, s3_bucket: str, tmp_path: Path
-) -> None:
-    from pyiceberg.catalog import load_catalog  # noqa: PLC0415
-
-    topic = unique("ice-s3")
-    create_topic(kafka_bootstrap, topic, PARTITIONS)
-    sent = produce(kafka_bootstrap, topic, event_values(300, seed=21))
-    catalog_uri = f"sqlite:///{tmp_path}/catalog.db"
-    sink = dataclasses.replace(
-        _sink(kafka_bootstrap, topic, tmp_path),
-        target=["--warehouse", f"s3://{s3_bucket}/lake", "--catalog-uri", catalog_uri],
-        env=s3_env(endpoints),  # the AWS variables every S3 client reads, as the s3 sink's
-    )
-
-    sink.start()
-    _wait_committed(kafka_bootstrap, sink.group, topic, 300)
-    assert sink.terminate() == 0
-
-    catalog = load_catalog(
-        "kafkube", type="sql", uri=catalog_uri, warehouse=f"s3://{s3_bucket}/lake",
-        **{"s3.endpoint": endpoints.s3_endpoint, "s3.region": endpoints.s3_region,
-           "s3.access-key-id": endpoints.s3_access_key,
-           "s3.secret-access-key": endpoints.s3_secret_key},
-    )  # fmt: skip
-    table = catalog.load_table(f"kafkube.{topic.replace('-', '_')}")
-    rows = table.scan().to_arrow().to_pylist()
-    held = Counter((r["uid"], r["resource_version"]) for r in rows)
-    assert table.location().startswith(f"s3://{s3_bucket}/lake/")
-    assert set(held) == sent
-    assert set(held.values()) == {1}
 
 
 def test_duckdb_reads_the_table_from_its_own_metadata(kafka_bootstrap: str, tmp_path: Path) -> None:
