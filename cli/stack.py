@@ -15,6 +15,7 @@ from kafkube.compose.settings import (
     KAFKA_HEAP_MB,
     NODE,
     NODE_SERVICES,
+    OPTIONAL_SERVICES,
     PORT_NAMES,
     READY_TIMEOUT_SECONDS,
     SERVICES,
@@ -71,7 +72,7 @@ def stack(  # noqa: PLR0913, PLR0917 - click passes one parameter per option
     ctx.obj = Stack(settings)
 
 
-_SERVICE_CHOICE = click.Choice([*SERVICES, *NODE_SERVICES, NODE])
+_SERVICE_CHOICE = click.Choice([*SERVICES, *OPTIONAL_SERVICES, *NODE_SERVICES, NODE])
 _service_names = click.argument("services", nargs=-1, type=_SERVICE_CHOICE)
 
 

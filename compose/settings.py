@@ -28,7 +28,9 @@ REGISTRY_VERSION = "3.3.3"
 REGISTRY_JAVA = 21
 REGISTRY_FALLBACK_VERSION = "2.6.13.Final"
 
-SERVICES = ("etcd", "kube-apiserver", "kafka", "minio", "gcs", "registry", "postgres")
+SERVICES = ("etcd", "kube-apiserver", "kafka", "minio", "gcs", "registry")
+# Started only when named (`kafkube stack up postgres`): a system package, not fetched here.
+OPTIONAL_SERVICES = ("postgres",)
 # The optional node (compose/node.py), off unless asked for, by these names or as "node".
 NODE = "node"
 NODE_SERVICES = ("containerd", "kube-scheduler", "kube-controller-manager", "kubelet")

@@ -83,7 +83,7 @@ def _with_names(names: Iterable[str]) -> list[str]:
     return [n for name in names for n in (NODE_SERVICES if name == NODE else (name,))]
 
 
-# Every service in start order: the default ones, then the optional node's.
+# Every service in start order: the default ones, the optional ones, then the node's.
 SERVICES: dict[str, Service] = {**CORE_SERVICES, **NODE_SERVICES}
 
 

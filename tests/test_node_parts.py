@@ -16,7 +16,7 @@ import pytest
 
 from kafkube.compose.cni import _hex_ip
 from kafkube.compose.node import _oci_archive
-from kafkube.compose.settings import NODE_SERVICES, SERVICES
+from kafkube.compose.settings import NODE_SERVICES, OPTIONAL_SERVICES, SERVICES
 from kafkube.compose.stack import SERVICES as ALL_SERVICES
 from kafkube.compose.stack import _waves, _with_requirements
 from kafkube.core.errors import ConfigError
@@ -24,7 +24,7 @@ from kafkube.core.errors import ConfigError
 
 def test_the_node_is_off_by_default_and_node_brings_what_it_needs_in_waves() -> None:
     # The names the CLI offers are the services the launcher knows, in its start order.
-    assert tuple(ALL_SERVICES) == SERVICES + NODE_SERVICES
+    assert tuple(ALL_SERVICES) == SERVICES + OPTIONAL_SERVICES + NODE_SERVICES
     assert not set(NODE_SERVICES) & set(_with_requirements(SERVICES))
 
     order = _with_requirements(["node"])
