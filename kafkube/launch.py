@@ -38,7 +38,10 @@ def claim() -> threading.Event:
 
 
 def main() -> None:
-    take_stop_signals()
+    try:
+        take_stop_signals()
+    except KeyboardInterrupt:  # a Ctrl-C before the handler was in place: nothing has started
+        raise SystemExit(0) from None
     from kafkube.cli import main as command  # noqa: PLC0415 - after the signals are taken
 
     command()

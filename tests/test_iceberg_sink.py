@@ -136,20 +136,20 @@ def test_p3_killed_20_times_at_random_it_neither_loses_nor_doubles_a_record(
         env=s3_env(endpoints),
     )
     sent: set[tuple[str, str]] = set()
-    total = 3000
+    total = 1500
 
     def producing() -> None:
         for start in range(0, total, 300):
             batch = event_values(300, seed=100 + start)
             sent.update(produce(kafka_bootstrap, topic, batch))
-            time.sleep(0.3)
+            time.sleep(0.2)
 
     writer = threading.Thread(target=producing)
     writer.start()
     sink.start()
     kills = 0
     while writer.is_alive() or kills < 20:
-        time.sleep(chance.uniform(0.3, 1.5))  # mid-batch, mid-commit, between commit and Kafka's
+        time.sleep(chance.uniform(0.2, 0.9))  # mid-batch, mid-commit, between commit and Kafka's
         sink.kill()
         sink.start()
         kills += 1
@@ -179,12 +179,12 @@ def test_two_instances_of_a_group_one_killed_keep_every_record_once_through_conf
         sink.extra[sink.extra.index("--max-records") + 1] = "20"
         sink.start()
     sent: set[tuple[str, str]] = set()
-    for start in range(0, 2400, 400):
-        sent |= produce(kafka_bootstrap, topic, event_values(400, seed=300 + start))
-        if start == 1200:
+    for start in range(0, 1200, 300):
+        sent |= produce(kafka_bootstrap, topic, event_values(300, seed=300 + start))
+        if start == 600:
             second.kill()  # mid-run, maybe mid-commit
             second.start()
-    _wait_committed(kafka_bootstrap, first.group, topic, 2400)
+    _wait_committed(kafka_bootstrap, first.group, topic, 1200)
     assert first.terminate() == 0
     assert second.terminate() == 0
 
