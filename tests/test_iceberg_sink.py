@@ -175,15 +175,13 @@ def test_two_instances_of_a_group_one_killed_keep_every_record_once_through_conf
     second = dataclasses.replace(
         _sink(kafka_bootstrap, topic, tmp_path, "second"), group=first.group
     )
-    for sink in (first, second):
-        sink.extra[sink.extra.index("--max-records") + 1] = "20"
+    sent = produce(kafka_bootstrap, topic, event_values(1200, seed=300))
+    for sink in (first, second):  # a backlog, small batches: both commit back to back
+        sink.extra[sink.extra.index("--max-records") + 1] = "10"
         sink.start()
-    sent: set[tuple[str, str]] = set()
-    for start in range(0, 1200, 300):
-        sent |= produce(kafka_bootstrap, topic, event_values(300, seed=300 + start))
-        if start == 600:
-            second.kill()  # mid-run, maybe mid-commit
-            second.start()
+    _wait_committed(kafka_bootstrap, first.group, topic, 400)
+    second.kill()  # mid-run, maybe mid-commit
+    second.start()
     _wait_committed(kafka_bootstrap, first.group, topic, 1200)
     assert first.terminate() == 0
     assert second.terminate() == 0
