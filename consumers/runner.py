@@ -494,7 +494,7 @@ class SinkRunner:
                 position = held[part.topic].get(part.number, position)
             if position == OFFSET_INVALID or position < log_start:
                 position = log_start  # where Kafka would reset it: the first record left
-            tp.offset = self._start(part, position, log_start, listings)
+            tp.offset = self._start(part, position, log_start, listings, kafka_at=done.offset)
         log.info("assigned %s", _listed(partitions, offsets=True))
 
     def _start(
@@ -503,12 +503,20 @@ class SinkRunner:
         position: int,
         log_start: int,
         listings: dict[str, dict[int, list[ObjectRange]]],
+        *,
+        kafka_at: int,
     ) -> int:
         """Where a partition starts reading, from ``position``: there for a table (nothing
-        is rewritten); else at the first offset of a written object it falls in."""
+        is rewritten; Kafka's committed offset, ``kafka_at``, is brought up to it at the next
+        tick, as after a refused commit: a table may hold more than the group committed, and
+        a partition with nothing more to read would show that lag for ever); else at the first
+        offset of a written object it falls in."""
         if self.settings.sink.keeps_offsets:
             index = PartitionIndex.rebuilt([], position)
-            self._partitions[part] = _Partition(part, Boundaries([]), index, position)
+            state = _Partition(part, Boundaries([]), index, position)
+            if position > kafka_at:
+                state.uncommitted = position
+            self._partitions[part] = state
             return position
         found = self._read_index(part)
         if found is None or not found.covers(position):

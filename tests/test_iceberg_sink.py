@@ -175,10 +175,12 @@ def test_two_instances_of_a_group_one_killed_keep_every_record_once_through_conf
     second = dataclasses.replace(
         _sink(kafka_bootstrap, topic, tmp_path, "second"), group=first.group
     )
-    sent = produce(kafka_bootstrap, topic, event_values(1200, seed=300))
-    for sink in (first, second):  # a backlog, small batches: both commit back to back
+    for sink in (first, second):  # small batches: each commits back to back
         sink.extra[sink.extra.index("--max-records") + 1] = "10"
         sink.start()
+    for sink in (first, second):  # each holds partitions before any record comes
+        sink.wait_for("assigned partition")
+    sent = produce(kafka_bootstrap, topic, event_values(1200, seed=300))
     _wait_committed(kafka_bootstrap, first.group, topic, 400)
     second.kill()  # mid-run, maybe mid-commit
     second.start()
