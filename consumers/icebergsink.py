@@ -32,7 +32,11 @@ from pyiceberg.exceptions import (
     CommitFailedException,
     NamespaceAlreadyExistsError,
     NoSuchTableError,
+    ServerError,
+    ServiceUnavailableError,
 )
+from pyiceberg.partitioning import PartitionField, PartitionSpec
+from pyiceberg.schema import assign_fresh_schema_ids
 from pyiceberg.table import Table
 from pyiceberg.transforms import (
     DayTransform,
@@ -42,6 +46,7 @@ from pyiceberg.transforms import (
     Transform,
     YearTransform,
 )
+from sqlalchemy.exc import OperationalError
 
 from kafkube.consumers.destinations import MissingObjectError
 from kafkube.consumers.settings import IcebergSinkConfig
@@ -54,6 +59,14 @@ _TRANSFORMS: dict[str, Transform[Any, Any]] = {
     "hour": HourTransform(),
 }
 _PARTITION = re.compile(r"(?:(?P<transform>[a-z]+)\()?(?P<column>[a-z_]+)\)?")
+# What a catalog or a warehouse away raises (a database busy or gone, a REST catalog's 5xx,
+# a store's connection): the runner waits it out, its partitions paused.
+_AWAY = (OSError, OperationalError, ServerError, ServiceUnavailableError)
+# pyiceberg tries a failed commit again by itself, with the snapshot as it was made: its
+# summary would carry the offsets read before the other commit, and take that commit's
+# partitions back. Off: this destination tries again itself, the offsets read anew.
+_NO_RETRIES = "commit.retry.num-retries"
+_OWN_RETRIES = {_NO_RETRIES: "0"}
 # Tries of one commit against concurrent ones before the runner's own back-off takes over.
 _COMMIT_TRIES = 10
 
@@ -122,6 +135,9 @@ class IcebergDestination:
                 if schema is None:
                     return None
                 table = self._create(topic, schema)
+            if table.properties.get(_NO_RETRIES) != "0":  # a table made by another tool
+                with table.transaction() as change:
+                    change.set_properties(_OWN_RETRIES)
             self._tables[topic] = table
         else:
             table.refresh()
@@ -132,27 +148,33 @@ class IcebergDestination:
                     update.union_by_name(schema)
         return table
 
-    def _create(self, topic: str, schema: pa.Schema) -> Table:
+    def _create(self, topic: str, columns: pa.Schema) -> Table:
+        """The table, made with its partition spec in the same commit: instances of a group
+        that make it at once end with one table, partitioned once."""
         catalog = self.catalog()
         with contextlib.suppress(NamespaceAlreadyExistsError):
             catalog.create_namespace(self.config.namespace)
-        table = catalog.create_table_if_not_exists(self.table_name(topic), schema=schema)
-        if table.spec().fields:
-            return table  # made by another instance meanwhile, partitioned already
-        with table.update_spec() as spec:
-            for text in self.config.partition_by:
-                matched = _PARTITION.fullmatch(text)
-                if matched is None:  # the model checked it: cannot happen
-                    raise ConfigError(f"sinks.{self.config.sink_type}.partition_by", text)
-                column, transform = matched["column"], matched["transform"]
-                if column not in schema.names:
-                    raise ConfigError(
-                        f"sinks.{self.config.sink_type}.partition_by",
-                        f"{text}: the table has no column {column}",
-                    )
-                kind = _TRANSFORMS[transform] if transform else IdentityTransform()
-                spec.add_field(column, kind, f"{column}_{transform}" if transform else column)
-        return table
+        schema = assign_fresh_schema_ids(Catalog._convert_schema_if_needed(columns))  # noqa: SLF001 - pyiceberg's own Arrow to Iceberg conversion
+        fields = []
+        for number, text in enumerate(self.config.partition_by):
+            matched = _PARTITION.fullmatch(text)
+            column = matched["column"] if matched else text
+            found = schema.find_field(column) if column in columns.names else None
+            if matched is None or found is None:
+                raise ConfigError(
+                    f"sinks.{self.config.sink_type}.partition_by",
+                    f"{text}: the table has no column {column}",
+                )
+            transform = matched["transform"]
+            kind = _TRANSFORMS[transform] if transform else IdentityTransform()
+            name = f"{column}_{transform}" if transform else column
+            fields.append(PartitionField(found.field_id, 1000 + number, kind, name))
+        return catalog.create_table_if_not_exists(
+            self.table_name(topic),
+            schema=schema,
+            partition_spec=PartitionSpec(*fields),
+            properties=_OWN_RETRIES,
+        )
 
     # --- the destination ------------------------------------------------------------------
 
@@ -185,18 +207,20 @@ class IcebergDestination:
         rows = pq.read_table(io.BytesIO(data))
         key = offsets_key(self.group, topic)
         for _ in range(_COMMIT_TRIES):
-            table = self._table(topic, rows.schema)
-            assert table is not None  # noqa: S101 - made from the rows' schema
-            held = _offsets(table, key)
-            if held.get(partition, -1) > first:
-                return  # committed before (its answer lost), or by a newer owner
             try:
+                table = self._table(topic, rows.schema)
+                assert table is not None  # noqa: S101 - made from the rows' schema
+                held = _offsets(table, key)
+                if held.get(partition, -1) > first:
+                    return  # committed before (its answer lost), or by a newer owner
                 table.append(
                     rows, snapshot_properties={key: json.dumps(held | {partition: last + 1})}
                 )
-            except CommitFailedException:
+            except CommitFailedException:  # another commit came first: read it, try again
                 self.conflicts += 1
                 continue
+            except _AWAY as err:  # the catalog or the warehouse does not answer now
+                raise SinkError(f"{name}: {err}") from err
             return
         raise SinkError(f"{name}: the table kept changing under {_COMMIT_TRIES} commits")
 
