@@ -49,7 +49,7 @@ from pyiceberg.transforms import (
 from sqlalchemy.exc import OperationalError
 
 from kafkube.consumers.destinations import MissingObjectError
-from kafkube.consumers.settings import IcebergSinkConfig
+from kafkube.consumers.settings import IcebergSinkConfig, partition_field
 from kafkube.core.errors import ConfigError, SinkError
 
 _TRANSFORMS: dict[str, Transform[Any, Any]] = {
@@ -58,7 +58,6 @@ _TRANSFORMS: dict[str, Transform[Any, Any]] = {
     "day": DayTransform(),
     "hour": HourTransform(),
 }
-_PARTITION = re.compile(r"(?:(?P<transform>[a-z]+)\()?(?P<column>[a-z_]+)\)?")
 # What a catalog or a warehouse away raises (a database busy or gone, a REST catalog's 5xx,
 # a store's connection): the runner waits it out, its partitions paused.
 _AWAY = (OSError, OperationalError, ServerError, ServiceUnavailableError)
@@ -157,15 +156,13 @@ class IcebergDestination:
         schema = assign_fresh_schema_ids(Catalog._convert_schema_if_needed(columns))  # noqa: SLF001 - pyiceberg's own Arrow to Iceberg conversion
         fields = []
         for number, text in enumerate(self.config.partition_by):
-            matched = _PARTITION.fullmatch(text)
-            column = matched["column"] if matched else text
-            found = schema.find_field(column) if column in columns.names else None
-            if matched is None or found is None:
+            column, transform = partition_field(text)  # the model checked it
+            if column not in columns.names:
                 raise ConfigError(
                     f"sinks.{self.config.sink_type}.partition_by",
                     f"{text}: the table has no column {column}",
                 )
-            transform = matched["transform"]
+            found = schema.find_field(column)
             kind = _TRANSFORMS[transform] if transform else IdentityTransform()
             name = f"{column}_{transform}" if transform else column
             fields.append(PartitionField(found.field_id, 1000 + number, kind, name))

@@ -772,11 +772,10 @@ class SinkRunner:
             # The index first: never behind the store (a crash in between leaves a range whose
             # object is missing, which the next owner simply writes, cut at the same place).
             last = self._rules.last(batch.shape, batch.last)
-            state.index.add(ObjectRange(batch.first, last, batch.shape.hour), state.committed)
-            index = state.index.to_bytes()
-            keeps_offsets = self.settings.sink.keeps_offsets  # a table: its commits are its index
-            if not keeps_offsets and not self._write(part, self._index_name(part), index, {}):
-                return
+            if not self.settings.sink.keeps_offsets:  # a table: its commits are its index
+                state.index.add(ObjectRange(batch.first, last, batch.shape.hour), state.committed)
+                if not self._write(part, self._index_name(part), state.index.to_bytes(), {}):
+                    return
             written = 0
             for cluster, piece in self._parts(batch):
                 name = object_name(

@@ -238,15 +238,27 @@ class GCSSinkConfig(ObjectStoreSinkConfig):
     endpoint: str | None = Field(None, description="A GCS emulator's URL. STORAGE_EMULATOR_HOST.")
 
 
-def _partition_field(text: str) -> str:
-    if not _PARTITION_FIELD.fullmatch(text):
+_PARTITION_FIELD = re.compile(
+    r"(?:(?P<transform>year|month|day|hour)\((?P<column>[a-z_]+)\)|(?P<identity>[a-z_]+))"
+)
+
+
+def partition_field(text: str) -> tuple[str, str | None]:
+    """A partition field as ``partition_by`` writes it: its column, and its transform (None:
+    the column's own values)."""
+    matched = _PARTITION_FIELD.fullmatch(text)
+    if matched is None:
         raise ValueError(
             f"a partition field is a column or year|month|day|hour(column), got {text!r}"
         )
+    if matched["identity"]:
+        return matched["identity"], None
+    return matched["column"], matched["transform"]
+
+
+def _partition_field(text: str) -> str:
+    partition_field(text)
     return text
-
-
-_PARTITION_FIELD = re.compile(r"(?:(?:year|month|day|hour)\([a-z_]+\)|[a-z_]+)")
 
 
 class IcebergSinkConfig(SinkConfig):
