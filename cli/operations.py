@@ -4,19 +4,21 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import replace
 from datetime import UTC, datetime
+from typing import cast
 
 import click
 import yaml
 
-from kafkube.cli.options import TableChoice, kafka_connection, kafka_options
+from kafkube.cli.options import TableChoice, configuration, kafka_connection, kafka_options
+from kafkube.consumers.destinations import KeepsOffsets, open_destination
 from kafkube.consumers.formats import json_line
 from kafkube.consumers.positions import GroupPosition, Offsets
 from kafkube.consumers.reading import open_location, read_location
 from kafkube.consumers.replaying import Move, ResetTarget, plan
 from kafkube.consumers.settings import SINK_TYPES
 from kafkube.producer.service import ProducerStatus, producer_status
-from kafkube.schemas.topics import sink_group
 
 # --- status -------------------------------------------------------------------------------------
 
@@ -199,17 +201,12 @@ def replay(  # noqa: PLR0913, PLR0917 - click passes one parameter per option
 
     The group must have no live member (stop the sink first), as with Kafka's own
     kafka-consumer-groups --reset-offsets, which works the same way on these groups.
+    A table's sink (iceberg) starts where its table's commits say: those are moved too,
+    in one commit that changes no row, and the sink rewrites the range in place, each
+    batch's commit taking out the rows it stands for (never a row twice, nor none).
     """
     if not group and sink_type is None:
         raise click.UsageError(f"name the sink (--sink {'|'.join(SINK_TYPES)}) or the --group")
-    if sink_type is not None and SINK_TYPES[sink_type].keeps_offsets:
-        raise click.UsageError(
-            f"a {sink_type} sink starts where its table's own commits say, not at the group's "
-            "offsets: moving them would change nothing, and replaying a range into the table "
-            "is not supported yet (write the range to a new table: a new sinks."
-            f"{sink_type}.table and a new --group)"
-        )
-    group = group or sink_group(sink_type or "")
     target = _target(
         to_earliest=to_earliest,
         to_latest=to_latest,
@@ -218,22 +215,35 @@ def replay(  # noqa: PLR0913, PLR0917 - click passes one parameter per option
         shift_by=shift_by,
         partition=partition,
     )
+    sink_config = None if sink_type is None else configuration().sink(sink_type)
+    if sink_config is not None and group:
+        sink_config = sink_config.model_copy(update={"group": group})
+    group = group or (sink_config.group_id if sink_config is not None else "")
+    table = sink_config if sink_config is not None and sink_config.keeps_offsets else None
     kafka, topic = kafka_connection()
     with Offsets(kafka, topic) as offsets:
         offsets.check_idle(group)
-        position = offsets.position(group)
+        partitions = offsets.position(group).partitions
+        destination = None
+        if table is not None:  # the table's offsets are where the sink starts
+            destination = cast("KeepsOffsets", open_destination(table))
+            said = destination.offsets(topic)
+            partitions = [replace(p, committed=said.get(p.partition)) for p in partitions]
         at_time = offsets.at_time(target.moment) if target.moment is not None else None
-        moves = plan(position.partitions, target, at_time=at_time)
-        records_end = {p.partition: p.records_end for p in position.partitions}
+        moves = plan(partitions, target, at_time=at_time)
+        records_end = {p.partition: p.records_end for p in partitions}
         lags = {m.partition: max(0, records_end[m.partition] - m.after) for m in moves}
         _print_moves(group, moves, lags)
         if dry_run:
             click.echo("dry run: nothing changed (add --execute to apply)")
             return
+        if destination is not None:
+            destination.rewind(topic, {m.partition: m.after for m in moves if m.changes})
         offsets.move(group, moves)
+    into = "in place in the table" if table is not None else "into the same objects"
     click.echo(
         f"moved {sum(m.changes for m in moves)} partition(s); start the sink to rewrite "
-        f"{sum(lags.values())} record(s) into the same objects"
+        f"{sum(lags.values())} record(s) {into}"
     )
 
 

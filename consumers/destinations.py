@@ -67,3 +67,7 @@ class KeepsOffsets(Protocol):
 
     def offsets(self, topic: str) -> dict[int, int]:
         """The next offset of each partition of ``topic`` it holds records up to."""
+
+    def rewind(self, topic: str, starts: dict[int, int]) -> object:
+        """Move its offsets of ``topic``'s partitions to ``starts`` (a replay): the sink then
+        rewrites each partition from there, in place of the rows it held."""

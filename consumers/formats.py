@@ -135,6 +135,8 @@ class Batch:
     datums: Sequence[bytes | memoryview]
     records: Sequence[dict[str, Any]]
     codec: str  # the format's compression (one of its ``codecs``)
+    # For a table's rows: the partition and each record's offset (``SinkConfig.keeps_offsets``).
+    positions: tuple[int, Sequence[int]] | None = None
 
 
 @dataclass(frozen=True)
@@ -177,7 +179,7 @@ def require_extra(module: str | None, extra: str | None, *, field: str) -> None:
 def _parquet_write(batch: Batch) -> bytes:
     from kafkube.consumers.parquet import parquet_file  # noqa: PLC0415 - its extra's pyarrow
 
-    return parquet_file(batch.writer, batch.records, batch.codec)
+    return parquet_file(batch.writer, batch.records, batch.codec, batch.positions)
 
 
 def _parquet_read(data: bytes) -> Iterator[dict[str, Any]]:

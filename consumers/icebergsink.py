@@ -20,9 +20,12 @@ from __future__ import annotations
 
 import contextlib
 import io
+import itertools
 import json
 import re
-from collections.abc import Iterator
+import uuid
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
@@ -35,9 +38,29 @@ from pyiceberg.exceptions import (
     ServerError,
     ServiceUnavailableError,
 )
+from pyiceberg.expressions import (
+    AlwaysTrue,
+    And,
+    BooleanExpression,
+    EqualTo,
+    GreaterThanOrEqual,
+    LessThanOrEqual,
+    Reference,
+)
+from pyiceberg.expressions.literals import literal
+from pyiceberg.expressions.visitors import bind
+from pyiceberg.io.pyarrow import (  # pyiceberg's own copy-on-write pieces, for one snapshot
+    ArrowScan,
+    _check_pyarrow_schema_compatible,
+    _dataframe_to_data_files,
+    _expression_to_complementary_pyarrow,
+)
+from pyiceberg.manifest import DataFile
 from pyiceberg.partitioning import PartitionField, PartitionSpec
 from pyiceberg.schema import assign_fresh_schema_ids
 from pyiceberg.table import Table
+from pyiceberg.table.metadata import TableMetadata
+from pyiceberg.table.snapshots import ancestors_of
 from pyiceberg.transforms import (
     DayTransform,
     HourTransform,
@@ -49,6 +72,7 @@ from pyiceberg.transforms import (
 from sqlalchemy.exc import OperationalError
 
 from kafkube.consumers.destinations import MissingObjectError
+from kafkube.consumers.parquet import OFFSET_COLUMN, PARTITION_COLUMN
 from kafkube.consumers.settings import IcebergSinkConfig, partition_field
 from kafkube.core.errors import ConfigError, SinkError
 
@@ -75,10 +99,94 @@ def offsets_key(group: str, topic: str) -> str:
     return f"kafkube.offsets.{group}.{topic}"
 
 
-def _offsets(table: Table, key: str) -> dict[int, int]:
-    snapshot = table.current_snapshot()
-    said = snapshot.summary[key] if snapshot is not None and snapshot.summary else None
-    return {int(p): int(o) for p, o in json.loads(said).items()} if said else {}
+def rewrites_key(group: str, topic: str) -> str:
+    """The summary property that holds, for each partition a replay moved back, the offset up
+    to which the table's rows are those written before it."""
+    return f"kafkube.rewrite.{group}.{topic}"
+
+
+@dataclass(frozen=True)
+class Held:
+    """What the table says of a group on a topic, from the newest snapshot that says it (a
+    maintenance commit by another tool may say nothing)."""
+
+    offsets: dict[int, int]  # the next offset of each partition the table holds
+    rewrites: dict[int, int]  # a replay's: the old rows of a partition end before this offset
+
+    def summary(self, group: str, topic: str) -> dict[str, str]:
+        """The snapshot properties that say it again."""
+        said = {offsets_key(group, topic): json.dumps(self.offsets)}
+        if self.rewrites:
+            said[rewrites_key(group, topic)] = json.dumps(self.rewrites)
+        return said
+
+
+def held(table: Table, group: str, topic: str) -> Held:
+    """The group's offsets and rewrites as the table's newest snapshot with them says."""
+    key, rewrites = offsets_key(group, topic), rewrites_key(group, topic)
+    for snapshot in ancestors_of(table.current_snapshot(), table.metadata):
+        summary = snapshot.summary
+        said = summary[key] if summary is not None else None
+        if said:
+            moved = summary[rewrites] if summary is not None else None
+            return Held(_partitions(said), _partitions(moved) if moved else {})
+    return Held({}, {})
+
+
+def _partitions(said: str) -> dict[int, int]:
+    return {int(p): int(o) for p, o in json.loads(said).items()}
+
+
+def _rows_of(partition: int, first: int, last: int) -> BooleanExpression:
+    """The table's rows of ``partition`` from offset ``first`` to ``last``."""
+    return And(
+        EqualTo(term=Reference(PARTITION_COLUMN), value=literal(partition)),
+        GreaterThanOrEqual(term=Reference(OFFSET_COLUMN), value=literal(first)),
+        LessThanOrEqual(term=Reference(OFFSET_COLUMN), value=literal(last)),
+    )
+
+
+def _overwrite(
+    table: Table, rows: pa.Table, where: BooleanExpression, summary: dict[str, str]
+) -> None:
+    """``rows`` in place of the table's rows ``where`` says, in one snapshot (pyiceberg's own
+    overwrite makes a delete snapshot, then an append: a time-travelling reader could land
+    between them and miss rows). A data file holding rows ``where`` says is rewritten without
+    them, as Iceberg's copy-on-write does."""
+    counter = itertools.count()
+    with table.transaction() as change:
+        metadata = change.table_metadata
+        schema = metadata.schema()
+        _check_pyarrow_schema_compatible(
+            schema, rows.schema, format_version=metadata.format_version
+        )
+        keep = _expression_to_complementary_pyarrow(
+            bind(schema, where, case_sensitive=True), schema
+        )
+        with change.update_snapshot(snapshot_properties=summary).overwrite() as snapshot:
+            for task in table.scan(row_filter=where).plan_files():
+                held = ArrowScan(metadata, table.io, schema, AlwaysTrue()).to_table([task])
+                kept = held.filter(keep)
+                if len(kept) == len(held):
+                    continue  # its statistics overlap the range, its rows do not
+                snapshot.delete_data_file(task.file)
+                for part in _files(metadata, kept, table, snapshot.commit_uuid, counter):
+                    snapshot.append_data_file(part)
+            for part in _files(metadata, rows, table, snapshot.commit_uuid, counter):
+                snapshot.append_data_file(part)
+
+
+def _files(
+    metadata: TableMetadata,
+    rows: pa.Table,
+    table: Table,
+    commit: uuid.UUID,
+    counter: itertools.count[int],
+) -> Iterable[DataFile]:
+    """The data files ``rows`` become, partitioned as the table is (none for no row)."""
+    if len(rows) == 0:
+        return ()
+    return _dataframe_to_data_files(metadata, rows, table.io, commit, counter)
 
 
 class IcebergDestination:
@@ -193,26 +301,34 @@ class IcebergDestination:
         """The next offset of each partition of ``topic`` the table holds, as its newest
         commit says (none before the first)."""
         table = self._table(topic, None)
-        return {} if table is None else _offsets(table, offsets_key(self.group, topic))
+        return {} if table is None else held(table, self.group, topic).offsets
 
     def put(self, name: str, data: bytes, metadata: dict[str, str]) -> None:
         """One batch, appended in one commit with the group's offsets; nothing if the table
-        holds it already (or a newer owner of the partition wrote past it)."""
+        holds it already (or a newer owner of the partition wrote past it). In a range a
+        replay moved back, the commit also takes out the rows the batch stands for: those of
+        its partition from the table's offset to its last."""
         topic = metadata["kafkube-topic"]
         partition = int(metadata["kafkube-partition"])
         first, last = int(metadata["kafkube-first-offset"]), int(metadata["kafkube-last-offset"])
         rows = pq.read_table(io.BytesIO(data))
-        key = offsets_key(self.group, topic)
         for _ in range(_COMMIT_TRIES):
             try:
                 table = self._table(topic, rows.schema)
                 assert table is not None  # noqa: S101 - made from the rows' schema
-                held = _offsets(table, key)
-                if held.get(partition, -1) > first:
+                said = held(table, self.group, topic)
+                start = said.offsets.get(partition, -1)
+                if start > first:
                     return  # committed before (its answer lost), or by a newer owner
-                table.append(
-                    rows, snapshot_properties={key: json.dumps(held | {partition: last + 1})}
-                )
+                old_until = said.rewrites.pop(partition, None)
+                if old_until is not None and last + 1 < old_until:
+                    said.rewrites[partition] = old_until  # old rows remain after this batch
+                said.offsets[partition] = last + 1
+                summary = said.summary(self.group, topic)
+                if old_until is None:
+                    table.append(rows, snapshot_properties=summary)
+                else:
+                    _overwrite(table, rows, _rows_of(partition, max(start, 0), last), summary)
             except CommitFailedException:  # another commit came first: read it, try again
                 self.conflicts += 1
                 continue
@@ -220,6 +336,41 @@ class IcebergDestination:
                 raise SinkError(f"{name}: {err}") from err
             return
         raise SinkError(f"{name}: the table kept changing under {_COMMIT_TRIES} commits")
+
+    def rewind(self, topic: str, starts: dict[int, int]) -> Held | None:
+        """Move the group's offsets in the table to ``starts`` (a replay), in one commit that
+        changes no row: a partition moved back is rewritten from there by the sink, each batch
+        taking out the old rows it stands for in the commit that adds its own. The table's
+        offsets before, or None if there is no table yet."""
+        table = self._table(topic, None)
+        if table is None:
+            return None
+        for _ in range(_COMMIT_TRIES):
+            said = held(table, self.group, topic)
+            before = Held(dict(said.offsets), dict(said.rewrites))
+            for partition, start in starts.items():
+                old_until = max(said.rewrites.get(partition, -1), said.offsets.get(partition, 0))
+                if start < old_until:
+                    said.rewrites[partition] = old_until
+                else:
+                    said.rewrites.pop(partition, None)
+                said.offsets[partition] = start
+            try:
+                with (
+                    table.transaction() as change,
+                    change.update_snapshot(
+                        snapshot_properties=said.summary(self.group, topic)
+                    ).fast_append(),
+                ):
+                    pass
+            except CommitFailedException:
+                self.conflicts += 1
+                table.refresh()
+                continue
+            except _AWAY as err:
+                raise SinkError(f"{self.table_name(topic)}: {err}") from err
+            return before
+        raise SinkError(f"{self.table_name(topic)}: the table kept changing under the replay")
 
     def names(self, under: str) -> Iterator[str]:
         return (name for name, _ in self.stored(under))

@@ -90,9 +90,29 @@ def arrow_schema(writer: SchemaVersion) -> pa.Schema:
     return pa.schema(fields, metadata={"avro.schema": writer.schema_json})
 
 
-def parquet_file(writer: SchemaVersion, records: Sequence[dict[str, Any]], codec: str) -> bytes:
-    """One Parquet file of these records, one row group, the same bytes for the same batch."""
+# The columns a table's rows keep their place in the topic in (``positions``): a replay
+# rewrites a range of offsets by them, and a reader can check each offset is there once.
+PARTITION_COLUMN = "_kafka_partition"
+OFFSET_COLUMN = "_kafka_offset"
+
+
+def parquet_file(
+    writer: SchemaVersion,
+    records: Sequence[dict[str, Any]],
+    codec: str,
+    positions: tuple[int, Sequence[int]] | None = None,
+) -> bytes:
+    """One Parquet file of these records, one row group, the same bytes for the same batch;
+    with ``positions`` (the partition, each record's offset) two columns more that hold them."""
     table = pa.Table.from_pylist(list(records), schema=arrow_schema(writer))
+    if positions is not None:
+        partition, offsets = positions
+        table = table.append_column(
+            pa.field(PARTITION_COLUMN, pa.int32(), nullable=False),
+            pa.array([partition] * len(offsets), pa.int32()),
+        ).append_column(
+            pa.field(OFFSET_COLUMN, pa.int64(), nullable=False), pa.array(offsets, pa.int64())
+        )
     out = io.BytesIO()
     pq.write_table(
         table,

@@ -185,6 +185,7 @@ class _Batch:
     datums: list[memoryview] = field(default_factory=list)
     records: list[dict[str, Any]] = field(default_factory=list)
     clusters: list[str] = field(default_factory=list)  # each datum's, in the cluster layout
+    offsets: list[int] = field(default_factory=list)  # each datum's (a table's rows keep them)
 
     @property
     def first(self) -> int:
@@ -298,6 +299,7 @@ class SinkRunner:
         self._dlq_refused: list[str] = []  # delivery reports of dead letters Kafka refused
         self._stop = threading.Event()
         self._by_cluster = settings.sink.layout == "cluster"
+        self._positions = settings.sink.keeps_offsets  # a table's rows keep their offsets
         self._filter = settings.sink.filter.event_filter()
         self._filtering = not self._filter.passes_all
         self._cpu_at_first = 0.0
@@ -589,6 +591,7 @@ class SinkRunner:
             batch.records.append(record)
         if self._by_cluster:
             batch.clusters.append(record["cluster"])
+        batch.offsets.append(offset)
         batch.last = batch.processed = offset
         batch.shape.add(len(datum))
         if self._rules.full(batch.shape, offset):
@@ -794,6 +797,7 @@ class SinkRunner:
                         piece.datums,
                         piece.records,
                         self.settings.sink.output_codec,
+                        (part.number, piece.offsets) if self._positions else None,
                     )
                 )
                 metadata = {
@@ -837,6 +841,7 @@ class SinkRunner:
             part.datums.append(batch.datums[index])
             if batch.records:
                 part.records.append(batch.records[index])
+            part.offsets.append(batch.offsets[index])
         for cluster in sorted(parts):
             yield cluster, parts[cluster]
 

@@ -65,7 +65,11 @@ def _rows(warehouse: Path, topic: str) -> list[dict[str, Any]]:
     return list(_table(warehouse, topic).scan().to_arrow().to_pylist())
 
 
-def _sink(kafka_bootstrap: str, topic: str, tmp_path: Path, name: str = "iceberg") -> SinkProcess:
+def _sink(
+    kafka_bootstrap: str, topic: str, tmp_path: Path, name: str = "iceberg", *, static: bool = True
+) -> SinkProcess:
+    """The sink, as a static member (``name`` its instance id) unless not ``static``: a
+    static member stays in the group until its session times out, so a replay waits."""
     return SinkProcess(
         bootstrap=kafka_bootstrap,
         topic=topic,
@@ -74,7 +78,10 @@ def _sink(kafka_bootstrap: str, topic: str, tmp_path: Path, name: str = "iceberg
         group=unique("sink-iceberg"),
         kind="iceberg",
         target=["--warehouse", str(tmp_path / "warehouse")],
-        extra=["--max-records", "200", "--max-age-seconds", "0.5", "--instance-id", name],
+        extra=[
+            *("--max-records", "200", "--max-age-seconds", "0.5"),
+            *(("--instance-id", name) if static else ()),
+        ],
     )
 
 
@@ -218,13 +225,75 @@ def test_a_newer_writer_schema_grows_the_tables_columns_and_every_record_reads(
     assert sum(r["regarding_owner"] is None for r in rows) >= 120  # v1 and v2 records: nulls
 
 
-def test_replay_of_a_table_says_what_it_supports_and_moves_nothing() -> None:
-    refused = CliRunner().invoke(
-        cli, ["replay", "--sink", "iceberg", "--bootstrap-servers", "127.0.0.1:1", "--to-earliest"]
-    )
+def _positions(table: Any, snapshot_id: int | None = None) -> Counter[tuple[int, int]]:
+    rows = table.scan(
+        selected_fields=("_kafka_partition", "_kafka_offset"), snapshot_id=snapshot_id
+    ).to_arrow()
+    return Counter(zip(*(rows[name].to_pylist() for name in rows.column_names), strict=True))
 
-    assert refused.exit_code == 2
-    assert "starts where its table's own commits say" in refused.output
+
+def _seen(table: Any) -> list[int]:
+    """The current snapshot of each of the table's metadata files, oldest first: what a
+    reader could see after each commit."""
+    files = [entry.metadata_file for entry in table.metadata.metadata_log]
+    files.append(table.metadata_location)
+    current = [json.loads(Path(f.removeprefix("file://")).read_text()) for f in files]
+    return [m["current-snapshot-id"] for m in current if m.get("current-snapshot-id", -1) != -1]
+
+
+def test_replay_of_a_range_rewrites_it_in_place_never_a_row_twice(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    """``replay --sink iceberg --to-offset 50`` moves the table's offsets (one commit, no row
+    changed) and the group's; the sink started again rewrites offsets 50 on, each batch's
+    commit taking out the old rows it stands for: at every snapshot each offset is there
+    once, and at the end the table holds what the topic holds."""
+    topic = unique("ice-replay")
+    create_topic(kafka_bootstrap, topic, PARTITIONS)
+    sent = produce(kafka_bootstrap, topic, event_values(600, seed=21))
+    sink = _sink(kafka_bootstrap, topic, tmp_path, static=False)
+    sink.start()
+    _wait_committed(kafka_bootstrap, sink.group, topic, 600)
+    assert sink.terminate() == 0
+    table = _table(tmp_path / "warehouse", topic)
+    ends = Counter(partition for partition, _ in _positions(table))  # offsets 0 on, each once
+    environment = {"KAFKUBE_SINKS__ICEBERG__WAREHOUSE": str(tmp_path / "warehouse")}
+    command = ["replay", "--sink", "iceberg", "--group", sink.group, "--to-offset", "50"]
+    command += ["--bootstrap-servers", kafka_bootstrap, "--topic", topic]
+
+    shown = CliRunner().invoke(cli, command, env=environment)
+    moved = CliRunner().invoke(cli, [*command, "--execute"], env=environment)
+
+    assert shown.exit_code == 0, shown.output
+    for partition, end in ends.items():  # the plan starts from the table's offsets
+        assert f"{partition:>9} {end:>10} {50:>10}" in shown.output
+    assert moved.exit_code == 0, moved.output
+    assert "in place in the table" in moved.output
+    table.refresh()
+    rewound = table.current_snapshot().snapshot_id
+    said = table.current_snapshot().summary[f"kafkube.offsets.{sink.group}.{topic}"]
+    assert json.loads(said) == {str(partition): 50 for partition in ends}
+    assert committed(kafka_bootstrap, sink.group, topic, PARTITIONS) == dict.fromkeys(ends, 50)
+
+    sink.start()
+    _wait_committed(kafka_bootstrap, sink.group, topic, 600)
+    assert sink.terminate() == 0
+
+    table.refresh()
+    seen = _seen(table)  # a commit of several snapshots (delete, then append) shows its last
+    seen = seen[seen.index(rewound) :]
+    assert len(seen) > 1
+    for snapshot_id in seen:  # after every commit of the rewrite: each offset once, none missing
+        held = _positions(table, snapshot_id)
+        assert set(held.values()) == {1}, f"snapshot {snapshot_id}: {held.most_common(2)}"
+        assert len(held) == 600, f"snapshot {snapshot_id}"
+    since = [snapshot.snapshot_id for snapshot in table.snapshots()]  # in commit order
+    since = since[since.index(rewound) :]
+    operations = {table.snapshot_by_id(i).summary.operation.value for i in since}
+    assert operations & {"overwrite", "delete"}  # old rows taken out, not appended beside
+    rows = _rows(tmp_path / "warehouse", topic)
+    assert Counter((r["uid"], r["resource_version"]) for r in rows) == Counter(sent)
+    assert table.current_snapshot().summary[f"kafkube.rewrite.{sink.group}.{topic}"] is None
 
 
 def test_duckdb_reads_the_table_from_its_own_metadata(kafka_bootstrap: str, tmp_path: Path) -> None:
