@@ -54,6 +54,11 @@ COMMANDS = {
         "replay",
         "Move a sink group's offsets; the sink then rewrites the same objects, never a copy.",
     ),
+    "iceberg": (
+        "kafkube.cli.tables",
+        "iceberg",
+        "The Iceberg sink's tables: compaction, snapshot expiry, orphan files.",
+    ),
     "inspect": (
         "kafkube.cli.operations",
         "inspect",

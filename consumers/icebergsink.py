@@ -137,6 +137,11 @@ def _partitions(said: str) -> dict[int, int]:
     return {int(p): int(o) for p, o in json.loads(said).items()}
 
 
+def data_files(table: Table) -> Iterator[DataFile]:
+    """The data files of the table's current snapshot."""
+    return (task.file for task in table.scan().plan_files())
+
+
 def _rows_of(partition: int, first: int, last: int) -> BooleanExpression:
     """The table's rows of ``partition`` from offset ``first`` to ``last``."""
     return And(
@@ -386,8 +391,8 @@ class IcebergDestination:
             return
         location = table.location().rstrip("/") + "/"
         when = table.current_snapshot().timestamp_ms / 1000  # type: ignore[union-attr]
-        for task in table.scan().plan_files():
-            yield under.split("/", 1)[0] + "/" + task.file.file_path.removeprefix(location), when
+        for file in data_files(table):
+            yield under.split("/", 1)[0] + "/" + file.file_path.removeprefix(location), when
 
     def get(self, name: str) -> bytes:
         topic, _, path = name.partition("/")

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, Self
 
-from pydantic import AfterValidator, Field, model_validator
+from pydantic import AfterValidator, BaseModel, Field, model_validator
 
 from kafkube.consumers.batching import Rotation
 from kafkube.consumers.formats import FORMATS
@@ -303,7 +303,13 @@ class IcebergSinkConfig(SinkConfig):
     partition_by: list[Annotated[str, AfterValidator(_partition_field)]] = Field(
         default_factory=lambda: ["day(observed_at)", "cluster"],
         description="The table's partition fields: a column (identity) or "
-        "year|month|day|hour(column).",
+        "a transform of one: year(column), month(...), day(...) or hour(...).",
+    )
+    commit_interval_seconds: Annotated[float, Field(gt=0, le=86_400)] | None = Field(
+        None,
+        description="Seconds at most between a partition's commits (a batch is one commit; "
+        "rotation.max_records and rotation.max_bytes bound its size). It is "
+        "rotation.max_age_seconds by its Iceberg name: give one or the other (default 60).",
     )
     s3_endpoint: str | None = Field(
         None, description="An S3 API (MinIO) for an s3:// warehouse. AWS_ENDPOINT_URL_S3."
@@ -312,6 +318,25 @@ class IcebergSinkConfig(SinkConfig):
     gcs_endpoint: str | None = Field(
         None, description="A GCS emulator for a gs:// warehouse. STORAGE_EMULATOR_HOST."
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _commit_interval_is_the_batch_age(cls, data: Any) -> Any:  # noqa: ANN401 - pydantic's
+        """``commit_interval_seconds`` closes a batch (a commit) as ``rotation.max_age_seconds``
+        does: it is set there, and the two may not say different things."""
+        if not isinstance(data, dict) or data.get("commit_interval_seconds") is None:
+            return data
+        interval = data["commit_interval_seconds"]
+        rotation = data.get("rotation") or {}
+        if isinstance(rotation, BaseModel):
+            rotation = rotation.model_dump(exclude_unset=True)
+        said = rotation.get("max_age_seconds")
+        if said is not None and float(said) != float(interval):
+            raise ValueError(
+                f"commit_interval_seconds ({interval}) and rotation.max_age_seconds ({said}) are "
+                "one setting: give one"
+            )
+        return {**data, "rotation": {**rotation, "max_age_seconds": interval}}
 
     @model_validator(mode="after")
     def _one_table_a_topic(self) -> Self:

@@ -231,6 +231,10 @@ def test_kafkube_variables_beat_the_standard_one(clean_env: pytest.MonkeyPatch) 
         ),
         ("observability: {listen: nowhere}", "listen: expected host:port, got 'nowhere'"),
         (
+            "sinks: {iceberg: {commit_interval_seconds: 5, rotation: {max_age_seconds: 9}}}",
+            "sinks.iceberg: commit_interval_seconds (5) and rotation.max_age_seconds (9) are one",
+        ),
+        (
             "producer: {leader_election: {lease_duration_seconds: 4, renew_period_seconds: 3}}",
             "renew_period_seconds must be at most half of lease_duration_seconds",
         ),
@@ -249,6 +253,18 @@ def test_a_bad_file_is_refused_naming_the_field_and_what_it_accepts(
 
     assert expected in str(refused.value)
     assert str(path) in str(refused.value)
+
+
+def test_an_iceberg_sinks_commit_interval_is_its_batches_age(
+    clean_env: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    path = tmp_path / "iceberg.yaml"
+    path.write_text("sinks: {iceberg: {warehouse: /lake, commit_interval_seconds: 300}}\n")
+
+    rotation = load(path).sink("iceberg").rotation
+
+    assert rotation.max_age_seconds == 300
+    assert Config().sink("iceberg").rotation.max_age_seconds == 60
 
 
 def test_every_problem_of_a_file_is_reported_at_once(
