@@ -34,6 +34,7 @@ from pyiceberg.catalog import Catalog, load_catalog
 from pyiceberg.exceptions import (
     CommitFailedException,
     NamespaceAlreadyExistsError,
+    NoSuchNamespaceError,
     NoSuchTableError,
     ServerError,
     ServiceUnavailableError,
@@ -73,7 +74,7 @@ from sqlalchemy.exc import OperationalError
 
 from kafkube.consumers.destinations import MissingObjectError
 from kafkube.consumers.parquet import OFFSET_COLUMN, PARTITION_COLUMN
-from kafkube.consumers.settings import IcebergSinkConfig, partition_field
+from kafkube.consumers.settings import EMBEDDED_CATALOG, IcebergSinkConfig, partition_field
 from kafkube.core.errors import ConfigError, SinkError
 
 _TRANSFORMS: dict[str, Transform[Any, Any]] = {
@@ -211,7 +212,7 @@ class IcebergDestination:
         config = self.config
         local = "://" not in self.warehouse
         warehouse = f"file://{self.warehouse}" if local else self.warehouse
-        uri = config.catalog_uri or f"sqlite:///{self.warehouse}/catalog.db"
+        uri = config.catalog_uri or f"sqlite:///{self.warehouse}/{EMBEDDED_CATALOG}"
         properties = {"type": config.catalog, "uri": uri, "warehouse": warehouse}
         if config.s3_endpoint:
             properties["s3.endpoint"] = config.s3_endpoint
@@ -381,18 +382,26 @@ class IcebergDestination:
         return (name for name, _ in self.stored(under))
 
     def stored(self, under: str) -> Iterator[tuple[str, float]]:
-        """The data files of the topic's table now, as paths below its location, with the
-        time of the snapshot that holds them."""
-        if not under:
-            return
-        table = self._table(under.split("/", 1)[0], None)
-        self.list_requests += 1
-        if table is None or table.current_snapshot() is None:
-            return
-        location = table.location().rstrip("/") + "/"
-        when = table.current_snapshot().timestamp_ms / 1000  # type: ignore[union-attr]
-        for file in data_files(table):
-            yield under.split("/", 1)[0] + "/" + file.file_path.removeprefix(location), when
+        """The data files of the topic's table now (of every table of the namespace, under
+        none), as ``<topic>/<path below the table's location>``, with the time of the
+        snapshot that holds them. Files a later snapshot took out are not among them."""
+        if under:
+            topics = [under.split("/", 1)[0]]
+        else:  # a table's name stands for its topic: table_name() gives it back
+            try:
+                listed = self.catalog().list_tables(self.config.namespace)
+            except NoSuchNamespaceError:
+                return
+            topics = sorted(identifier[-1] for identifier in listed)
+        for topic in topics:
+            table = self._table(topic, None)
+            self.list_requests += 1
+            if table is None or table.current_snapshot() is None:
+                continue
+            location = table.location().rstrip("/") + "/"
+            when = table.current_snapshot().timestamp_ms / 1000  # type: ignore[union-attr]
+            for file in data_files(table):
+                yield f"{topic}/{file.file_path.removeprefix(location)}", when
 
     def get(self, name: str) -> bytes:
         topic, _, path = name.partition("/")

@@ -10,7 +10,12 @@ from typing import Any
 from kafkube.consumers.destinations import Destination, open_destination
 from kafkube.consumers.filesink import FileDestination
 from kafkube.consumers.formats import format_of
-from kafkube.consumers.settings import FileSinkConfig, store_config
+from kafkube.consumers.settings import (
+    EMBEDDED_CATALOG,
+    FileSinkConfig,
+    IcebergSinkConfig,
+    store_config,
+)
 from kafkube.core.errors import ConfigError, SinkError
 
 
@@ -61,4 +66,6 @@ def open_location(location: str, endpoints: Mapping[str, str | None]) -> tuple[D
         raise ConfigError("location", f"{local} does not exist")
     if local.is_file():
         return FileDestination(FileSinkConfig(dir=local.parent)), local.name
+    if (local / EMBEDDED_CATALOG).is_file():  # an Iceberg sink's warehouse: its tables now
+        return open_destination(IcebergSinkConfig(warehouse=str(local))), ""
     return FileDestination(FileSinkConfig(dir=local)), ""

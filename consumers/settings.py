@@ -261,6 +261,10 @@ def _partition_field(text: str) -> str:
     return text
 
 
+# The SQL catalog the Iceberg sink keeps in a folder warehouse unless told otherwise (SQLite).
+EMBEDDED_CATALOG = "catalog.db"
+
+
 class IcebergSinkConfig(SinkConfig):
     """``kafkube sink iceberg``: an Apache Iceberg table per topic, one commit a batch."""
 
