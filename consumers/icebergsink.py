@@ -36,6 +36,7 @@ from pyiceberg.exceptions import (
     NamespaceAlreadyExistsError,
     NoSuchNamespaceError,
     NoSuchTableError,
+    RESTError,
     ServerError,
     ServiceUnavailableError,
 )
@@ -50,6 +51,7 @@ from pyiceberg.expressions import (
 )
 from pyiceberg.expressions.literals import literal
 from pyiceberg.expressions.visitors import bind
+from pyiceberg.io import load_file_io
 from pyiceberg.io.pyarrow import (  # pyiceberg's own copy-on-write pieces, for one snapshot
     ArrowScan,
     _check_pyarrow_schema_compatible,
@@ -70,7 +72,7 @@ from pyiceberg.transforms import (
     Transform,
     YearTransform,
 )
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import ArgumentError, OperationalError
 
 from kafkube.consumers.destinations import MissingObjectError
 from kafkube.consumers.parquet import OFFSET_COLUMN, PARTITION_COLUMN
@@ -86,6 +88,12 @@ _TRANSFORMS: dict[str, Transform[Any, Any]] = {
 # What a catalog or a warehouse away raises (a database busy or gone, a REST catalog's 5xx,
 # a store's connection): the runner waits it out, its partitions paused.
 _AWAY = (OSError, OperationalError, ServerError, ServiceUnavailableError)
+# An emulator's placeholder token never expires (pyarrow wants a time with a token).
+_NEVER_MS = 4_102_444_800_000  # 2100-01-01
+# What a catalog says when it is set up wrong (not away): the sink stops, naming the setting.
+_REFUSED = (ValueError, ArgumentError, RESTError)
+# A name looked up in the warehouse at start: is the store there, and are its settings sound.
+_PROBE = ".kafkube-probe"
 # pyiceberg tries a failed commit again by itself, with the snapshot as it was made: its
 # summary would carry the offsets read before the other commit, and take that commit's
 # partitions back. Off: this destination tries again itself, the offsets read anew.
@@ -218,8 +226,10 @@ class IcebergDestination:
             properties["s3.endpoint"] = config.s3_endpoint
         if config.s3_region:  # else pyarrow asks AWS where the bucket is
             properties["s3.region"] = config.s3_region
-        if config.gcs_endpoint:
+        if config.gcs_endpoint:  # an emulator: any token passes, and none is looked for
             properties["gcs.service.host"] = config.gcs_endpoint
+            properties["gcs.oauth2.token"] = "emulator"
+            properties["gcs.oauth2.token-expires-at"] = str(_NEVER_MS)
         return properties
 
     def catalog(self) -> Catalog:
@@ -230,8 +240,10 @@ class IcebergDestination:
                 Path(self.warehouse).mkdir(parents=True, exist_ok=True)
             try:
                 self._catalog = load_catalog(self.config.catalog_name, **self._properties())
-            except (OSError, ValueError) as err:
+            except _AWAY as err:  # its database or server away: waited out
                 raise SinkError(f"the catalog does not answer: {err}") from err
+            except _REFUSED as err:  # no such kind of database, a malformed URL, no login
+                raise ConfigError(f"{self._field}.catalog_uri", f"{err}") from err
         return self._catalog
 
     def table_name(self, topic: str) -> str:
@@ -289,12 +301,30 @@ class IcebergDestination:
 
     # --- the destination ------------------------------------------------------------------
 
+    @property
+    def _field(self) -> str:
+        return f"sinks.{self.config.sink_type}"
+
     def check(self) -> None:
+        """The catalog answers, and so does the warehouse's store (a REST catalog's warehouse
+        may name the catalog's, not a place): what is away is waited out, what is wrong
+        refused naming the setting."""
         catalog = self.catalog()
         try:
             catalog.list_namespaces()
-        except Exception as err:
+        except _AWAY as err:
             raise SinkError(f"the catalog does not answer: {err}") from err
+        except _REFUSED as err:
+            raise ConfigError(f"{self._field}.catalog_uri", f"the catalog refused: {err}") from err
+        if self.config.catalog == "rest" and "://" not in self.warehouse:
+            return
+        place = self._properties()["warehouse"]
+        try:
+            load_file_io(self._properties(), place).new_input(f"{place}/{_PROBE}").exists()
+        except ValueError as err:  # the store's settings themselves
+            raise ConfigError(f"{self._field}.warehouse", f"{place}: {err}") from err
+        except OSError as err:
+            raise SinkError(f"the warehouse {place} does not answer: {err}") from err
 
     def ready(self) -> str | None:
         try:

@@ -7,10 +7,13 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from kafkube.cli.commands import cli
 from kafkube.consumers.icebergsink import IcebergDestination, offsets_key
+from kafkube.consumers.settings import IcebergSinkConfig
+from kafkube.core.errors import ConfigError, SinkError
 from tests.icebergs import TOPIC, held_events, held_positions, iceberg_destination, put
 from tests.sinking import event_values
 
@@ -121,3 +124,25 @@ def test_inspect_of_a_warehouse_reads_its_tables_as_they_are_now(tmp_path: Path)
     assert len(parquet_files) > len(counted.output.splitlines()) - 1  # taken-out files stay
     assert counted.output.splitlines()[-1].split()[0] == "30"
     assert '"_kafka_offset":0}' in shown.output
+
+
+def test_a_catalog_set_up_wrong_is_refused_at_start_naming_the_setting(tmp_path: Path) -> None:
+    config = IcebergSinkConfig(warehouse=str(tmp_path), catalog_uri="nosuchdb://catalog")
+
+    with pytest.raises(ConfigError) as refused:
+        IcebergDestination(config).check()
+
+    assert refused.value.field == "sinks.iceberg.catalog_uri"
+    assert not refused.value.retriable
+
+
+def test_a_catalog_database_away_is_waited_out_not_refused(tmp_path: Path) -> None:
+    config = IcebergSinkConfig(
+        warehouse="s3://bucket/lake", catalog_uri="postgresql+psycopg2://kafkube@127.0.0.1:1/db"
+    )
+
+    with pytest.raises(SinkError) as away:
+        IcebergDestination(config).check()
+
+    assert away.value.retriable
+    assert not isinstance(away.value, ConfigError)

@@ -171,6 +171,41 @@ def test_p3_killed_20_times_at_random_it_neither_loses_nor_doubles_a_record(
     assert set(held.values()) == {1}
 
 
+def test_a_warehouse_in_gcs_holds_every_record_once(
+    kafka_bootstrap: str, endpoints: Endpoints, gcs_client: Any, gcs_bucket: str, tmp_path: Path
+) -> None:
+    """The data and metadata files in the GCS emulator (STORAGE_EMULATOR_HOST, as for the gcs
+    sink), the catalog in SQLite."""
+    from pyiceberg.catalog import load_catalog  # noqa: PLC0415
+
+    topic = unique("ice-gcs")
+    create_topic(kafka_bootstrap, topic, PARTITIONS)
+    sent = produce(kafka_bootstrap, topic, event_values(300, seed=51))
+    uri, warehouse = f"sqlite:///{tmp_path}/catalog.db", f"gs://{gcs_bucket}/lake"
+    sink = dataclasses.replace(
+        _sink(kafka_bootstrap, topic, tmp_path),
+        target=["--warehouse", warehouse, "--catalog-uri", uri],
+        env={"STORAGE_EMULATOR_HOST": endpoints.gcs_endpoint},
+    )
+
+    sink.start()
+    _wait_committed(kafka_bootstrap, sink.group, topic, 300)
+    assert sink.terminate() == 0
+
+    catalog = load_catalog(
+        "kafkube", type="sql", uri=uri, warehouse=warehouse,
+        **{"gcs.service.host": endpoints.gcs_endpoint, "gcs.oauth2.token": "emulator",
+           "gcs.oauth2.token-expires-at": "4102444800000"},
+    )  # fmt: skip
+    table = catalog.load_table(f"kafkube.{_name(topic)}")
+    held = Counter((r["uid"], r["resource_version"]) for r in table.scan().to_arrow().to_pylist())
+    assert set(held) == sent
+    assert set(held.values()) == {1}
+    stored = {blob.name for blob in gcs_client.list_blobs(gcs_bucket, prefix="lake/")}
+    assert any(name.endswith(".parquet") for name in stored)
+    assert any(name.endswith(".metadata.json") for name in stored)
+
+
 def test_two_instances_of_a_group_one_killed_keep_every_record_once_through_conflicts(
     kafka_bootstrap: str, tmp_path: Path
 ) -> None:
