@@ -31,6 +31,8 @@ from kafkube.compose.settings import (
     KUBE_VERSION,
     MINIO_MODULE,
     MINIO_VERSION,
+    NESSIE_JAVA,
+    NESSIE_VERSION,
     REGISTRY_FALLBACK_VERSION,
     REGISTRY_JAVA,
     REGISTRY_VERSION,
@@ -159,23 +161,17 @@ def java_at_least(feature: int) -> Path | None:
 
 
 @dataclass(frozen=True)
-class RegistryApp:
+class JavaApp:
+    """A Java service from Maven Central: the Java that runs it and its runnable jar."""
+
     java: Path
     jar: Path
     version: str
 
 
-def registry_app(settings: StackSettings) -> RegistryApp:
-    """Apicurio Registry, unpacked from its Maven Central build once: 3.x with a Java 21 or
-    newer found on this machine, else 2.x on the ``java`` on PATH."""
-    java = java_at_least(REGISTRY_JAVA)
-    version = REGISTRY_VERSION if java is not None else REGISTRY_FALLBACK_VERSION
-    if java is None:
-        found = shutil.which("java")
-        if found is None:
-            raise ServiceError("no java on PATH: the schema registry needs Java 17 or newer")
-        java = Path(found)
-    home = settings.cache_dir / f"apicurio-registry-{version}"
+def _maven_artifact(settings: StackSettings, goal: str, artifact: str, home: Path) -> Path:
+    """``home``, a folder of the cache that ``mvn dependency:<goal>`` (copy, unpack) filled
+    with ``artifact`` from Maven Central once."""
     if not (home / _DONE_MARKER).exists():
         with _cache_lock(settings.cache_dir):
             if not (home / _DONE_MARKER).exists():
@@ -185,20 +181,53 @@ def registry_app(settings: StackSettings) -> RegistryApp:
                     _run_build(
                         [
                             "mvn", "-q", "-B", "-f", str(pom_dir / "pom.xml"),
-                            "dependency:unpack",
-                            f"-Dartifact=io.apicurio:apicurio-registry-app:{version}:tar.gz:all",
+                            f"dependency:{goal}", f"-Dartifact={artifact}",
                             f"-DoutputDirectory={staging}",
                         ],
                         cwd=pom_dir,
                     )  # fmt: skip
-                (staging / _DONE_MARKER).write_text(version)
+                (staging / _DONE_MARKER).write_text(artifact)
                 shutil.rmtree(home, ignore_errors=True)
                 staging.rename(home)
+    return home
+
+
+def _runnable_jar(home: Path) -> Path:
     jars = [home / "quarkus-run.jar"] if (home / "quarkus-run.jar").is_file() else []
     jars += sorted(home.glob("*-runner.jar"))
     if not jars:
         raise ServiceError(f"no runnable jar in {home}: remove it and fetch again")
-    return RegistryApp(java=java, jar=jars[0], version=version)
+    return jars[0]
+
+
+def registry_app(settings: StackSettings) -> JavaApp:
+    """Apicurio Registry, unpacked from its Maven Central build once: 3.x with a Java 21 or
+    newer found on this machine, else 2.x on the ``java`` on PATH."""
+    java = java_at_least(REGISTRY_JAVA)
+    version = REGISTRY_VERSION if java is not None else REGISTRY_FALLBACK_VERSION
+    if java is None:
+        found = shutil.which("java")
+        if found is None:
+            raise ServiceError("no java on PATH: the schema registry needs Java 17 or newer")
+        java = Path(found)
+    artifact = f"io.apicurio:apicurio-registry-app:{version}:tar.gz:all"
+    home = _maven_artifact(
+        settings, "unpack", artifact, settings.cache_dir / f"apicurio-registry-{version}"
+    )
+    return JavaApp(java=java, jar=_runnable_jar(home), version=version)
+
+
+def nessie_app(settings: StackSettings) -> JavaApp:
+    """Project Nessie's runnable jar, fetched from Maven Central once, and a Java to run it
+    (21 or newer, the newest found first)."""
+    java = java_at_least(NESSIE_JAVA)
+    if java is None:
+        raise ServiceError(f"Nessie needs Java {NESSIE_JAVA} or newer, and none was found")
+    artifact = f"org.projectnessie.nessie:nessie-quarkus:{NESSIE_VERSION}:jar:runner"
+    home = _maven_artifact(
+        settings, "copy", artifact, settings.cache_dir / f"nessie-{NESSIE_VERSION}"
+    )
+    return JavaApp(java=java, jar=_runnable_jar(home), version=NESSIE_VERSION)
 
 
 def _go_binary(settings: StackSettings, name: str, version: str) -> Path:
@@ -374,11 +403,11 @@ NODE_BUILDS = ("kubelet", "kube-scheduler", "kube-controller-manager", "pause")
 
 
 def fetch_all(
-    settings: StackSettings, *, node: bool = False, helm: bool = False
+    settings: StackSettings, *, node: bool = False, helm: bool = False, nessie: bool = False
 ) -> dict[str, Path]:
     """Everything the stack runs, fetched or built if it is not cached yet; with ``node`` the
-    node's binaries too, with ``helm`` the chart's renderer (both for the tests: built here,
-    no build competes with a running test for the CPU)."""
+    node's binaries too, with ``helm`` the chart's renderer, with ``nessie`` the optional REST
+    catalog (all for the tests: fetched here, no build competes with a running test)."""
     fetched = {
         "kafka": kafka_libs(settings),
         "etcd": wrapped_go_binary(settings, "etcd"),
@@ -389,4 +418,6 @@ def fetch_all(
     }
     for name in (*(NODE_BUILDS if node else ()), *(("helm",) if helm else ())):
         fetched[name] = wrapped_go_binary(settings, name)
+    if nessie:
+        fetched["nessie"] = nessie_app(settings).jar
     return fetched

@@ -25,7 +25,8 @@ from importlib import resources
 from pathlib import Path
 
 from kafkube.compose import fetch
-from kafkube.compose.settings import StackSettings
+from kafkube.compose.settings import NESSIE_BUCKET, StackSettings
+from kafkube.compose.stores import ensure_s3_bucket
 from kafkube.core.errors import ServiceError
 
 
@@ -506,6 +507,54 @@ def postgres_url(state: StackState, database: str = "postgres") -> str:
     )
 
 
+# --- Nessie (an Iceberg REST catalog) ------------------------------------------------------
+
+NESSIE_API = "/iceberg/"  # its Iceberg REST catalog API, as pyiceberg's ``uri`` takes it
+
+
+def _nessie_prepare(state: StackState) -> Launch:
+    """Nessie in memory, its warehouse a bucket of its own in the stack's MinIO (made here,
+    MinIO being up first). Clients write the data files with their own S3 credentials."""
+    app = fetch.nessie_app(state.settings)
+    settings, host = state.settings, state.host
+    ensure_s3_bucket(
+        state.url("minio"), settings.s3_access_key, settings.s3_secret_key, NESSIE_BUCKET
+    )
+    options = "-Dnessie.catalog.service.s3.default-options"
+    return Launch(
+        argv=[
+            str(app.java), "-Xms64m", "-Xmx256m", "-XX:+UseSerialGC",
+            f"-Dquarkus.http.host={host}",
+            f"-Dquarkus.http.port={state.ports['nessie']}",
+            f"-Dquarkus.management.host={host}",
+            f"-Dquarkus.management.port={state.ports['nessie_management']}",
+            "-Dquarkus.log.level=WARN",
+            "-Dnessie.version.store.type=IN_MEMORY",
+            "-Dnessie.catalog.default-warehouse=warehouse",
+            f"-Dnessie.catalog.warehouses.warehouse.location=s3://{NESSIE_BUCKET}/",
+            f"{options}.endpoint={state.url('minio')}/",
+            f"{options}.path-style-access=true",
+            f"{options}.region=us-east-1",
+            # The key by reference; the secret itself comes from the environment, not argv.
+            f"{options}.access-key=urn:nessie-secret:quarkus:kafkube.minio",
+            "-jar", str(app.jar),
+        ],
+        env={
+            "KAFKUBE_MINIO_NAME": settings.s3_access_key,
+            "KAFKUBE_MINIO_SECRET": settings.s3_secret_key,
+        },
+    )  # fmt: skip
+
+
+def _nessie_probe(state: StackState) -> bool:
+    return http_ok(state.url("nessie") + NESSIE_API + "v1/config")
+
+
+def nessie_url(state: StackState) -> str:
+    """The stack's Iceberg REST catalog, as ``sinks.iceberg.catalog_uri`` takes it."""
+    return state.url("nessie") + NESSIE_API
+
+
 SERVICES: dict[str, Service] = {
     service.name: service
     for service in (
@@ -530,5 +579,8 @@ SERVICES: dict[str, Service] = {
             _registry_probe,
         ),
         Service("postgres", ("postgres",), (), _postgres_prepare, _postgres_probe),
+        Service(
+            "nessie", ("nessie", "nessie_management"), ("minio",), _nessie_prepare, _nessie_probe
+        ),
     )
 }

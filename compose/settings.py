@@ -28,9 +28,17 @@ REGISTRY_VERSION = "3.3.3"
 REGISTRY_JAVA = 21
 REGISTRY_FALLBACK_VERSION = "2.6.13.Final"
 
+# Project Nessie's runnable jar from Maven Central: an Iceberg REST catalog, kept in memory,
+# over the stack's MinIO (its warehouse, a bucket of its own), for the Iceberg sink's REST
+# catalog. Java 21 or newer (the Temurin beside the JDK 17 here).
+NESSIE_VERSION = "0.99.0"
+NESSIE_JAVA = 21
+NESSIE_BUCKET = "kafkube-iceberg"
+
 SERVICES = ("etcd", "kube-apiserver", "kafka", "minio", "gcs", "registry")
-# Started only when named (`kafkube stack up postgres`): a system package, not fetched here.
-OPTIONAL_SERVICES = ("postgres",)
+# Started only when named (`kafkube stack up postgres`): PostgreSQL, a system package, and
+# Nessie, fetched at its first start.
+OPTIONAL_SERVICES = ("postgres", "nessie")
 # The optional node (compose/node.py), off unless asked for, by these names or as "node".
 NODE = "node"
 NODE_SERVICES = ("containerd", "kube-scheduler", "kube-controller-manager", "kubelet")
@@ -49,6 +57,8 @@ DEFAULT_PORTS = {
     "registry": 8081,  # the usual port of a schema registry
     "registry_management": 9001,  # Apicurio's health and metrics (Quarkus' management port)
     "postgres": 5432,  # an Iceberg SQL catalog's database
+    "nessie": 19120,  # an Iceberg REST catalog (Nessie's usual port)
+    "nessie_management": 19121,  # its health (Quarkus' management port)
     # The optional node's components, on loopback too.
     "kube_scheduler": 10259,
     "kube_controller_manager": 10257,

@@ -144,8 +144,10 @@ class Stack:
         saved_path.chmod(0o600)
         return StackState(settings=self.settings, ports=ports, admin_token=token)
 
-    def fetch(self, *, node: bool = False, helm: bool = False) -> dict[str, Path]:
-        return fetch.fetch_all(self.settings, node=node, helm=helm)
+    def fetch(
+        self, *, node: bool = False, helm: bool = False, nessie: bool = False
+    ) -> dict[str, Path]:
+        return fetch.fetch_all(self.settings, node=node, helm=helm, nessie=nessie)
 
     def up(
         self, names: Iterable[str] = DEFAULT_SERVICES, *, timeout: float = READY_TIMEOUT_SECONDS

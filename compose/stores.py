@@ -31,12 +31,33 @@ def gcs_client(endpoints: Endpoints) -> Any:  # noqa: ANN401
     )
 
 
+def ensure_s3_bucket(
+    endpoint: str, access_key: str, secret_key: str, bucket: str, region: str = "us-east-1"
+) -> None:
+    """Create the bucket in an S3 API (the stack's MinIO) unless it exists."""
+    import boto3  # noqa: PLC0415
+
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        aws_access_key_id=access_key,
+        aws_secret_access_key=secret_key,
+        region_name=region,
+    )
+    if bucket not in {b["Name"] for b in s3.list_buckets().get("Buckets", [])}:
+        s3.create_bucket(Bucket=bucket)
+
+
 def ensure_bucket(endpoints: Endpoints, scheme: str, bucket: str) -> None:
     """Create the bucket in the stack's store for ``<scheme>://`` unless it exists."""
     if scheme == "s3":
-        s3 = s3_client(endpoints)
-        if bucket not in {b["Name"] for b in s3.list_buckets().get("Buckets", [])}:
-            s3.create_bucket(Bucket=bucket)
+        ensure_s3_bucket(
+            endpoints.s3_endpoint,
+            endpoints.s3_access_key,
+            endpoints.s3_secret_key,
+            bucket,
+            endpoints.s3_region,
+        )
     elif scheme == "gs":
         gcs = gcs_client(endpoints)
         if gcs.lookup_bucket(bucket) is None:

@@ -7,12 +7,15 @@ them to the current one is expired, so the sink still starts where the table say
 Compaction goes with a running sink: the new files are written once, then the commit (one
 overwrite snapshot, the small files out and their rows in) is tried against the table as it
 is now, as often as another commit came first, for as long as the small files are still all
-in the table (a replay that rewrote one of them wins; its group is left for the next run).
+in the table (a replay that rewrote one of them wins, as do commits that keep coming first:
+its group is left for the next run).
 """
 
 from __future__ import annotations
 
 import itertools
+import random
+import time
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
@@ -31,7 +34,6 @@ from pyiceberg.table.snapshots import Snapshot, ancestors_of
 
 from kafkube.consumers.icebergsink import IcebergDestination, data_files
 from kafkube.consumers.parquet import OFFSET_COLUMN, PARTITION_COLUMN
-from kafkube.core.errors import SinkError
 
 _KAFKUBE = "kafkube."  # the summary properties the sink keeps its offsets in
 _OFFSETS = "kafkube.offsets."
@@ -59,7 +61,7 @@ class Report:
     files_before: int = 0
     compacted: int = 0  # small files taken out
     written: int = 0  # files they became
-    left: int = 0  # groups left because the table changed under them
+    left: int = 0  # groups left for the next run: the table changed under them
     expired: int = 0  # snapshots
     orphans: list[str] = field(default_factory=list)  # data files removed
 
@@ -128,9 +130,12 @@ def _written(table: Table, rows: pa.Table, commit: uuid.UUID) -> Iterable[DataFi
 
 def _replace(table: Table, old: list[DataFile], new: list[DataFile], commit: uuid.UUID) -> bool:
     """One snapshot: ``old`` out, ``new`` in, the sink's offsets carried; False if a file of
-    ``old`` left the table meanwhile."""
+    ``old`` left the table meanwhile, or the sink's commits kept coming first (the next run
+    tries again: compaction never holds the sink up)."""
     wanted = {file.file_path for file in old}
-    for _ in range(_COMMIT_TRIES):
+    for tried in range(_COMMIT_TRIES):
+        if tried:  # let the commit that came first pass, at a pace of its own
+            time.sleep(random.uniform(0.01, 0.05) * tried)  # noqa: S311 - a jitter
         table.refresh()
         if not wanted <= {file.file_path for file in data_files(table)}:
             return False
@@ -148,7 +153,7 @@ def _replace(table: Table, old: list[DataFile], new: list[DataFile], commit: uui
         except CommitFailedException:
             continue  # the sink committed first: the same files, against the table as now
         return True
-    raise SinkError(f"{table.name()}: the table kept changing under {_COMMIT_TRIES} commits")
+    return False
 
 
 def _carried(table: Table) -> dict[str, str]:

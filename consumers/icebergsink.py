@@ -216,10 +216,14 @@ class IcebergDestination:
 
     # --- the catalog and the tables -------------------------------------------------------
 
+    @property
+    def _folder(self) -> bool:
+        """Whether the warehouse is a folder here (a REST catalog's may be its name)."""
+        return self.config.catalog == "sql" and "://" not in self.warehouse
+
     def _properties(self) -> dict[str, str]:
         config = self.config
-        local = "://" not in self.warehouse
-        warehouse = f"file://{self.warehouse}" if local else self.warehouse
+        warehouse = f"file://{self.warehouse}" if self._folder else self.warehouse
         uri = config.catalog_uri or f"sqlite:///{self.warehouse}/{EMBEDDED_CATALOG}"
         properties = {"type": config.catalog, "uri": uri, "warehouse": warehouse}
         if config.s3_endpoint:
@@ -234,7 +238,7 @@ class IcebergDestination:
 
     def catalog(self) -> Catalog:
         if self._catalog is None:
-            if "://" not in self.warehouse:
+            if self._folder:
                 from pathlib import Path  # noqa: PLC0415 - only a folder warehouse needs it
 
                 Path(self.warehouse).mkdir(parents=True, exist_ok=True)
@@ -317,7 +321,7 @@ class IcebergDestination:
         except _REFUSED as err:
             raise ConfigError(f"{self._field}.catalog_uri", f"the catalog refused: {err}") from err
         if self.config.catalog == "rest" and "://" not in self.warehouse:
-            return
+            return  # the catalog's warehouse by name: where it is, the catalog knows
         place = self._properties()["warehouse"]
         try:
             load_file_io(self._properties(), place).new_input(f"{place}/{_PROBE}").exists()

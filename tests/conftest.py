@@ -206,7 +206,7 @@ def services(native_stack: Stack) -> Iterator[Services]:
 SERVICE_FIXTURES = frozenset(
     {"services", "endpoints", "native_stack", "kafka_bootstrap", "kafka_tool", "topic",
      "s3_client", "s3_bucket", "gcs_client", "gcs_bucket", "kube_api", "etcd_url", "namespace",
-     "kafkube_stack", "postgres_url"}
+     "kafkube_stack", "postgres_url", "rest_catalog_url"}
 )  # fmt: skip
 
 
@@ -288,6 +288,17 @@ def postgres_url(services: Services, native_stack: Stack) -> str:
 
     native_stack.up(["postgres"])
     return url(native_stack.state)
+
+
+@pytest.fixture(scope="session")
+def rest_catalog_url(services: Services, native_stack: Stack) -> str:
+    """The stack's Iceberg REST catalog (Nessie, started on first use, with the native
+    MinIO it keeps its warehouse in), as ``sinks.iceberg.catalog_uri`` takes it."""
+    del services
+    from kafkube.compose.services import nessie_url  # noqa: PLC0415
+
+    native_stack.up(["nessie"])
+    return nessie_url(native_stack.state)
 
 
 @pytest.fixture(scope="session")

@@ -171,6 +171,47 @@ def test_p3_killed_20_times_at_random_it_neither_loses_nor_doubles_a_record(
     assert set(held.values()) == {1}
 
 
+def test_through_a_rest_catalog_killed_at_random_every_record_lands_once(
+    kafka_bootstrap: str, endpoints: Endpoints, rest_catalog_url: str, tmp_path: Path
+) -> None:
+    """The stack's Nessie as the REST catalog, its warehouse (by name) a bucket of the stack's
+    MinIO; the sink writes the data files with the s3 sink's credentials and commits through
+    the catalog's API, killed 5 times at random."""
+    from pyiceberg.catalog import load_catalog  # noqa: PLC0415
+
+    chance = random.Random(9)
+    topic = unique("ice-rest")
+    create_topic(kafka_bootstrap, topic, PARTITIONS)
+    sent = produce(kafka_bootstrap, topic, event_values(600, seed=61))
+    sink = dataclasses.replace(
+        _sink(kafka_bootstrap, topic, tmp_path),
+        target=["--catalog", "rest", "--catalog-uri", rest_catalog_url, "--warehouse", "warehouse"],
+        env=s3_env(endpoints),
+    )
+    sink.extra[sink.extra.index("--max-records") + 1] = "50"
+
+    sink.start()
+    for _ in range(5):
+        time.sleep(chance.uniform(0.5, 1.5))
+        sink.kill()
+        sink.start()
+    _wait_committed(kafka_bootstrap, sink.group, topic, 600)
+    assert sink.terminate() == 0
+
+    catalog = load_catalog(
+        "kafkube", type="rest", uri=rest_catalog_url, warehouse="warehouse",
+        **{"s3.access-key-id": endpoints.s3_access_key,
+           "s3.secret-access-key": endpoints.s3_secret_key},
+    )  # fmt: skip
+    table = catalog.load_table(f"kafkube.{_name(topic)}")
+    held = Counter((r["uid"], r["resource_version"]) for r in table.scan().to_arrow().to_pylist())
+    assert set(held) == sent
+    assert set(held.values()) == {1}
+    assert table.location().startswith("s3://")  # where the catalog put it, not a folder here
+    said = json.loads(table.current_snapshot().summary[f"kafkube.offsets.{sink.group}.{topic}"])
+    assert sum(said.values()) == 600
+
+
 def test_a_warehouse_in_gcs_holds_every_record_once(
     kafka_bootstrap: str, endpoints: Endpoints, gcs_client: Any, gcs_bucket: str, tmp_path: Path
 ) -> None:
@@ -222,11 +263,11 @@ def test_two_instances_of_a_group_one_killed_keep_every_record_once_through_conf
         sink.start()
     for sink in (first, second):  # each holds partitions before any record comes
         sink.wait_for("assigned partition")
-    sent = produce(kafka_bootstrap, topic, event_values(1200, seed=300))
-    _wait_committed(kafka_bootstrap, first.group, topic, 400)
+    sent = produce(kafka_bootstrap, topic, event_values(600, seed=300))
+    _wait_committed(kafka_bootstrap, first.group, topic, 200)
     second.kill()  # mid-run, maybe mid-commit
     second.start()
-    _wait_committed(kafka_bootstrap, first.group, topic, 1200)
+    _wait_committed(kafka_bootstrap, first.group, topic, 600)
     assert first.terminate() == 0
     assert second.terminate() == 0
 
