@@ -280,8 +280,13 @@ class IcebergSinkConfig(SinkConfig):
         "AWS_REGION": "s3_region",
         "STORAGE_EMULATOR_HOST": "gcs_endpoint",
     }
-    format: Annotated[str, OneOf(lambda: FORMATS)] = Field(
+    format: Annotated[str, OneOf(lambda: IcebergSinkConfig.formats or FORMATS)] = Field(
         "parquet", description="The data files' format: parquet (Iceberg's)."
+    )
+    layout: Literal["topic"] = Field(
+        "topic",
+        description="A table per topic (or the one table named by table); the table partitions "
+        "by cluster itself (partition_by).",
     )
     warehouse: str | None = Field(
         None,
@@ -344,8 +349,6 @@ class IcebergSinkConfig(SinkConfig):
 
     @model_validator(mode="after")
     def _one_table_a_topic(self) -> Self:
-        if self.layout != "topic":
-            raise ValueError("layout: an Iceberg table partitions by cluster itself (partition_by)")
         if self.catalog == "rest" and not self.catalog_uri:
             raise ValueError("catalog_uri: a rest catalog needs its URL")
         local = self.warehouse is not None and "://" not in self.warehouse
