@@ -64,7 +64,9 @@ COMMANDS = {
         "inspect",
         (
             "Print the records of a sink's output as JSON lines: a file or folder, or a "
-            "store's <scheme>://bucket/prefix (s3://..., gs://...)."
+            "store's <scheme>://bucket/prefix (s3://..., gs://...), or a table's "
+            "iceberg://<topic> (through the catalog sinks.iceberg names; iceberg:// alone: "
+            "every table of its namespace)."
         ),
     ),
 }

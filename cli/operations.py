@@ -281,13 +281,19 @@ def inspect(
     **endpoints: str | None,
 ) -> None:
     """Print the records of a sink's output as JSON lines: a file or folder, or a store's
-    <scheme>://bucket/prefix (s3://..., gs://...).
+    <scheme>://bucket/prefix (s3://..., gs://...), or a table's iceberg://<topic> (through
+    the catalog sinks.iceberg names; iceberg:// alone: every table of its namespace).
 
     A folder or prefix reads every output object below it, in name order (topic,
     hour, partition, offset).
     """
     by_scheme = {name.removesuffix("_endpoint"): url for name, url in endpoints.items()}
-    destination, path = open_location(location, by_scheme)
+    scheme, sep, rest = location.partition("://")
+    if sep and scheme in SINK_TYPES and SINK_TYPES[scheme].keeps_offsets:
+        # A table through the sink's own catalog, as the configuration says: <type>://<topic>
+        destination, path = open_destination(configuration().sink(scheme)), rest
+    else:
+        destination, path = open_location(location, by_scheme)
     per_object: dict[str, int] = {}
     try:
         for seen, (name, record) in enumerate(read_location(destination, path)):

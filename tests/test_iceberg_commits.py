@@ -146,3 +146,19 @@ def test_a_catalog_database_away_is_waited_out_not_refused(tmp_path: Path) -> No
 
     assert away.value.retriable
     assert not isinstance(away.value, ConfigError)
+
+
+def test_inspect_of_iceberg_topic_reads_the_table_through_the_configured_catalog(
+    tmp_path: Path,
+) -> None:
+    values = [value for _, value in event_values(12, seed=9)]
+    destination = iceberg_destination(tmp_path / "lake")
+    put(destination, 0, 0, values)
+    environment = {"KAFKUBE_SINKS__ICEBERG__WAREHOUSE": str(tmp_path / "lake")}
+
+    one = CliRunner().invoke(cli, ["inspect", f"iceberg://{TOPIC}", "--count"], env=environment)
+    every = CliRunner().invoke(cli, ["inspect", "iceberg://", "--count"], env=environment)
+
+    assert one.exit_code == 0, one.output
+    assert one.output.splitlines()[-1].split()[0] == "12"
+    assert every.output.splitlines()[-1].split()[0] == "12"
