@@ -1,5 +1,6 @@
 # syntax=docker/dockerfile:1
-# One image for every subcommand: produce, sink file|s3|gcs, status, replay, inspect, config.
+# One image for every subcommand: produce, sink file|s3|gcs|iceberg, status, replay, inspect,
+# config, iceberg maintain.
 #   docker build -t kafkube .
 #   docker run --rm kafkube config check /etc/kafkube/config/config.yaml
 # The base is pinned to an exact Python release; pin its digest too where your registry
@@ -11,26 +12,34 @@ ARG PYTHON_IMAGE=python:3.11.14-slim-bookworm
 FROM ${PYTHON_IMAGE} AS build
 WORKDIR /src
 RUN python3 -m venv /opt/build
-COPY pyproject.toml constraints.txt README.md ./
-COPY kafkube ./kafkube
-COPY core ./core
-COPY cli ./cli
-COPY schemas ./schemas
-COPY producer ./producer
-COPY consumers ./consumers
-COPY compose ./compose
-# Wheels of kafkube and of every dependency, at the versions CI tested (constraints.txt).
-RUN /opt/build/bin/pip wheel --no-cache-dir --wheel-dir /wheels --constraint constraints.txt \
-      '.[s3,gcs,parquet,iceberg]'
+# The dependencies' wheels first, in a layer of their own, at the versions CI tested
+# (constraints.txt): read from pyproject.toml, so the layer is built again only when the
+# dependencies change, not with every change to kafkube's code.
+COPY pyproject.toml constraints.txt ./
+RUN python3 -c 'import tomllib; p = tomllib.load(open("pyproject.toml", "rb"))["project"]; \
+extras = [r for e in ("s3", "gcs", "parquet", "iceberg") for r in p["optional-dependencies"][e]]; \
+print("\n".join(r for r in p["dependencies"] + extras if not r.startswith("kafkube")))' \
+      > /requirements.txt \
+ && /opt/build/bin/pip wheel --no-cache-dir --wheel-dir /deps --constraint constraints.txt \
+      --requirement /requirements.txt \
+ && mv /requirements.txt /deps/ && cp constraints.txt /deps/
+# Then kafkube itself: the whole context (.dockerignore lets only the package in), one layer.
+COPY . ./
+RUN /opt/build/bin/pip wheel --no-cache-dir --no-deps --wheel-dir /app .
 
 FROM ${PYTHON_IMAGE}
 RUN groupadd --system --gid 10001 kafkube \
  && useradd --system --uid 10001 --gid kafkube --no-create-home --shell /usr/sbin/nologin kafkube
-COPY --from=build /wheels /wheels
-RUN python3 -m venv /opt/kafkube \
- && /opt/kafkube/bin/pip install --no-cache-dir --no-index --find-links /wheels \
-      'kafkube[s3,gcs,parquet,iceberg]' \
- && rm -rf /wheels
+# The dependencies' wheels are mounted from the build stage, not copied: no layer of the image
+# keeps them. What they are is copied first, so a change of them builds this layer again.
+COPY --from=build /deps/requirements.txt /deps/constraints.txt /usr/local/share/kafkube/
+RUN --mount=type=bind,from=build,source=/deps,target=/deps \
+    python3 -m venv /opt/kafkube \
+ && /opt/kafkube/bin/pip install --no-cache-dir --no-index --find-links /deps \
+      --requirement /usr/local/share/kafkube/requirements.txt
+COPY --from=build /app /app
+RUN /opt/kafkube/bin/pip install --no-cache-dir --no-index --no-deps /app/kafkube-*.whl \
+ && rm -rf /app
 ENV PATH=/opt/kafkube/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
