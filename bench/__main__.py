@@ -169,7 +169,7 @@ class Bench:
         *,
         rotation: tuple[int, float],
         n: int | None = None,
-        output_format: str = measuring.DEFAULT_FORMAT,
+        output_format: str | None = None,
         registry: str | None = None,
     ) -> list[dict[str, Any]]:
         """Runs of one sink through a topic; ``rotation``: its max records and max age."""

@@ -186,14 +186,16 @@ def sink_run(  # noqa: PLR0913 - what one run of one sink needs
     max_age: float,
     log: Path,
     registry: str | None = None,
-    output_format: str = DEFAULT_FORMAT,
+    output_format: str | None = None,
 ) -> dict[str, Any]:
     """One sink in its own group, from the start of a filled topic until it committed it all
-    (with ``registry``: in registry mode), in ``output_format``."""
+    (with ``registry``: in registry mode), in ``output_format`` (else its type's own: Avro,
+    an Iceberg table's Parquet)."""
     group, run = unique(f"bench-{kind}"), unique("run")
     child = start_sink(
         cluster, stores, kind, topic, group, "--max-records", str(max_records),
-        "--max-age-seconds", str(max_age), "--format", output_format, *_registry_flag(registry),
+        "--max-age-seconds", str(max_age), *(("--format", output_format) if output_format else ()),
+        *_registry_flag(registry),
         log=log, run=run,
     )  # fmt: skip
     with Offsets({"bootstrap.servers": cluster.bootstrap}, topic) as offsets:

@@ -13,6 +13,12 @@ from typing import Any
 from kafkube.consumers.formats import FORMATS
 from kafkube.consumers.settings import SINK_TYPES
 
+
+def format_of_sink(kind: str) -> str:
+    """The format a sink type writes unless told otherwise (an Iceberg table: Parquet)."""
+    return str(SINK_TYPES[kind].model_fields["format"].default)
+
+
 ROOT = Path(__file__).resolve().parent.parent
 BEGIN, END = "<!-- bench-results:begin -->", "<!-- bench-results:end -->"
 DASH = "\u2013"  # between a figure's min and max
@@ -60,7 +66,8 @@ def render(document: dict[str, Any]) -> str:
     warm = _fig(sinks["kafka_records_per_s"])
     lines.extend(
         f"| {kind} sink, records/s to durable committed storage, {sinks['records']:,} "
-        f"records (Avro) | {_fig(sinks[kind]['ours_records_per_s'])} | {warm} "
+        f"records ({FORMATS[format_of_sink(kind)].label}) | "
+        f"{_fig(sinks[kind]['ours_records_per_s'])} | {warm} "
         f"`kafka-consumer-perf-test`, warm | {summary[f'{kind}_ratio']:.3f} | "
         f"≥ {targets[f'{kind}_ratio']} | {_yes(met[f'{kind}_ratio'])} |"
         for kind in _measured(sinks)
