@@ -18,12 +18,11 @@ import random
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import pyarrow as pa
 from pyarrow import fs
 from pyiceberg.exceptions import CommitFailedException
 from pyiceberg.expressions import AlwaysTrue
@@ -32,7 +31,7 @@ from pyiceberg.manifest import DataFile
 from pyiceberg.table import FileScanTask, Table
 from pyiceberg.table.snapshots import Snapshot, ancestors_of
 
-from kafkube.consumers.icebergsink import IcebergDestination, data_files
+from kafkube.consumers.icebergsink import IcebergDestination, data_files, written_files
 from kafkube.consumers.parquet import OFFSET_COLUMN, PARTITION_COLUMN
 
 _KAFKUBE = "kafkube."  # the summary properties the sink keeps its offsets in
@@ -112,7 +111,7 @@ def _compact(table: Table, policy: Policy, report: Report, *, execute: bool) -> 
         if PARTITION_COLUMN in rows.column_names:  # in topic order: tight offset statistics
             rows = rows.sort_by([(PARTITION_COLUMN, "ascending"), (OFFSET_COLUMN, "ascending")])
         commit = uuid.uuid4()
-        written = list(_written(table, rows, commit))
+        written = list(written_files(table.metadata, rows, table, commit, itertools.count()))
         if _replace(table, [task.file for task in tasks], written, commit):
             report.compacted += len(tasks)
             report.written += len(written)
@@ -120,12 +119,6 @@ def _compact(table: Table, policy: Policy, report: Report, *, execute: bool) -> 
             report.left += 1
             for file in written:  # in no snapshot: not in the table
                 table.io.delete(file.file_path)
-
-
-def _written(table: Table, rows: pa.Table, commit: uuid.UUID) -> Iterable[DataFile]:
-    from pyiceberg.io.pyarrow import _dataframe_to_data_files  # noqa: PLC0415
-
-    return _dataframe_to_data_files(table.metadata, rows, table.io, commit, itertools.count())
 
 
 def _replace(table: Table, old: list[DataFile], new: list[DataFile], commit: uuid.UUID) -> bool:

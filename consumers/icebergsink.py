@@ -184,20 +184,21 @@ def _overwrite(
                 if len(kept) == len(held):
                     continue  # its statistics overlap the range, its rows do not
                 snapshot.delete_data_file(task.file)
-                for part in _files(metadata, kept, table, snapshot.commit_uuid, counter):
+                for part in written_files(metadata, kept, table, snapshot.commit_uuid, counter):
                     snapshot.append_data_file(part)
-            for part in _files(metadata, rows, table, snapshot.commit_uuid, counter):
+            for part in written_files(metadata, rows, table, snapshot.commit_uuid, counter):
                 snapshot.append_data_file(part)
 
 
-def _files(
+def written_files(
     metadata: TableMetadata,
     rows: pa.Table,
     table: Table,
     commit: uuid.UUID,
     counter: itertools.count[int],
 ) -> Iterable[DataFile]:
-    """The data files ``rows`` become, partitioned as the table is (none for no row)."""
+    """The data files ``rows`` become, written to the table's store and partitioned as it is,
+    for a snapshot of commit ``commit`` to add (none for no row)."""
     if len(rows) == 0:
         return ()
     return _dataframe_to_data_files(metadata, rows, table.io, commit, counter)
@@ -322,9 +323,10 @@ class IcebergDestination:
             raise ConfigError(f"{self._field}.catalog_uri", f"the catalog refused: {err}") from err
         if self.config.catalog == "rest" and "://" not in self.warehouse:
             return  # the catalog's warehouse by name: where it is, the catalog knows
-        place = self._properties()["warehouse"]
+        properties = self._properties()
+        place = properties["warehouse"]
         try:
-            load_file_io(self._properties(), place).new_input(f"{place}/{_PROBE}").exists()
+            load_file_io(properties, place).new_input(f"{place}/{_PROBE}").exists()
         except ValueError as err:  # the store's settings themselves
             raise ConfigError(f"{self._field}.warehouse", f"{place}: {err}") from err
         except OSError as err:
