@@ -14,8 +14,6 @@ its group is left for the next run).
 from __future__ import annotations
 
 import itertools
-import random
-import time
 import uuid
 from collections import defaultdict
 from collections.abc import Iterator
@@ -31,7 +29,7 @@ from pyiceberg.manifest import DataFile
 from pyiceberg.table import FileScanTask, Table
 from pyiceberg.table.snapshots import Snapshot, ancestors_of
 
-from kafkube.consumers.icebergsink import IcebergDestination, data_files, written_files
+from kafkube.consumers.icebergsink import IcebergDestination, data_files, paced, written_files
 from kafkube.consumers.parquet import OFFSET_COLUMN, PARTITION_COLUMN
 
 _KAFKUBE = "kafkube."  # the summary properties the sink keeps its offsets in
@@ -126,9 +124,7 @@ def _replace(table: Table, old: list[DataFile], new: list[DataFile], commit: uui
     ``old`` left the table meanwhile, or the sink's commits kept coming first (the next run
     tries again: compaction never holds the sink up)."""
     wanted = {file.file_path for file in old}
-    for tried in range(_COMMIT_TRIES):
-        if tried:  # let the commit that came first pass, at a pace of its own
-            time.sleep(random.uniform(0.01, 0.05) * tried)  # noqa: S311 - a jitter
+    for _ in paced(_COMMIT_TRIES):  # let the commit that came first pass
         table.refresh()
         if not wanted <= {file.file_path for file in data_files(table)}:
             return False

@@ -22,7 +22,9 @@ import contextlib
 import io
 import itertools
 import json
+import random
 import re
+import time
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -72,7 +74,7 @@ from pyiceberg.transforms import (
     Transform,
     YearTransform,
 )
-from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError, ProgrammingError
 
 from kafkube.consumers.destinations import MissingObjectError
 from kafkube.consumers.parquet import OFFSET_COLUMN, PARTITION_COLUMN
@@ -92,6 +94,9 @@ _AWAY = (OSError, OperationalError, ServerError, ServiceUnavailableError)
 _NEVER_MS = 4_102_444_800_000  # 2100-01-01
 # What a catalog says when it is set up wrong (not away): the sink stops, naming the setting.
 _REFUSED = (ValueError, ArgumentError, RESTError)
+# What a SQL catalog's database says when two make its tables at once (a row or a type there
+# already): the one that loses finds them made.
+_MADE_AT_ONCE = (IntegrityError, ProgrammingError)
 # A name looked up in the warehouse at start: is the store there, and are its settings sound.
 _PROBE = ".kafkube-probe"
 # pyiceberg tries a failed commit again by itself, with the snapshot as it was made: its
@@ -144,6 +149,15 @@ def held(table: Table, group: str, topic: str) -> Held:
 
 def _partitions(said: str) -> dict[int, int]:
     return {int(p): int(o) for p, o in json.loads(said).items()}
+
+
+def paced(tries: int) -> Iterator[int]:
+    """The tries of a commit, each after the first a short random pause later (longer each
+    time), so that commits that meet let one another pass rather than meet again."""
+    for tried in range(tries):
+        if tried:
+            time.sleep(random.uniform(0.01, 0.05) * tried)  # noqa: S311 - a jitter
+        yield tried
 
 
 def data_files(table: Table) -> Iterator[DataFile]:
@@ -244,10 +258,13 @@ class IcebergDestination:
 
                 Path(self.warehouse).mkdir(parents=True, exist_ok=True)
             try:
-                self._catalog = load_catalog(self.config.catalog_name, **self._properties())
+                try:
+                    self._catalog = load_catalog(self.config.catalog_name, **self._properties())
+                except _MADE_AT_ONCE:  # by another instance at this moment: there now
+                    self._catalog = load_catalog(self.config.catalog_name, **self._properties())
             except _AWAY as err:  # its database or server away: waited out
                 raise SinkError(f"the catalog does not answer: {err}") from err
-            except _REFUSED as err:  # no such kind of database, a malformed URL, no login
+            except (*_REFUSED, ProgrammingError) as err:  # no such database, no login, no right
                 raise ConfigError(f"{self._field}.catalog_uri", f"{err}") from err
         return self._catalog
 
@@ -282,7 +299,8 @@ class IcebergDestination:
         """The table, made with its partition spec in the same commit: instances of a group
         that make it at once end with one table, partitioned once."""
         catalog = self.catalog()
-        with contextlib.suppress(NamespaceAlreadyExistsError):
+        # Made before, or by another instance at this moment (a SQL catalog's insert meets it).
+        with contextlib.suppress(NamespaceAlreadyExistsError, IntegrityError):
             catalog.create_namespace(self.config.namespace)
         schema = assign_fresh_schema_ids(Catalog._convert_schema_if_needed(columns))  # noqa: SLF001 - pyiceberg's own Arrow to Iceberg conversion
         fields = []
@@ -354,7 +372,7 @@ class IcebergDestination:
         partition = int(metadata["kafkube-partition"])
         first, last = int(metadata["kafkube-first-offset"]), int(metadata["kafkube-last-offset"])
         rows = pq.read_table(io.BytesIO(data))
-        for _ in range(_COMMIT_TRIES):
+        for _ in paced(_COMMIT_TRIES):
             try:
                 table = self._table(topic, rows.schema)
                 assert table is not None  # noqa: S101 - made from the rows' schema
@@ -387,7 +405,7 @@ class IcebergDestination:
         table = self._table(topic, None)
         if table is None:
             return None
-        for _ in range(_COMMIT_TRIES):
+        for _ in paced(_COMMIT_TRIES):
             said = held(table, self.group, topic)
             before = Held(dict(said.offsets), dict(said.rewrites))
             for partition, start in starts.items():

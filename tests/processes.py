@@ -4,14 +4,21 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 from typing import Any
 
 STARTED: list[subprocess.Popen[bytes]] = []  # conftest kills what a failed test left running
+
+LISTEN = {"KAFKUBE_OBSERVABILITY__LISTEN": "127.0.0.1:0"}  # /metrics on a free port
+_SERVING = re.compile(r"serving /metrics, /healthz and /readyz on (http://[\d.]+:\d+)")
+_SAMPLE = re.compile(r"^([a-z_]+)(\{[^}]*\})? ([-+.\deE]+|NaN)$")
 
 
 class KafkubeProcess:
@@ -50,6 +57,18 @@ class KafkubeProcess:
         counts: dict[str, Any] = json.loads(lines[-1])["stopped"]
         return counts
 
+    def served_at(self, timeout: float = 60) -> str:
+        """The base URL of its /metrics, /healthz and /readyz (started with ``LISTEN``), as
+        its log says; the newest start's."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = _SERVING.findall(self.log.read_text()) if self.log.exists() else None
+            if found:
+                return str(found[-1])
+            assert self.alive(), self.log.read_text()
+            time.sleep(0.1)
+        raise AssertionError(f"no metrics address in the log:\n{self.log.read_text()}")
+
     def wait_for(self, text: str, timeout: float = 60) -> None:
         """Until ``text`` is in its log; it must stay alive meanwhile."""
         deadline = time.monotonic() + timeout
@@ -57,6 +76,27 @@ class KafkubeProcess:
             assert self.alive(), self.log.read_text() if self.log.exists() else "no log"
             assert time.monotonic() < deadline, f"no {text!r} in:\n{self.log.read_text()}"
             time.sleep(0.2)
+
+
+def http_get(url: str) -> tuple[int, str]:
+    """The status and body of a GET, an error status included."""
+    try:
+        with urllib.request.urlopen(url, timeout=5) as answer:  # noqa: S310 - our own server
+            return answer.status, answer.read().decode()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read().decode()
+
+
+def scrape(base: str) -> dict[str, float]:
+    """The samples of ``base``/metrics by name and labels, as Prometheus writes them."""
+    status, text = http_get(f"{base}/metrics")
+    assert status == 200
+    samples = {}
+    for line in text.splitlines():
+        found = _SAMPLE.match(line)
+        if found:
+            samples[found.group(1) + (found.group(2) or "")] = float(found.group(3))
+    return samples
 
 
 def run_kafkube(

@@ -18,8 +18,12 @@ from click.testing import CliRunner
 
 from kafkube.cli.commands import cli
 from kafkube.compose.endpoints import Endpoints
+from kafkube.consumers.icebergsink import IcebergDestination
+from kafkube.consumers.settings import IcebergSinkConfig
 from kafkube.schemas.codec import Codec, released_versions
 from tests.conftest import unique
+from tests.icebergs import TOPIC, put
+from tests.processes import LISTEN, scrape
 from tests.sinking import (
     SinkProcess,
     committed,
@@ -34,16 +38,17 @@ PARTITIONS = 3
 pytestmark = pytest.mark.timeout(600)
 
 
-def _table(warehouse: Path, topic: str) -> Any:
+def _table(warehouse: Path, topic: str, uri: str | None = None) -> Any:
+    """The topic's table in a folder warehouse, its catalog the embedded one or ``uri``."""
     from pyiceberg.catalog import load_catalog  # noqa: PLC0415
 
     catalog = load_catalog(
         "kafkube",
         type="sql",
-        uri=f"sqlite:///{warehouse}/catalog.db",
+        uri=uri or f"sqlite:///{warehouse}/catalog.db",
         warehouse=f"file://{warehouse}",
     )
-    return catalog.load_table(f"kafkube.{topic.replace('.', '_').replace('-', '_')}")
+    return catalog.load_table(f"kafkube.{_name(topic)}")
 
 
 def _name(topic: str) -> str:
@@ -247,16 +252,79 @@ def test_a_warehouse_in_gcs_holds_every_record_once(
     assert any(name.endswith(".metadata.json") for name in stored)
 
 
-def test_two_instances_of_a_group_one_killed_keep_every_record_once_through_conflicts(
-    kafka_bootstrap: str, tmp_path: Path
+def test_instances_starting_at_once_on_a_new_postgresql_catalog_all_start(
+    postgres_url: str, tmp_path: Path
 ) -> None:
-    """Both commit to one table, in small batches: a commit that meets the other's reads the
-    table again and tries again, counted in its exit counts; one instance is killed mid-run."""
+    """Each makes the catalog's own tables, the namespace and the topic's table if it finds
+    none: instances started together meet in PostgreSQL, and every one starts on what the
+    first made (one table, no error)."""
+    import sqlalchemy  # noqa: PLC0415
+
+    database = unique("catalog").replace("-", "_")
+    server = sqlalchemy.create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+    with server.connect() as connection:
+        connection.execute(sqlalchemy.text(f"CREATE DATABASE {database}"))
+    server.dispose()
+    uri = f"{postgres_url.rsplit('/', 1)[0]}/{database}"
+    instances = 6
+    at_once = threading.Barrier(instances)
+    failures: list[BaseException] = []
+
+    def starting(number: int) -> None:
+        destination = IcebergDestination(
+            IcebergSinkConfig(warehouse=str(tmp_path / "warehouse"), catalog_uri=uri, group="g")
+        )
+        at_once.wait()
+        try:
+            destination.check()
+            put(destination, number, 0, [v for _, v in event_values(5, seed=number)])
+        except BaseException as err:  # noqa: BLE001 - reported below, with the others
+            failures.append(err)
+
+    threads = [threading.Thread(target=starting, args=(n,)) for n in range(instances)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert failures == []
+    table = _table(tmp_path / "warehouse", TOPIC, uri)
+    assert len(table.scan().to_arrow()) == 5 * instances  # each its own partition's five
+
+
+def _interfering(uri: str, warehouse: Path, topic: str, stop: threading.Event) -> None:
+    """Another writer of the table (a maintenance run, another tool) committing back to back:
+    empty snapshots, each moving the table's head, so the sink's commits meet them."""
+    from pyiceberg.exceptions import CommitFailedException  # noqa: PLC0415
+
+    table = _table(warehouse, topic, uri)
+    while not stop.is_set():
+        try:
+            with (
+                table.transaction() as change,
+                change.update_snapshot(snapshot_properties={"writer": "test"}).fast_append(),
+            ):
+                pass
+        except CommitFailedException:
+            table.refresh()
+
+
+def test_two_instances_of_a_group_one_killed_keep_every_record_once_through_conflicts(
+    kafka_bootstrap: str, postgres_url: str, tmp_path: Path
+) -> None:
+    """Both commit to one table (its catalog in PostgreSQL, as instances on several machines
+    would share it), in small batches, while a third writer commits to it back to back: a
+    commit that meets another's reads the table again and tries again, counted in /metrics
+    and in the exit counts; one instance is killed mid-run, maybe mid-commit."""
     topic = unique("ice-pair")
     create_topic(kafka_bootstrap, topic, PARTITIONS)
-    first = _sink(kafka_bootstrap, topic, tmp_path, "first")
+    warehouse = tmp_path / "warehouse"
+    first = dataclasses.replace(
+        _sink(kafka_bootstrap, topic, tmp_path, "first"),
+        target=["--warehouse", str(warehouse), "--catalog-uri", postgres_url],
+        env=LISTEN,
+    )
     second = dataclasses.replace(
-        _sink(kafka_bootstrap, topic, tmp_path, "second"), group=first.group
+        first, log=tmp_path / "second.log", extra=[*first.extra[:-1], "second"]
     )
     for sink in (first, second):  # small batches: each commits back to back
         sink.extra[sink.extra.index("--max-records") + 1] = "10"
@@ -264,18 +332,34 @@ def test_two_instances_of_a_group_one_killed_keep_every_record_once_through_conf
     for sink in (first, second):  # each holds partitions before any record comes
         sink.wait_for("assigned partition")
     sent = produce(kafka_bootstrap, topic, event_values(600, seed=300))
-    _wait_committed(kafka_bootstrap, first.group, topic, 200)
-    second.kill()  # mid-run, maybe mid-commit
-    second.start()
-    _wait_committed(kafka_bootstrap, first.group, topic, 600)
+    _wait_committed(kafka_bootstrap, first.group, topic, 100)
+    stop = threading.Event()
+    other = threading.Thread(target=_interfering, args=(postgres_url, warehouse, topic, stop))
+    other.start()
+    try:
+        _wait_committed(kafka_bootstrap, first.group, topic, 300)
+        second.kill()  # mid-run, maybe mid-commit
+        second.start()
+        conflicts = 'kafkube_sink_commit_conflicts_total{sink="iceberg"}'
+        deadline, seed = time.monotonic() + 180, 301
+        while scrape(first.served_at()).get(conflicts, 0) == 0:  # more records till one meets
+            assert time.monotonic() < deadline, "no commit of the sink met the other writer's"
+            sent |= produce(kafka_bootstrap, topic, event_values(30, seed=seed))
+            seed += 1
+            time.sleep(0.5)
+    finally:
+        stop.set()
+        other.join()
+    _wait_committed(kafka_bootstrap, first.group, topic, len(sent))
+    scraped = scrape(first.served_at())[conflicts]
     assert first.terminate() == 0
     assert second.terminate() == 0
 
-    held = Counter((r["uid"], r["resource_version"]) for r in _rows(tmp_path / "warehouse", topic))
+    rows = _table(warehouse, topic, postgres_url).scan().to_arrow().to_pylist()
+    held = Counter((r["uid"], r["resource_version"]) for r in rows)
     assert set(held) == sent
     assert set(held.values()) == {1}
-    for sink in (first, second):  # met or not this time (tests/test_iceberg_commits.py meets)
-        assert sink.exit_counts()["commit_conflicts"] >= 0
+    assert first.exit_counts()["commit_conflicts"] == scraped > 0
 
 
 def test_a_newer_writer_schema_grows_the_tables_columns_and_every_record_reads(

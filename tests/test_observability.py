@@ -4,10 +4,7 @@ HTTP from the real processes, against the real API server, Kafka and MinIO."""
 from __future__ import annotations
 
 import json
-import re
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -17,45 +14,11 @@ import pytest
 from kafkube.compose.endpoints import Endpoints
 from kafkube.compose.stack import Stack
 from tests.conftest import Services, unique
-from tests.processes import KafkubeProcess
+from tests.processes import LISTEN, http_get, scrape
 from tests.producing import EventWriter, new_producer
 from tests.sinking import SinkProcess, create_topic, event_values, produce, read_s3, s3_env
 
 pytestmark = pytest.mark.timeout(600)
-
-_LISTEN = {"KAFKUBE_OBSERVABILITY__LISTEN": "127.0.0.1:0"}
-_SERVING = re.compile(r"serving /metrics, /healthz and /readyz on (http://[\d.]+:\d+)")
-_SAMPLE = re.compile(r"^([a-z_]+)(\{[^}]*\})? ([-+.\deE]+|NaN)$")
-
-
-def _url(process: KafkubeProcess, timeout: float = 60) -> str:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = _SERVING.search(process.log.read_text()) if process.log.exists() else None
-        if found:
-            return found.group(1)
-        assert process.alive(), process.log.read_text()
-        time.sleep(0.1)
-    raise AssertionError(f"no metrics address in the log:\n{process.log.read_text()}")
-
-
-def _get(url: str) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as answer:  # noqa: S310 - our own server
-            return answer.status, answer.read().decode()
-    except urllib.error.HTTPError as err:
-        return err.code, err.read().decode()
-
-
-def _metrics(base: str) -> dict[str, float]:
-    status, text = _get(f"{base}/metrics")
-    assert status == 200
-    samples = {}
-    for line in text.splitlines():
-        found = _SAMPLE.match(line)
-        if found:
-            samples[found.group(1) + (found.group(2) or "")] = float(found.group(3))
-    return samples
 
 
 def _committed(metrics: dict[str, float]) -> float:
@@ -76,25 +39,25 @@ def test_producer_metrics_move_while_events_flow_and_readyz_follows_the_watch(
     endpoints: Endpoints, kube_api: Any, namespace: str, tmp_path: Path
 ) -> None:
     producer = new_producer(endpoints, namespace, tmp_path)
-    producer.env = _LISTEN
+    producer.env = LISTEN
     producer.start()
-    base = _url(producer)
+    base = producer.served_at()
     writer = EventWriter(kube_api, namespace)
 
-    _until(lambda: _get(f"{base}/readyz")[0] == 200, "the producer to be ready")
-    before = _metrics(base)
+    _until(lambda: http_get(f"{base}/readyz")[0] == 200, "the producer to be ready")
+    before = scrape(base)
     for index in range(20):
         name = writer.create(f"obs-{index}.{unique('e')}")
         writer.repeat(name)
     after = _until(
         lambda: (
-            (m := _metrics(base))["kafkube_producer_events_published_total"]
+            (m := scrape(base))["kafkube_producer_events_published_total"]
             >= before["kafkube_producer_events_published_total"] + 40
             and m
         ),
         "40 more published events in /metrics",
     )
-    healthz = _get(f"{base}/healthz")
+    healthz = http_get(f"{base}/healthz")
     code = producer.terminate()
 
     assert code == 0
@@ -127,33 +90,32 @@ def test_sink_metrics_move_and_readyz_is_false_while_minio_is_down(
     sink = SinkProcess(
         bootstrap=endpoints.kafka_bootstrap, topic=topic, directory=tmp_path,
         log=tmp_path / "s3.log", group=unique("sink-s3"), kind="s3",
-        target=["--bucket", s3_bucket, "--prefix", "events"], env=s3_env(endpoints) | _LISTEN,
+        target=["--bucket", s3_bucket, "--prefix", "events"], env=s3_env(endpoints) | LISTEN,
         extra=["--max-records", "100", "--max-age-seconds", "0.3"],
     )  # fmt: skip
     sink.start()
-    base = _url(sink)
+    base = sink.served_at()
     labels = f'{{partition="0",sink="s3",topic="{topic}"}}'
 
-    _until(lambda: _get(f"{base}/readyz")[0] == 200, "the sink to be ready")
+    _until(lambda: http_get(f"{base}/readyz")[0] == 200, "the sink to be ready")
     produce(endpoints.kafka_bootstrap, topic, event_values(500, seed=31))
     moved = _until(
         lambda: (
-            (m := _metrics(base)).get('kafkube_sink_records_written_total{sink="s3"}', 0) >= 500
-            and m
+            (m := scrape(base)).get('kafkube_sink_records_written_total{sink="s3"}', 0) >= 500 and m
         ),
         "500 records written in /metrics",
     )
     native_stack.down(["minio"])
     try:
-        down = _until(lambda: (r := _get(f"{base}/readyz"))[0] == 503 and r, "/readyz to fail")
-        healthz_while_down = _get(f"{base}/healthz")
+        down = _until(lambda: (r := http_get(f"{base}/readyz"))[0] == 503 and r, "/readyz to fail")
+        healthz_while_down = http_get(f"{base}/healthz")
     finally:
         native_stack.up(["minio"])
-    _until(lambda: _get(f"{base}/readyz")[0] == 200, "/readyz to recover", timeout=90)
+    _until(lambda: http_get(f"{base}/readyz")[0] == 200, "/readyz to recover", timeout=90)
     produce(endpoints.kafka_bootstrap, topic, event_values(200, seed=32))
     later = _until(  # written, then committed: a scrape may fall between the two
         lambda: (
-            (m := _metrics(base)).get('kafkube_sink_records_written_total{sink="s3"}', 0) >= 700
+            (m := scrape(base)).get('kafkube_sink_records_written_total{sink="s3"}', 0) >= 700
             and _committed(m) >= 700
             and m
         ),
