@@ -26,10 +26,17 @@ _REFUSED_LOGIN = {KafkaError._AUTHENTICATION, KafkaError.SASL_AUTHENTICATION_FAI
 def login_refusal(properties: Mapping[str, Any], error: KafkaError) -> KafkaLoginError | None:
     """The clear error for a refused login or TLS set-up; None for any other Kafka error."""
     if error.code() in _REFUSED_LOGIN:
-        who = f"{properties.get('security.protocol')} {properties.get('sasl.mechanism')}"
+        how = f"{properties.get('security.protocol')} {properties.get('sasl.mechanism')}"
+        if "oauth_cb" in properties:  # AWS_MSK_IAM's token
+            who, check = "with an AWS_MSK_IAM token", "msk_iam and the AWS credentials"
+        elif "sasl.oauthbearer.client.id" in properties:
+            who = f"as OIDC client {properties['sasl.oauthbearer.client.id']!r}"
+            check = "oidc (token_endpoint, client_id, client_secret)"
+        else:
+            who = f"as {properties.get('sasl.username')!r}"
+            check = "(username, password)"
         return KafkaLoginError(
-            f"Kafka refused the login ({who} as {properties.get('sasl.username')!r}): "
-            f"{error.str()}; check kafka.security (username, password)"
+            f"Kafka refused the login ({how} {who}): {error.str()}; check kafka.security {check}"
         )
     if error.code() == KafkaError._SSL:  # noqa: SLF001
         return KafkaLoginError(

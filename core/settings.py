@@ -38,7 +38,9 @@ ENV_NESTING = "__"
 DEFAULT_TOPIC = "kafkube.events"
 
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
-SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER", "AWS_MSK_IAM"]
+# The mechanisms that log in with a user name and password; the others have sections of their own.
+_PASSWORD_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 
 
 class Section(BaseModel):
@@ -114,12 +116,93 @@ _SECURITY_PROPERTIES = {
     "ssl.certificate.location": "cert_file",
     "ssl.key.location": "key_file",
     "ssl.key.password": "key_password",
+    "sasl.oauthbearer.method": "oidc",
+    "sasl.oauthbearer.token.endpoint.url": "oidc.token_endpoint",
+    "sasl.oauthbearer.client.id": "oidc.client_id",
+    "sasl.oauthbearer.client.secret": "oidc.client_secret",
+    "sasl.oauthbearer.scope": "oidc.scope",
+    "sasl.oauthbearer.extensions": "oidc.extensions",
+    "https.ca.location": "oidc.ca_file",
+    "oauth_cb": "msk_iam",
 }
 
 
 def _existing_file(path: Path | None, field: str) -> None:
     if path is not None and not path.is_file():
         raise ValueError(f"{field}: no such file: {path}")
+
+
+class OidcLogin(Section):
+    """OAUTHBEARER through an OpenID Connect provider: this client's credentials traded at the
+    token endpoint for a token (a JWT) that the brokers validate; a new one before it
+    expires (librdkafka's ``sasl.oauthbearer.method=oidc``)."""
+
+    token_endpoint: str | None = Field(
+        None, description="The provider's token endpoint URL (client credentials grant)."
+    )
+    client_id: str | None = Field(None, description="This client's id at the provider.")
+    client_secret: SecretStr | None = Field(
+        None, description="This client's secret; give it by environment or a secret file."
+    )
+    client_secret_file: Path | None = Field(
+        None, description="A file holding the client secret (a mounted Kubernetes Secret)."
+    )
+    scope: str | None = Field(None, description="The scope to ask for, if the provider wants one.")
+    extensions: dict[str, str] = Field(
+        default_factory=dict,
+        description="SASL extensions sent with the token (Confluent Cloud: logicalCluster, "
+        "identityPoolId).",
+    )
+    ca_file: Path | None = Field(
+        None, description="PEM CA bundle that signed the token endpoint's HTTPS certificate."
+    )
+
+    def missing(self) -> list[str]:
+        """The fields a login needs that are not set, by their full names."""
+        wanted = [("token_endpoint", self.token_endpoint), ("client_id", self.client_id)]
+        missing = [f"oidc.{name}" for name, value in wanted if not value]
+        if self.client_secret is None and self.client_secret_file is None:
+            missing.append("oidc.client_secret (or oidc.client_secret_file)")
+        return missing
+
+    def librdkafka(self) -> dict[str, str]:
+        properties = {
+            "sasl.oauthbearer.method": "oidc",
+            "sasl.oauthbearer.token.endpoint.url": str(self.token_endpoint),
+            "sasl.oauthbearer.client.id": str(self.client_id),
+            "sasl.oauthbearer.client.secret": str(
+                secret_value(self.client_secret, self.client_secret_file)
+            ),
+        }
+        if self.scope:
+            properties["sasl.oauthbearer.scope"] = self.scope
+        if self.extensions:
+            properties["sasl.oauthbearer.extensions"] = ",".join(
+                f"{key}={value}" for key, value in self.extensions.items()
+            )
+        if self.ca_file is not None:
+            properties["https.ca.location"] = str(self.ca_file)
+        return properties
+
+
+class MskIamLogin(Section):
+    """AWS_MSK_IAM: a token signed with this process's AWS credentials (the usual chain:
+    environment, IRSA's web identity, the instance's role), made by Amazon's
+    ``aws-msk-iam-sasl-signer-python`` (``pip install 'kafkube[msk]'``) and handed to
+    librdkafka as an OAUTHBEARER token, a new one before it expires."""
+
+    region: str | None = Field(
+        None, description="The cluster's AWS region. Also AWS_REGION or AWS_DEFAULT_REGION."
+    )
+    role_arn: str | None = Field(
+        None, description="A role to assume for the login (else the credentials as found)."
+    )
+    session_name: str = Field("kafkube", description="The assumed role's session name.")
+
+    def found_region(self) -> str | None:
+        import os  # noqa: PLC0415 - only this mechanism reads the AWS variables
+
+        return self.region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
 
 
 class KafkaSecurity(Section):
@@ -146,23 +229,44 @@ class KafkaSecurity(Section):
     )
     key_file: Path | None = Field(None, description="mTLS: this client's PEM private key.")
     key_password: SecretStr | None = Field(None, description="mTLS: the private key's password.")
+    oidc: OidcLogin = Field(
+        default_factory=OidcLogin, description="With sasl_mechanism OAUTHBEARER."
+    )
+    msk_iam: MskIamLogin = Field(
+        default_factory=MskIamLogin, description="With sasl_mechanism AWS_MSK_IAM."
+    )
+
+    def _missing(self) -> list[str]:
+        """What the chosen mechanism needs and is not set."""
+        if self.sasl_mechanism is None:
+            return ["sasl_mechanism"]
+        if self.sasl_mechanism == "OAUTHBEARER":
+            return self.oidc.missing()
+        if self.sasl_mechanism == "AWS_MSK_IAM":
+            return [] if self.msk_iam.found_region() else ["msk_iam.region (or AWS_REGION)"]
+        missing = [] if self.username else ["username"]
+        if self.password is None and self.password_file is None:
+            missing.append("password (or password_file)")
+        return missing
 
     @model_validator(mode="after")
     def _consistent(self) -> KafkaSecurity:
         sasl = self.protocol.startswith("SASL_")
         if sasl:
-            missing = [
-                name
-                for name, value in (
-                    ("sasl_mechanism", self.sasl_mechanism),
-                    ("username", self.username),
-                )
-                if not value
-            ]
-            if self.password is None and self.password_file is None:
-                missing.append("password (or password_file)")
+            missing = self._missing()
             if missing:
-                raise ValueError(f"{self.protocol} needs {', '.join(missing)}")
+                how = f" with {self.sasl_mechanism}" if self.sasl_mechanism else ""
+                raise ValueError(f"{self.protocol}{how} needs {', '.join(missing)}")
+            if self.sasl_mechanism not in _PASSWORD_MECHANISMS and (
+                self.username or self.password or self.password_file
+            ):
+                section = "oidc" if self.sasl_mechanism == "OAUTHBEARER" else "msk_iam"
+                raise ValueError(
+                    f"{self.sasl_mechanism} logs in without username and password: "
+                    f"set kafka.security.{section}"
+                )
+            if self.sasl_mechanism == "AWS_MSK_IAM" and self.protocol != "SASL_SSL":
+                raise ValueError("AWS_MSK_IAM needs protocol SASL_SSL (MSK's IAM listener)")
         elif self.sasl_mechanism or self.username or self.password or self.password_file:
             raise ValueError(
                 f"SASL settings given but protocol is {self.protocol}: use SASL_SSL (or "
@@ -176,13 +280,25 @@ class KafkaSecurity(Section):
             )
         for name in ("password_file", "ca_file", "cert_file", "key_file"):
             _existing_file(getattr(self, name), name)
+        for name in ("client_secret_file", "ca_file"):
+            _existing_file(getattr(self.oidc, name), f"oidc.{name}")
         return self
 
-    def librdkafka(self) -> dict[str, str]:
-        properties: dict[str, str] = {"security.protocol": self.protocol}
+    def librdkafka(self) -> dict[str, Any]:
+        """librdkafka's properties for this security; with AWS_MSK_IAM, the token callback
+        (``oauth_cb``) that confluent-kafka calls for each new token."""
+        properties: dict[str, Any] = {"security.protocol": self.protocol}
         password = secret_value(self.password, self.password_file)
+        mechanism = self.sasl_mechanism
+        if mechanism == "OAUTHBEARER":
+            properties.update(self.oidc.librdkafka())
+        elif mechanism == "AWS_MSK_IAM":
+            from kafkube.core.msk import msk_iam_token  # noqa: PLC0415 - its extra, when used
+
+            mechanism = "OAUTHBEARER"  # librdkafka's, the token made by the callback
+            properties["oauth_cb"] = msk_iam_token(self.msk_iam)
         for key, value in (
-            ("sasl.mechanism", self.sasl_mechanism),
+            ("sasl.mechanism", mechanism),
             ("sasl.username", self.username),
             ("sasl.password", password),
             ("ssl.ca.location", self.ca_file),
@@ -298,8 +414,9 @@ class KafkaConfig(Section):
                 )
         return self
 
-    def client_properties(self) -> dict[str, str]:
-        """librdkafka properties: brokers, security, then the pass-through ones."""
+    def client_properties(self) -> dict[str, Any]:
+        """librdkafka properties: brokers, security, then the pass-through ones (all strings
+        but an AWS_MSK_IAM login's token callback)."""
         if not self.bootstrap_servers:
             raise ConfigError("kafka.bootstrap_servers", "is required (or KAFKA_BOOTSTRAP_SERVERS)")
         properties = {"bootstrap.servers": self.bootstrap_servers, **self.security.librdkafka()}

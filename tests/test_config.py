@@ -216,7 +216,31 @@ def test_kafkube_variables_beat_the_standard_one(clean_env: pytest.MonkeyPatch) 
         ),
         (
             "kafka: {security: {protocol: SASL_SSL, sasl_mechanism: PLAIN}}",
-            "kafka.security: SASL_SSL needs username, password (or password_file)",
+            "kafka.security: SASL_SSL with PLAIN needs username, password (or password_file)",
+        ),
+        (
+            (
+                "kafka: {security: {protocol: SASL_SSL, sasl_mechanism: OAUTHBEARER,"
+                " oidc: {token_endpoint: 'https://idp/token'}}}"
+            ),
+            (
+                "SASL_SSL with OAUTHBEARER needs oidc.client_id, oidc.client_secret (or "
+                "oidc.client_secret_file)"
+            ),
+        ),
+        (
+            (
+                "kafka: {security: {protocol: SASL_SSL, sasl_mechanism: OAUTHBEARER, username: u,"
+                " oidc: {token_endpoint: 'https://idp/token', client_id: c, client_secret: s}}}"
+            ),
+            "OAUTHBEARER logs in without username and password: set kafka.security.oidc",
+        ),
+        (
+            (
+                "kafka: {security: {protocol: SASL_PLAINTEXT, sasl_mechanism: AWS_MSK_IAM,"
+                " msk_iam: {region: eu-west-1}}}"
+            ),
+            "AWS_MSK_IAM needs protocol SASL_SSL",
         ),
         (
             "kafka: {security: {protocol: TLS}}",
@@ -385,7 +409,7 @@ def test_config_check_shows_no_secret_of_a_registry_url_or_a_kafka_property(
                     "schema_registry": {"url": "https://reg-user:Pw-in-url-7@registry:8081/api"},
                     "properties": {
                         "ssl.keystore.password": "Keystore-pw-7",
-                        "sasl.oauthbearer.client.secret": "Oauth-secret-7",
+                        "sasl.oauthbearer.assertion.private.key.passphrase": "Oauth-secret-7",
                         "message.max.bytes": 2000000,
                     },
                 }
