@@ -17,7 +17,7 @@ from kafkube.compose.endpoints import Endpoints
 from kafkube.compose.processes import running_pid
 from kafkube.compose.stack import Stack
 from tests.conftest import Services, unique
-from tests.processes import KafkubeProcess
+from tests.processes import LISTEN, KafkubeProcess, http_get
 from tests.producing import EventWriter, duplicates, new_producer, wait_for_occurrences
 from tests.sinking import (
     SinkProcess,
@@ -28,7 +28,7 @@ from tests.sinking import (
     read_s3,
     s3_env,
 )
-from tests.test_observability import _LISTEN, _get, _until, _url
+from tests.test_observability import _until
 
 pytestmark = pytest.mark.timeout(900)
 
@@ -41,7 +41,7 @@ def _lines(process: KafkubeProcess) -> list[str]:
 
 def _ready(base: str) -> bool:
     try:
-        return _get(f"{base}/readyz")[0] == 200
+        return http_get(f"{base}/readyz")[0] == 200
     except OSError:
         return False
 
@@ -52,22 +52,22 @@ def test_kafka_stopped_for_two_minutes_is_waited_out_by_the_producer_and_both_si
 ) -> None:  # fmt: skip
     assert services.origin["kafka"] == "native launcher", "this test stops the launcher's Kafka"
     producer = new_producer(endpoints, namespace, tmp_path)
-    producer.env = _LISTEN
+    producer.env = LISTEN
     producer.start()
     rotation = ["--max-records", "50", "--max-age-seconds", "0.5"]
     file_sink = SinkProcess(
         bootstrap=endpoints.kafka_bootstrap, topic=producer.topic, directory=tmp_path / "files",
-        log=tmp_path / "file.log", group=unique("sink-file"), extra=rotation, env=_LISTEN,
+        log=tmp_path / "file.log", group=unique("sink-file"), extra=rotation, env=LISTEN,
     )  # fmt: skip
     s3_sink = SinkProcess(
         bootstrap=endpoints.kafka_bootstrap, topic=producer.topic, directory=tmp_path,
         log=tmp_path / "s3.log", group=unique("sink-s3"), kind="s3",
-        target=["--bucket", s3_bucket], env=s3_env(endpoints) | _LISTEN, extra=rotation,
+        target=["--bucket", s3_bucket], env=s3_env(endpoints) | LISTEN, extra=rotation,
     )  # fmt: skip
     file_sink.start()
     s3_sink.start()
     processes = {"producer": producer, "file sink": file_sink, "s3 sink": s3_sink}
-    bases = {name: _url(process) for name, process in processes.items()}
+    bases = {name: process.served_at() for name, process in processes.items()}
     writer = EventWriter(kube_api, namespace)
     names = [writer.create(f"before-{i}.{unique('e')}") for i in range(5)]
     wait_for_occurrences(endpoints.kafka_bootstrap, producer.topic, writer.occurrences)
