@@ -498,10 +498,12 @@ def main(  # noqa: PLR0913, PLR0917 - click passes one parameter per option
             document["met"] = _met(document["summary"])
         document["bench_seconds"] = round(time.monotonic() - began)
         RESULTS.mkdir(exist_ok=True)
-        (RESULTS / f"{name}.json").write_text(json.dumps(document, indent=2) + "\n")
+        # A part measured alone leaves the whole run's results (and the README's) as they are.
+        written = RESULTS / (f"{name}.json" if not only else f"partial-{'-'.join(only)}.json")
+        written.write_text(json.dumps(document, indent=2) + "\n")
         if not only:
             draw(document, RESULTS / f"{name}.png")
-        _say(f"wrote {RESULTS / name}.json in {document['bench_seconds']} s")
+        _say(f"wrote {written} in {document['bench_seconds']} s")
         click.echo(json.dumps(document.get("summary", {}), indent=2))
     except Exception:
         _say(f"failed; the logs of this run are in {work}")

@@ -147,9 +147,10 @@ class Stores:
     def destination(self, kind: str, run: str) -> Destination:
         return open_destination(self.config(kind, run))
 
-    def durable_times(self, kind: str, run: str) -> dict[str, float]:
-        """When each object became durable, by the store's own clock (this machine's)."""
-        return dict(self.destination(kind, run).stored(""))
+    def durable_times(self, kind: str, run: str, topic: str) -> dict[str, float]:
+        """When each object of ``topic`` became durable, by the store's own clock (this
+        machine's): a table's data file when the snapshot that added it was committed."""
+        return dict(self.destination(kind, run).stored(topic))
 
 
 def start_sink(  # noqa: PLR0913 - where it reads and where it writes
@@ -401,7 +402,7 @@ def latency_run(
     _stop([producer, *sinks], "a latency run process")
     result = {}
     for kind in SINKS:
-        durable = stores.durable_times(kind, runs[kind])
+        durable = stores.durable_times(kind, runs[kind], topic)
         latencies = [
             durable[name] - record["observed_at"].timestamp()
             for name, record in read_location(stores.destination(kind, runs[kind]), topic)

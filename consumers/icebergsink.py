@@ -60,7 +60,7 @@ from pyiceberg.io.pyarrow import (  # pyiceberg's own copy-on-write pieces, for 
     _dataframe_to_data_files,
     _expression_to_complementary_pyarrow,
 )
-from pyiceberg.manifest import DataFile
+from pyiceberg.manifest import DataFile, ManifestContent
 from pyiceberg.partitioning import PartitionField, PartitionSpec
 from pyiceberg.schema import assign_fresh_schema_ids
 from pyiceberg.table import Table
@@ -437,8 +437,9 @@ class IcebergDestination:
 
     def stored(self, under: str) -> Iterator[tuple[str, float]]:
         """The data files of the topic's table now (of every table of the namespace, under
-        none), as ``<topic>/<path below the table's location>``, with the time of the
-        snapshot that holds them. Files a later snapshot took out are not among them."""
+        none), as ``<topic>/<path below the table's location>``, each with the time of the
+        snapshot that added it (if expired since, the current one's). Files a later
+        snapshot took out are not among them."""
         if under:
             topics = [under.split("/", 1)[0]]
         else:  # a table's name stands for its topic: table_name() gives it back
@@ -453,9 +454,20 @@ class IcebergDestination:
             if table is None or table.current_snapshot() is None:
                 continue
             location = table.location().rstrip("/") + "/"
-            when = table.current_snapshot().timestamp_ms / 1000  # type: ignore[union-attr]
-            for file in data_files(table):
-                yield f"{topic}/{file.file_path.removeprefix(location)}", when
+            current = table.current_snapshot()
+            assert current is not None  # noqa: S101 - looked at above
+            added: dict[int | None, int] = {
+                s.snapshot_id: s.timestamp_ms for s in table.snapshots()
+            }
+            for manifest in current.manifests(table.io):
+                if manifest.content != ManifestContent.DATA:
+                    continue
+                for entry in manifest.fetch_manifest_entry(table.io, discard_deleted=True):
+                    path = entry.data_file.file_path.removeprefix(location)
+                    yield (
+                        f"{topic}/{path}",
+                        added.get(entry.snapshot_id, current.timestamp_ms) / 1000,
+                    )
 
     def get(self, name: str) -> bytes:
         topic, _, path = name.partition("/")

@@ -104,6 +104,21 @@ def test_a_rewrite_takes_out_the_rows_the_filter_now_leaves_out(tmp_path: Path) 
     assert destination.offsets(TOPIC) == {0: 10}
 
 
+def test_each_data_file_is_as_old_as_the_commit_that_added_it(tmp_path: Path) -> None:
+    """What ``stored`` says of a data file (the bench's durable time, a listing's age) is
+    the time of its own snapshot, not the table's newest."""
+    values = [value for _, value in event_values(10, seed=5)]
+    destination = iceberg_destination(tmp_path)
+    put(destination, 0, 0, values[:5])
+    put(destination, 0, 5, values[5:])
+    table = destination.catalog().load_table(destination.table_name(TOPIC))
+
+    stored = sorted(when for _, when in destination.stored(TOPIC))
+
+    assert stored == sorted(s.timestamp_ms / 1000 for s in table.snapshots())
+    assert len(set(stored)) == 2
+
+
 def test_a_rewind_of_no_table_changes_nothing(tmp_path: Path) -> None:
     assert iceberg_destination(tmp_path).rewind(TOPIC, {0: 0}) is None
 
