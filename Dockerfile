@@ -17,7 +17,7 @@ RUN python3 -m venv /opt/build
 # dependencies change, not with every change to kafkube's code.
 COPY pyproject.toml constraints.txt ./
 RUN python3 -c 'import tomllib; p = tomllib.load(open("pyproject.toml", "rb"))["project"]; \
-extras = [r for e in ("s3", "gcs", "parquet", "iceberg") for r in p["optional-dependencies"][e]]; \
+extras = [r for e in ("s3", "gcs", "parquet", "iceberg", "msk") for r in p["optional-dependencies"][e]]; \
 print("\n".join(r for r in p["dependencies"] + extras if not r.startswith("kafkube")))' \
       > /requirements.txt \
  && /opt/build/bin/pip wheel --no-cache-dir --wheel-dir /deps --constraint constraints.txt \

@@ -32,7 +32,7 @@ services: install
 # The tests' services, and what they build besides (the node's binaries, helm), all before the
 # first test: a build beside a running test would take its CPU (and its deadlines).
 test-services: install
-	$(BIN)/kafkube stack fetch --node --helm --nessie
+	$(BIN)/kafkube stack fetch --node --helm --nessie --keycloak
 
 check: install
 	$(BIN)/ruff check .

@@ -80,10 +80,12 @@ _service_names = click.argument("services", nargs=-1, type=_SERVICE_CHOICE)
 @click.option("--node", is_flag=True, help="Also build the node's kubelet, scheduler, ...")
 @click.option("--helm", is_flag=True, help="Also build helm (the tests render the chart).")
 @click.option("--nessie", is_flag=True, help="Also fetch Nessie (an Iceberg REST catalog).")
+@click.option("--keycloak", is_flag=True, help="Also fetch Keycloak (the login tests' OIDC).")
 @click.pass_obj
-def fetch(stack: Stack, node: bool, helm: bool, nessie: bool) -> None:  # noqa: FBT001
+def fetch(stack: Stack, node: bool, helm: bool, nessie: bool, keycloak: bool) -> None:  # noqa: FBT001
     """Fetch or build every service into the cache (the first time takes minutes)."""
-    for name, path in stack.fetch(node=node, helm=helm, nessie=nessie).items():
+    fetched = stack.fetch(node=node, helm=helm, nessie=nessie, keycloak=keycloak)
+    for name, path in fetched.items():
         click.echo(f"{name:24} {path}")
 
 

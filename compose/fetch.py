@@ -16,9 +16,10 @@ import os
 import platform
 import shutil
 import subprocess
+import tarfile
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import resources
@@ -28,6 +29,8 @@ from kafkube.compose.settings import (
     ETCD_VERSION,
     HELM_VERSION,
     KAFKA_VERSION,
+    KEYCLOAK_JAVA,
+    KEYCLOAK_VERSION,
     KUBE_VERSION,
     MINIO_MODULE,
     MINIO_VERSION,
@@ -169,27 +172,46 @@ class JavaApp:
     version: str
 
 
-def _maven_artifact(settings: StackSettings, goal: str, artifact: str, home: Path) -> Path:
-    """``home``, a folder of the cache that ``mvn dependency:<goal>`` (copy, unpack) filled
-    with ``artifact`` from Maven Central once."""
+def _made_once(
+    settings: StackSettings, home: Path, make: Callable[[Path], None], what: str
+) -> Path:
+    """``home``, a folder of the cache that ``make`` filled once (in a folder beside it, moved
+    in place when done, so a fetch cut short leaves nothing half made)."""
     if not (home / _DONE_MARKER).exists():
         with _cache_lock(settings.cache_dir):
             if not (home / _DONE_MARKER).exists():
                 staging = home.with_name(home.name + ".partial")
                 shutil.rmtree(staging, ignore_errors=True)
-                with _packaged_dir("registry") as pom_dir:
-                    _run_build(
-                        [
-                            "mvn", "-q", "-B", "-f", str(pom_dir / "pom.xml"),
-                            f"dependency:{goal}", f"-Dartifact={artifact}",
-                            f"-DoutputDirectory={staging}",
-                        ],
-                        cwd=pom_dir,
-                    )  # fmt: skip
-                (staging / _DONE_MARKER).write_text(artifact)
+                make(staging)
+                (staging / _DONE_MARKER).write_text(what)
                 shutil.rmtree(home, ignore_errors=True)
                 staging.rename(home)
     return home
+
+
+def _maven_artifact(settings: StackSettings, goal: str, artifact: str, home: Path) -> Path:
+    """``home``, a folder of the cache that ``mvn dependency:<goal>`` (copy, unpack) filled
+    with ``artifact`` from Maven Central once."""
+
+    def fetch(staging: Path) -> None:
+        with _packaged_dir("registry") as pom_dir:
+            _run_build(
+                [
+                    "mvn", "-q", "-B", "-f", str(pom_dir / "pom.xml"),
+                    f"dependency:{goal}", f"-Dartifact={artifact}",
+                    f"-DoutputDirectory={staging}",
+                ],
+                cwd=pom_dir,
+            )  # fmt: skip
+
+    return _made_once(settings, home, fetch, artifact)
+
+
+def _java_for(service: str, feature: int) -> Path:
+    java = java_at_least(feature)
+    if java is None:
+        raise ServiceError(f"{service} needs Java {feature} or newer, and none was found")
+    return java
 
 
 def _runnable_jar(home: Path) -> Path:
@@ -220,14 +242,41 @@ def registry_app(settings: StackSettings) -> JavaApp:
 def nessie_app(settings: StackSettings) -> JavaApp:
     """Project Nessie's runnable jar, fetched from Maven Central once, and a Java to run it
     (21 or newer, the newest found first)."""
-    java = java_at_least(NESSIE_JAVA)
-    if java is None:
-        raise ServiceError(f"Nessie needs Java {NESSIE_JAVA} or newer, and none was found")
+    java = _java_for("Nessie", NESSIE_JAVA)
     artifact = f"org.projectnessie.nessie:nessie-quarkus:{NESSIE_VERSION}:jar:runner"
     home = _maven_artifact(
         settings, "copy", artifact, settings.cache_dir / f"nessie-{NESSIE_VERSION}"
     )
     return JavaApp(java=java, jar=_runnable_jar(home), version=NESSIE_VERSION)
+
+
+@dataclass(frozen=True)
+class Keycloak:
+    """Keycloak's distribution, unpacked (``bin/kc.sh`` runs it), and a Java home for it."""
+
+    home: Path
+    java_home: Path
+
+
+def keycloak_dist(settings: StackSettings) -> Keycloak:
+    """Keycloak from Maven Central's ``keycloak-quarkus-dist``, unpacked once, with a Java of
+    at least ``KEYCLOAK_JAVA``."""
+    java = _java_for("Keycloak", KEYCLOAK_JAVA)
+    artifact = f"org.keycloak:keycloak-quarkus-dist:{KEYCLOAK_VERSION}:tar.gz"
+    # Copied, then unpacked here: Maven's unpack cuts its long file names (a tar's pax names).
+    archives = _maven_artifact(
+        settings, "copy", artifact, settings.cache_dir / f"keycloak-{KEYCLOAK_VERSION}.tar"
+    )
+
+    def unpack(staging: Path) -> None:
+        (archive,) = archives.glob("*.tar.gz")
+        with tarfile.open(archive) as tar:
+            tar.extractall(staging, filter="tar")
+
+    folder = _made_once(
+        settings, settings.cache_dir / f"keycloak-{KEYCLOAK_VERSION}", unpack, artifact
+    )
+    return Keycloak(home=folder / f"keycloak-{KEYCLOAK_VERSION}", java_home=java.parent.parent)
 
 
 def _go_binary(settings: StackSettings, name: str, version: str) -> Path:
@@ -403,11 +452,17 @@ NODE_BUILDS = ("kubelet", "kube-scheduler", "kube-controller-manager", "pause")
 
 
 def fetch_all(
-    settings: StackSettings, *, node: bool = False, helm: bool = False, nessie: bool = False
+    settings: StackSettings,
+    *,
+    node: bool = False,
+    helm: bool = False,
+    nessie: bool = False,
+    keycloak: bool = False,
 ) -> dict[str, Path]:
     """Everything the stack runs, fetched or built if it is not cached yet; with ``node`` the
     node's binaries too, with ``helm`` the chart's renderer, with ``nessie`` the optional REST
-    catalog (all for the tests: fetched here, no build competes with a running test)."""
+    catalog, with ``keycloak`` the OIDC provider (all for the tests: fetched here, no
+    build competes with a running test)."""
     fetched = {
         "kafka": kafka_libs(settings),
         "etcd": wrapped_go_binary(settings, "etcd"),
@@ -420,4 +475,6 @@ def fetch_all(
         fetched[name] = wrapped_go_binary(settings, name)
     if nessie:
         fetched["nessie"] = nessie_app(settings).jar
+    if keycloak:
+        fetched["keycloak"] = keycloak_dist(settings).home
     return fetched

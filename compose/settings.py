@@ -35,6 +35,11 @@ NESSIE_VERSION = "0.99.0"
 NESSIE_JAVA = 21
 NESSIE_BUCKET = "kafkube-iceberg"
 
+# Keycloak's distribution from Maven Central: an OpenID Connect provider on loopback for the
+# token login tests (OAUTHBEARER with OIDC); Java 21 or newer. Not a service of the stack.
+KEYCLOAK_VERSION = "26.7.3"
+KEYCLOAK_JAVA = 21
+
 SERVICES = ("etcd", "kube-apiserver", "kafka", "minio", "gcs", "registry")
 # Started only when named (`kafkube stack up postgres`): PostgreSQL, a system package, and
 # Nessie, fetched at its first start.

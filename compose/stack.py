@@ -145,9 +145,16 @@ class Stack:
         return StackState(settings=self.settings, ports=ports, admin_token=token)
 
     def fetch(
-        self, *, node: bool = False, helm: bool = False, nessie: bool = False
+        self,
+        *,
+        node: bool = False,
+        helm: bool = False,
+        nessie: bool = False,
+        keycloak: bool = False,
     ) -> dict[str, Path]:
-        return fetch.fetch_all(self.settings, node=node, helm=helm, nessie=nessie)
+        return fetch.fetch_all(
+            self.settings, node=node, helm=helm, nessie=nessie, keycloak=keycloak
+        )
 
     def up(
         self, names: Iterable[str] = DEFAULT_SERVICES, *, timeout: float = READY_TIMEOUT_SECONDS

@@ -6,6 +6,7 @@ the sinks and the CLI's own Kafka commands all want one clear error that says wh
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from collections.abc import Mapping
@@ -23,8 +24,27 @@ log = logging.getLogger(__name__)
 _REFUSED_LOGIN = {KafkaError._AUTHENTICATION, KafkaError.SASL_AUTHENTICATION_FAILED}  # noqa: SLF001
 
 
+# librdkafka's words when it could not get an OAUTHBEARER token, followed by the identity
+# provider's answer (an OAuth error in JSON: the provider refused) or the transport's (the
+# provider away, which passes by itself: waited out like Kafka away).
+_NO_TOKEN = "Failed to acquire SASL OAUTHBEARER token:"  # noqa: S105 - a message, no secret
+
+
+def _provider_refused(said: str) -> bool:
+    """Whether the text after ``_NO_TOKEN`` is the provider's own refusal (its JSON error)."""
+    answer = said.split(_NO_TOKEN, 1)[1].strip()
+    try:
+        return "error" in json.loads(answer[answer.index("{") :])
+    except (ValueError, TypeError):
+        return False
+
+
 def login_refusal(properties: Mapping[str, Any], error: KafkaError) -> KafkaLoginError | None:
-    """The clear error for a refused login or TLS set-up; None for any other Kafka error."""
+    """The clear error for a refused login or TLS set-up; None for any other Kafka error (an
+    identity provider that does not answer included: that passes by itself)."""
+    said = error.str()
+    if error.code() in _REFUSED_LOGIN and _NO_TOKEN in said and not _provider_refused(said):
+        return None
     if error.code() in _REFUSED_LOGIN:
         how = f"{properties.get('security.protocol')} {properties.get('sasl.mechanism')}"
         if "oauth_cb" in properties:  # AWS_MSK_IAM's token

@@ -3,6 +3,9 @@ a CA and certificates this module generates, and three client listeners.
 
 - ``SASL_SSL``: TLS, then SCRAM-SHA-512 or PLAIN (user ``kafkube``);
 - ``SSL``: mutual TLS, a client certificate signed by the CA required;
+- ``OAUTH`` (with ``oidc``): TLS, then OAUTHBEARER, a JWT of the OIDC provider checked
+  against its keys (JWKS), its issuer and audience; a session logs in again every
+  ``reauth_ms``, so a token's expiry is met mid-run;
 - ``INTERNAL`` (plaintext, the broker's own traffic) and ``CONTROLLER``.
 """
 
@@ -120,18 +123,34 @@ def _pem_one_line(path: Path) -> str:
     return path.read_text().strip().replace("\n", "\\n")
 
 
+@dataclass(frozen=True)
+class OidcValidation:
+    """How the broker checks an OAUTHBEARER token: the provider's keys, issuer, audience."""
+
+    jwks: str
+    issuer: str
+    audience: str
+    reauth_ms: int = 10_000
+
+
 @dataclass
 class SecuredKafka:
     folder: Path
     libs: Path
     password: str
     certificates: Certificates
+    oidc: OidcValidation | None = None
     process: subprocess.Popen[bytes] | None = None
 
     def __post_init__(self) -> None:
         self.sasl_port, self.mtls_port, self.internal_port, self.controller_port = (
             free_port("127.0.0.1") for _ in range(4)
         )
+        self.oauth_port = free_port("127.0.0.1")
+
+    @property
+    def oauth_bootstrap(self) -> str:
+        return f"127.0.0.1:{self.oauth_port}"
 
     @property
     def sasl_bootstrap(self) -> str:
@@ -156,16 +175,8 @@ class SecuredKafka:
             "process.roles": "broker,controller",
             "node.id": "1",
             "controller.quorum.voters": f"1@127.0.0.1:{self.controller_port}",
-            "listeners": (
-                f"INTERNAL://127.0.0.1:{self.internal_port},"
-                f"SASL_SSL://127.0.0.1:{self.sasl_port},"
-                f"SSL://127.0.0.1:{self.mtls_port},"
-                f"CONTROLLER://127.0.0.1:{self.controller_port}"
-            ),
-            "advertised.listeners": (
-                f"INTERNAL://127.0.0.1:{self.internal_port},"
-                f"SASL_SSL://127.0.0.1:{self.sasl_port},SSL://127.0.0.1:{self.mtls_port}"
-            ),
+            "listeners": self._listeners(),
+            "advertised.listeners": self._listeners(advertised=True),
             "listener.security.protocol.map": (
                 "INTERNAL:PLAINTEXT,SASL_SSL:SASL_SSL,SSL:SSL,CONTROLLER:PLAINTEXT"
             ),
@@ -193,12 +204,56 @@ class SecuredKafka:
             "share.coordinator.state.topic.min.isr": "1",
             "group.initial.rebalance.delay.ms": "0",
         }
+        if self.oidc is not None:
+            lines.update(self._oauth_listener(self.oidc))
         path = self.folder / "server.properties"
         path.write_text("".join(f"{key}={value}\n" for key, value in lines.items()))
         return path
 
+    def _oauth_listener(self, oidc: OidcValidation) -> dict[str, str]:
+        prefix = "listener.name.oauth.oauthbearer."
+        return {
+            "listeners": f"{self._listeners()},OAUTH://127.0.0.1:{self.oauth_port}",
+            "advertised.listeners": (
+                f"{self._listeners(advertised=True)},OAUTH://127.0.0.1:{self.oauth_port}"
+            ),
+            "listener.security.protocol.map": (
+                "INTERNAL:PLAINTEXT,SASL_SSL:SASL_SSL,SSL:SSL,CONTROLLER:PLAINTEXT,OAUTH:SASL_SSL"
+            ),
+            "listener.name.oauth.sasl.enabled.mechanisms": "OAUTHBEARER",
+            f"{prefix}sasl.jaas.config": (
+                "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required;"
+            ),
+            f"{prefix}sasl.server.callback.handler.class": (
+                "org.apache.kafka.common.security.oauthbearer.OAuthBearerValidatorCallbackHandler"
+            ),
+            f"{prefix}connections.max.reauth.ms": str(oidc.reauth_ms),
+            "sasl.oauthbearer.jwks.endpoint.url": oidc.jwks,
+            "sasl.oauthbearer.expected.issuer": oidc.issuer,
+            "sasl.oauthbearer.expected.audience": oidc.audience,
+            "sasl.oauthbearer.sub.claim.name": "azp",  # the principal: the client's id
+        }
+
+    def _listeners(self, *, advertised: bool = False) -> str:
+        listeners = [
+            f"INTERNAL://127.0.0.1:{self.internal_port}",
+            f"SASL_SSL://127.0.0.1:{self.sasl_port}",
+            f"SSL://127.0.0.1:{self.mtls_port}",
+        ]
+        if not advertised:
+            listeners.append(f"CONTROLLER://127.0.0.1:{self.controller_port}")
+        return ",".join(listeners)
+
     def _java(self, main_class: str, heap_mb: int) -> list[str]:
-        return ["java", f"-Xmx{heap_mb}m", "-XX:+UseSerialGC", "-cp", f"{self.libs}/*", main_class]
+        allowed = (  # Kafka fetches only from the URLs allowed (CVE-2025-27817)
+            [f"-Dorg.apache.kafka.sasl.oauthbearer.allowed.urls={self.oidc.jwks}"]
+            if self.oidc is not None
+            else []
+        )
+        return [
+            "java", f"-Xmx{heap_mb}m", "-XX:+UseSerialGC", *allowed,
+            "-cp", f"{self.libs}/*", main_class,
+        ]  # fmt: skip
 
     def start(self, timeout: float = 120) -> None:
         properties = self._properties()

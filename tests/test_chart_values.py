@@ -35,6 +35,7 @@ def test_each_sinks_config_names_only_fields_of_its_model() -> None:
 REPEATED = {
     "kafka.topic": "kafka.topic",
     "kafka.security.protocol": "kafka.security.protocol",
+    "kafka.security.oidc.extensions": "kafka.security.oidc.extensions",
     "kafka.properties": "kafka.properties",
     "producer.namespaces": "producer.namespaces",
     "producer.apiVersion": "producer.api_version",

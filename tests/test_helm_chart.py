@@ -273,6 +273,46 @@ def test_missing_or_wrong_values_are_refused_at_render_naming_them(
     assert expected in rendered.stderr
 
 
+def test_each_token_login_takes_its_settings_and_its_secret_from_a_secret(
+    helm: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """OAUTHBEARER: the provider's settings in the configuration, the client secret from a
+    Secret by environment; AWS_MSK_IAM: the region (credentials come from IRSA)."""
+    oidc = {"tokenEndpoint": "https://idp/realms/k/protocol/openid-connect/token",
+            "clientId": "kafkube", "clientSecretSecret": {"name": "idp", "key": "secret"},
+            "extensions": {"logicalCluster": "lkc-1"}}  # fmt: skip
+    token_logins = {
+        "OAUTHBEARER": {"protocol": "SASL_SSL", "saslMechanism": "OAUTHBEARER", "oidc": oidc},
+        "AWS_MSK_IAM": {"protocol": "SASL_SSL", "saslMechanism": "AWS_MSK_IAM",
+                        "mskIam": {"region": "eu-west-1"}},
+    }  # fmt: skip
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAKAFKUBECHART0001")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "chart-test")
+    for mechanism, security in token_logins.items():
+        values = {**MINIMAL, "kafka": {"bootstrapServers": "k:9098", "security": security}}
+        manifests = render_chart(helm, tmp_path, "ns", values)
+        kinds = _by_kind(manifests)
+        carried = kinds[("ConfigMap", "events-kafkube")]["data"]["config.yaml"]
+        (tmp_path / f"{mechanism}.yaml").write_text(carried)
+        secret = {"kafka": {"security": {"oidc": {"client_secret": "from-the-secret"}}}}
+        config = load(tmp_path / f"{mechanism}.yaml", secret if mechanism == "OAUTHBEARER" else {})
+        properties = config.kafka.client_properties()
+        env = kinds[("Deployment", "events-kafkube-producer")]["spec"]["template"]["spec"][
+            "containers"][0]["env"]  # fmt: skip
+        assert properties["sasl.mechanism"] == "OAUTHBEARER"
+        if mechanism == "OAUTHBEARER":
+            assert properties["sasl.oauthbearer.token.endpoint.url"] == oidc["tokenEndpoint"]
+            assert properties["sasl.oauthbearer.extensions"] == "logicalCluster=lkc-1"
+            assert {
+                "name": "KAFKUBE_KAFKA__SECURITY__OIDC__CLIENT_SECRET",
+                "valueFrom": {"secretKeyRef": {"name": "idp", "key": "secret"}},
+            } in env
+        else:
+            assert callable(properties["oauth_cb"])
+            assert config.kafka.security.msk_iam.region == "eu-west-1"
+            assert not [e for e in env if "SECRET" in e["name"]]
+
+
 def test_enrichment_grants_get_on_exactly_the_kinds_it_reads(
     helm: Path, kube_api: Any, namespaces: str, tmp_path: Path
 ) -> None:

@@ -72,6 +72,33 @@ def test_a_refused_token_login_names_the_client_and_what_to_check() -> None:
     assert "never-in-the-error" not in str(refused)
 
 
+@pytest.mark.parametrize(
+    ("said", "refused"),
+    [  # librdkafka's words, as it said them against Keycloak and a closed port
+        ('{"error":"unauthorized_client","error_description":"Invalid client credentials"}',
+         True),
+        ('{"error":"Unable to find matching target resource method"}', True),  # a wrong URL
+        ("Failed to connect to 127.0.0.1:9 after 0 ms: Could not connect to server", False),
+        ("Timeout was reached", False),
+        ("<html><body>502 Bad Gateway</body></html>", False),
+    ],
+)  # fmt: skip
+def test_a_provider_that_refuses_ends_the_login_one_that_is_away_is_waited_out(
+    said: str,
+    refused: bool,  # noqa: FBT001 - pytest's parameters
+) -> None:
+    kafka = KafkaConfig(
+        bootstrap_servers="b:9093",
+        security={**OIDC, "oidc": {**OIDC["oidc"], "client_secret": "s"}},  # type: ignore[dict-item]
+    )
+    error = KafkaError(
+        KafkaError._AUTHENTICATION,  # noqa: SLF001
+        f"Failed to acquire SASL OAUTHBEARER token: {said}",
+    )
+
+    assert isinstance(login_refusal(kafka.client_properties(), error), KafkaLoginError) is refused
+
+
 @pytest.fixture
 def aws_credentials(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> str:
     """Credentials in the environment, the first link of the AWS chain; no file or instance

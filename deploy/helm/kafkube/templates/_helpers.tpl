@@ -61,6 +61,22 @@ app.kubernetes.io/component: {{ .component }}
 {{- $security := dict "protocol" $kafka.security.protocol -}}
 {{- if $kafka.security.saslMechanism }}{{ $_ := set $security "sasl_mechanism" $kafka.security.saslMechanism }}{{ end -}}
 {{- if $kafka.security.username }}{{ $_ := set $security "username" $kafka.security.username }}{{ end -}}
+{{- with $kafka.security.oidc -}}
+{{- if .tokenEndpoint -}}
+{{- $oidc := dict "token_endpoint" .tokenEndpoint "client_id" .clientId -}}
+{{- if .scope }}{{ $_ := set $oidc "scope" .scope }}{{ end -}}
+{{- if .extensions }}{{ $_ := set $oidc "extensions" .extensions }}{{ end -}}
+{{- $_ := set $security "oidc" $oidc -}}
+{{- end -}}
+{{- end -}}
+{{- with $kafka.security.mskIam -}}
+{{- if or .region .roleArn -}}
+{{- $msk := dict -}}
+{{- if .region }}{{ $_ := set $msk "region" .region }}{{ end -}}
+{{- if .roleArn }}{{ $_ := set $msk "role_arn" .roleArn }}{{ end -}}
+{{- $_ := set $security "msk_iam" $msk -}}
+{{- end -}}
+{{- end -}}
 {{- if $kafka.security.tlsSecret.name -}}
 {{- $_ := set $security "ca_file" "/etc/kafkube/kafka-tls/ca.crt" -}}
 {{- if $kafka.security.tlsSecret.mutual -}}
@@ -136,6 +152,13 @@ spec:
         {{- with $root.Values.kafka.security.passwordSecret }}
         {{- if .name }}
         - name: KAFKUBE_KAFKA__SECURITY__PASSWORD
+          valueFrom:
+            secretKeyRef: {name: {{ .name }}, key: {{ .key }}}
+        {{- end }}
+        {{- end }}
+        {{- with $root.Values.kafka.security.oidc.clientSecretSecret }}
+        {{- if .name }}
+        - name: KAFKUBE_KAFKA__SECURITY__OIDC__CLIENT_SECRET
           valueFrom:
             secretKeyRef: {name: {{ .name }}, key: {{ .key }}}
         {{- end }}
