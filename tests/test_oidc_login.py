@@ -1,7 +1,7 @@
 """OAUTHBEARER with OIDC, end to end: a real provider (Keycloak, on loopback) hands each
 component a token for its client id and secret; a broker validates the tokens by the
-provider's keys (JWKS), issuer and audience, and makes every session log in again every 10 s.
-Tokens live 20 s here: a run of a minute meets several expiries, and keeps every event once.
+provider's keys (JWKS), issuer and audience, and makes every session log in again every 5 s.
+Tokens live 10 s here: a run of half a minute meets several expiries, and keeps every event once.
 A wrong secret is the same clear login error as a wrong password, and never printed."""
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ from tests.sinking import read_avro_dir
 
 pytestmark = pytest.mark.timeout(600)
 
-TOKEN_SECONDS = 20  # how long a token lives: a run of a minute outlives a few
-REAUTH_MS = 10_000  # the broker makes each session log in again this often
+TOKEN_SECONDS = 10  # how long a token lives: a run of half a minute outlives a few
+REAUTH_MS = 5_000  # the broker makes each session log in again this often
 
 
 @pytest.fixture(scope="module")

@@ -395,7 +395,7 @@ def test_no_secret_of_the_registry_url_or_of_kafka_properties_reaches_any_output
                     "schema_registry": {"url": registry},
                     "properties": {
                         "ssl.keystore.password": "Keystore-pw-17",
-                        "sasl.oauthbearer.client.secret": "Oauth-secret-17",
+                        "sasl.oauthbearer.assertion.private.key.passphrase": "Oauth-secret-17",
                     },
                 },
                 "observability": {"listen": "127.0.0.1:0"},
