@@ -27,19 +27,35 @@ print("\n".join(r for r in p["dependencies"] + extras if not r.startswith("kafku
 COPY . ./
 RUN /opt/build/bin/pip wheel --no-cache-dir --no-deps --wheel-dir /app .
 
+# The runtime's virtualenv, without pip or setuptools (no build tools in the image): the build
+# stage's pip installs into it (pip --python), then what kafkube never loads is taken out, in
+# the same step, so no layer keeps it: the kubernetes client's asyncio twin; pyarrow's Flight
+# RPC (no other library of it links it), tests and C++ headers; pyiceberg's Hive client; AWS's
+# models of services other than S3 and STS.
+FROM ${PYTHON_IMAGE} AS runtime
+COPY --from=build /deps/requirements.txt /deps/constraints.txt /usr/local/share/kafkube/
+RUN --mount=type=bind,from=build,source=/deps,target=/deps \
+    --mount=type=bind,from=build,source=/opt/build,target=/opt/build \
+    python3 -m venv --without-pip /opt/kafkube \
+ && /opt/build/bin/pip --python /opt/kafkube/bin/python install --no-cache-dir --no-index \
+      --find-links /deps --requirement /usr/local/share/kafkube/requirements.txt \
+ && site=$(echo /opt/kafkube/lib/python3*/site-packages) \
+ && rm -rf "$site"/kubernetes/aio "$site"/pyarrow/tests "$site"/pyarrow/include \
+      "$site"/pyarrow/src "$site"/pyarrow/libarrow_flight.so* "$site"/pyarrow/_flight*.so \
+      "$site"/hive_metastore \
+ && find "$site"/botocore/data -mindepth 1 -maxdepth 1 -type d \
+      ! -name s3 ! -name sts ! -name sso ! -name sso-oidc -exec rm -rf {} + \
+ && find "$site" \( -name '*.pyx' -o -name '*.pxd' -o -name '*.pxi' \) -delete
+
 FROM ${PYTHON_IMAGE}
 RUN groupadd --system --gid 10001 kafkube \
  && useradd --system --uid 10001 --gid kafkube --no-create-home --shell /usr/sbin/nologin kafkube
-# The dependencies' wheels are mounted from the build stage, not copied: no layer of the image
-# keeps them. What they are is copied first, so a change of them builds this layer again.
-COPY --from=build /deps/requirements.txt /deps/constraints.txt /usr/local/share/kafkube/
-RUN --mount=type=bind,from=build,source=/deps,target=/deps \
-    python3 -m venv /opt/kafkube \
- && /opt/kafkube/bin/pip install --no-cache-dir --no-index --find-links /deps \
-      --requirement /usr/local/share/kafkube/requirements.txt
-COPY --from=build /app /app
-RUN /opt/kafkube/bin/pip install --no-cache-dir --no-index --no-deps /app/kafkube-*.whl \
- && rm -rf /app
+COPY --from=runtime /usr/local/share/kafkube /usr/local/share/kafkube
+COPY --from=runtime /opt/kafkube /opt/kafkube
+RUN --mount=type=bind,from=build,source=/app,target=/app \
+    --mount=type=bind,from=build,source=/opt/build,target=/opt/build \
+    /opt/build/bin/pip --python /opt/kafkube/bin/python install --no-cache-dir --no-index \
+      --no-deps /app/kafkube-*.whl
 ENV PATH=/opt/kafkube/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \

@@ -19,7 +19,7 @@ import pytest
 
 from kafkube.compose.endpoints import Endpoints
 from tests.conftest import unique
-from tests.images import Podman
+from tests.images import BASE, Podman
 from tests.producing import EventWriter
 from tests.sinking import read_avro_dir
 
@@ -52,9 +52,35 @@ def containers(podman: Podman) -> Iterator[list[str]]:
         )  # fmt: skip
 
 
+# What the image adds to its base, at most (MB): 447 now, with every sink and format.
+OWN_MB = 460
+# Every library a sink or login loads, imported as the sink does: what the image leaves out
+# must be what none of them needs.
+LOADED = (
+    "import pyarrow.parquet, pyarrow.dataset, pyarrow.compute, pyarrow.fs; "
+    "import pyiceberg.io.pyarrow, pyiceberg.catalog.sql, pyiceberg.catalog.rest; "
+    "import kubernetes, google.cloud.storage, aws_msk_iam_sasl_signer, boto3; "
+    "boto3.client('s3', region_name='eu-west-1'); boto3.client('sts', region_name='eu-west-1')"
+)
+
+
 def test_the_image_runs_as_its_non_root_user(podman: Podman, image: str) -> None:
     assert podman("run", "--rm", "--entrypoint", "id", image, "-u").stdout.strip() == "10001"
     assert podman("run", "--rm", image, "--version").stdout.startswith("kafkube, version")
+
+
+def test_the_image_is_small_has_no_build_tools_and_loads_every_library(
+    podman: Podman, image: str
+) -> None:
+    def size(name: str) -> int:
+        return int(podman("image", "inspect", "--format", "{{.Size}}", name).stdout)
+
+    python = ["run", "--rm", "--entrypoint", "/opt/kafkube/bin/python", image]
+    no_pip = podman(*python, "-c", "import importlib.util as u; print(u.find_spec('pip'))")
+
+    assert (size(image) - size(BASE)) / 1e6 <= OWN_MB
+    assert no_pip.stdout.strip() == "None"
+    podman(*python, "-c", LOADED)  # fails the test if any import does
 
 
 def test_produce_and_sink_from_the_image_take_every_event_once(
