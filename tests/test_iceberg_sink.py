@@ -292,12 +292,12 @@ def test_instances_starting_at_once_on_a_new_postgresql_catalog_all_start(
 
 
 def _interfering(uri: str, warehouse: Path, topic: str, stop: threading.Event) -> None:
-    """Another writer of the table (a maintenance run, another tool) committing ten times a
+    """Another writer of the table (a maintenance run, another tool) committing five times a
     second: empty snapshots, each moving the table's head, so the sink's commits meet them."""
     from pyiceberg.exceptions import CommitFailedException  # noqa: PLC0415
 
     table = _table(warehouse, topic, uri)
-    while not stop.wait(0.1):
+    while not stop.wait(0.2):
         try:
             with (
                 table.transaction() as change,
@@ -312,7 +312,7 @@ def test_two_instances_of_a_group_one_killed_keep_every_record_once_through_conf
     kafka_bootstrap: str, postgres_url: str, tmp_path: Path
 ) -> None:
     """Both commit to one table (its catalog in PostgreSQL, as instances on several machines
-    would share it), in small batches, while a third writer commits to it ten times a second: a
+    would share it), in small batches, while a third writer commits to it five times a second: a
     commit that meets another's reads the table again and tries again, counted in /metrics
     and in the exit counts; one instance is killed mid-run, maybe mid-commit."""
     topic = unique("ice-pair")
@@ -336,15 +336,20 @@ def test_two_instances_of_a_group_one_killed_keep_every_record_once_through_conf
     stop = threading.Event()
     other = threading.Thread(target=_interfering, args=(postgres_url, warehouse, topic, stop))
     other.start()
+    conflicts = 'kafkube_sink_commit_conflicts_total{sink="iceberg"}'
     try:
         _wait_committed(kafka_bootstrap, first.group, topic, 250)
         second.kill()  # mid-run, maybe mid-commit
         second.start()
-        _wait_committed(kafka_bootstrap, first.group, topic, 600)
-    finally:
-        stop.set()
+        deadline = time.monotonic() + 180
+        while scrape(first.served_at()).get(conflicts, 0) == 0:  # until the first has met one
+            assert time.monotonic() < deadline, "no commit of the first instance met another"
+            time.sleep(0.3)
+    finally:  # then the sinks commit on their own: a writer committing without end would
+        stop.set()  # keep the table changing under them, and its metadata growing
         other.join()
-    scraped = scrape(first.served_at())['kafkube_sink_commit_conflicts_total{sink="iceberg"}']
+    _wait_committed(kafka_bootstrap, first.group, topic, 600)
+    scraped = scrape(first.served_at())[conflicts]
     assert first.terminate() == 0
     assert second.terminate() == 0
 
