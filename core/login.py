@@ -43,9 +43,9 @@ def login_refusal(properties: Mapping[str, Any], error: KafkaError) -> KafkaLogi
     """The clear error for a refused login or TLS set-up; None for any other Kafka error (an
     identity provider that does not answer included: that passes by itself)."""
     said = error.str()
-    if error.code() in _REFUSED_LOGIN and _NO_TOKEN in said and not _provider_refused(said):
-        return None
     if error.code() in _REFUSED_LOGIN:
+        if _NO_TOKEN in said and not _provider_refused(said):
+            return None
         how = f"{properties.get('security.protocol')} {properties.get('sasl.mechanism')}"
         if "oauth_cb" in properties:  # AWS_MSK_IAM's token
             who, check = "with an AWS_MSK_IAM token", "msk_iam and the AWS credentials"
@@ -56,12 +56,11 @@ def login_refusal(properties: Mapping[str, Any], error: KafkaError) -> KafkaLogi
             who = f"as {properties.get('sasl.username')!r}"
             check = "(username, password)"
         return KafkaLoginError(
-            f"Kafka refused the login ({how} {who}): {error.str()}; check kafka.security {check}"
+            f"Kafka refused the login ({how} {who}): {said}; check kafka.security {check}"
         )
     if error.code() == KafkaError._SSL:  # noqa: SLF001
         return KafkaLoginError(
-            f"TLS with Kafka failed: {error.str()}; check kafka.security "
-            "(ca_file, cert_file, key_file)"
+            f"TLS with Kafka failed: {said}; check kafka.security (ca_file, cert_file, key_file)"
         )
     return None
 
