@@ -28,6 +28,8 @@ _REFUSED_LOGIN = {KafkaError._AUTHENTICATION, KafkaError.SASL_AUTHENTICATION_FAI
 # provider's answer (an OAuth error in JSON: the provider refused) or the transport's (the
 # provider away, which passes by itself: waited out like Kafka away).
 _NO_TOKEN = "Failed to acquire SASL OAUTHBEARER token:"  # noqa: S105 - a message, no secret
+# confluent-kafka's words when a client's first token did not come (its callback failed).
+_NO_FIRST_TOKEN = "OAuth token not set"  # noqa: S105 - a message, no secret
 
 
 def _provider_refused(said: str) -> bool:
@@ -44,6 +46,9 @@ def login_refusal(properties: Mapping[str, Any], error: KafkaError) -> KafkaLogi
     identity provider that does not answer included: that passes by itself)."""
     said = error.str()
     if error.code() in _REFUSED_LOGIN:
+        callback = properties.get("oauth_cb")  # AWS_MSK_IAM's token maker knows its failure
+        if callback is not None and (_NO_TOKEN in said or _NO_FIRST_TOKEN in said):
+            return getattr(callback, "refused", None)
         if _NO_TOKEN in said and not _provider_refused(said):
             return None
         how = f"{properties.get('security.protocol')} {properties.get('sasl.mechanism')}"
@@ -70,7 +75,13 @@ def check_kafka_login(properties: Mapping[str, str], timeout: float = 30) -> Non
     set-up; librdkafka itself would retry the login for ever and report only a timeout."""
     problems: list[KafkaError] = []
     client: dict[str, Any] = {**properties, "log_level": 0, "error_cb": problems.append}
-    admin = AdminClient(client)
+    try:
+        admin = AdminClient(client)
+    except KafkaException as err:  # its first token did not come (AWS_MSK_IAM's callback)
+        refused = login_refusal(properties, err.args[0])
+        if refused is not None:
+            raise refused from None
+        raise KafkaUnreachableError(f"no login to Kafka yet: {err.args[0].str()}") from None
     deadline = Deadline(timeout)
     while True:
         try:

@@ -293,10 +293,10 @@ class KafkaSecurity(Section):
         if mechanism == "OAUTHBEARER":
             properties.update(self.oidc.librdkafka())
         elif mechanism == "AWS_MSK_IAM":
-            from kafkube.core.msk import msk_iam_token  # noqa: PLC0415 - its extra, when used
+            from kafkube.core.msk import MskIamToken  # noqa: PLC0415 - its extra, when used
 
             mechanism = "OAUTHBEARER"  # librdkafka's, the token made by the callback
-            properties["oauth_cb"] = msk_iam_token(self.msk_iam)
+            properties["oauth_cb"] = MskIamToken(self.msk_iam)
         for key, value in (
             ("sasl.mechanism", mechanism),
             ("sasl.username", self.username),

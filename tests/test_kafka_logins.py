@@ -162,15 +162,58 @@ def test_msk_iam_hands_librdkafka_the_signers_token_and_renews_it_before_it_expi
     assert not [e for e in errors if e.code() == KafkaError._AUTHENTICATION]  # noqa: SLF001
 
 
+def _msk_config(**login: str) -> KafkaConfig:
+    return KafkaConfig(
+        bootstrap_servers="127.0.0.1:9",
+        security={"protocol": "SASL_SSL", "sasl_mechanism": "AWS_MSK_IAM", "msk_iam": login},
+    )
+
+
+# What the client's error callback and constructor say when the callback made no token.
+NO_TOKEN = [
+    KafkaError(KafkaError._AUTHENTICATION,  # noqa: SLF001
+               "Failed to acquire SASL OAUTHBEARER token: OAuth callback raised exception"),
+    KafkaError(KafkaError.SASL_AUTHENTICATION_FAILED,
+               "OAuth token not set within 10 seconds timeout"),
+]  # fmt: skip
+
+
 def test_msk_iam_without_credentials_is_a_clear_login_error(
     aws_credentials: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
         monkeypatch.delenv(name)
-    kafka = KafkaConfig(
-        bootstrap_servers="127.0.0.1:9",
-        security={"protocol": "SASL_SSL", "sasl_mechanism": "AWS_MSK_IAM"},
-    )
+    properties = _msk_config().client_properties()
 
     with pytest.raises(KafkaLoginError, match=r"no AWS_MSK_IAM token: .*check the AWS credentials"):
-        kafka.client_properties()["oauth_cb"]("")
+        properties["oauth_cb"]("")
+    # The client says only that no token came: the login's check and its error callback
+    # end the run with the callback's reason.
+    for said in NO_TOKEN:
+        refused = login_refusal(properties, said)
+        assert refused is properties["oauth_cb"].refused
+        assert "no AWS_MSK_IAM token: " in str(refused)
+
+
+def test_msk_iam_with_sts_away_is_waited_out_and_said_once(
+    aws_credentials: str,  # the role is assumed with them
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The role is assumed through STS, at the region's own endpoint; STS here is a closed
+    port (AWS's own setting of an endpoint): a network fault, which passes."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL_STS", "http://127.0.0.1:9")
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    properties = _msk_config(role_arn="arn:aws:iam::123456789012:role/kafkube").client_properties()
+    token = properties["oauth_cb"]
+
+    for _ in range(3):  # librdkafka asks every 10 s
+        with pytest.raises(Exception, match=r"127\.0\.0\.1:9") as raised:
+            token("")
+        assert not isinstance(raised.value, KafkaLoginError)
+    for said in NO_TOKEN:
+        assert login_refusal(properties, said) is None  # waited out
+    unavailable = [r.getMessage() for r in caplog.records if "AWS_MSK_IAM token" in r.getMessage()]
+    assert len(unavailable) == 1, unavailable
+    assert "unavailable (EndpointConnectionError" in unavailable[0]
+    assert aws_credentials not in unavailable[0]
