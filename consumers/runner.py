@@ -970,8 +970,10 @@ def serve_sink(
     listen: tuple[str, int] | None,
     stop: threading.Event,
 ) -> SinkStats:
-    """A sink as a service: the login checked, then /metrics and the probes (the store
-    answers, Kafka has the topic) on ``listen`` while it runs."""
+    """A sink as a service: its format's library checked (a bad setting is refused before
+    anything is waited for), the login, then /metrics and the probes (the store answers,
+    Kafka has the topic) on ``listen`` while it runs."""
+    FORMATS[settings.sink.format].check(f"sinks.{settings.sink.sink_type}.format")
     # With a topic pattern no one topic must exist: Kafka answering is the check.
     topic = None if settings.sink.topics else settings.topic
     checks = {"store": destination.ready, "kafka": kafka_probe(settings.kafka, topic)}

@@ -19,7 +19,7 @@ import pytest
 
 from kafkube.compose.endpoints import Endpoints
 from tests.conftest import unique
-from tests.images import BASE, Podman
+from tests.images import Podman
 from tests.producing import EventWriter
 from tests.sinking import read_avro_dir
 
@@ -52,46 +52,74 @@ def containers(podman: Podman) -> Iterator[list[str]]:
         )  # fmt: skip
 
 
-# What the image adds to its base, at most (MB): 447 now, with every sink and format.
-OWN_MB = 460
-# Every library a sink or login loads, imported as the sink does: what the image leaves out
-# must be what none of them needs.
-LOADED = (
-    "import pyarrow.parquet, pyarrow.dataset, pyarrow.compute, pyarrow.fs; "
-    "import pyiceberg.io.pyarrow, pyiceberg.catalog.sql, pyiceberg.catalog.rest; "
-    "import kubernetes, google.cloud.storage, aws_msk_iam_sasl_signer, boto3; "
+# Each image's size at most, base included (MB), and every library its sinks and logins load,
+# imported as they do: what an image leaves out must be what none of them needs.
+BOUND_MB = {"image": 500, "slim_image": 300}
+SLIM_LOADED = (
+    "import kubernetes, google.cloud.storage, boto3, fastavro, confluent_kafka; "
     "boto3.client('s3', region_name='eu-west-1'); boto3.client('sts', region_name='eu-west-1')"
 )
+LOADED = {
+    "slim_image": SLIM_LOADED,
+    "image": SLIM_LOADED + "; "
+    "import pyarrow.parquet, pyarrow.dataset, pyarrow.compute, pyarrow.fs; "
+    "import pyiceberg.io.pyarrow, pyiceberg.catalog.sql, pyiceberg.catalog.rest; "
+    "import aws_msk_iam_sasl_signer",
+}
 
 
-def test_the_image_runs_as_its_non_root_user(podman: Podman, image: str) -> None:
+@pytest.fixture(params=["image", "slim_image"])
+def built(request: pytest.FixtureRequest) -> tuple[str, str]:
+    """Each image: the default one, every sink and format; the slim one."""
+    return request.param, request.getfixturevalue(request.param)
+
+
+def test_the_image_runs_as_its_non_root_user(podman: Podman, built: tuple[str, str]) -> None:
+    _, image = built
     assert podman("run", "--rm", "--entrypoint", "id", image, "-u").stdout.strip() == "10001"
     assert podman("run", "--rm", image, "--version").stdout.startswith("kafkube, version")
 
 
 def test_the_image_is_small_has_no_build_tools_and_loads_every_library(
-    podman: Podman, image: str
+    podman: Podman, built: tuple[str, str]
 ) -> None:
-    def size(name: str) -> int:
-        return int(podman("image", "inspect", "--format", "{{.Size}}", name).stdout)
-
+    kind, image = built
+    size = int(podman("image", "inspect", "--format", "{{.Size}}", image).stdout) / 1e6
     python = ["run", "--rm", "--entrypoint", "/opt/kafkube/bin/python", image]
-    no_pip = podman(*python, "-c", "import importlib.util as u; print(u.find_spec('pip'))")
+    found = "import importlib.util as u; print(u.find_spec('pip'), u.find_spec('pyarrow'))"
+    absent = podman(*python, "-c", found).stdout.split()
 
-    assert (size(image) - size(BASE)) / 1e6 <= OWN_MB
-    assert no_pip.stdout.strip() == "None"
-    podman(*python, "-c", LOADED)  # fails the test if any import does
+    assert size <= BOUND_MB[kind], f"{size:.0f} MB"
+    print(f"{kind}: {size:.0f} MB")  # noqa: T201 - the README quotes it
+    assert absent[0] == "None"
+    assert (absent[1] == "None") is (kind == "slim_image")
+    podman(*python, "-c", LOADED[kind])  # fails the test if any import does
+
+
+def test_the_slim_image_refuses_parquet_at_once_naming_what_it_lacks(
+    podman: Podman, slim_image: str
+) -> None:
+    refused = podman(
+        "run", "--rm", slim_image, "sink", "file", "--dir", "/out", "--format", "parquet",
+        "--bootstrap-server", "127.0.0.1:9", "--topic", "t", check=False,
+    )  # fmt: skip
+
+    assert refused.returncode == 1, refused.stderr
+    assert refused.stderr == (
+        "kafkube: sinks.file.format: needs pyarrow, not installed: pip install 'kafkube[parquet]'\n"
+    )  # at once: not after waiting for Kafka
 
 
 def test_produce_and_sink_from_the_image_take_every_event_once(
     podman: Podman,
-    image: str,
+    built: tuple[str, str],
     containers: list[str],
     endpoints: Endpoints,
     kube_api: Any,
     namespace: str,
     tmp_path: Path,
 ) -> None:
+    _, image = built
     topic, out = unique("image"), tmp_path / "out"
     out.mkdir()
     out.chmod(0o777)  # the image's user writes it
