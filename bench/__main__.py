@@ -35,7 +35,7 @@ from kafkube.schemas.codec import Codec, latest_version
 RESULTS = Path(__file__).parent / "results"
 PARTITIONS = 6
 # In the order they run: registry mode takes the Kafka tools' figures of the two before it.
-SECTIONS = ["producer", "sinks", "registry", "scaling", "latency", "pace", "relist"]
+SECTIONS = ["producer", "sinks", "registry", "scaling", "latency", "pace", "relist", "startup"]
 TARGETS = {
     "producer_ratio": 0.15,  # against kafka-producer-perf-test
     # Every sink type against kafka-consumer-perf-test warm: a local disk's, an object store's.
@@ -49,6 +49,10 @@ TARGETS = {
     "relist_pace_ratio": 0.95,
     "p99_latency_s": 1.5,
     "rss_growth": 1.2,  # peak RSS at 1M over peak RSS at 10k
+    # Start-up, at most (s): `kafkube --help`; a producer from exec to watching, restarted on
+    # a namespace of 10,000 events it has published (a state record each).
+    "help_s": 0.3,
+    "producer_watching_s": 2.0,
 }
 
 
@@ -374,6 +378,33 @@ class Bench:
             "ratio": figure(r["ratio"] for r in runs),
         }
 
+    # --- start-up -------------------------------------------------------------------------------
+
+    def startup(self) -> None:
+        """What a crash's recovery and a new user feel: ``kafkube --help``; a producer
+        restarted with 10,000 state records, exec to watching; the file sink restarted in its
+        group with records waiting, exec to its first durable batch."""
+        helps = self.repeat("kafkube --help", lambda _: {"seconds": measuring.help_seconds()}, 5)
+        events = max(100, round(10_000 * self.scale))  # a state record each, and a checkpoint
+        _say(f"startup: making {events} events")
+        with measuring.namespace_of_events(self.cluster, events=events) as namespace:
+            producers = measuring.producer_restarts(self.cluster, self.work, namespace, self.runs)
+        for index, run in enumerate(producers):
+            _say(f"  producer restart run {index + 1}: {_brief(run)}")
+        values = encoded(self.stream(), PARTITIONS * 500)
+        sinks = measuring.sink_restarts(
+            self.cluster, self.stores, self.work, values, partitions=PARTITIONS, runs=self.runs
+        )
+        for index, run in enumerate(sinks):
+            _say(f"  sink restart run {index + 1}: {_brief(run)}")
+        self.results["startup"] = {
+            "help_s": figure(r["seconds"] for r in helps),
+            "producer_watching_s": figure(r["seconds"] for r in producers),
+            "producer_state_records": producers[0]["state_records"],
+            "sink_first_write_s": figure(r["seconds"] for r in sinks),
+            "sink_batch_records": len(values),
+        }
+
     # --- the summary ----------------------------------------------------------------------------
 
     def summary(self) -> dict[str, Any]:
@@ -419,6 +450,11 @@ class Bench:
                 for part, figures in r["registry"].items()
             },
             "p99_latency_s": {k: r["latency"][k]["p99"]["median"] for k in measuring.SINKS},
+            "startup_s": {
+                "help": r["startup"]["help_s"]["median"],
+                "producer_watching": r["startup"]["producer_watching_s"]["median"],
+                "sink_first_write": r["startup"]["sink_first_write_s"]["median"],
+            },
             "rss_mb": {
                 process: {size: sizes[size]["median"] for size in ("10k", "100k", "1M")}
                 for process, sizes in r["rss"].items()
@@ -461,6 +497,10 @@ def _met(summary: dict[str, Any]) -> dict[str, bool]:
         **{k: summary[k] >= TARGETS[k] for k in at_least},
         "p99_latency_s": max(summary["p99_latency_s"].values()) < TARGETS["p99_latency_s"],
         "rss_flat": rss_growth <= TARGETS["rss_growth"],
+        "help_s": summary["startup_s"]["help"] <= TARGETS["help_s"],
+        "producer_watching_s": (
+            summary["startup_s"]["producer_watching"] <= TARGETS["producer_watching_s"]
+        ),
     }
 
 

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import re
 import signal
 import statistics
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -309,14 +312,20 @@ def scaling_run(  # noqa: PLR0913 - what one run needs
 # --- end-to-end latency and keeping pace with the API server ----------------------------------
 
 
-def _start_producer(
-    cluster: Cluster, namespace: str, topic: str, log: Path, *, until: str = "watching from"
+def _start_producer(  # noqa: PLR0913 - where it reads, writes and logs, and as whom
+    cluster: Cluster,
+    namespace: str,
+    topic: str,
+    log: Path,
+    *,
+    until: str = "watching from",
+    transactional_id: str = "",
 ) -> Child:
     """``kafkube produce`` on a namespace, once its log says ``until``."""
     child = kafkube(
         "produce", "--cluster", "bench", "--namespace", namespace, "--topic", topic,
         "--bootstrap-servers", cluster.bootstrap, "--kubeconfig", cluster.endpoints.kubeconfig,
-        "--transactional-id", unique("bench-producer"), log=log,
+        "--transactional-id", transactional_id or unique("bench-producer"), log=log,
     )  # fmt: skip
     wait_for(
         lambda: until in log.read_text() or not child.alive(),
@@ -537,6 +546,88 @@ def _create_events(api_client: Any, namespace: str, events: int, writers: int) -
         list(pool.map(create, bodies))
 
 
+# --- start-up ---------------------------------------------------------------------------------
+
+
+def help_seconds() -> float:
+    """``kafkube --help`` as a user types it (the console script), exec to exit."""
+    script = Path(sys.executable).with_name("kafkube")
+    argv = [str(script)] if script.exists() else [sys.executable, "-m", "kafkube"]
+    began = time.perf_counter()
+    subprocess.run([*argv, "--help"], capture_output=True, check=True, timeout=60)
+    return time.perf_counter() - began
+
+
+def producer_restarts(
+    cluster: Cluster, work: Path, namespace: str, runs: int
+) -> list[dict[str, Any]]:
+    """A producer restarted as a pod is (the same transactional id) on a namespace it has
+    published, its state topic holding a record for each event there: exec to watching (its
+    log saying so), the state read and the watch resumed from its checkpoint on the way."""
+    topic, who = unique("bench-startup"), unique("bench-startup")
+    first = _start_producer(
+        cluster, namespace, topic, work / f"{topic}-first.log", transactional_id=who
+    )
+    _stop([first], "the first producer")
+    out = []
+    for index in range(runs):
+        log = work / f"{topic}-{index}.log"
+        child = _start_producer(cluster, namespace, topic, log, transactional_id=who)
+        seconds = time.monotonic() - child.began
+        _stop([child], "a restarted producer")
+        said = re.search(r"resuming cluster bench: (\d+) state records", log.read_text())
+        if said is None:
+            raise RuntimeError(f"the restarted producer did not say its state:\n{log.read_text()}")
+        out.append({"seconds": seconds, "state_records": int(said[1])})
+    cluster.drop(topic, f"{topic}.producer-state")
+    return out
+
+
+def _committing(offsets: Offsets, group: str, count: int, child: Child) -> Callable[[], bool]:
+    """Whether the group has committed ``count`` records, or its sink has died."""
+    return lambda: _committed(offsets, group) >= count or not child.alive()
+
+
+def sink_restarts(  # noqa: PLR0913 - what the restarts need
+    cluster: Cluster,
+    stores: Stores,
+    work: Path,
+    values: list[tuple[bytes, bytes]],
+    *,
+    partitions: int,
+    runs: int,
+) -> list[dict[str, Any]]:
+    """The file sink restarted in its group with ``values`` waiting on each partition (a
+    whole batch each): exec to its first batch durable, which is when it commits it. A first
+    start (a fresh group) goes before the measured restarts."""
+    topic = cluster.topic("bench-restart", partitions)
+    group, run = unique("bench-restart"), unique("run")
+    batch = str(len(values) // partitions)
+    out = []
+    with Offsets({"bootstrap.servers": cluster.bootstrap}, topic) as offsets:
+        for index in range(runs + 1):
+            before = _committed(offsets, group)
+            cluster.fill(topic, values, partitions)
+            child = start_sink(
+                cluster, stores, "file", topic, group, "--max-records", batch,
+                "--max-age-seconds", "60", log=work / f"{topic}-{index}.log", run=run,
+            )  # fmt: skip
+            wait_for(
+                _committing(offsets, group, before + 1, child),
+                timeout=120, what="the restarted sink's first write", poll=0.01,
+            )  # fmt: skip
+            seconds = time.monotonic() - child.began
+            wait_for(
+                _committing(offsets, group, before + len(values), child),
+                timeout=120, what="the restarted sink writing it all",
+            )  # fmt: skip
+            _stop([child], "a restarted sink")
+            if index:
+                out.append({"seconds": seconds})
+    cluster.drop(topic)
+    return out
+
+
 def _last_record_time(cluster: Cluster, topic: str) -> float:
     from confluent_kafka.admin._listoffsets import OffsetSpec  # noqa: PLC0415
 
@@ -550,13 +641,16 @@ def _last_record_time(cluster: Cluster, topic: str) -> float:
 
 __all__ = [
     "figure",
+    "help_seconds",
     "latency_run",
     "namespace_of_events",
     "pace_run",
     "producer_profile",
+    "producer_restarts",
     "producer_run",
     "relist_run",
     "scaling_run",
+    "sink_restarts",
     "sink_run",
     "sinks_together",
 ]

@@ -148,6 +148,7 @@ def render(document: dict[str, Any]) -> str:
         f"Target: flat within 20 %: {'met' if met['rss_flat'] else 'missed'}.",
         "",
     ]
+    lines += _startup(document)
     scaling = document["scaling"]
     lines += [
         (
@@ -170,6 +171,33 @@ def render(document: dict[str, Any]) -> str:
         + ".",
     ]
     return "\n".join(lines)
+
+
+def _startup(document: dict[str, Any]) -> list[str]:
+    """The start-up table (a run from before the bench measured start-up has none)."""
+    startup = document.get("startup")
+    if startup is None:
+        return []
+    targets, met = document["targets"], document["met"]
+    return [
+        "| start-up, s | kafkube | target | met |",
+        "|---|---|---|---|",
+        (
+            f"| `kafkube --help`, exec to exit | {_fig(startup['help_s'])} | ≤ {targets['help_s']} "
+            f"| {_yes(met['help_s'])} |"
+        ),
+        (
+            f"| producer restarted with {startup['producer_state_records']:,} state records, "
+            f"exec to watching | {_fig(startup['producer_watching_s'])} | "
+            f"≤ {targets['producer_watching_s']} | {_yes(met['producer_watching_s'])} |"
+        ),
+        (
+            f"| file sink restarted in its group, {startup['sink_batch_records']:,} records "
+            f"waiting, exec to its first durable batch | {_fig(startup['sink_first_write_s'])} "
+            "| | |"
+        ),
+        "",
+    ]
 
 
 def main() -> int:

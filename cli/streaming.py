@@ -21,10 +21,7 @@ from kafkube.cli.options import (
     service_process,
     stop_on_signals,
 )
-from kafkube.consumers.destinations import open_destination
-from kafkube.consumers.runner import serve_sink
 from kafkube.consumers.settings import SINK_TYPES, SinkConfig
-from kafkube.producer.service import serve_producer
 from kafkube.producer.settings import ProducerConfig
 from kafkube.producer.simulating import (
     SIMULATED_RATE,
@@ -70,6 +67,9 @@ def produce(source: str, recording: Path | None, all_namespaces: bool, **_flags:
     since = params.get("since")
     if isinstance(since, datetime) and since.tzinfo is None:  # the ...Z form parses naive
         params["since"] = since.replace(tzinfo=UTC)
+    # The service's modules when it runs (a sink's are not the producer's): a quicker start.
+    from kafkube.producer.service import serve_producer  # noqa: PLC0415
+
     config = configuration({**KAFKA_FLAGS, **_PRODUCER_FIELDS})
     election = config.producer.leader_election
     lease = election if election.enabled else None
@@ -142,6 +142,9 @@ def simulate(  # noqa: PLR0913, PLR0917 - click passes one parameter per option
 
 
 def _run_sink(config: Config, sink_type: str) -> None:
+    from kafkube.consumers.destinations import open_destination  # noqa: PLC0415 - as produce's
+    from kafkube.consumers.runner import serve_sink  # noqa: PLC0415
+
     stats = serve_sink(
         config.sink_settings(sink_type),
         open_destination(config.sink(sink_type)),

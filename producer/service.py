@@ -20,7 +20,6 @@ from kafkube.core.admin import ensure_topic, kafka_probe
 from kafkube.core.errors import KafkaUnreachableError, RegistryUnreachableError
 from kafkube.core.login import refusing_later_logins, wait_for_kafka_login
 from kafkube.core.outages import Outage
-from kafkube.core.registry import SchemaRegistry, subject_name
 from kafkube.core.serving import serving
 from kafkube.core.waiting import Stopped, waited_out
 from kafkube.producer import metrics
@@ -128,6 +127,9 @@ def registered_codec(settings: ProducerSettings) -> Codec:
     codec = Codec()
     if settings.registry is None:
         return codec
+    # The registry's client (an HTTP and OAuth stack) only in registry mode: a quicker start.
+    from kafkube.core.registry import SchemaRegistry, subject_name  # noqa: PLC0415
+
     writer = codec.writer
     subject = subject_name(settings.subject_strategy, settings.topic, writer.full_name)
     with SchemaRegistry(settings.registry) as registry:

@@ -1,11 +1,15 @@
 """List and watch Events through the real ``kubernetes`` client, reading the raw JSON.
 
-The client's model objects are skipped (``_preload_content=False``): the stream's
-lines are parsed as JSON and handed on as plain dicts, which the converter
-types. ``Watch.stream`` is not used: with ``deserialize=False`` it neither tracks
-the resourceVersion nor reads an ERROR event's status, and it retries a 410 on
-its own once; here a 410, in the HTTP status or as an ERROR event in the
-stream, always raises ``ResourceExpiredError`` so the caller relists.
+The requests go through the client's own ``ApiClient`` (its authentication, TLS, proxy and
+retry settings from the kubeconfig or the service account), built and sent by its
+``param_serialize`` and ``call_api``, but not through its generated API classes: importing
+``CoreV1Api``, hundreds of validated methods, takes about a second of a producer's start, for
+the one list and watch kafkube makes. The client's model objects are skipped too: the
+stream's lines are parsed as JSON and handed on as plain dicts, which the converter types.
+``Watch.stream`` is not used: with ``deserialize=False`` it neither tracks the
+resourceVersion nor reads an ERROR event's status, and it retries a 410 on its own once; here
+a 410, in the HTTP status or as an ERROR event in the stream, always raises
+``ResourceExpiredError`` so the caller relists.
 """
 
 from __future__ import annotations
@@ -26,6 +30,8 @@ from kafkube.core.errors import SourceError
 from kafkube.schemas.records import API_CORE_V1, API_EVENTS_V1
 
 HTTP_GONE = 410
+# Where each Event API's collection is.
+_API_PATHS = {API_CORE_V1: "/api/v1", API_EVENTS_V1: "/apis/events.k8s.io/v1"}
 
 
 class ResourceExpiredError(SourceError):
@@ -77,33 +83,40 @@ class KubeEvents:
     ) -> None:
         """Every namespace's events when ``namespace`` is empty (cluster-wide rights), else
         that namespace's (the rights of a Role in it suffice)."""
-        if api_version not in {API_CORE_V1, API_EVENTS_V1}:
+        if api_version not in _API_PATHS:
             raise ValueError(f"unknown Event API {api_version!r}")
         self.api_version = api_version
-        api: Any = (
-            client.CoreV1Api(api_client)
-            if api_version == API_CORE_V1
-            else client.EventsV1Api(api_client)
-        )
-        if not namespace:
-            self._call = api.list_event_for_all_namespaces
-            self._args: tuple[str, ...] = ()
-        else:
-            self._call = api.list_namespaced_event
-            self._args = (namespace,)
+        self._api_client = api_client
+        scope = f"/namespaces/{namespace}" if namespace else ""
+        self._path = f"{_API_PATHS[api_version]}{scope}/events"
         self._response: Any = None
+
+    def _get(self, **query: str | int | bool) -> urllib3.BaseHTTPResponse:
+        """The events' collection, GET with these query parameters: the HTTP response, its
+        body unread; an answer other than 2xx raised as the client's ApiException."""
+        request = self._api_client.param_serialize(
+            method="GET",
+            resource_path=self._path,
+            query_params=list(query.items()),
+            header_params={"Accept": "application/json"},
+            auth_settings=["BearerToken"],
+        )
+        answer = self._api_client.call_api(*request)
+        if not 200 <= answer.status <= 299:
+            answer.read()
+            raise ApiException.from_response(http_resp=answer, body=None, data=None)
+        return answer.response  # type: ignore[no-any-return]
 
     def list(self, *, page_size: int = 500) -> Listing:
         """Every Event the server has now, page by page, and the list's resourceVersion."""
         items: list[dict[str, Any]] = []
         token: str | None = None
         while True:
-            kwargs: dict[str, Any] = {"limit": page_size, "_preload_content": False}
+            query: dict[str, str | int] = {"limit": page_size}
             if token:
-                kwargs["_continue"] = token
+                query["continue"] = token
             try:
-                response = self._call(*self._args, **kwargs)
-                page = orjson.loads(response.data)
+                page = orjson.loads(self._get(**query).data)
             except (ApiException, urllib3.exceptions.HTTPError, OSError) as err:
                 raise _source_error(err) from err
             items.extend(page.get("items") or [])
@@ -114,13 +127,11 @@ class KubeEvents:
     def watch(self, resource_version: str, *, timeout_seconds: int) -> Iterator[WatchItem]:
         """Changes after ``resource_version`` until the server ends the watch (its timeout)."""
         try:
-            self._response = self._call(
-                *self._args,
+            self._response = self._get(
                 watch=True,
-                resource_version=resource_version,
-                allow_watch_bookmarks=True,
-                timeout_seconds=timeout_seconds,
-                _preload_content=False,
+                resourceVersion=resource_version,
+                allowWatchBookmarks=True,
+                timeoutSeconds=timeout_seconds,
             )
         except (ApiException, urllib3.exceptions.HTTPError, OSError) as err:
             raise _source_error(err) from err
