@@ -280,6 +280,7 @@ def test_each_token_login_takes_its_settings_and_its_secret_from_a_secret(
     Secret by environment; AWS_MSK_IAM: the region (credentials come from IRSA)."""
     oidc = {"tokenEndpoint": "https://idp/realms/k/protocol/openid-connect/token",
             "clientId": "kafkube", "clientSecretSecret": {"name": "idp", "key": "secret"},
+            "caSecret": {"name": "idp-ca", "key": "ca.pem"},
             "extensions": {"logicalCluster": "lkc-1"}}  # fmt: skip
     token_logins = {
         "OAUTHBEARER": {"protocol": "SASL_SSL", "saslMechanism": "OAUTHBEARER", "oidc": oidc},
@@ -292,15 +293,29 @@ def test_each_token_login_takes_its_settings_and_its_secret_from_a_secret(
         values = {**MINIMAL, "kafka": {"bootstrapServers": "k:9098", "security": security}}
         manifests = render_chart(helm, tmp_path, "ns", values)
         kinds = _by_kind(manifests)
-        carried = kinds[("ConfigMap", "events-kafkube")]["data"]["config.yaml"]
-        (tmp_path / f"{mechanism}.yaml").write_text(carried)
+        carried = yaml.safe_load(kinds[("ConfigMap", "events-kafkube")]["data"]["config.yaml"])
+        pod = kinds[("Deployment", "events-kafkube-producer")]["spec"]["template"]["spec"]
+        env, mounts = pod["containers"][0]["env"], pod["containers"][0]["volumeMounts"]
+        if mechanism == "OAUTHBEARER":
+            # The endpoint's CA from its Secret, mounted where the configuration says (here,
+            # where no pod mounts it, a file of this test's stands in for it).
+            oidc_carried = carried["kafka"]["security"]["oidc"]
+            mounted = {m["name"]: m["mountPath"] for m in mounts}
+            volumes = {v["name"]: v for v in pod["volumes"]}
+            assert Path(oidc_carried["ca_file"]) == Path(mounted["oidc-ca"]) / "ca.pem"
+            assert volumes["oidc-ca"]["secret"] == {
+                "secretName": "idp-ca",
+                "items": [{"key": "ca.pem", "path": "ca.pem"}],
+            }
+            oidc_carried["ca_file"] = str(tmp_path / "ca.pem")
+            (tmp_path / "ca.pem").write_text("-----BEGIN CERTIFICATE-----\n")
+        (tmp_path / f"{mechanism}.yaml").write_text(yaml.safe_dump(carried))
         secret = {"kafka": {"security": {"oidc": {"client_secret": "from-the-secret"}}}}
         config = load(tmp_path / f"{mechanism}.yaml", secret if mechanism == "OAUTHBEARER" else {})
         properties = config.kafka.client_properties()
-        env = kinds[("Deployment", "events-kafkube-producer")]["spec"]["template"]["spec"][
-            "containers"][0]["env"]  # fmt: skip
         assert properties["sasl.mechanism"] == "OAUTHBEARER"
         if mechanism == "OAUTHBEARER":
+            assert properties["https.ca.location"] == str(tmp_path / "ca.pem")
             assert properties["sasl.oauthbearer.token.endpoint.url"] == oidc["tokenEndpoint"]
             assert properties["sasl.oauthbearer.extensions"] == "logicalCluster=lkc-1"
             assert {

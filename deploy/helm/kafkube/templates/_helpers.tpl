@@ -66,6 +66,7 @@ app.kubernetes.io/component: {{ .component }}
 {{- $oidc := dict "token_endpoint" .tokenEndpoint "client_id" .clientId -}}
 {{- if .scope }}{{ $_ := set $oidc "scope" .scope }}{{ end -}}
 {{- if .extensions }}{{ $_ := set $oidc "extensions" .extensions }}{{ end -}}
+{{- if .caSecret.name }}{{ $_ := set $oidc "ca_file" (printf "/etc/kafkube/oidc-ca/%s" .caSecret.key) }}{{ end -}}
 {{- $_ := set $security "oidc" $oidc -}}
 {{- end -}}
 {{- end -}}
@@ -192,6 +193,9 @@ spec:
         {{- if $root.Values.kafka.security.tlsSecret.name }}
         - {name: kafka-tls, mountPath: /etc/kafkube/kafka-tls, readOnly: true}
         {{- end }}
+        {{- if $root.Values.kafka.security.oidc.caSecret.name }}
+        - {name: oidc-ca, mountPath: /etc/kafkube/oidc-ca, readOnly: true}
+        {{- end }}
         {{- range .mounts }}
         - {{ toJson . }}
         {{- end }}
@@ -203,6 +207,12 @@ spec:
     {{- if $root.Values.kafka.security.tlsSecret.name }}
     - name: kafka-tls
       secret: {secretName: {{ $root.Values.kafka.security.tlsSecret.name }}}
+    {{- end }}
+    {{- with $root.Values.kafka.security.oidc.caSecret }}
+    {{- if .name }}
+    - name: oidc-ca
+      secret: {secretName: {{ .name }}, items: [{key: {{ .key }}, path: {{ .key }}}]}
+    {{- end }}
     {{- end }}
     {{- range .volumes }}
     - {{ toJson . }}
