@@ -25,6 +25,7 @@ import click
 from bench import measuring
 from bench.chart import draw
 from bench.running import Cluster, consumer_perf, encoded, figure, producer_perf, recording
+from kafkube.compose.fetch import connect_libs
 from kafkube.compose.settings import StackSettings, stack_dir_options
 from kafkube.compose.stack import Stack
 from kafkube.consumers.positions import Offsets
@@ -45,6 +46,9 @@ TARGETS = {
     },
     # The other formats against Avro, the same sink and topic.
     **{f"file_{output}_vs_avro": 0.6 for output in measuring.OTHER_FORMATS},
+    # The file sink (Avro) against Kafka Connect's FileStreamSinkConnector (ByteArrayConverter)
+    # on the same topic.
+    "file_vs_connect": 1.0,
     "watch_pace_ratio": 0.95,
     "relist_pace_ratio": 0.95,
     "p99_latency_s": 1.5,
@@ -226,8 +230,31 @@ class Bench:
                 "vs_avro": _median(ours, "records_per_s")
                 / sinks["file"]["ours_records_per_s"]["median"],
             }
+        self._connect(topic, total, ends, sinks)
         self.results["sinks"] = sinks
         self._sink_memory(max_records=rotation[0])
+
+    def _connect(self, topic: str, records: int, ends: int, sinks: dict[str, Any]) -> None:
+        """Kafka Connect's own file sink on the same topic, two runs with each converter:
+        ByteArrayConverter (the value's bytes as they are) and StringConverter."""
+        libs = connect_libs(self.cluster.stack.settings)
+        for converter in measuring.CONNECT_CONVERTERS:
+            runs = self.repeat(
+                f"Connect FileStreamSink ({converter})",
+                lambda _, c=converter: measuring.connect_run(
+                    self.cluster, topic, records, ends, self.work, converter=c, libs=libs
+                ),
+                min(2, self.runs),
+            )
+            sinks[f"connect_{converter}"] = {
+                "records_per_s": figure(r["records_per_s"] for r in runs),
+                "cpu_us_per_record": figure(r["cpu_us_per_record"] for r in runs),
+                "runs": runs,
+            }
+        connect = sinks["connect_bytes"]
+        sinks["file_vs_connect"] = (
+            sinks["file"]["ours_records_per_s"]["median"] / connect["records_per_s"]["median"]
+        )
 
     # --- registry mode ----------------------------------------------------------------------------
 
@@ -438,6 +465,17 @@ class Bench:
                     for output in measuring.OTHER_FORMATS
                 },
                 "kafka-consumer-perf-test": sinks["kafka_cpu_us_per_record"]["median"],
+                **{
+                    f"connect-file-sink ({c}, first line to last commit)": sinks[f"connect_{c}"][
+                        "cpu_us_per_record"
+                    ]["median"]
+                    for c in measuring.CONNECT_CONVERTERS
+                },
+            },
+            "file_vs_connect": sinks["file_vs_connect"],
+            "connect_records_per_s": {
+                c: sinks[f"connect_{c}"]["records_per_s"]["median"]
+                for c in measuring.CONNECT_CONVERTERS
             },
             "watch_pace_ratio": r["watch_pace"]["ratio"]["median"],
             "watch_pace_events_per_s": r["watch_pace"]["bare_watch_per_s"]["median"],
@@ -492,7 +530,7 @@ def _met(summary: dict[str, Any]) -> dict[str, bool]:
     rss_growth = max(
         sizes["1M"] / sizes["10k"] for sizes in summary["rss_mb"].values() if sizes["10k"]
     )
-    at_least = [k for k in TARGETS if k.endswith(("_ratio", "_vs_avro"))]
+    at_least = [k for k in TARGETS if k.endswith(("_ratio", "_vs_avro", "_vs_connect"))]
     return {
         **{k: summary[k] >= TARGETS[k] for k in at_least},
         "p99_latency_s": max(summary["p99_latency_s"].values()) < TARGETS["p99_latency_s"],

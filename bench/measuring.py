@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 import signal
 import statistics
@@ -219,6 +220,88 @@ def sink_run(  # noqa: PLR0913 - what one run of one sink needs
         "output_mb_per_s": stats["bytes"] / busy / (1 << 20),
         "peak_rss_mb": done.peak_rss_mb,
         "cpu_us_per_record": done.cpu_seconds / stats["records"] * 1e6,
+    }
+
+
+# Connect's converters for the record values, by the name the bench gives them.
+CONNECT_CONVERTERS = {
+    "bytes": "org.apache.kafka.connect.converters.ByteArrayConverter",
+    "string": "org.apache.kafka.connect.storage.StringConverter",
+}
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU of a running process so far (its /proc stat, in clock ticks)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def connect_run(  # noqa: PLR0913 - what one run of Connect needs
+    cluster: Cluster,
+    topic: str,
+    records: int,
+    total: int,
+    work: Path,
+    *,
+    converter: str,
+    libs: Path,
+) -> dict[str, Any]:
+    """Kafka Connect's standalone worker running its ``FileStreamSinkConnector`` on the topic
+    of ``records`` records (one task, read_committed, offsets flushed each second, as its quick
+    start has it), in its own group, until it has committed ``total`` (the offsets, commit
+    markers included): records/s and CPU per record from its first line written to that
+    commit (the JVM's start left out, as kafkube's is). A value's text may hold line breaks:
+    the records are counted from the topic, not from the file's lines."""
+    name, out = unique("bench-connect"), work / f"{unique('connect')}.txt"
+    worker, connector = work / f"{name}-worker.properties", work / f"{name}.properties"
+    worker.write_text(
+        "\n".join([
+            f"bootstrap.servers={cluster.bootstrap}",
+            f"key.converter={CONNECT_CONVERTERS['bytes']}",
+            f"value.converter={CONNECT_CONVERTERS[converter]}",
+            f"offset.storage.file.filename={work / name}.offsets",
+            "offset.flush.interval.ms=1000",
+            "consumer.isolation.level=read_committed",
+            "consumer.auto.offset.reset=earliest",
+            "listeners=http://127.0.0.1:0",
+        ]) + "\n"
+    )  # fmt: skip
+    connector.write_text(
+        f"name={name}\nconnector.class=org.apache.kafka.connect.file.FileStreamSinkConnector\n"
+        f"tasks.max=1\nfile={out}\ntopics={topic}\n"
+    )
+    log_config = work / "connect-log4j2.properties"
+    log_config.write_text("status = warn\nrootLogger.level = WARN\n")
+    argv = [
+        "java", "-Xmx1g", "-XX:+UseG1GC", f"-Dlog4j2.configurationFile={log_config}",
+        "-cp", f"{libs}/*", "org.apache.kafka.connect.cli.ConnectStandalone",
+        str(worker), str(connector),
+    ]  # fmt: skip
+    child = Child(argv, work / f"{name}.log")
+    group = f"connect-{name}"
+    wait_for(
+        lambda: (out.exists() and out.stat().st_size > 0) or not child.alive(),
+        timeout=300, what="Connect writing its first line", poll=0.01,
+    )  # fmt: skip
+    first, cpu_first = time.monotonic(), _cpu_seconds(child.process.pid)
+    with Offsets({"bootstrap.servers": cluster.bootstrap}, topic) as offsets:
+        wait_for(
+            _committing(offsets, group, total, child),
+            timeout=900, what=f"Connect committing {total} records", poll=0.05,
+        )  # fmt: skip
+    done, cpu_done = time.monotonic(), _cpu_seconds(child.process.pid)
+    child.signal(signal.SIGTERM)
+    finished = child.wait()
+    written = out.stat().st_size
+    out.unlink()
+    return {
+        "records": records,
+        "output_mb": written / (1 << 20),
+        "seconds": done - first,
+        "records_per_s": records / (done - first),
+        "cpu_us_per_record": (cpu_done - cpu_first) / records * 1e6,
+        "process_cpu_s": finished.cpu_seconds,
+        "peak_rss_mb": finished.peak_rss_mb,
     }
 
 
@@ -640,6 +723,7 @@ def _last_record_time(cluster: Cluster, topic: str) -> float:
 
 
 __all__ = [
+    "connect_run",
     "figure",
     "help_seconds",
     "latency_run",

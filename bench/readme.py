@@ -79,6 +79,7 @@ def render(document: dict[str, Any]) -> str:
             f"{_fig(sinks[f'file_{output}']['ours_records_per_s'])} | | {summary[key]:.2f} | "
             f"≥ {targets[key]} | {_yes(met[key])} |"
         )
+    lines.extend(_connect(document))
     pace, relist = document["watch_pace"], document["relist_pace"]
     lines += [
         (
@@ -171,6 +172,28 @@ def render(document: dict[str, Any]) -> str:
         + ".",
     ]
     return "\n".join(lines)
+
+
+def _connect(document: dict[str, Any]) -> list[str]:
+    """Kafka Connect's file sink beside kafkube's (a run from before the bench ran Connect has
+    none)."""
+    sinks, targets, met = document["sinks"], document["targets"], document["met"]
+    if "file_vs_connect" not in sinks:
+        return []
+    return [
+        (
+            f"| Kafka Connect's FileStreamSinkConnector, records/s, the same topic, "
+            f"{converter} converter, first line to last commit | "
+            f"{_fig(sinks[f'connect_{converter}']['records_per_s'])} | | "
+            + (
+                f"file sink / Connect: {sinks['file_vs_connect']:.2f} | "
+                f"≥ {targets['file_vs_connect']} | {_yes(met['file_vs_connect'])} |"
+                if converter == "bytes"
+                else "| | |"
+            )
+        )
+        for converter in ("bytes", "string")
+    ]
 
 
 def _startup(document: dict[str, Any]) -> list[str]:

@@ -95,7 +95,18 @@ def _packaged_dir(*parts: str) -> Iterator[Path]:
 
 def kafka_libs(settings: StackSettings) -> Path:
     """The folder of Kafka's jars (broker, controller and tools), resolved with Maven."""
-    libs = settings.cache_dir / f"kafka-{KAFKA_VERSION}" / "libs"
+    return _maven_libs(settings, "kafka", settings.cache_dir / f"kafka-{KAFKA_VERSION}")
+
+
+def connect_libs(settings: StackSettings) -> Path:
+    """The folder of Kafka Connect's jars (the standalone worker, the file connectors): the
+    bench runs Connect's file sink beside kafkube's."""
+    return _maven_libs(settings, "connect", settings.cache_dir / f"connect-{KAFKA_VERSION}")
+
+
+def _maven_libs(settings: StackSettings, pom: str, home: Path) -> Path:
+    """The runtime jars of the packaged ``<pom>/pom.xml`` at KAFKA_VERSION, resolved once."""
+    libs = home / "libs"
     if (libs / _DONE_MARKER).exists():
         return libs
     with _cache_lock(settings.cache_dir):
@@ -103,7 +114,7 @@ def kafka_libs(settings: StackSettings) -> Path:
             return libs
         staging = libs.with_name("libs.partial")
         shutil.rmtree(staging, ignore_errors=True)
-        with _packaged_dir("kafka") as pom_dir:
+        with _packaged_dir(pom) as pom_dir:
             _run_build(
                 [
                     "mvn",
