@@ -52,10 +52,11 @@ container-tools:
 	  || { $(SUDO) apt-get update -q && $(SUDO) env DEBIAN_FRONTEND=noninteractive \
 	       apt-get install -y -q $(CONTAINER_PACKAGES); }
 
-# Branch coverage of the whole suite, the kafkube processes it starts included; two workers,
-# each with its own private stack (tests/conftest.py keeps a module on one worker).
+# Branch coverage of the whole suite, the kafkube processes it starts included; two workers
+# (pyproject's addopts), each with its own private stack (tests/conftest.py keeps a module on
+# one worker).
 test: check test-services container-tools
-	$(BIN)/pytest -n 2 --dist loadfile --cov --cov-report=term --durations=15 $(PYTEST_ARGS); \
+	$(BIN)/pytest --cov --cov-report=term --durations=15 $(PYTEST_ARGS); \
 	status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests: that is a failure" >&2; exit 1; fi; \
 	exit $$status
