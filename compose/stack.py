@@ -8,6 +8,7 @@ them, so addresses handed out stay true across restarts of one service.
 from __future__ import annotations
 
 import json
+import logging
 import secrets
 import socket
 import time
@@ -30,6 +31,8 @@ from kafkube.compose.settings import (
 from kafkube.compose.settings import SERVICES as DEFAULT_SERVICES
 from kafkube.core.errors import ConfigError, ServiceError
 from kafkube.core.waiting import Deadline
+
+log = logging.getLogger(__name__)
 
 # Kafka's command-line tools by their script names, and the main class each script runs.
 KAFKA_TOOLS = {
@@ -70,6 +73,15 @@ def _port_is_free(host: str, port: int) -> bool:
         except OSError:
             return False
         return True
+
+
+def _save(state: StackState) -> None:
+    """The stack's decisions (its ports, its admin token), kept for its next start."""
+    saved_path = state.state_dir / "stack.json"
+    saved_path.write_text(
+        json.dumps({"ports": state.ports, "admin_token": state.admin_token}, indent=2)
+    )
+    saved_path.chmod(0o600)
 
 
 def free_port(host: str) -> int:
@@ -140,9 +152,9 @@ class Stack:
             else:
                 ports[name] = free_port(host)
         token = saved.get("admin_token") or secrets.token_hex(24)
-        saved_path.write_text(json.dumps({"ports": ports, "admin_token": token}, indent=2))
-        saved_path.chmod(0o600)
-        return StackState(settings=self.settings, ports=ports, admin_token=token)
+        state = StackState(settings=self.settings, ports=ports, admin_token=token)
+        _save(state)
+        return state
 
     def fetch(
         self,
@@ -163,11 +175,10 @@ class Stack:
         state = self.state
         for wave in _waves(_with_requirements(names)):
             # Build or fetch the whole wave before starting any of it, so none waits on a build.
-            launches = {
-                name: SERVICES[name].prepare(state)
-                for name in wave
-                if processes.running_pid(state.state_dir, name) is None
-            }
+            starting = [n for n in wave if processes.running_pid(state.state_dir, n) is None]
+            for name in starting:
+                self._repick_taken_ports(name)
+            launches = {name: SERVICES[name].prepare(state) for name in starting}
             for name, launch in launches.items():
                 self._check_ports_free(SERVICES[name])
                 processes.start(state.state_dir, name, launch.argv, env=launch.env)
@@ -177,6 +188,25 @@ class Stack:
                 if hook is not None:
                     hook(state)
         return self.endpoints()
+
+    def _repick_taken_ports(self, name: str) -> None:
+        """A node service's port, chosen with the stack but bound only when the node starts
+        (minutes later in the tests), may meanwhile have been taken by any client's outgoing
+        connection: a free port is in the kernel's ephemeral range. Such a port is chosen
+        again, and saved; nothing else of the stack refers to the node's ports. A port the
+        settings asked for is left to fail clearly."""
+        if name not in NODE_SERVICES:
+            return
+        state = self.state
+        for port_name in SERVICES[name].ports:
+            port = state.ports[port_name]
+            if port_name in self.settings.ports or _port_is_free(state.host, port):
+                continue
+            state.ports[port_name] = free_port(state.host)
+            log.info(
+                "%s: port %d was taken meanwhile; %d instead", name, port, state.ports[port_name]
+            )
+            _save(state)
 
     def _check_ports_free(self, service: Service) -> None:
         for port_name in service.ports:

@@ -232,3 +232,28 @@ def test_kafka_cluster_ids_never_look_like_an_option() -> None:
     assert not [cluster_id for cluster_id in ids if cluster_id.startswith("-")]
     assert all(len(cluster_id) == 22 for cluster_id in ids)
     assert len(set(ids)) == len(ids)
+
+
+def test_a_node_port_taken_before_the_node_starts_is_chosen_again_and_kept(
+    tmp_path: Path,
+) -> None:
+    """The node's ports are chosen with the stack and bound minutes later; a client's outgoing
+    connection may take one meanwhile (they are in the kernel's ephemeral range). A core
+    service's port, which others are configured with, is left to fail clearly."""
+    from kafkube.compose.stack import Stack  # noqa: PLC0415
+
+    settings = StackSettings(cache_dir=tmp_path / "cache", state_dir=tmp_path / "state")
+    stack = Stack(settings)
+    taken = stack.state.ports["kube_controller_manager"]
+    kafka = stack.state.ports["kafka"]
+    with socket.socket() as squatter, socket.socket() as other:
+        squatter.bind((stack.state.host, taken))
+        other.bind((stack.state.host, kafka))
+        stack._repick_taken_ports("kube-controller-manager")  # noqa: SLF001 - before its start
+        stack._repick_taken_ports("kafka")  # noqa: SLF001
+
+    chosen = stack.state.ports["kube_controller_manager"]
+    assert chosen != taken
+    saved = json.loads((tmp_path / "state" / "stack.json").read_text())["ports"]
+    assert saved["kube_controller_manager"] == chosen
+    assert stack.state.ports["kafka"] == saved["kafka"] == kafka
