@@ -55,7 +55,7 @@ def podman(tmp_path_factory: pytest.TempPathFactory) -> Podman:
     return Podman(conf)
 
 
-def _build(podman: Podman, tag: str, *build_args: str) -> str:
+def _build(podman: Podman, tag: str, base: str, *build_args: str) -> str:
     # pip inside the build reaches PyPI as this machine does: its CA bundle and pip settings.
     mounts = ["-v", "/etc/ssl/certs:/etc/ssl/certs:ro"]
     if Path("/etc/pip.conf").exists():
@@ -63,7 +63,7 @@ def _build(podman: Podman, tag: str, *build_args: str) -> str:
     args = [arg for build_arg in build_args for arg in ("--build-arg", build_arg)]
     podman(
         "build", "--isolation", "chroot", "--network", "host", *mounts,
-        "--build-arg", f"PYTHON_IMAGE={BASE}", *args, "-t", tag, str(ROOT),
+        "--build-arg", f"PYTHON_IMAGE={base}", *args, "-t", tag, str(ROOT),
     )  # fmt: skip
     return tag
 
@@ -93,10 +93,11 @@ def base(podman: Podman, tmp_path_factory: pytest.TempPathFactory) -> str:
 @pytest.fixture(scope="session")
 def image(podman: Podman, base: str) -> str:
     """The image of the repo's Dockerfile, every sink and format, on the local base."""
-    return _build(podman, IMAGE)
+    return _build(podman, IMAGE, base)
 
 
 @pytest.fixture(scope="session")
-def slim_image(podman: Podman, image: str) -> str:
-    """The slim image: the file, S3 and GCS sinks in Avro and JSON Lines, no Arrow."""
-    return _build(podman, SLIM_IMAGE, "EXTRAS=s3 gcs")
+def slim_image(podman: Podman, base: str, image: str) -> str:
+    """The slim image: the file, S3 and GCS sinks in Avro and JSON Lines, no Arrow. Built
+    after the default one, whose stage of the dependencies' wheels it reuses."""
+    return _build(podman, SLIM_IMAGE, base, "EXTRAS=s3 gcs")
