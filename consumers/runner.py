@@ -316,7 +316,6 @@ class SinkRunner:
     def run(self, stop: threading.Event) -> SinkStats:
         self._stop = stop
         metrics.start(self.settings.sink.sink_type)
-        self._format.check(f"sinks.{self.settings.sink.sink_type}.format")
         try:  # a store or a registry away at start is waited out, never a crash loop
             self._waited(self.destination.check)
             if self.registry is not None:
