@@ -51,6 +51,11 @@ class Boundaries:
             return self.spans[at]
         return None
 
+    def free(self, first: int, last: int) -> bool:
+        """Whether no written object holds any offset from ``first`` to ``last``."""
+        at = bisect.bisect_right(self._firsts, last) - 1
+        return at < 0 or self.spans[at].last < first
+
     def read(self, offset: int) -> tuple[Place, ObjectRange | None]:
         """Where the offset read now falls (offsets come in increasing order)."""
         span = self.span_of(offset)

@@ -24,12 +24,17 @@ from typing import Any
 
 import fastavro
 import orjson
+from isal import igzip, isal_zlib
 
 from kafkube.core.errors import ConfigError
 from kafkube.schemas.codec import SchemaVersion
 from kafkube.schemas.writing import write_long
 
 AVRO_MAGIC = b"Obj\x01"
+# Deflate (Avro's deflate codec, gzip JSON Lines) by Intel's ISA-L: at its level 2 a tenth of
+# zlib's level 6 CPU on our records (0.5 µs a record, not 5: most of a sink's time), for
+# objects a sixth larger. Any inflate reads it; the same level gives the same bytes again.
+DEFLATE_LEVEL = 2
 BLOCK_RECORDS = 4096  # records per container block, so a reader need not hold a whole file
 
 
@@ -56,7 +61,7 @@ def _zstd(block: bytes) -> bytes:
 
 
 def _deflate(block: bytes) -> bytes:
-    compressor = zlib.compressobj(6, zlib.DEFLATED, -15)
+    compressor = isal_zlib.compressobj(DEFLATE_LEVEL, isal_zlib.DEFLATED, -15)
     return compressor.compress(block) + compressor.flush()
 
 
@@ -111,7 +116,7 @@ def json_bytes(record: dict[str, Any]) -> bytes:
 def json_lines_gzip(records: Sequence[dict[str, Any]]) -> bytes:
     """One JSON object a line, gzip-compressed with no timestamp in the header."""
     text = b"".join(json_bytes(record) + b"\n" for record in records)
-    return gzip.compress(text, compresslevel=6, mtime=0)
+    return igzip.compress(text, compresslevel=DEFLATE_LEVEL, mtime=0)
 
 
 def _read_avro(data: bytes) -> Iterator[dict[str, Any]]:

@@ -58,11 +58,12 @@ _MS_AN_HOUR = 3_600_000
 
 def hour_of(timestamp_ms: int) -> datetime:
     """The hour (UTC) a record's time falls in; each hour made once (a sink asks per record)."""
-    return _hour(timestamp_ms // _MS_AN_HOUR)
+    return hour_numbered(timestamp_ms // _MS_AN_HOUR)
 
 
 @functools.lru_cache(maxsize=1024)  # a few days of hours; more is a replay's past
-def _hour(hour: int) -> datetime:
+def hour_numbered(hour: int) -> datetime:
+    """The hour that is the ``hour``-th since the epoch."""
     return datetime.fromtimestamp(hour * 3600, UTC)
 
 

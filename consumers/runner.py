@@ -59,7 +59,7 @@ from confluent_kafka import (
 )
 from tenacity import RetryCallState
 
-from kafkube.consumers import metrics
+from kafkube.consumers import fastpath, metrics
 from kafkube.consumers.batching import BatchShape
 from kafkube.consumers.boundaries import Boundaries, Place
 from kafkube.consumers.destinations import Destination, KeepsOffsets, MissingObjectError
@@ -67,6 +67,7 @@ from kafkube.consumers.formats import FORMATS, Batch
 from kafkube.consumers.indexing import PartitionIndex, UnreadableIndex
 from kafkube.consumers.naming import (
     ObjectRange,
+    hour_numbered,
     hour_of,
     index_name,
     object_name,
@@ -182,7 +183,7 @@ class _Batch:
     writer: SchemaVersion
     last: int = -1
     processed: int = -1  # the last offset taken, dead letters included
-    datums: list[memoryview] = field(default_factory=list)
+    datums: list[bytes | memoryview] = field(default_factory=list)  # viewed, or copied
     records: list[dict[str, Any]] = field(default_factory=list)
     clusters: list[str] = field(default_factory=list)  # each datum's, in the cluster layout
     offsets: list[int] = field(default_factory=list)  # each datum's (a table's rows keep them)
@@ -257,6 +258,17 @@ def _may_pass(err: BaseException) -> bool:
     return isinstance(err, KafkubeError) and err.retriable
 
 
+def _within(datums: list[bytes], at: int, most: int, room: int) -> tuple[int, int]:
+    """How many datums from ``at`` (at most ``most``) a batch with ``room`` bytes left takes
+    before the bytes rule closes it (the datum that reaches it included), and their bytes."""
+    taken = 0
+    for count in range(1, most + 1):
+        taken += len(datums[at + count - 1])
+        if taken >= room:
+            return count, taken
+    return most, taken
+
+
 def _event_hour(record: dict[str, Any]) -> datetime:
     series = record.get("series") or {}
     for moment in (
@@ -297,6 +309,7 @@ class SinkRunner:
         self._consumer: Consumer | None = None
         self._dlq: Producer | None = None
         self._dlq_refused: list[str] = []  # delivery reports of dead letters Kafka refused
+        self._commit_failed: SinkError | None = None  # a commit Kafka refused for good
         self._stop = threading.Event()
         self._by_cluster = settings.sink.layout == "cluster"
         self._positions = settings.sink.keeps_offsets  # a table's rows keep their offsets
@@ -304,6 +317,14 @@ class SinkRunner:
         self._filtering = not self._filter.passes_all
         self._cpu_at_first = 0.0
         self._keep = _fields_kept(settings, self._format.needs_records)
+        # The compiled scan, where a record's bytes are all the sink needs of it.
+        bytes_only = self._keep == frozenset() and not self._filtering
+        self._fast = fastpath.FastScan(self.codec) if bytes_only and fastpath.wanted() else None
+        if bytes_only and not fastpath.built():
+            log.warning(
+                "the sinks' compiled scan is not built here (no C compiler when kafkube was "
+                "installed?): every record takes the Python path, at a fifth of the pace"
+            )
         # Said once per change of state: what is away (a store, the registry, Kafka) at start
         # or at an assignment, and Kafka refusing commits for a while.
         self._away = Outage(f"the {settings.sink.sink_type} sink's store, registry or Kafka", log)
@@ -349,6 +370,7 @@ class SinkRunner:
                 # lag must not count as records.
                 "enable.partition.eof": True,
                 "logger": RDKAFKA_LOG,
+                "on_commit": self._on_commit,
             }
         )
         # Made at start if missing: with auto-creation off, a record sent to a topic that
@@ -378,8 +400,9 @@ class SinkRunner:
         )
         try:
             while not stop.is_set():
-                for message in self._consumer.consume(num_messages=1000, timeout=0.2):
-                    self._take(message)
+                self._take_all(self._consumer.consume(num_messages=1000, timeout=0.2))
+                if self._commit_failed is not None:
+                    raise self._commit_failed
                 self._rotate_aged()
                 self._commit_skipped()
                 self._commit_refused()
@@ -556,6 +579,52 @@ class SinkRunner:
         consumer.incremental_unassign(partitions)
 
     # --- taking records -----------------------------------------------------------------------
+
+    def _take_all(self, messages: list[Message]) -> None:
+        """The messages of one consume(): through the compiled scan where it runs (runs of
+        checked records, each appended at once), else one at a time."""
+        if self._fast is None:
+            for message in messages:
+                self._take(message)
+            return
+        for item in self._fast.scan(messages):
+            if type(item) is tuple:
+                self._take_run(messages, item)
+            else:
+                self._take(item)
+
+    def _take_run(self, messages: list[Message], run: fastpath.Run) -> None:
+        """Records the scan checked, of one partition, writer and hour, in offset order:
+        appended as ``_take`` would one by one, the batch closed where the rules close it. A
+        run that meets an object written before takes the Python path, record by record."""
+        topic, number, writer, hour_number, datums, offsets, size, begin, end = run
+        state = self._partitions.get((topic, number))  # type: ignore[call-overload]
+        if state is None:
+            return  # revoked meanwhile
+        if not state.bounds.free(offsets[0], offsets[-1]):
+            for message in messages[begin:end]:
+                self._take(message)
+            return
+        self._note_first_record()
+        part, hour, rules = state.part, hour_numbered(hour_number), self._rules
+        at, left = 0, size  # the first datum not taken yet, and the bytes from it on
+        while at < len(datums):
+            offset = offsets[at]
+            self._read_at(part, state, offset)  # closes a rewrite open before
+            batch = self._batch_for(part, state, offset, hour, writer, rewrite=None)
+            shape = batch.shape
+            take = min(len(datums) - at, rules.max_records - shape.records)
+            taken = left if at + take == len(datums) else sum(map(len, datums[at : at + take]))
+            if shape.size + taken >= rules.max_bytes:  # the bytes rule closes it first
+                take, taken = _within(datums, at, take, rules.max_bytes - shape.size)
+            batch.datums.extend(datums[at : at + take])
+            batch.offsets.extend(offsets[at : at + take])
+            at, left = at + take, left - taken
+            batch.last = batch.processed = offsets[at - 1]
+            shape.records += take
+            shape.size += taken
+            if rules.full(shape, batch.last):
+                self._flush(part)
 
     def _take(self, message: Message) -> None:
         error = message.error()
@@ -904,6 +973,10 @@ class SinkRunner:
         return answer
 
     def _commit(self, part: Part, state: _Partition, next_offset: int) -> None:
+        """Commit a partition's offset: its records are durable. Sent without waiting (a
+        commit costs the group coordinator's round trip, 5 ms, more than writing a batch):
+        the answer comes through ``_on_commit`` at a later poll. While the sink stops, each
+        commit is waited for."""
         consumer, dlq = self._consumer, self._dlq
         assert consumer is not None and dlq is not None  # noqa: PT018, S101 - set in run()
         if state.dead_letters_pending:
@@ -915,28 +988,57 @@ class SinkRunner:
                     f"({self._dlq_refused[0]}); nothing after it is committed"
                 )
             state.dead_letters_pending = False
+        state.uncommitted = None
+        if state.skipped is not None and state.skipped <= next_offset:
+            state.skipped = None
+        offsets, wait = [TopicPartition(part.topic, part.number, next_offset)], self._stop.is_set()
         try:
-            consumer.commit(
-                offsets=[TopicPartition(part.topic, part.number, next_offset)],
-                asynchronous=False,
-            )
-            self.stats.last_commit_at = time.time()
-            self.stats.busy_cpu_seconds = time.process_time() - self._cpu_at_first
-            self._commits.recovered()
-            state.uncommitted = None
-            if state.skipped is not None and state.skipped <= next_offset:
-                state.skipped = None
-            state.committed = next_offset
-            self._export_position(part, next_offset)
+            if wait:
+                consumer.commit(offsets=offsets, asynchronous=False)
+            else:
+                consumer.commit(offsets=offsets, asynchronous=True)
         except KafkaException as err:
-            self._raise_if_fenced(err.args[0])
-            if err.args[0].code() not in _COMMIT_RETRIABLE:
-                raise SinkError(
-                    f"Kafka refused the commit of partition {part} at {next_offset}: "
-                    f"{err.args[0].str()}"
-                ) from err
-            self._commits.failed(f"partition {part} at {next_offset}: {err.args[0].str()}")
-            state.uncommitted = next_offset
+            self._commit_refusal(part, next_offset, err.args[0])
+            return
+        if wait:
+            self._committed(part, next_offset)
+
+    def _on_commit(self, error: KafkaError | None, partitions: list[TopicPartition]) -> None:
+        """Kafka's answer to commits sent without waiting (called from within a poll)."""
+        for tp in partitions:
+            part, problem = Part(tp.topic, tp.partition), tp.error or error
+            try:
+                if problem is None:
+                    self._committed(part, tp.offset)
+                else:
+                    self._commit_refusal(part, tp.offset, problem)
+            except SinkError as err:  # raised from the loop, not from within librdkafka
+                self._commit_failed = self._commit_failed or err
+
+    def _committed(self, part: Part, offset: int) -> None:
+        self.stats.last_commit_at = time.time()
+        self.stats.busy_cpu_seconds = time.process_time() - self._cpu_at_first
+        self._commits.recovered()
+        state = self._partitions.get(part)
+        if state is None or offset <= state.committed:
+            return  # revoked meanwhile, or a later commit answered first
+        state.committed = offset
+        if state.uncommitted is not None and state.uncommitted <= offset:
+            state.uncommitted = None
+        self._export_position(part, offset)
+
+    def _commit_refusal(self, part: Part, offset: int, error: KafkaError) -> None:
+        """A commit refused: for a rebalance under way or a coordinator away, committed again
+        at the next tick; otherwise (a fenced instance, no rights on the group) the end."""
+        self._raise_if_fenced(error)
+        if error.code() not in _COMMIT_RETRIABLE:
+            raise SinkError(
+                f"Kafka refused the commit of partition {part} at {offset}: {error.str()}"
+            )
+        self._commits.failed(f"partition {part} at {offset}: {error.str()}")
+        state = self._partitions.get(part)
+        if state is not None and offset > state.committed:
+            state.uncommitted = max(offset, state.uncommitted or 0)
 
     def _export_position(self, part: Part, committed: int) -> None:
         consumer = self._consumer

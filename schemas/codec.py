@@ -22,9 +22,9 @@ import json
 import logging
 import re
 import struct
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, cached_property
 from importlib import resources
 from typing import Any
 
@@ -32,6 +32,7 @@ import fastavro
 from fastavro.schema import fingerprint, to_parsing_canonical_form
 
 from kafkube.core.errors import KafkubeError
+from kafkube.schemas.program import compile_program
 from kafkube.schemas.reading import CorruptDatum, Read, compile_reader
 from kafkube.schemas.writing import UnsupportedSchema, Write, compile_writer
 
@@ -91,6 +92,18 @@ class SchemaVersion:
                 log.debug("schema v%d: read by fastavro (%s)", self.version, err)
                 self._readers[keep] = None
         return self._readers[keep]
+
+    @cached_property
+    def program(self) -> bytes | None:
+        """This schema as the compiled validator's program (``kafkube.schemas.program``);
+        None where its Python reader is not compiled either (fastavro reads it)."""
+        if self.reader(frozenset()) is None:
+            return None
+        try:
+            return compile_program(json.loads(self.schema_json))
+        except (UnsupportedSchema, ValueError) as err:
+            log.debug("schema v%d: no program (%s)", self.version, err)
+            return None
 
     @property
     def fingerprint_hex(self) -> str:
@@ -196,6 +209,16 @@ class Codec:
             return out.getvalue()
         except (ValueError, TypeError, OverflowError, AttributeError, struct.error) as err:
             raise EncodeError(f"schema v{self.writer.version} refuses the record: {err!r}") from err
+
+    def known_count(self) -> int:
+        """How many writer schemas this codec knows: more once a registry id is looked up."""
+        return len(self._by_fingerprint) + len(self._by_id)
+
+    def writers(self) -> Iterator[tuple[bytes | int, SchemaVersion]]:
+        """Each writer schema known, by what a value's framing names it with: its
+        fingerprint (single-object encoding), or its registry id."""
+        yield from self._by_fingerprint.items()
+        yield from self._by_id.items()
 
     def split(self, value: bytes) -> tuple[SchemaVersion, memoryview]:
         """The writer schema of a value and its datum bytes, without decoding the datum."""

@@ -1,0 +1,296 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, initializedcheck=False
+"""The sinks' fast path, compiled: a list of consumed messages in, runs of checked datums out.
+
+``kafkube.consumers.fastpath`` says when it is used and what it stands for; the runner takes
+what it gives. Per message it reads the framing, finds the writer schema among those it is
+given, checks the datum whole with that schema's program (``kafkube.schemas.program``) and
+copies it out. Consecutive records of one partition, one writer and one hour make a run. Any
+message it does not pass (an error or end-of-partition event, a framing or schema it was not
+given, a datum its check refuses) comes back as it is, in its place, for the runner's Python
+path to decide on.
+"""
+
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
+from cpython.unicode cimport PyUnicode_DecodeUTF8
+from libc.stdint cimport int32_t, int64_t, uint64_t
+from libc.string cimport memcmp
+
+cdef extern from "Python.h":
+    object PyObject_CallMethodNoArgs(object obj, object name)
+
+# The opcodes of kafkube.schemas.program (a test holds the two to the same numbers).
+cdef enum:
+    NULL_ = 0
+    BOOLEAN = 1
+    LONG = 2
+    FLOAT = 3
+    DOUBLE = 4
+    STRING = 5
+    BYTES = 6
+    ENUM = 7
+    RECORD = 8
+    ARRAY = 9
+    MAP = 10
+    NULLABLE = 11
+
+cdef enum:
+    MAX_VARINT = 10
+    MAX_DEPTH = 64
+    CORRUPT = -1
+
+# For the tests: the numbers above by the names kafkube.schemas.program gives them.
+OPCODES = {
+    "NULL": NULL_, "BOOLEAN": BOOLEAN, "LONG": LONG, "FLOAT": FLOAT, "DOUBLE": DOUBLE,
+    "STRING": STRING, "BYTES": BYTES, "ENUM": ENUM, "RECORD": RECORD, "ARRAY": ARRAY,
+    "MAP": MAP, "NULLABLE": NULLABLE,
+}
+
+cdef str _ERROR = "error", _VALUE = "value", _TOPIC = "topic", _PARTITION = "partition"
+cdef str _OFFSET = "offset", _TIMESTAMP = "timestamp"
+
+
+cdef int32_t[1] _KEY_CODE
+_KEY_CODE[0] = STRING  # a map's key: a string
+
+
+cdef inline Py_ssize_t _skip_varint(const unsigned char* d, Py_ssize_t p, Py_ssize_t n) noexcept:
+    """Past a varint of at most ten bytes; CORRUPT if it does not end in time."""
+    cdef Py_ssize_t e = p
+    while True:
+        if e >= n or e - p >= MAX_VARINT:
+            return CORRUPT
+        if not d[e] & 128:
+            return e + 1
+        e += 1
+
+
+cdef inline Py_ssize_t _varint(
+    const unsigned char* d, Py_ssize_t p, Py_ssize_t n, int64_t* value
+) noexcept:
+    """A zig-zag varint of at most ten bytes that fits 64 bits; CORRUPT otherwise."""
+    cdef uint64_t raw = 0
+    cdef int shift = 0
+    cdef unsigned char byte
+    while True:
+        if p >= n or shift >= 7 * MAX_VARINT:
+            return CORRUPT
+        byte = d[p]
+        p += 1
+        if shift == 63 and byte & 0x7E:
+            return CORRUPT  # more than 64 bits
+        raw |= (<uint64_t>(byte & 127)) << shift
+        if not byte & 128:
+            value[0] = <int64_t>(raw >> 1) ^ -(<int64_t>(raw & 1))
+            return p
+        shift += 7
+
+
+cdef inline bint _utf8(const unsigned char* d, Py_ssize_t p, Py_ssize_t e):
+    """Whether bytes are UTF-8 as Python's strict decoder has it (ASCII at a glance)."""
+    cdef Py_ssize_t i = p
+    while i < e:
+        if d[i] & 128:
+            try:
+                PyUnicode_DecodeUTF8(<const char*>d + p, e - p, "strict")
+            except UnicodeDecodeError:
+                return False
+            return True
+        i += 1
+    return True
+
+
+cdef Py_ssize_t _skip(
+    const int32_t* code, int32_t node, const unsigned char* d, Py_ssize_t p, Py_ssize_t n,
+    int depth
+) noexcept:
+    """Past one value of ``node`` at ``p``; CORRUPT if the bytes are not one."""
+    cdef int32_t op = code[node]
+    cdef int64_t value, count
+    cdef int32_t i
+    if depth > MAX_DEPTH:
+        return CORRUPT
+    if op == NULL_:
+        return p
+    if op == LONG:
+        return _skip_varint(d, p, n)
+    if op == STRING or op == BYTES:
+        if p >= n:
+            return CORRUPT
+        if d[p] & 129:
+            p = _varint(d, p, n, &value)
+            if p == CORRUPT or value < 0:
+                return CORRUPT
+        else:
+            value = d[p] >> 1
+            p += 1
+        if value > n - p:
+            return CORRUPT
+        if op == STRING and not _utf8(d, p, p + value):
+            return CORRUPT
+        return p + value
+    if op == RECORD:
+        for i in range(code[node + 1]):
+            p = _skip(code, code[node + 2 + i], d, p, n, depth + 1)
+            if p == CORRUPT:
+                return CORRUPT
+        return p
+    if op == NULLABLE:
+        if p >= n:
+            return CORRUPT
+        if d[p] == 0:
+            return p + 1
+        if d[p] != 2:
+            return CORRUPT
+        return _skip(code, code[node + 1], d, p + 1, n, depth + 1)
+    if op == BOOLEAN:
+        if p >= n or d[p] > 1:
+            return CORRUPT
+        return p + 1
+    if op == ENUM:
+        p = _varint(d, p, n, &value)
+        if p == CORRUPT or value < 0 or value >= code[node + 1]:
+            return CORRUPT
+        return p
+    if op == FLOAT or op == DOUBLE:
+        value = 4 if op == FLOAT else 8
+        if p + value > n:
+            return CORRUPT
+        return p + value
+    if op == ARRAY or op == MAP:
+        while True:
+            p = _varint(d, p, n, &count)
+            if p == CORRUPT:
+                return CORRUPT
+            if count == 0:
+                return p
+            if count < 0:
+                count = -count
+                p = _skip_varint(d, p, n)
+                if p == CORRUPT:
+                    return CORRUPT
+            if count > n - p:  # stricter than the reader for items of no bytes (null)
+                return CORRUPT
+            while count > 0:
+                if op == MAP:
+                    p = _skip(_KEY_CODE, 0, d, p, n, depth + 1)  # the key: a string
+                    if p == CORRUPT:
+                        return CORRUPT
+                p = _skip(code, code[node + 1], d, p, n, depth + 1)
+                if p == CORRUPT:
+                    return CORRUPT
+                count -= 1
+    return CORRUPT
+
+
+cdef class _Checked:
+    """A writer schema the scan passes, and its program."""
+    cdef object writer
+    cdef bytes program
+
+    def __cinit__(self, object writer, bytes program):
+        self.writer = writer
+        self.program = program
+
+
+cpdef bint valid(bytes program, bytes datum):
+    """Whether ``datum`` is one whole value of the program's schema (for the tests)."""
+    cdef const unsigned char* d = <const unsigned char*>PyBytes_AS_STRING(datum)
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(datum)
+    return _check(<const int32_t*>PyBytes_AS_STRING(program), d, 0, n)
+
+
+cdef inline bint _check(const int32_t* code, const unsigned char* d, Py_ssize_t p, Py_ssize_t n):
+    p = _skip(code, 0, d, p, n, 0)
+    return p == n
+
+
+cdef class Scanner:
+    """Scans consumed messages for the writer schemas it is given: ``by_fingerprint`` (the
+    single-object framing's 8 bytes) and ``by_id`` (a registry's id), each to a (writer,
+    program) pair."""
+    cdef dict by_fingerprint
+    cdef dict by_id
+
+    def __init__(self, dict by_fingerprint, dict by_id):
+        self.by_fingerprint = {k: _Checked(*v) for k, v in by_fingerprint.items()}
+        self.by_id = {k: _Checked(*v) for k, v in by_id.items()}
+
+    def scan(self, list messages):
+        """A list of what the messages make, in their order: a run, ``(topic, partition,
+        writer, hour, datums, offsets, size, first, end)`` (the datums' bytes, their offsets,
+        the sum of their sizes, and the run's messages as ``messages[first:end]``), or a
+        message passed back as it is."""
+        cdef list out = [], datums = None, offsets = None
+        cdef Py_ssize_t i, count = PyList_GET_SIZE(messages), start = 0, n, size = 0, begin = 0
+        cdef object message, value, topic = None, run_topic = None, stamp
+        cdef long partition = -1, run_partition = -1
+        cdef int64_t hour = 0, run_hour = 0, ms
+        cdef _Checked checked = None, last_checked = None, run_checked = None
+        cdef const unsigned char* d
+        cdef const unsigned char* last_fingerprint = NULL
+        cdef bytes last_value = None
+        cdef long last_id = -1, schema_id
+        for i in range(count):
+            message = <object>PyList_GET_ITEM(messages, i)
+            checked = None
+            if PyObject_CallMethodNoArgs(message, _ERROR) is None:
+                value = PyObject_CallMethodNoArgs(message, _VALUE)
+                if type(value) is bytes:
+                    d = <const unsigned char*>PyBytes_AS_STRING(value)
+                    n = PyBytes_GET_SIZE(value)
+                    if n >= 10 and d[0] == 0xC3 and d[1] == 0x01:
+                        start = 10
+                        if last_fingerprint != NULL and memcmp(last_fingerprint, d + 2, 8) == 0:
+                            checked = last_checked
+                        else:
+                            checked = self.by_fingerprint.get(
+                                PyBytes_FromStringAndSize(<const char*>d + 2, 8)
+                            )
+                            if checked is not None:
+                                last_checked, last_value = checked, value
+                                last_fingerprint = d + 2
+                                last_id = -1
+                    elif n >= 5 and d[0] == 0:
+                        start = 5
+                        schema_id = (d[1] << 24) | (d[2] << 16) | (d[3] << 8) | d[4]
+                        if schema_id == last_id and last_fingerprint == NULL:
+                            checked = last_checked
+                        else:
+                            checked = self.by_id.get(schema_id)
+                            if checked is not None:
+                                last_checked, last_id = checked, schema_id
+                                last_fingerprint, last_value = NULL, None
+                    if checked is not None and not _check(
+                        <const int32_t*>PyBytes_AS_STRING(checked.program), d, start, n
+                    ):
+                        checked = None
+            if checked is None:  # the Python path decides
+                if datums is not None:
+                    out.append((run_topic, run_partition, run_checked.writer, run_hour,
+                                datums, offsets, size, begin, i))
+                    datums = None
+                out.append(message)
+                continue
+            topic = PyObject_CallMethodNoArgs(message, _TOPIC)
+            partition = PyObject_CallMethodNoArgs(message, _PARTITION)
+            stamp = PyObject_CallMethodNoArgs(message, _TIMESTAMP)
+            ms = stamp[1]
+            hour = ms // 3600000  # floored, as Python's
+            if datums is not None and (
+                partition != run_partition or checked is not run_checked or hour != run_hour
+                or not (topic is run_topic or topic == run_topic)
+            ):
+                out.append((run_topic, run_partition, run_checked.writer, run_hour,
+                            datums, offsets, size, begin, i))
+                datums = None
+            if datums is None:
+                datums, offsets, size, begin = [], [], 0, i
+                run_topic, run_partition, run_checked, run_hour = topic, partition, checked, hour
+            datums.append(PyBytes_FromStringAndSize(<const char*>d + start, n - start))
+            offsets.append(PyObject_CallMethodNoArgs(message, _OFFSET))
+            size += n - start
+        if datums is not None:
+            out.append((run_topic, run_partition, run_checked.writer, run_hour,
+                        datums, offsets, size, begin, count))
+        return out
