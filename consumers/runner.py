@@ -43,7 +43,9 @@ import dataclasses
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
+from concurrent import futures
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, NamedTuple, Self, TypeVar, cast
@@ -88,6 +90,10 @@ from kafkube.schemas.topics import OWN_TOPIC_SUFFIXES, dlq_topic, is_cluster_nam
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 _GONE = object()  # a retried call's answer when its partition went away meanwhile
+# Closed batches queued or being written, all partitions together, before the reading waits.
+_MAX_QUEUED = 12
+# Writer threads: each partition's writes in turn, several partitions' at once.
+_WRITERS = 4
 # A record read: its writer schema, its datum, the fields kept, and its hour.
 _Decoded = tuple[SchemaVersion, memoryview, dict[str, Any], datetime]
 
@@ -193,6 +199,18 @@ class _Batch:
         return self.shape.first
 
 
+@dataclass
+class _Write:
+    """A closed batch on its way to the store; its partition's writes go one at a time."""
+
+    part: Part
+    batch: _Batch
+    last: int  # the last offset its object names
+    index: bytes | None  # the partition's index as it is to be written first (None: a table's)
+    began: float
+    future: futures.Future[int] | None = None  # on a writer thread: the bytes written
+
+
 class Part(NamedTuple):
     """One partition of one topic (a sink may read several topics: a pattern)."""
 
@@ -218,6 +236,9 @@ class _Partition:
     # An offset whose records are durable but whose commit the group refused (a rebalance
     # was under way): committed again at the next tick while this member keeps the partition.
     uncommitted: int | None = None
+    # An offset to commit (past dead letters or filtered records) once the writes queued
+    # before it are durable.
+    deferred: int | None = None
 
 
 # The fields an event's own time comes from, first found first (``time_field: event``).
@@ -310,6 +331,10 @@ class SinkRunner:
         self._dlq: Producer | None = None
         self._dlq_refused: list[str] = []  # delivery reports of dead letters Kafka refused
         self._commit_failed: SinkError | None = None  # a commit Kafka refused for good
+        # Each partition's closed batches, oldest first, the first being written; the writer
+        # threads (none for a table, whose batches are written and committed in turn).
+        self._writes: dict[Part, deque[_Write]] = {}
+        self._pool: futures.ThreadPoolExecutor | None = None
         self._stop = threading.Event()
         self._by_cluster = settings.sink.layout == "cluster"
         self._positions = settings.sink.keeps_offsets  # a table's rows keep their offsets
@@ -398,23 +423,35 @@ class SinkRunner:
             self.settings.sink.topics or self.settings.topic,
             self.destination.description,
         )
+        if not self.settings.sink.keeps_offsets:
+            self._pool = futures.ThreadPoolExecutor(_WRITERS, thread_name_prefix="kafkube-write")
         try:
-            while not stop.is_set():
-                self._take_all(self._consumer.consume(num_messages=1000, timeout=0.2))
-                if self._commit_failed is not None:
-                    raise self._commit_failed
-                self._rotate_aged()
-                self._commit_skipped()
-                self._commit_refused()
-            for part, state in list(self._partitions.items()):
-                self._flush(part)
-                if state.batch is None and state.skipped is not None:
-                    self._commit(part, state, state.skipped)
+            self._loop(self._consumer, stop)
         finally:
+            if self._pool is not None:
+                self._pool.shutdown(wait=True, cancel_futures=True)
             self._consumer.close()
             self._dlq.flush(30)
         log.info("sink stopped: %s", self.stats)
         return self.stats
+
+    def _loop(self, consumer: Consumer, stop: threading.Event) -> None:
+        """Read, batch, write, commit until asked to stop; then write and commit the open
+        batches."""
+        while not stop.is_set():
+            self._take_all(consumer.consume(num_messages=1000, timeout=0.2))
+            self._settle()
+            if self._commit_failed is not None:
+                raise self._commit_failed
+            self._rotate_aged()
+            self._commit_skipped()
+            self._commit_refused()
+        for part in list(self._partitions):
+            self._flush(part)
+        self._settle(all_of_them=True)
+        for part, state in list(self._partitions.items()):
+            if state.batch is None and state.skipped is not None:
+                self._commit(part, state, state.skipped)
 
     def _wait_for_topic(self, topic: str) -> None:
         """A sink started before the producer made its topic (a chart installs both at once)
@@ -570,6 +607,11 @@ class SinkRunner:
             # Whatever was not written is read again by the next owner: abandoning loses nothing.
             part = Part(tp.topic, tp.partition)
             self._partitions.pop(part, None)
+            # A write under way ends first (its index must not land after the next owner's);
+            # the writes queued behind it are dropped, uncommitted.
+            queue = self._writes.pop(part, None)
+            if queue and queue[0].future is not None:
+                futures.wait([queue[0].future], timeout=120)
             labels = (self.settings.sink.sink_type, part.topic, str(part.number))
             for gauge in (metrics.COMMITTED, metrics.LAG):
                 with contextlib.suppress(KeyError):  # never exported: nothing to take back
@@ -834,54 +876,131 @@ class SinkRunner:
     # --- writing and committing ---------------------------------------------------------------
 
     def _flush(self, part: Part) -> None:
+        """Close a partition's open batch: its write joins the partition's queue (the index
+        first, then the objects), and its offset is committed once it and every write before
+        it are durable."""
         state = self._partitions.get(part)
         if state is None or state.batch is None:
             return
         batch, state.batch = state.batch, None
-        if batch.datums:
-            began = time.monotonic()
+        last = self._rules.last(batch.shape, batch.last)
+        index = None
+        if batch.datums and not self.settings.sink.keeps_offsets:
             # The index first: never behind the store (a crash in between leaves a range whose
             # object is missing, which the next owner simply writes, cut at the same place).
-            last = self._rules.last(batch.shape, batch.last)
-            if not self.settings.sink.keeps_offsets:  # a table: its commits are its index
-                state.index.add(ObjectRange(batch.first, last, batch.shape.hour), state.committed)
-                if not self._write(part, self._index_name(part), state.index.to_bytes(), {}):
-                    return
-            written = 0
-            for cluster, piece in self._parts(batch):
-                name = object_name(
-                    part.topic,
-                    part.number,
-                    first=batch.first,
-                    last=last,
-                    hour=batch.shape.hour,
-                    extension=self._extension,
-                    cluster=cluster,
+            state.index.add(ObjectRange(batch.first, last, batch.shape.hour), state.committed)
+            index = state.index.to_bytes()
+        queue = self._writes.setdefault(part, deque())
+        queue.append(_Write(part, batch, last, index, time.monotonic()))
+        if len(queue) == 1:
+            self._start_write(queue[0])
+        self._settle()
+
+    def _start_write(self, job: _Write) -> None:
+        """A partition's next write: on a writer thread; a table's here and now (its commits
+        are its offsets, one at a time)."""
+        if self._pool is not None:
+            job.future = self._pool.submit(self._put, job)
+            return
+        self._retry_write(job)
+
+    def _put(self, job: _Write) -> int:
+        """Every write of a batch, in order: the index, then each object. Its bytes."""
+        part, batch = job.part, job.batch
+        if job.index is not None:
+            self.destination.put(self._index_name(part), job.index, {})
+        written = 0
+        for cluster, piece in self._parts(batch):
+            name = object_name(
+                part.topic,
+                part.number,
+                first=batch.first,
+                last=job.last,
+                hour=batch.shape.hour,
+                extension=self._extension,
+                cluster=cluster,
+            )
+            data = self._format.write(
+                Batch(
+                    name,
+                    batch.writer,
+                    piece.datums,
+                    piece.records,
+                    self.settings.sink.output_codec,
+                    (part.number, piece.offsets) if self._positions else None,
                 )
-                data = self._format.write(
-                    Batch(
-                        name,
-                        batch.writer,
-                        piece.datums,
-                        piece.records,
-                        self.settings.sink.output_codec,
-                        (part.number, piece.offsets) if self._positions else None,
-                    )
-                )
-                metadata = {
-                    "kafkube-topic": part.topic,
-                    "kafkube-partition": str(part.number),
-                    "kafkube-first-offset": str(batch.first),
-                    "kafkube-last-offset": str(last),
-                    "kafkube-records": str(len(piece.datums)),
-                    "kafkube-schema": batch.writer.fingerprint_hex,
-                    **({"kafkube-cluster": cluster} if cluster is not None else {}),
-                }
-                if not self._write(part, name, data, metadata):
-                    return
-                written += len(data)
+            )
+            metadata = {
+                "kafkube-topic": part.topic,
+                "kafkube-partition": str(part.number),
+                "kafkube-first-offset": str(batch.first),
+                "kafkube-last-offset": str(job.last),
+                "kafkube-records": str(len(piece.datums)),
+                "kafkube-schema": batch.writer.fingerprint_hex,
+                **({"kafkube-cluster": cluster} if cluster is not None else {}),
+            }
+            self.destination.put(name, data, metadata)
+            written += len(data)
+        return written
+
+    def _settle(self, *, all_of_them: bool = False) -> None:
+        """Take in the writes done: commit behind them, start each partition's next. Then
+        wait while more batches are queued than ``_MAX_QUEUED`` (a store slower than Kafka
+        holds the reading back), or, with ``all_of_them``, until none is left."""
+        while self._writes:
+            for queue in list(self._writes.values()):
+                head = queue[0]
+                if head.future is not None and head.future.done():
+                    self._finish(head)
+            queued = sum(len(queue) for queue in self._writes.values())
+            if not queued or (not all_of_them and queued <= _MAX_QUEUED):
+                return
+            running = [q[0].future for q in self._writes.values() if q[0].future is not None]
+            futures.wait(running, timeout=1, return_when=futures.FIRST_COMPLETED)
+
+    def _finish(self, job: _Write) -> None:
+        """A write that came back: done, or failed (a store away: tried again here, with the
+        partitions paused, as long as it takes)."""
+        assert job.future is not None  # noqa: S101 - started
+        error = job.future.exception()
+        if error is None:
+            self._complete(job, job.future.result())
+            return
+        if not (isinstance(error, KafkubeError) and error.retriable):
+            raise error
+        self._count_retry()
+        self._retry_write(job)
+
+    def _retry_write(self, job: _Write) -> None:
+        name = job.batch.first
+        written = self._retried(
+            job.part,
+            lambda: self._put(job),
+            self._store,
+            on_retry=self._count_retry,
+            doing=f"; partition {job.part} from offset {name} not written: nothing committed, "
+            "retrying",
+        )
+        if written is _GONE:
+            self._writes.pop(job.part, None)  # the next owner reads it again
+            return
+        self._complete(job, cast("int", written))
+
+    def _count_retry(self) -> None:
+        self.stats.write_retries += 1
+        metrics.WRITE_RETRIES.labels(self.settings.sink.sink_type).inc()
+
+    def _complete(self, job: _Write, written: int) -> None:
+        """A batch durable: counted, committed (with what waited behind it), and the
+        partition's next write started."""
+        part, batch = job.part, job.batch
+        queue = self._writes.get(part)
+        if queue is None or queue[0] is not job:
+            return  # the partition went away meanwhile
+        queue.popleft()
+        if batch.datums:
             sink = self.settings.sink.sink_type
-            metrics.WRITE_SECONDS.labels(sink).observe(time.monotonic() - began)
+            metrics.WRITE_SECONDS.labels(sink).observe(time.monotonic() - job.began)
             metrics.RECORDS.labels(sink).inc(len(batch.datums))
             metrics.BATCHES.labels(sink).inc()
             metrics.BYTES.labels(sink).inc(written)
@@ -892,7 +1011,16 @@ class SinkRunner:
             self.stats.records += len(batch.datums)
             self.stats.batches += 1
             self.stats.bytes += written
-        self._commit(part, state, batch.processed + 1)
+        state = self._partitions.get(part)
+        offset = batch.processed + 1
+        if not queue:
+            del self._writes[part]
+            if state is not None and state.deferred is not None:
+                offset, state.deferred = max(offset, state.deferred), None
+        if state is not None:
+            self._commit(part, state, offset, durable=True)
+        if queue:
+            self._start_write(queue[0])
 
     def _parts(self, batch: _Batch) -> Iterator[tuple[str | None, _Batch]]:
         """The objects a batch becomes: itself; in the cluster layout one per cluster it holds,
@@ -912,22 +1040,6 @@ class SinkRunner:
             part.offsets.append(batch.offsets[index])
         for cluster in sorted(parts):
             yield cluster, parts[cluster]
-
-    def _write(self, part: Part, name: str, data: bytes, metadata: dict[str, str]) -> bool:
-        """Write durably, retrying with the partitions paused; False if the partition went away."""
-
-        def counted() -> None:
-            self.stats.write_retries += 1
-            metrics.WRITE_RETRIES.labels(self.settings.sink.sink_type).inc()
-
-        done = self._retried(
-            part,
-            lambda: self.destination.put(name, data, metadata),
-            self._store,
-            on_retry=counted,
-            doing=f"; {name} not written: nothing committed, retrying",
-        )
-        return done is not _GONE
 
     def _retried(
         self,
@@ -972,11 +1084,17 @@ class SinkRunner:
         outage.recovered()
         return answer
 
-    def _commit(self, part: Part, state: _Partition, next_offset: int) -> None:
-        """Commit a partition's offset: its records are durable. Sent without waiting (a
+    def _commit(
+        self, part: Part, state: _Partition, next_offset: int, *, durable: bool = False
+    ) -> None:
+        """Commit a partition's offset: its records are durable (``durable``: a write just
+        said so; else, with writes still queued, it waits for them). Sent without waiting (a
         commit costs the group coordinator's round trip, 5 ms, more than writing a batch):
         the answer comes through ``_on_commit`` at a later poll. While the sink stops, each
         commit is waited for."""
+        if not durable and part in self._writes:
+            state.deferred = max(next_offset, state.deferred or 0)
+            return
         consumer, dlq = self._consumer, self._dlq
         assert consumer is not None and dlq is not None  # noqa: PT018, S101 - set in run()
         if state.dead_letters_pending:
@@ -1061,7 +1179,7 @@ class SinkRunner:
         follow, or a partition that receives nothing more would show lag forever."""
         for part, state in list(self._partitions.items()):
             if state.uncommitted is not None:
-                self._commit(part, state, state.uncommitted)
+                self._commit(part, state, state.uncommitted, durable=True)
 
 
 def serve_sink(
