@@ -79,6 +79,12 @@ def render(document: dict[str, Any]) -> str:
             f"{_fig(sinks[f'file_{output}']['ours_records_per_s'])} | | {summary[key]:.2f} | "
             f"≥ {targets[key]} | {_yes(met[key])} |"
         )
+    lines.extend(
+        f"| {kind} sink / file sink, the same topic | | | {summary[f'{kind}_vs_file']:.2f} | "
+        f"≥ {targets[f'{kind}_vs_file']} | {_yes(met[f'{kind}_vs_file'])} |"
+        for kind in ("s3", "gcs")
+        if f"{kind}_vs_file" in summary
+    )
     lines.extend(_connect(document))
     pace, relist = document["watch_pace"], document["relist_pace"]
     lines += [
@@ -97,8 +103,9 @@ def render(document: dict[str, Any]) -> str:
         ),
         "",
         (
-            "CPU per record, user + system of the whole process (start-up included; the sinks' "
-            "over the producer's million records, the tools' over the same counts), µs:"
+            "CPU per record, user + system of the whole process (the sinks' and Connect's from "
+            "the first record to the last commit, over the producer's million records; the "
+            "producer's and the tools' whole runs, over the same counts), µs:"
         ),
         "",
         "| process | µs per record |",
@@ -193,7 +200,17 @@ def _connect(document: dict[str, Any]) -> list[str]:
             )
         )
         for converter in ("bytes", "string")
-    ]
+    ] + (
+        [
+            (
+                f"| CPU µs per record: file sink / Connect (ByteArrayConverter), the same topic, "
+                f"first record to last commit | | | {sinks['file_cpu_vs_connect']:.2f} | "
+                f"≤ {targets['file_cpu_vs_connect']} | {_yes(met['file_cpu_vs_connect'])} |"
+            )
+        ]
+        if "file_cpu_vs_connect" in sinks
+        else []
+    )
 
 
 def _startup(document: dict[str, Any]) -> list[str]:
