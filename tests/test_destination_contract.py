@@ -15,11 +15,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from confluent_kafka import Message
 
 from kafkube.compose.endpoints import Endpoints
 from kafkube.compose.stores import StackStores
 from kafkube.consumers.destinations import Destination, MissingObjectError
 from kafkube.consumers.destinations import open_destination as opened
+from kafkube.consumers.fastpath import FastScan
 from kafkube.consumers.formats import FORMATS, Batch
 from kafkube.consumers.local import local_sink
 from kafkube.consumers.naming import object_name, parse_object_name
@@ -32,10 +34,19 @@ HOUR = datetime(2026, 11, 28, 9, tzinfo=UTC)
 BUCKET = "kafkube-contract"
 
 
-def _batch(output_format: str, name: str, values: list[bytes]) -> bytes:
-    """The events as the runner writes them in this format (the same bytes every time)."""
+def _batch(output_format: str, name: str, values: list[bytes], path: str) -> bytes:
+    """The events as the runner writes them in this format (the same bytes every time), their
+    datums taken by either of the sink's paths: the compiled scan of the consumed messages,
+    or the Python one, value by value."""
     codec = Codec()
-    datums = [codec.split(value)[1] for value in values]
+    if path == "compiled":
+        messages = [
+            Message(topic="t", partition=2, offset=100 + i, value=value, timestamp=(1, 0))
+            for i, value in enumerate(values)
+        ]
+        ((*_, datums, _offsets, _size, _first, _end),) = FastScan(codec).scan(messages)
+    else:
+        datums = [codec.split(value)[1] for value in values]
     records = [codec.decode(value) for value in values]
     output = FORMATS[output_format]
     return output.write(Batch(name, codec.writer, datums, records, output.default_codec))
@@ -65,8 +76,9 @@ def open_destination(
     return make
 
 
-def holds_to_the_contract(destination: Destination, output_format: str) -> None:
-    """What every destination does with every format's bytes."""
+def holds_to_the_contract(destination: Destination, output_format: str, path: str) -> None:
+    """What every destination does with every format's bytes, a batch written by one of the
+    sink's paths and rewritten by the other."""
     topic = unique("contract")
     name = object_name(
         topic, 2, first=100, last=149, hour=HOUR, extension=FORMATS[output_format].extension
@@ -74,10 +86,11 @@ def holds_to_the_contract(destination: Destination, output_format: str) -> None:
     values = [value for _key, value in event_values(50, seed=41)]
     records = [Codec().decode(value) for value in values]
     occurrences = [(r["uid"], r["resource_version"]) for r in records]
-    data = _batch(output_format, name, values)
+    data = _batch(output_format, name, values, path)
 
     destination.put(name, data, {"kafkube-topic": topic, "kafkube-records": "50"})
-    rewritten = _batch(output_format, name, values)  # the same batch again, as after a crash
+    # The same batch again, as after a crash, by the other path.
+    rewritten = _batch(output_format, name, values, "python" if path == "compiled" else "compiled")
     destination.put(name, rewritten, {"kafkube-topic": topic, "kafkube-records": "50"})
 
     found = list(destination.names(topic))
@@ -105,8 +118,9 @@ OBJECT_STORES = [
 ]
 
 
+@pytest.mark.parametrize("path", ["compiled", "python"])
 @pytest.mark.parametrize(("kind", "output_format"), OBJECT_STORES)
 def test_every_destination_and_format_write_find_and_rewrite_identically(
-    open_destination: Callable[[str], Destination], kind: str, output_format: str
+    open_destination: Callable[[str], Destination], kind: str, output_format: str, path: str
 ) -> None:
-    holds_to_the_contract(open_destination(kind), output_format)
+    holds_to_the_contract(open_destination(kind), output_format, path)

@@ -234,5 +234,5 @@ def test_a_registered_destination_and_format_hold_to_the_contract(
     memory = MemoryDestination(MemorySinkConfig(bucket=BUCKET, prefix="contract"))
     files = FileDestination(FileSinkConfig(dir=tmp_path / "out"))
 
-    holds_to_the_contract(memory, output_format)
-    holds_to_the_contract(files, output_format)
+    holds_to_the_contract(memory, output_format, "compiled")
+    holds_to_the_contract(files, output_format, "python")
