@@ -14,7 +14,7 @@ from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes
 from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
 from cpython.unicode cimport PyUnicode_DecodeUTF8
 from libc.stdint cimport int32_t, int64_t, uint64_t
-from libc.string cimport memcmp
+from libc.string cimport memcmp, memcpy
 
 cdef extern from "Python.h":
     object PyObject_CallMethodNoArgs(object obj, object name)
@@ -33,6 +33,7 @@ cdef enum:
     ARRAY = 9
     MAP = 10
     NULLABLE = 11
+    TIMESTAMP = 12
 
 cdef enum:
     MAX_VARINT = 10
@@ -43,7 +44,7 @@ cdef enum:
 OPCODES = {
     "NULL": NULL_, "BOOLEAN": BOOLEAN, "LONG": LONG, "FLOAT": FLOAT, "DOUBLE": DOUBLE,
     "STRING": STRING, "BYTES": BYTES, "ENUM": ENUM, "RECORD": RECORD, "ARRAY": ARRAY,
-    "MAP": MAP, "NULLABLE": NULLABLE,
+    "MAP": MAP, "NULLABLE": NULLABLE, "TIMESTAMP": TIMESTAMP,
 }
 
 cdef str _ERROR = "error", _VALUE = "value", _TOPIC = "topic", _PARTITION = "partition"
@@ -112,7 +113,7 @@ cdef Py_ssize_t _skip(
         return CORRUPT
     if op == NULL_:
         return p
-    if op == LONG:
+    if op == LONG or op == TIMESTAMP:
         return _skip_varint(d, p, n)
     if op == STRING or op == BYTES:
         if p >= n:
@@ -131,7 +132,7 @@ cdef Py_ssize_t _skip(
         return p + value
     if op == RECORD:
         for i in range(code[node + 1]):
-            p = _skip(code, code[node + 2 + i], d, p, n, depth + 1)
+            p = _skip(code, code[node + 3 + i], d, p, n, depth + 1)
             if p == CORRUPT:
                 return CORRUPT
         return p
@@ -183,14 +184,147 @@ cdef Py_ssize_t _skip(
     return CORRUPT
 
 
+class _Corrupt(Exception):
+    """Bytes the decoder does not take (the Python path then says why)."""
+
+
+cdef Py_ssize_t _length_at(const unsigned char* d, Py_ssize_t p, Py_ssize_t n, int64_t* length):
+    """A string's or bytes' length at ``p``, and where its bytes start; CORRUPT if it is
+    negative, does not end or runs past the datum."""
+    if p >= n:
+        return CORRUPT
+    if d[p] & 129:
+        p = _varint(d, p, n, length)
+        if p == CORRUPT or length[0] < 0:
+            return CORRUPT
+    else:
+        length[0] = d[p] >> 1
+        p += 1
+    if length[0] > n - p:
+        return CORRUPT
+    return p
+
+
+cdef object _read(
+    const int32_t* code, tuple constants, object timestamp, int32_t node,
+    const unsigned char* d, Py_ssize_t* at, Py_ssize_t n, int depth
+):
+    """One value of ``node`` at ``at[0]``, built as the Python reader builds it (``at`` moves
+    past it); raises _Corrupt (or the decoding's own error) for bytes that are not one."""
+    cdef int32_t op = code[node], i
+    cdef Py_ssize_t p = at[0]
+    cdef int64_t value, count
+    cdef dict record
+    cdef list items
+    cdef tuple names
+    cdef object key
+    cdef float single
+    cdef double double_
+    if depth > MAX_DEPTH:
+        raise _Corrupt()
+    if op == NULL_:
+        return None
+    if op == LONG or op == TIMESTAMP:
+        p = _varint(d, p, n, &value)
+        if p == CORRUPT:
+            raise _Corrupt()
+        at[0] = p
+        return value if op == LONG else timestamp(value)
+    if op == STRING or op == BYTES:
+        p = _length_at(d, p, n, &value)
+        if p == CORRUPT:
+            raise _Corrupt()
+        at[0] = p + value
+        if op == STRING:
+            return PyUnicode_DecodeUTF8(<const char*>d + p, value, "strict")
+        return PyBytes_FromStringAndSize(<const char*>d + p, value)
+    if op == RECORD:
+        names = <tuple>constants[code[node + 2]]
+        record = {}
+        for i in range(code[node + 1]):
+            record[names[i]] = _read(code, constants, timestamp, code[node + 3 + i], d, at, n,
+                                     depth + 1)
+        return record
+    if op == NULLABLE:
+        if p >= n or (d[p] != 0 and d[p] != 2):
+            raise _Corrupt()
+        at[0] = p + 1
+        if d[p] == 0:
+            return None
+        return _read(code, constants, timestamp, code[node + 1], d, at, n, depth + 1)
+    if op == BOOLEAN:
+        if p >= n or d[p] > 1:
+            raise _Corrupt()
+        at[0] = p + 1
+        return d[p] == 1
+    if op == ENUM:
+        p = _varint(d, p, n, &value)
+        if p == CORRUPT or value < 0 or value >= code[node + 1]:
+            raise _Corrupt()
+        at[0] = p
+        return (<tuple>constants[code[node + 2]])[value]
+    if op == FLOAT:
+        if p + 4 > n:
+            raise _Corrupt()
+        memcpy(&single, d + p, 4)  # Avro's floats are little-endian, as this machine's
+        at[0] = p + 4
+        return <double>single
+    if op == DOUBLE:
+        if p + 8 > n:
+            raise _Corrupt()
+        memcpy(&double_, d + p, 8)
+        at[0] = p + 8
+        return double_
+    if op == ARRAY or op == MAP:
+        items, record = ([], None) if op == ARRAY else (None, {})
+        while True:
+            p = _varint(d, at[0], n, &count)
+            if p == CORRUPT:
+                raise _Corrupt()
+            if count < 0:
+                count = -count
+                p = _skip_varint(d, p, n)
+                if p == CORRUPT:
+                    raise _Corrupt()
+            at[0] = p
+            if count == 0:
+                return items if op == ARRAY else record
+            if count > n - p:
+                raise _Corrupt()
+            while count > 0:
+                if op == MAP:
+                    key = _read(_KEY_CODE, constants, timestamp, 0, d, at, n, depth + 1)
+                    record[key] = _read(code, constants, timestamp, code[node + 1], d, at, n,
+                                        depth + 1)
+                else:
+                    items.append(_read(code, constants, timestamp, code[node + 1], d, at, n,
+                                       depth + 1))
+                count -= 1
+    raise _Corrupt()
+
+
+def decode(bytes code, tuple constants, object timestamp, bytes datum):
+    """A whole datum as the Python reader builds it; raises for bytes that are not one (for the
+    tests)."""
+    cdef Py_ssize_t at = 0
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(datum)
+    record = _read(<const int32_t*>PyBytes_AS_STRING(code), constants, timestamp, 0,
+                   <const unsigned char*>PyBytes_AS_STRING(datum), &at, n, 0)
+    if at != n:
+        raise _Corrupt()
+    return record
+
+
 cdef class _Checked:
     """A writer schema the scan passes, and its program."""
     cdef object writer
     cdef bytes program
+    cdef tuple constants
 
-    def __cinit__(self, object writer, bytes program):
+    def __cinit__(self, object writer, bytes program, tuple constants):
         self.writer = writer
         self.program = program
+        self.constants = constants
 
 
 cpdef bint valid(bytes program, bytes datum):
@@ -208,20 +342,26 @@ cdef inline bint _check(const int32_t* code, const unsigned char* d, Py_ssize_t 
 cdef class Scanner:
     """Scans consumed messages for the writer schemas it is given: ``by_fingerprint`` (the
     single-object framing's 8 bytes) and ``by_id`` (a registry's id), each to a (writer,
-    program) pair."""
+    program code, program constants) triple. With ``timestamp`` (how a timestamp-micros
+    becomes a datetime), it also builds each record whole, as the Python reader does."""
     cdef dict by_fingerprint
     cdef dict by_id
+    cdef object timestamp
 
-    def __init__(self, dict by_fingerprint, dict by_id):
+    def __init__(self, dict by_fingerprint, dict by_id, object timestamp=None):
         self.by_fingerprint = {k: _Checked(*v) for k, v in by_fingerprint.items()}
         self.by_id = {k: _Checked(*v) for k, v in by_id.items()}
+        self.timestamp = timestamp
 
     def scan(self, list messages):
         """A list of what the messages make, in their order: a run, ``(topic, partition,
-        writer, hour, datums, offsets, size, first, end)`` (the datums' bytes, their offsets,
-        the sum of their sizes, and the run's messages as ``messages[first:end]``), or a
-        message passed back as it is."""
-        cdef list out = [], datums = None, offsets = None
+        writer, hour, datums, offsets, size, first, end, records)`` (the datums' bytes, their
+        offsets, the sum of their sizes, the run's messages as ``messages[first:end]``, and
+        the records built, or None), or a message passed back as it is."""
+        cdef list out = [], datums = None, offsets = None, records = None
+        cdef bint building = self.timestamp is not None
+        cdef object record = None
+        cdef Py_ssize_t at
         cdef Py_ssize_t i, count = PyList_GET_SIZE(messages), start = 0, n, size = 0, begin = 0
         cdef object message, value, topic = None, run_topic = None, stamp
         cdef long partition = -1, run_partition = -1
@@ -261,14 +401,26 @@ cdef class Scanner:
                             if checked is not None:
                                 last_checked, last_id = checked, schema_id
                                 last_fingerprint, last_value = NULL, None
-                    if checked is not None and not _check(
+                    if checked is not None and building:
+                        at = start
+                        try:
+                            record = _read(
+                                <const int32_t*>PyBytes_AS_STRING(checked.program),
+                                checked.constants, self.timestamp, 0, d, &at, n, 0,
+                            )
+                        except Exception:  # the Python path says what it is
+                            checked = None
+                        else:
+                            if at != n:
+                                checked = None
+                    elif checked is not None and not _check(
                         <const int32_t*>PyBytes_AS_STRING(checked.program), d, start, n
                     ):
                         checked = None
             if checked is None:  # the Python path decides
                 if datums is not None:
                     out.append((run_topic, run_partition, run_checked.writer, run_hour,
-                                datums, offsets, size, begin, i))
+                                datums, offsets, size, begin, i, records))
                     datums = None
                 out.append(message)
                 continue
@@ -282,15 +434,18 @@ cdef class Scanner:
                 or not (topic is run_topic or topic == run_topic)
             ):
                 out.append((run_topic, run_partition, run_checked.writer, run_hour,
-                            datums, offsets, size, begin, i))
+                            datums, offsets, size, begin, i, records))
                 datums = None
             if datums is None:
                 datums, offsets, size, begin = [], [], 0, i
+                records = [] if building else None
                 run_topic, run_partition, run_checked, run_hour = topic, partition, checked, hour
             datums.append(PyBytes_FromStringAndSize(<const char*>d + start, n - start))
             offsets.append(PyObject_CallMethodNoArgs(message, _OFFSET))
+            if building:
+                records.append(record)
             size += n - start
         if datums is not None:
             out.append((run_topic, run_partition, run_checked.writer, run_hour,
-                        datums, offsets, size, begin, count))
+                        datums, offsets, size, begin, count, records))
         return out

@@ -10,9 +10,10 @@ of partition, a schema id not looked up yet, a datum its check refuses) comes ba
 message it was, and takes the Python path, which decides: a dead letter, a lookup, a retry.
 
 The two paths write the same bytes: the objects are cut by the same rules at the same
-records, and a datum is the same bytes copied or viewed. The fast path only runs where it
-needs nothing of a record but its bytes: Avro output, no filter, the record's own time, the
-topic layout. The Python path is taken everywhere else, and wherever the extension is not
+records, and a datum is the same bytes copied or viewed. The fast path runs where a sink
+needs a record's bytes alone (Avro output) or the whole record (JSON Lines, Parquet: the scan
+builds it as the Python reader does), with no filter, the record's own time and the topic
+layout. The Python path is taken everywhere else, and wherever the extension is not
 built (no C compiler) or ``KAFKUBE_PURE_PYTHON=1`` asks for it (CI runs the contract and
 fuzz tests both ways).
 """
@@ -25,6 +26,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from kafkube.schemas.codec import Codec, SchemaVersion
+from kafkube.schemas.reading import timestamp
 
 log = logging.getLogger(__name__)
 
@@ -36,8 +38,11 @@ except ImportError:  # not built here: the Python path
 PURE_PYTHON_VARIABLE = "KAFKUBE_PURE_PYTHON"
 
 # A run of records the scan passed: its topic, partition, writer schema, hour (in hours
-# since the epoch), datums, offsets, their bytes, and its messages' positions in the list.
-Run = tuple[str, int, SchemaVersion, int, list[bytes], list[int], int, int, int]
+# since the epoch), datums, offsets, their bytes, its messages' positions in the list, and
+# the records built (None where only the bytes are wanted).
+Run = tuple[
+    str, int, SchemaVersion, int, list[bytes], list[int], int, int, int, list[dict[str, Any]] | None
+]
 
 
 def built() -> bool:
@@ -55,8 +60,9 @@ class FastScan:
     the reader's own schema (any other is resolved by fastavro, in Python), each with its
     program; a registry id learned later (by the Python path) is taken in at the next scan."""
 
-    def __init__(self, codec: Codec) -> None:
+    def __init__(self, codec: Codec, *, records: bool = False) -> None:
         self.codec = codec
+        self.records = records  # whether each record is built whole too
         self._known = -1
         self._scanner: Any = None
 
@@ -74,7 +80,7 @@ class FastScan:
             if program is None or writer.fingerprint != self.codec.reader.fingerprint:
                 continue
             if isinstance(key, int):
-                by_id[key] = (writer, program)
+                by_id[key] = (writer, program.code, program.constants)
             else:
-                by_fingerprint[key] = (writer, program)
-        return _scan.Scanner(by_fingerprint, by_id)
+                by_fingerprint[key] = (writer, program.code, program.constants)
+        return _scan.Scanner(by_fingerprint, by_id, timestamp if self.records else None)

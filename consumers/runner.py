@@ -342,10 +342,15 @@ class SinkRunner:
         self._filtering = not self._filter.passes_all
         self._cpu_at_first = 0.0
         self._keep = _fields_kept(settings, self._format.needs_records)
-        # The compiled scan, where a record's bytes are all the sink needs of it.
-        bytes_only = self._keep == frozenset() and not self._filtering
-        self._fast = fastpath.FastScan(self.codec) if bytes_only and fastpath.wanted() else None
-        if bytes_only and not fastpath.built():
+        # The compiled scan, where a sink needs a record's bytes alone, or the whole record
+        # (its format's), and nothing else of it (no filter, no event time, no cluster folder).
+        whole = self._keep is None and not self._filtering and not self._by_cluster
+        whole = whole and settings.sink.time_field == "record"
+        scanned = whole or (self._keep == frozenset() and not self._filtering)
+        self._fast = (
+            fastpath.FastScan(self.codec, records=whole) if scanned and fastpath.wanted() else None
+        )
+        if scanned and not fastpath.built():
             log.warning(
                 "the sinks' compiled scan is not built here (no C compiler when kafkube was "
                 "installed?): every record takes the Python path, at a fifth of the pace"
@@ -639,7 +644,7 @@ class SinkRunner:
         """Records the scan checked, of one partition, writer and hour, in offset order:
         appended as ``_take`` would one by one, the batch closed where the rules close it. A
         run that meets an object written before takes the Python path, record by record."""
-        topic, number, writer, hour_number, datums, offsets, size, begin, end = run
+        topic, number, writer, hour_number, datums, offsets, size, begin, end, records = run
         state = self._partitions.get((topic, number))  # type: ignore[call-overload]
         if state is None:
             return  # revoked meanwhile
@@ -660,6 +665,8 @@ class SinkRunner:
             if shape.size + taken >= rules.max_bytes:  # the bytes rule closes it first
                 take, taken = _within(datums, at, take, rules.max_bytes - shape.size)
             batch.datums.extend(datums[at : at + take])
+            if records is not None:
+                batch.records.extend(records[at : at + take])
             batch.offsets.extend(offsets[at : at + take])
             at, left = at + take, left - taken
             batch.last = batch.processed = offsets[at - 1]

@@ -32,7 +32,7 @@ import fastavro
 from fastavro.schema import fingerprint, to_parsing_canonical_form
 
 from kafkube.core.errors import KafkubeError
-from kafkube.schemas.program import compile_program
+from kafkube.schemas.program import Program, compile_program
 from kafkube.schemas.reading import CorruptDatum, Read, compile_reader
 from kafkube.schemas.writing import UnsupportedSchema, Write, compile_writer
 
@@ -94,7 +94,7 @@ class SchemaVersion:
         return self._readers[keep]
 
     @cached_property
-    def program(self) -> bytes | None:
+    def program(self) -> Program | None:
         """This schema as the compiled validator's program (``kafkube.schemas.program``);
         None where its Python reader is not compiled either (fastavro reads it)."""
         if self.reader(frozenset()) is None:

@@ -66,7 +66,7 @@ def _length(data: bytes, position: int) -> tuple[int, int]:
 
 
 @functools.lru_cache(maxsize=4096)
-def _timestamp(micros: int) -> datetime:
+def timestamp(micros: int) -> datetime:
     """A timestamp-micros as fastavro gives it. An event's times mostly repeat its
     neighbours' (created, first seen, last seen): a few thousand are kept."""
     return _EPOCH + timedelta(microseconds=micros)
@@ -307,7 +307,7 @@ def compile_reader(schema: dict[str, Any], keep: frozenset[str] | None = None) -
         {
             "_long": _long,
             "_length": _length,
-            "_timestamp": _timestamp,
+            "_timestamp": timestamp,
             "_corrupt": _corrupt,
             "_FLOAT": _FLOAT,
             "_DOUBLE": _DOUBLE,

@@ -44,7 +44,7 @@ def _batch(output_format: str, name: str, values: list[bytes], path: str) -> byt
             Message(topic="t", partition=2, offset=100 + i, value=value, timestamp=(1, 0))
             for i, value in enumerate(values)
         ]
-        ((*_, datums, _offsets, _size, _first, _end),) = FastScan(codec).scan(messages)
+        ((_, _, _, _, datums, *_),) = FastScan(codec).scan(messages)
     else:
         datums = [codec.split(value)[1] for value in values]
     records = [codec.decode(value) for value in values]
