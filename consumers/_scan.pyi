@@ -1,23 +1,16 @@
 # The compiled scan's interface (consumers/_scan.pyx), for mypy.
-from collections.abc import Callable
-from datetime import datetime
 from typing import Any
 
 OPCODES: dict[str, int]
 
 def valid(program: bytes, datum: bytes) -> bool: ...
-def decode(
-    code: bytes,
-    constants: tuple[tuple[str, ...], ...],
-    timestamp: Callable[[int], datetime],
-    datum: bytes,
-) -> dict[str, Any]: ...
+def decode(code: bytes, constants: tuple[tuple[str, ...], ...], datum: bytes) -> dict[str, Any]: ...
 
 class Scanner:
     def __init__(
         self,
         by_fingerprint: dict[bytes, tuple[Any, bytes, tuple[tuple[str, ...], ...]]],
         by_id: dict[int, tuple[Any, bytes, tuple[tuple[str, ...], ...]]],
-        timestamp: Callable[[int], datetime] | None = None,
+        records: bool = False,
     ) -> None: ...
     def scan(self, messages: list[Any]) -> list[Any]: ...

@@ -14,7 +14,13 @@ from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes
 from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
 from cpython.unicode cimport PyUnicode_DecodeUTF8
 from libc.stdint cimport int32_t, int64_t, uint64_t
+from cpython.datetime cimport datetime_new, import_datetime
 from libc.string cimport memcmp, memcpy
+
+from datetime import timezone
+
+import_datetime()
+cdef object _UTC = timezone.utc
 
 cdef extern from "Python.h":
     object PyObject_CallMethodNoArgs(object obj, object name)
@@ -205,8 +211,33 @@ cdef Py_ssize_t _length_at(const unsigned char* d, Py_ssize_t p, Py_ssize_t n, i
     return p
 
 
+cdef object _datetime(int64_t micros):
+    """A timestamp-micros as the Python reader gives it: a datetime in UTC (OverflowError
+    outside years 1 to 9999, as datetime's own arithmetic)."""
+    cdef int64_t seconds = micros // 1000000, days, rest, era, day_of_era, year_of_era
+    cdef int64_t day_of_year, mp, year, month, day
+    days = seconds // 86400
+    rest = seconds - days * 86400
+    # The civil date of a day count (H. Hinnant's days_from_civil, inverted).
+    days += 719468
+    era = (days if days >= 0 else days - 146096) // 146097
+    day_of_era = days - era * 146097
+    year_of_era = (day_of_era - day_of_era // 1460 + day_of_era // 36524
+                   - day_of_era // 146096) // 365
+    year = year_of_era + era * 400
+    day_of_year = day_of_era - (365 * year_of_era + year_of_era // 4 - year_of_era // 100)
+    mp = (5 * day_of_year + 2) // 153
+    day = day_of_year - (153 * mp + 2) // 5 + 1
+    month = mp + 3 if mp < 10 else mp - 9
+    year += month <= 2
+    if year < 1 or year > 9999:
+        raise OverflowError("date value out of range")
+    return datetime_new(year, month, day, rest // 3600, rest % 3600 // 60, rest % 60,
+                        micros - seconds * 1000000, _UTC)
+
+
 cdef object _read(
-    const int32_t* code, tuple constants, object timestamp, int32_t node,
+    const int32_t* code, tuple constants, int32_t node,
     const unsigned char* d, Py_ssize_t* at, Py_ssize_t n, int depth
 ):
     """One value of ``node`` at ``at[0]``, built as the Python reader builds it (``at`` moves
@@ -229,7 +260,7 @@ cdef object _read(
         if p == CORRUPT:
             raise _Corrupt()
         at[0] = p
-        return value if op == LONG else timestamp(value)
+        return value if op == LONG else _datetime(value)
     if op == STRING or op == BYTES:
         p = _length_at(d, p, n, &value)
         if p == CORRUPT:
@@ -242,7 +273,7 @@ cdef object _read(
         names = <tuple>constants[code[node + 2]]
         record = {}
         for i in range(code[node + 1]):
-            record[names[i]] = _read(code, constants, timestamp, code[node + 3 + i], d, at, n,
+            record[names[i]] = _read(code, constants, code[node + 3 + i], d, at, n,
                                      depth + 1)
         return record
     if op == NULLABLE:
@@ -251,7 +282,7 @@ cdef object _read(
         at[0] = p + 1
         if d[p] == 0:
             return None
-        return _read(code, constants, timestamp, code[node + 1], d, at, n, depth + 1)
+        return _read(code, constants, code[node + 1], d, at, n, depth + 1)
     if op == BOOLEAN:
         if p >= n or d[p] > 1:
             raise _Corrupt()
@@ -293,22 +324,22 @@ cdef object _read(
                 raise _Corrupt()
             while count > 0:
                 if op == MAP:
-                    key = _read(_KEY_CODE, constants, timestamp, 0, d, at, n, depth + 1)
-                    record[key] = _read(code, constants, timestamp, code[node + 1], d, at, n,
+                    key = _read(_KEY_CODE, constants, 0, d, at, n, depth + 1)
+                    record[key] = _read(code, constants, code[node + 1], d, at, n,
                                         depth + 1)
                 else:
-                    items.append(_read(code, constants, timestamp, code[node + 1], d, at, n,
+                    items.append(_read(code, constants, code[node + 1], d, at, n,
                                        depth + 1))
                 count -= 1
     raise _Corrupt()
 
 
-def decode(bytes code, tuple constants, object timestamp, bytes datum):
+def decode(bytes code, tuple constants, bytes datum):
     """A whole datum as the Python reader builds it; raises for bytes that are not one (for the
     tests)."""
     cdef Py_ssize_t at = 0
     cdef Py_ssize_t n = PyBytes_GET_SIZE(datum)
-    record = _read(<const int32_t*>PyBytes_AS_STRING(code), constants, timestamp, 0,
+    record = _read(<const int32_t*>PyBytes_AS_STRING(code), constants, 0,
                    <const unsigned char*>PyBytes_AS_STRING(datum), &at, n, 0)
     if at != n:
         raise _Corrupt()
@@ -342,16 +373,16 @@ cdef inline bint _check(const int32_t* code, const unsigned char* d, Py_ssize_t 
 cdef class Scanner:
     """Scans consumed messages for the writer schemas it is given: ``by_fingerprint`` (the
     single-object framing's 8 bytes) and ``by_id`` (a registry's id), each to a (writer,
-    program code, program constants) triple. With ``timestamp`` (how a timestamp-micros
-    becomes a datetime), it also builds each record whole, as the Python reader does."""
+    program code, program constants) triple. With ``records``, it also builds each record
+    whole, as the Python reader does."""
     cdef dict by_fingerprint
     cdef dict by_id
-    cdef object timestamp
+    cdef bint records
 
-    def __init__(self, dict by_fingerprint, dict by_id, object timestamp=None):
+    def __init__(self, dict by_fingerprint, dict by_id, bint records=False):
         self.by_fingerprint = {k: _Checked(*v) for k, v in by_fingerprint.items()}
         self.by_id = {k: _Checked(*v) for k, v in by_id.items()}
-        self.timestamp = timestamp
+        self.records = records
 
     def scan(self, list messages):
         """A list of what the messages make, in their order: a run, ``(topic, partition,
@@ -359,7 +390,7 @@ cdef class Scanner:
         offsets, the sum of their sizes, the run's messages as ``messages[first:end]``, and
         the records built, or None), or a message passed back as it is."""
         cdef list out = [], datums = None, offsets = None, records = None
-        cdef bint building = self.timestamp is not None
+        cdef bint building = self.records
         cdef object record = None
         cdef Py_ssize_t at
         cdef Py_ssize_t i, count = PyList_GET_SIZE(messages), start = 0, n, size = 0, begin = 0
@@ -406,7 +437,7 @@ cdef class Scanner:
                         try:
                             record = _read(
                                 <const int32_t*>PyBytes_AS_STRING(checked.program),
-                                checked.constants, self.timestamp, 0, d, &at, n, 0,
+                                checked.constants, 0, d, &at, n, 0,
                             )
                         except Exception:  # the Python path says what it is
                             checked = None

@@ -26,7 +26,6 @@ from collections.abc import Sequence
 from typing import Any
 
 from kafkube.schemas.codec import Codec, SchemaVersion
-from kafkube.schemas.reading import timestamp
 
 log = logging.getLogger(__name__)
 
@@ -83,4 +82,4 @@ class FastScan:
                 by_id[key] = (writer, program.code, program.constants)
             else:
                 by_fingerprint[key] = (writer, program.code, program.constants)
-        return _scan.Scanner(by_fingerprint, by_id, timestamp if self.records else None)
+        return _scan.Scanner(by_fingerprint, by_id, records=self.records)

@@ -28,7 +28,7 @@ from kafkube.compose.endpoints import Endpoints
 from kafkube.consumers import _scan, fastpath
 from kafkube.schemas import program
 from kafkube.schemas.codec import HEADER_SIZE, Codec, parse_schema, registry_header
-from kafkube.schemas.reading import CorruptDatum, compile_reader, timestamp
+from kafkube.schemas.reading import CorruptDatum, compile_reader
 from tests.conftest import unique
 from tests.sinking import (
     SinkProcess,
@@ -87,7 +87,7 @@ def _mutations(datum: bytes, rng: random.Random) -> list[bytes]:
 
 def _built(compiled: program.Program, datum: bytes) -> dict[str, Any] | None:
     try:
-        return _scan.decode(compiled.code, compiled.constants, timestamp, datum)
+        return _scan.decode(compiled.code, compiled.constants, datum)
     except Exception:  # noqa: BLE001 - whatever it raises, it did not take the datum
         return None
 
@@ -359,3 +359,33 @@ def _stored(kind: str, folder: Path, s3: Any, gcs: Any, bucket: str, path: str) 
         blob.name.removeprefix(f"{path}/"): blob.download_as_bytes()
         for blob in gcs.bucket(bucket).list_blobs(prefix=f"{path}/")
     }
+
+
+@pytest.mark.parametrize(
+    "micros",
+    [
+        0,
+        -1,
+        1,
+        951_782_400_000_000,  # 2000-02-29
+        -2_203_891_200_000_000,  # 1900-03-01, after a century's missing leap day
+        -62_135_596_800_000_000,
+        -62_135_596_800_000_001,  # the first microsecond of year 1
+        253_402_300_799_999_999,
+        253_402_300_800_000_000,  # the last one of 9999
+        2**62,
+        -(2**62),
+    ],
+)
+def test_a_timestamp_is_built_as_the_python_reader_builds_it_or_refused_alike(micros: int) -> None:
+    definition = {
+        "type": "record",
+        "name": "T",
+        "fields": [{"name": "t", "type": {"type": "long", "logicalType": "timestamp-micros"}}],
+    }
+    stream = io.BytesIO()
+    fastavro.schemaless_writer(stream, fastavro.parse_schema(definition), {"t": micros})
+    datum = stream.getvalue()
+    assert _built(program.compile_program(definition), datum) == _python_builds(
+        compile_reader(definition), datum
+    )
