@@ -23,8 +23,14 @@ extras = [r for e in ("s3", "gcs", "parquet", "iceberg", "msk") for r in p["opti
 print("\n".join(r for r in p["dependencies"] + extras if not r.startswith("kafkube")))' \
       > /requirements.txt \
  && /opt/build/bin/pip wheel --no-cache-dir --wheel-dir /deps --constraint constraints.txt \
-      --requirement /requirements.txt \
- && cp pyproject.toml constraints.txt /deps/
+      --requirement /requirements.txt
+# A C compiler for the sinks' compiled scan (consumers/_scan.pyx), in this stage only: the
+# runtime gets the built module and no compiler. Python's headers come with python3-dev where
+# the base lacks them (Debian's python3; the python images have them).
+RUN apt-get update -q \
+ && apt-get install -y -q --no-install-recommends gcc libc6-dev $(python3 -c 'import os, sysconfig; \
+print("" if os.path.exists(sysconfig.get_paths()["include"] + "/Python.h") else "python3-dev")') \
+ && rm -rf /var/lib/apt/lists/*
 # Then kafkube itself: the whole context (.dockerignore lets only the package in), one layer.
 COPY . ./
 RUN /opt/build/bin/pip wheel --no-cache-dir --no-deps --wheel-dir /app .
@@ -41,18 +47,20 @@ RUN /opt/build/bin/pip wheel --no-cache-dir --no-deps --wheel-dir /app .
 # was (a traceback through them shows no source line; kafkube's own code keeps its source).
 FROM ${PYTHON_IMAGE} AS runtime
 ARG EXTRAS="s3 gcs parquet iceberg msk"
+# The dependency set is copied in, not read from the mounts below: a bind mount's content is
+# no part of the build cache's key (buildah reused this layer, and its old dependencies, after
+# one was added), a copied file's is.
+COPY pyproject.toml constraints.txt /usr/local/share/kafkube/
 RUN --mount=type=bind,from=build,source=/deps,target=/deps \
     --mount=type=bind,from=build,source=/opt/build,target=/opt/build \
-    mkdir -p /usr/local/share/kafkube \
- && python3 -c 'import sys, tomllib; p = tomllib.load(open("/deps/pyproject.toml", "rb"))["project"]; \
+    cd /usr/local/share/kafkube \
+ && python3 -c 'import sys, tomllib; p = tomllib.load(open("pyproject.toml", "rb"))["project"]; \
 extras = [r for e in sys.argv[1:] for r in p["optional-dependencies"][e]]; \
 print("\n".join(r for r in p["dependencies"] + extras if not r.startswith("kafkube")))' $EXTRAS \
-      > /usr/local/share/kafkube/requirements.txt \
- && cp /deps/constraints.txt /usr/local/share/kafkube/ \
+      > requirements.txt \
  && python3 -m venv --without-pip /opt/kafkube \
  && /opt/build/bin/pip --python /opt/kafkube/bin/python install --no-cache-dir --no-index \
-      --find-links /deps --constraint /deps/constraints.txt \
-      --requirement /usr/local/share/kafkube/requirements.txt \
+      --find-links /deps --constraint constraints.txt --requirement requirements.txt \
  && site=$(echo /opt/kafkube/lib/python3*/site-packages) \
  && cd "$site" \
  && rm -rf kubernetes/aio aiohttp aiohttp_retry aiohappyeyeballs aiosignal frozenlist \
