@@ -24,6 +24,7 @@ from google.cloud import storage
 from google.cloud.storage.retry import DEFAULT_RETRY
 
 from kafkube.consumers.destinations import MissingObjectError
+from kafkube.consumers.naming import INDEX_FOLDER
 from kafkube.consumers.objectstore import ObjectStore
 from kafkube.consumers.settings import GCSSinkConfig
 from kafkube.core.errors import ConfigError, SinkError, SinkRefusedError
@@ -98,7 +99,9 @@ class GCSDestination(ObjectStore):
             return f"GCS bucket {self.bucket!r} does not answer: {err}"
         return None
 
-    def _upload(self, name: str, data: bytes, metadata: dict[str, str], generation: int) -> None:
+    def _upload(
+        self, name: str, data: bytes, metadata: dict[str, str], generation: int | None
+    ) -> None:
         blob = self._bucket.blob(
             self.key(name),
             chunk_size=self.resumable_above if len(data) > self.resumable_above else None,
@@ -114,6 +117,11 @@ class GCSDestination(ObjectStore):
     def put(self, name: str, data: bytes, metadata: dict[str, str]) -> None:
         key = self.key(name)
         try:
+            if name.startswith(INDEX_FOLDER):
+                # A partition's index is replaced at every batch by the partition's one owner:
+                # "only if absent" would fail every time, and cost a read and a second write.
+                self._upload(name, data, metadata, generation=None)
+                return
             try:
                 self._upload(name, data, metadata, generation=0)
             except api_errors.PreconditionFailed:

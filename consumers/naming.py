@@ -89,11 +89,14 @@ def object_name(  # noqa: PLR0913 - every part of the name
     )
 
 
+INDEX_FOLDER = "_kafkube/index/"
+
+
 def index_name(topic: str, partition: int, extension: str) -> str:
     """Where a sink keeps its index of a partition's objects (``kafkube.consumers.indexing``):
     beside the topic's folder, under a name query engines skip (a leading ``_``)."""
     check_topic(topic)
-    return f"_kafkube/index/{topic}/{topic}+{partition:05d}.{extension}.json"
+    return f"{INDEX_FOLDER}{topic}/{topic}+{partition:05d}.{extension}.json"
 
 
 _FOLDER_HOUR = re.compile(r"(?:^|/)dt=(\d{4}-\d{2}-\d{2})/hour=(\d{2})/[^/]*$")
