@@ -122,18 +122,8 @@ cdef Py_ssize_t _skip(
     if op == LONG or op == TIMESTAMP:
         return _skip_varint(d, p, n)
     if op == STRING or op == BYTES:
-        if p >= n:
-            return CORRUPT
-        if d[p] & 129:
-            p = _varint(d, p, n, &value)
-            if p == CORRUPT or value < 0:
-                return CORRUPT
-        else:
-            value = d[p] >> 1
-            p += 1
-        if value > n - p:
-            return CORRUPT
-        if op == STRING and not _utf8(d, p, p + value):
+        p = _length_at(d, p, n, &value)
+        if p == CORRUPT or (op == STRING and not _utf8(d, p, p + value)):
             return CORRUPT
         return p + value
     if op == RECORD:
@@ -166,18 +156,11 @@ cdef Py_ssize_t _skip(
         return p + value
     if op == ARRAY or op == MAP:
         while True:
-            p = _varint(d, p, n, &count)
+            p = _block(d, p, n, &count)
             if p == CORRUPT:
                 return CORRUPT
             if count == 0:
                 return p
-            if count < 0:
-                count = -count
-                p = _skip_varint(d, p, n)
-                if p == CORRUPT:
-                    return CORRUPT
-            if count > n - p:  # stricter than the reader for items of no bytes (null)
-                return CORRUPT
             while count > 0:
                 if op == MAP:
                     p = _skip(_KEY_CODE, 0, d, p, n, depth + 1)  # the key: a string
@@ -192,6 +175,25 @@ cdef Py_ssize_t _skip(
 
 class _Corrupt(Exception):
     """Bytes the decoder does not take (the Python path then says why)."""
+
+
+cdef Py_ssize_t _block(const unsigned char* d, Py_ssize_t p, Py_ssize_t n, int64_t* count):
+    """An array's or a map's block header at ``p``: its count of items (0: the last block)
+    and where they start, past a negative count's byte size; CORRUPT if it does not end, or
+    counts more items than bytes are left (stricter than the reader for items of no bytes)."""
+    p = _varint(d, p, n, count)
+    if p == CORRUPT:
+        return CORRUPT
+    if count[0] < 0:
+        count[0] = -count[0]
+        if count[0] < 0:  # the lowest long has no positive twin in 64 bits
+            return CORRUPT
+        p = _skip_varint(d, p, n)
+        if p == CORRUPT:
+            return CORRUPT
+    if count[0] > n - p:
+        return CORRUPT
+    return p
 
 
 cdef Py_ssize_t _length_at(const unsigned char* d, Py_ssize_t p, Py_ssize_t n, int64_t* length):
@@ -309,19 +311,12 @@ cdef object _read(
     if op == ARRAY or op == MAP:
         items, record = ([], None) if op == ARRAY else (None, {})
         while True:
-            p = _varint(d, at[0], n, &count)
+            p = _block(d, at[0], n, &count)
             if p == CORRUPT:
                 raise _Corrupt()
-            if count < 0:
-                count = -count
-                p = _skip_varint(d, p, n)
-                if p == CORRUPT:
-                    raise _Corrupt()
             at[0] = p
             if count == 0:
                 return items if op == ARRAY else record
-            if count > n - p:
-                raise _Corrupt()
             while count > 0:
                 if op == MAP:
                     key = _read(_KEY_CODE, constants, 0, d, at, n, depth + 1)

@@ -20,14 +20,11 @@ fuzz tests both ways).
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Sequence
 from typing import Any
 
 from kafkube.schemas.codec import Codec, SchemaVersion
-
-log = logging.getLogger(__name__)
 
 try:
     from kafkube.consumers import _scan

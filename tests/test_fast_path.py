@@ -204,6 +204,21 @@ def test_a_broken_datum_is_refused(datum: bytes) -> None:
     assert _built(compiled, datum) is None
 
 
+def test_a_block_counting_the_lowest_long_is_refused() -> None:
+    """-2**63 items (a negative count: a byte size follows) has no positive twin in 64 bits:
+    the Python reader runs out of bytes, the compiled code must not take it as no items."""
+    definition = {
+        "type": "record",
+        "name": "R",
+        "fields": [{"name": "a", "type": {"type": "array", "items": "long"}}],
+    }
+    datum = b"\xff" * 9 + b"\x01" + b"\x00" + b"\x00"  # the count, its size, one item
+    compiled = program.compile_program(definition)
+    assert not _python_takes(compile_reader(definition, frozenset()), datum)
+    assert not _scan.valid(compiled.code, datum)
+    assert _built(compiled, datum) is None
+
+
 def _message(value: bytes, partition: int, offset: int, hour: int, topic: str = "t") -> Message:
     return Message(
         topic=topic, partition=partition, offset=offset, value=value,
