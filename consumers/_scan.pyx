@@ -16,8 +16,11 @@ from cpython.unicode cimport PyUnicode_DecodeUTF8
 from libc.stdint cimport int32_t, int64_t, uint64_t
 from cpython.datetime cimport datetime_new, import_datetime
 from libc.string cimport memcmp, memcpy
+from cpython.mem cimport PyMem_Free, PyMem_Realloc
 
 from datetime import timezone
+
+from orjson import dumps as _orjson_dumps
 
 import_datetime()
 cdef object _UTC = timezone.utc
@@ -42,6 +45,7 @@ cdef enum:
     TIMESTAMP = 12
 
 cdef enum:
+    MAX_KEYS = 64  # a map's keys the JSON renderer tells apart (more: the Python path)
     MAX_VARINT = 10
     MAX_DEPTH = 64
     CORRUPT = -1
@@ -196,6 +200,16 @@ cdef Py_ssize_t _block(const unsigned char* d, Py_ssize_t p, Py_ssize_t n, int64
     return p
 
 
+cdef int64_t _items(const unsigned char* d, Py_ssize_t* at, Py_ssize_t n) except -1:
+    """The count of items of the block at ``at[0]`` (0: the last), ``at`` moved to them."""
+    cdef int64_t count
+    cdef Py_ssize_t p = _block(d, at[0], n, &count)
+    if p == CORRUPT:
+        raise _Corrupt()
+    at[0] = p
+    return count
+
+
 cdef Py_ssize_t _length_at(const unsigned char* d, Py_ssize_t p, Py_ssize_t n, int64_t* length):
     """A string's or bytes' length at ``p``, and where its bytes start; CORRUPT if it is
     negative, does not end or runs past the datum."""
@@ -213,11 +227,15 @@ cdef Py_ssize_t _length_at(const unsigned char* d, Py_ssize_t p, Py_ssize_t n, i
     return p
 
 
-cdef object _datetime(int64_t micros):
-    """A timestamp-micros as the Python reader gives it: a datetime in UTC (OverflowError
-    outside years 1 to 9999, as datetime's own arithmetic)."""
+cdef struct _Civil:
+    int64_t year, month, day, hour, minute, second, micro
+
+
+cdef bint _civil(int64_t micros, _Civil* c) noexcept:
+    """A timestamp-micros's calendar fields in UTC; False outside years 1 to 9999 (where
+    datetime's own arithmetic raises OverflowError)."""
     cdef int64_t seconds = micros // 1000000, days, rest, era, day_of_era, year_of_era
-    cdef int64_t day_of_year, mp, year, month, day
+    cdef int64_t day_of_year, mp, year, month
     days = seconds // 86400
     rest = seconds - days * 86400
     # The civil date of a day count (H. Hinnant's days_from_civil, inverted).
@@ -229,13 +247,38 @@ cdef object _datetime(int64_t micros):
     year = year_of_era + era * 400
     day_of_year = day_of_era - (365 * year_of_era + year_of_era // 4 - year_of_era // 100)
     mp = (5 * day_of_year + 2) // 153
-    day = day_of_year - (153 * mp + 2) // 5 + 1
+    c.day = day_of_year - (153 * mp + 2) // 5 + 1
     month = mp + 3 if mp < 10 else mp - 9
     year += month <= 2
-    if year < 1 or year > 9999:
+    c.year, c.month = year, month
+    c.hour, c.minute, c.second = rest // 3600, rest % 3600 // 60, rest % 60
+    c.micro = micros - seconds * 1000000
+    return 1 <= year <= 9999
+
+
+cdef object _datetime(int64_t micros):
+    """A timestamp-micros as the Python reader gives it: a datetime in UTC (OverflowError
+    outside years 1 to 9999, as datetime's own arithmetic)."""
+    cdef _Civil c
+    if not _civil(micros, &c):
         raise OverflowError("date value out of range")
-    return datetime_new(year, month, day, rest // 3600, rest % 3600 // 60, rest % 60,
-                        micros - seconds * 1000000, _UTC)
+    return datetime_new(c.year, c.month, c.day, c.hour, c.minute, c.second, c.micro, _UTC)
+
+
+cdef double _real(int32_t op, const unsigned char* d, Py_ssize_t* at, Py_ssize_t n) except? -1:
+    """A float or a double at ``at[0]`` (``at`` moves past it)."""
+    cdef float single
+    cdef double double_
+    cdef Py_ssize_t size = 4 if op == FLOAT else 8
+    if at[0] + size > n:
+        raise _Corrupt()
+    if op == FLOAT:
+        memcpy(&single, d + at[0], 4)  # Avro's floats are little-endian, as this machine's
+        double_ = single
+    else:
+        memcpy(&double_, d + at[0], 8)
+    at[0] += size
+    return double_
 
 
 cdef object _read(
@@ -251,8 +294,6 @@ cdef object _read(
     cdef list items
     cdef tuple names
     cdef object key
-    cdef float single
-    cdef double double_
     if depth > MAX_DEPTH:
         raise _Corrupt()
     if op == NULL_:
@@ -296,25 +337,12 @@ cdef object _read(
             raise _Corrupt()
         at[0] = p
         return (<tuple>constants[code[node + 2]])[value]
-    if op == FLOAT:
-        if p + 4 > n:
-            raise _Corrupt()
-        memcpy(&single, d + p, 4)  # Avro's floats are little-endian, as this machine's
-        at[0] = p + 4
-        return <double>single
-    if op == DOUBLE:
-        if p + 8 > n:
-            raise _Corrupt()
-        memcpy(&double_, d + p, 8)
-        at[0] = p + 8
-        return double_
+    if op == FLOAT or op == DOUBLE:
+        return _real(op, d, at, n)
     if op == ARRAY or op == MAP:
         items, record = ([], None) if op == ARRAY else (None, {})
         while True:
-            p = _block(d, at[0], n, &count)
-            if p == CORRUPT:
-                raise _Corrupt()
-            at[0] = p
+            count = _items(d, at, n)
             if count == 0:
                 return items if op == ARRAY else record
             while count > 0:
@@ -341,16 +369,266 @@ def decode(bytes code, tuple constants, bytes datum):
     return record
 
 
+# --- JSON Lines, rendered from the datum ------------------------------------------------------
+# What orjson writes for the record the Python reader builds (``option=OPT_UTC_Z``), written
+# straight from the datum: no record is built. The same bytes, byte for byte (a test fuzzes
+# the two against each other): strings escaped as orjson escapes them, times as it writes
+# them, floats by orjson itself. Bytes have no JSON: a record holding some takes the Python
+# path, which says why.
+
+cdef struct _Text:
+    char* data
+    Py_ssize_t size
+    Py_ssize_t room
+
+
+cdef int _grow(_Text* t, Py_ssize_t more) except -1:
+    cdef Py_ssize_t room = t.room * 2 if t.room else 4096
+    cdef char* data
+    while room < t.size + more:
+        room *= 2
+    data = <char*>PyMem_Realloc(t.data, room)
+    if data == NULL:
+        raise MemoryError()
+    t.data, t.room = data, room
+    return 0
+
+
+cdef inline int _put(_Text* t, const char* s, Py_ssize_t k) except -1:
+    if t.size + k > t.room:
+        _grow(t, k)
+    memcpy(t.data + t.size, s, k)
+    t.size += k
+    return 0
+
+
+cdef inline int _put_bytes(_Text* t, bytes b) except -1:
+    return _put(t, PyBytes_AS_STRING(b), PyBytes_GET_SIZE(b))
+
+
+cdef int _put_digits(_Text* t, uint64_t u, int width) except -1:
+    """``u`` in decimal, zero-padded to ``width``."""
+    cdef char digits[24]
+    cdef int i = 24
+    while u or i > 24 - width:
+        i -= 1
+        digits[i] = 48 + <char>(u % 10)
+        u = u // 10
+    return _put(t, digits + i, 24 - i)
+
+
+cdef int _put_long(_Text* t, int64_t v) except -1:
+    if v < 0:
+        _put(t, "-", 1)
+        return _put_digits(t, <uint64_t>(-(v + 1)) + 1, 1)
+    return _put_digits(t, <uint64_t>v, 1)
+
+
+cdef inline int _put_after(_Text* t, const char* separator, uint64_t u, int width) except -1:
+    _put(t, separator, 1)
+    return _put_digits(t, u, width)
+
+
+cdef int _put_time(_Text* t, int64_t micros) except -1:
+    """A timestamp as orjson writes an aware datetime in UTC with ``OPT_UTC_Z``."""
+    cdef _Civil c
+    if not _civil(micros, &c):
+        raise OverflowError("date value out of range")
+    _put(t, '"', 1)
+    _put_digits(t, c.year, 4)
+    _put_after(t, "-", c.month, 2)
+    _put_after(t, "-", c.day, 2)
+    _put_after(t, "T", c.hour, 2)
+    _put_after(t, ":", c.minute, 2)
+    _put_after(t, ":", c.second, 2)
+    if c.micro:
+        _put_after(t, ".", c.micro, 6)
+    return _put(t, 'Z"', 2)
+
+
+cdef const char* _HEX = "0123456789abcdef"
+
+
+cdef int _put_string(_Text* t, const unsigned char* s, Py_ssize_t k) except -1:
+    """UTF-8 already checked, quoted and escaped as orjson does: the quote, the backslash and
+    the control characters; nothing else."""
+    cdef Py_ssize_t i, j = 1
+    cdef unsigned char c
+    cdef char* out
+    if t.size + 6 * k + 2 > t.room:
+        _grow(t, 6 * k + 2)
+    out = t.data + t.size
+    out[0] = 34
+    for i in range(k):
+        c = s[i]
+        if c >= 32 and c != 34 and c != 92:
+            out[j] = c
+            j += 1
+            continue
+        out[j] = 92
+        if c == 34 or c == 92:
+            out[j + 1] = c
+        elif c == 8:
+            out[j + 1] = 98  # b
+        elif c == 9:
+            out[j + 1] = 116  # t
+        elif c == 10:
+            out[j + 1] = 110  # n
+        elif c == 12:
+            out[j + 1] = 102  # f
+        elif c == 13:
+            out[j + 1] = 114  # r
+        else:
+            out[j + 1], out[j + 2], out[j + 3] = 117, 48, 48  # u00
+            out[j + 4], out[j + 5] = _HEX[c >> 4], _HEX[c & 15]
+            j += 4
+        j += 2
+    out[j] = 34
+    t.size += j + 1
+    return 0
+
+
+cdef int _json(
+    const int32_t* code, tuple rendered, int32_t node,
+    const unsigned char* d, Py_ssize_t* at, Py_ssize_t n, int depth, _Text* t
+) except -1:
+    """One value of ``node`` at ``at[0]`` as JSON (``at`` moves past it); raises _Corrupt (or
+    the decoding's own error) where the Python reader or orjson would refuse it. ``rendered``:
+    the program's constants, each already a JSON string."""
+    cdef int32_t op = code[node], i
+    cdef Py_ssize_t p = at[0]
+    cdef int64_t value, count
+    cdef tuple names
+    cdef bint first
+    cdef const unsigned char* keys[MAX_KEYS]
+    cdef Py_ssize_t key_sizes[MAX_KEYS]
+    cdef int known = 0
+    if depth > MAX_DEPTH:
+        raise _Corrupt()
+    if op == NULL_:
+        return _put(t, "null", 4)
+    if op == LONG or op == TIMESTAMP:
+        p = _varint(d, p, n, &value)
+        if p == CORRUPT:
+            raise _Corrupt()
+        at[0] = p
+        return _put_long(t, value) if op == LONG else _put_time(t, value)
+    if op == STRING:
+        p = _length_at(d, p, n, &value)
+        if p == CORRUPT or not _utf8(d, p, p + value):
+            raise _Corrupt()
+        at[0] = p + value
+        return _put_string(t, d + p, value)
+    if op == RECORD:
+        names = <tuple>rendered[code[node + 2]]
+        _put(t, "{", 1)
+        for i in range(code[node + 1]):
+            if i:
+                _put(t, ",", 1)
+            _put_bytes(t, <bytes>names[i])
+            _put(t, ":", 1)
+            _json(code, rendered, code[node + 3 + i], d, at, n, depth + 1, t)
+        return _put(t, "}", 1)
+    if op == NULLABLE:
+        if p >= n or (d[p] != 0 and d[p] != 2):
+            raise _Corrupt()
+        at[0] = p + 1
+        if d[p] == 0:
+            return _put(t, "null", 4)
+        return _json(code, rendered, code[node + 1], d, at, n, depth + 1, t)
+    if op == BOOLEAN:
+        if p >= n or d[p] > 1:
+            raise _Corrupt()
+        at[0] = p + 1
+        return _put(t, "true", 4) if d[p] else _put(t, "false", 5)
+    if op == ENUM:
+        p = _varint(d, p, n, &value)
+        if p == CORRUPT or value < 0 or value >= code[node + 1]:
+            raise _Corrupt()
+        at[0] = p
+        return _put_bytes(t, <bytes>(<tuple>rendered[code[node + 2]])[value])
+    if op == FLOAT or op == DOUBLE:
+        return _put_bytes(t, _orjson_dumps(_real(op, d, at, n)))  # its own shortest form
+    if op == ARRAY or op == MAP:
+        _put(t, "[" if op == ARRAY else "{", 1)
+        first = True
+        while True:
+            count = _items(d, at, n)
+            if count == 0:
+                return _put(t, "]" if op == ARRAY else "}", 1)
+            while count > 0:
+                if not first:
+                    _put(t, ",", 1)
+                first = False
+                if op == MAP:
+                    if _seen(d, at[0], n, keys, key_sizes, &known):
+                        raise _Corrupt()  # a key again: the record's dict keeps one
+                    _json(_KEY_CODE, rendered, 0, d, at, n, depth + 1, t)
+                    _put(t, ":", 1)
+                _json(code, rendered, code[node + 1], d, at, n, depth + 1, t)
+                count -= 1
+    raise _Corrupt()  # bytes, which JSON has not
+
+
+cdef bint _seen(const unsigned char* d, Py_ssize_t p, Py_ssize_t n,
+               const unsigned char** keys, Py_ssize_t* sizes, int* known) except -1:
+    """Whether the map key at ``p`` is one of the ``known`` before it (then noted with them);
+    past MAX_KEYS keys the record takes the Python path."""
+    cdef int64_t size
+    cdef int i
+    p = _length_at(d, p, n, &size)
+    if p == CORRUPT or known[0] >= MAX_KEYS:
+        raise _Corrupt()
+    for i in range(known[0]):
+        if sizes[i] == size and memcmp(keys[i], d + p, size) == 0:
+            return True
+    keys[known[0]], sizes[known[0]] = d + p, size
+    known[0] += 1
+    return False
+
+
+cdef tuple _rendered(tuple constants):
+    """Each name and symbol as a JSON string."""
+    return tuple(tuple(_orjson_dumps(name) for name in names) for names in constants)
+
+
+cdef bytes _line(const int32_t* code, tuple rendered, const unsigned char* d, Py_ssize_t start,
+                 Py_ssize_t n, _Text* t):
+    """A whole datum as one line of JSON; raises for bytes that are not one."""
+    cdef Py_ssize_t at = start
+    t.size = 0
+    _json(code, rendered, 0, d, &at, n, 0, t)
+    if at != n:
+        raise _Corrupt()
+    _put(t, "\n", 1)
+    return PyBytes_FromStringAndSize(t.data, t.size)
+
+
+def render(bytes code, tuple constants, bytes datum):
+    """A whole datum as the line of JSON the Python path writes for it; raises where that
+    path would not write one (for the tests)."""
+    cdef _Text t
+    t.data, t.size, t.room = NULL, 0, 0
+    try:
+        return _line(<const int32_t*>PyBytes_AS_STRING(code), _rendered(constants),
+                     <const unsigned char*>PyBytes_AS_STRING(datum), 0,
+                     PyBytes_GET_SIZE(datum), &t)
+    finally:
+        PyMem_Free(t.data)
+
+
 cdef class _Checked:
     """A writer schema the scan passes, and its program."""
     cdef object writer
     cdef bytes program
     cdef tuple constants
+    cdef tuple rendered  # the constants as JSON strings, where lines are rendered
 
-    def __cinit__(self, object writer, bytes program, tuple constants):
+    def __cinit__(self, object writer, bytes program, tuple constants, bint lines):
         self.writer = writer
         self.program = program
         self.constants = constants
+        self.rendered = _rendered(constants) if lines else None
 
 
 cpdef bint valid(bytes program, bytes datum):
@@ -369,21 +647,31 @@ cdef class Scanner:
     """Scans consumed messages for the writer schemas it is given: ``by_fingerprint`` (the
     single-object framing's 8 bytes) and ``by_id`` (a registry's id), each to a (writer,
     program code, program constants) triple. With ``records``, it also builds each record
-    whole, as the Python reader does."""
+    whole, as the Python reader does; with ``lines``, each record's line of JSON instead, as
+    the Python path writes it."""
     cdef dict by_fingerprint
     cdef dict by_id
     cdef bint records
+    cdef bint lines
+    cdef _Text text  # where a line is rendered
 
-    def __init__(self, dict by_fingerprint, dict by_id, bint records=False):
-        self.by_fingerprint = {k: _Checked(*v) for k, v in by_fingerprint.items()}
-        self.by_id = {k: _Checked(*v) for k, v in by_id.items()}
-        self.records = records
+    def __init__(self, dict by_fingerprint, dict by_id, bint records=False, bint lines=False):
+        self.by_fingerprint = {k: _Checked(*v, lines) for k, v in by_fingerprint.items()}
+        self.by_id = {k: _Checked(*v, lines) for k, v in by_id.items()}
+        self.records = records or lines
+        self.lines = lines
+
+    def __cinit__(self):
+        self.text.data, self.text.size, self.text.room = NULL, 0, 0
+
+    def __dealloc__(self):
+        PyMem_Free(self.text.data)
 
     def scan(self, list messages):
         """A list of what the messages make, in their order: a run, ``(topic, partition,
         writer, hour, datums, offsets, size, first, end, records)`` (the datums' bytes, their
         offsets, the sum of their sizes, the run's messages as ``messages[first:end]``, and
-        the records built, or None), or a message passed back as it is."""
+        the records built or their lines, or None), or a message passed back as it is."""
         cdef list out = [], datums = None, offsets = None, records = None
         cdef bint building = self.records
         cdef object record = None
@@ -430,14 +718,20 @@ cdef class Scanner:
                     if checked is not None and building:
                         at = start
                         try:
-                            record = _read(
-                                <const int32_t*>PyBytes_AS_STRING(checked.program),
-                                checked.constants, 0, d, &at, n, 0,
-                            )
+                            if self.lines:
+                                record = _line(
+                                    <const int32_t*>PyBytes_AS_STRING(checked.program),
+                                    checked.rendered, d, start, n, &self.text,
+                                )
+                            else:
+                                record = _read(
+                                    <const int32_t*>PyBytes_AS_STRING(checked.program),
+                                    checked.constants, 0, d, &at, n, 0,
+                                )
                         except Exception:  # the Python path says what it is
                             checked = None
                         else:
-                            if at != n:
+                            if not self.lines and at != n:
                                 checked = None
                     elif checked is not None and not _check(
                         <const int32_t*>PyBytes_AS_STRING(checked.program), d, start, n

@@ -11,9 +11,10 @@ message it was, and takes the Python path, which decides: a dead letter, a looku
 
 The two paths write the same bytes: the objects are cut by the same rules at the same
 records, and a datum is the same bytes copied or viewed. The fast path runs where a sink
-needs a record's bytes alone (Avro output) or the whole record (JSON Lines, Parquet: the scan
-builds it as the Python reader does), with no filter, the record's own time and the topic
-layout. The Python path is taken everywhere else, and wherever the extension is not
+needs a record's bytes alone (Avro output) or the whole record (Parquet, Iceberg: the scan
+builds it as the Python reader does; JSON Lines: it writes the record's line of JSON straight
+from the datum, as orjson writes it from that record), with no filter, the record's own time
+and the topic layout. The Python path is taken everywhere else, and wherever the extension is not
 built (no C compiler) or ``KAFKUBE_PURE_PYTHON=1`` asks for it (CI runs the contract and
 fuzz tests both ways).
 """
@@ -35,10 +36,8 @@ PURE_PYTHON_VARIABLE = "KAFKUBE_PURE_PYTHON"
 
 # A run of records the scan passed: its topic, partition, writer schema, hour (in hours
 # since the epoch), datums, offsets, their bytes, its messages' positions in the list, and
-# the records built (None where only the bytes are wanted).
-Run = tuple[
-    str, int, SchemaVersion, int, list[bytes], list[int], int, int, int, list[dict[str, Any]] | None
-]
+# the records built or their lines of JSON (None where only the bytes are wanted).
+Run = tuple[str, int, SchemaVersion, int, list[bytes], list[int], int, int, int, list[Any] | None]
 
 
 def built() -> bool:
@@ -56,9 +55,10 @@ class FastScan:
     the reader's own schema (any other is resolved by fastavro, in Python), each with its
     program; a registry id learned later (by the Python path) is taken in at the next scan."""
 
-    def __init__(self, codec: Codec, *, records: bool = False) -> None:
+    def __init__(self, codec: Codec, *, records: bool = False, lines: bool = False) -> None:
         self.codec = codec
         self.records = records  # whether each record is built whole too
+        self.lines = lines  # whether each is rendered as its line of JSON instead
         self._known = -1
         self._scanner: Any = None
 
@@ -79,4 +79,4 @@ class FastScan:
                 by_id[key] = (writer, program.code, program.constants)
             else:
                 by_fingerprint[key] = (writer, program.code, program.constants)
-        return _scan.Scanner(by_fingerprint, by_id, records=self.records)
+        return _scan.Scanner(by_fingerprint, by_id, records=self.records, lines=self.lines)

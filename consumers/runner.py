@@ -65,7 +65,7 @@ from kafkube.consumers import fastpath, metrics
 from kafkube.consumers.batching import BatchShape
 from kafkube.consumers.boundaries import Boundaries, Place
 from kafkube.consumers.destinations import Destination, KeepsOffsets, MissingObjectError
-from kafkube.consumers.formats import FORMATS, Batch
+from kafkube.consumers.formats import FORMATS, Batch, json_line_bytes
 from kafkube.consumers.indexing import PartitionIndex, UnreadableIndex
 from kafkube.consumers.naming import (
     ObjectRange,
@@ -94,8 +94,9 @@ _GONE = object()  # a retried call's answer when its partition went away meanwhi
 _MAX_QUEUED = 12
 # Writer threads: each partition's writes in turn, several partitions' at once.
 _WRITERS = 4
-# A record read: its writer schema, its datum, the fields kept, and its hour.
-_Decoded = tuple[SchemaVersion, memoryview, dict[str, Any], datetime]
+# A record read: its writer schema, its datum, the fields kept, its hour, and its line of JSON
+# (for a format of lines; else empty).
+_Decoded = tuple[SchemaVersion, memoryview, dict[str, Any], datetime, bytes]
 
 
 # A commit refused for these is committed again at the next tick: a rebalance under way, a
@@ -191,6 +192,7 @@ class _Batch:
     processed: int = -1  # the last offset taken, dead letters included
     datums: list[bytes | memoryview] = field(default_factory=list)  # viewed, or copied
     records: list[dict[str, Any]] = field(default_factory=list)
+    lines: list[bytes] = field(default_factory=list)  # each record's JSON, for such a format
     clusters: list[str] = field(default_factory=list)  # each datum's, in the cluster layout
     offsets: list[int] = field(default_factory=list)  # each datum's (a table's rows keep them)
 
@@ -348,7 +350,9 @@ class SinkRunner:
         whole = whole and settings.sink.time_field == "record"
         scanned = whole or (self._keep == frozenset() and not self._filtering)
         self._fast = (
-            fastpath.FastScan(self.codec, records=whole) if scanned and fastpath.wanted() else None
+            fastpath.FastScan(self.codec, records=whole, lines=whole and self._format.lines)
+            if scanned and fastpath.wanted()
+            else None
         )
         if scanned and not fastpath.built():
             log.warning(
@@ -666,7 +670,8 @@ class SinkRunner:
                 take, taken = _within(datums, at, take, rules.max_bytes - shape.size)
             batch.datums.extend(datums[at : at + take])
             if records is not None:
-                batch.records.extend(records[at : at + take])
+                rows = batch.lines if self._format.lines else batch.records
+                rows.extend(records[at : at + take])
             batch.offsets.extend(offsets[at : at + take])
             at, left = at + take, left - taken
             batch.last = batch.processed = offsets[at - 1]
@@ -694,7 +699,7 @@ class SinkRunner:
             return
         if decoded is None:
             return  # the partition went away meanwhile: the next owner reads it again
-        writer, datum, record, hour = decoded
+        writer, _, record, hour, _ = decoded
         if self._filtering and not self._filter.passes(record):
             self._skip(part, state, offset)
             return
@@ -703,16 +708,23 @@ class SinkRunner:
             self._keep_as_written(part, state, offset)
             return
         batch = self._batch_for(part, state, offset, hour, writer, rewrite=span)
+        self._append(batch, offset, decoded)
+        if self._rules.full(batch.shape, offset):
+            self._flush(part)
+
+    def _append(self, batch: _Batch, offset: int, decoded: _Decoded) -> None:
+        """A record into its batch: its datum, and what its format and the layout take of it."""
+        _, datum, record, _, line = decoded
         batch.datums.append(datum)
-        if self._format.needs_records:
+        if self._format.lines:
+            batch.lines.append(line)
+        elif self._format.needs_records:
             batch.records.append(record)
         if self._by_cluster:
             batch.clusters.append(record["cluster"])
         batch.offsets.append(offset)
         batch.last = batch.processed = offset
         batch.shape.add(len(datum))
-        if self._rules.full(batch.shape, offset):
-            self._flush(part)
 
     def _note_first_record(self) -> None:
         if not self.stats.first_record_at:
@@ -809,9 +821,15 @@ class SinkRunner:
             raise DecodeError(
                 f"cluster name {record['cluster']!r} is not a safe label: it would name a folder"
             )
+        line = b""
+        if self._format.lines:
+            try:
+                line = json_line_bytes(record)
+            except TypeError as err:  # orjson's: a value JSON has not (bytes)
+                raise DecodeError(f"it has no JSON: {err}") from err
         if self.settings.sink.time_field == "event":
-            return writer, datum, record, _event_hour(record)
-        return writer, datum, record, hour_of(message.timestamp()[1])
+            return writer, datum, record, _event_hour(record), line
+        return writer, datum, record, hour_of(message.timestamp()[1]), line
 
     def _skip(self, part: Part, state: _Partition, offset: int, *, counted: bool = True) -> None:
         """A record this group's filter leaves out (or one kept as written): not written; its
@@ -935,6 +953,7 @@ class SinkRunner:
                     piece.records,
                     self.settings.sink.output_codec,
                     (part.number, piece.offsets) if self._positions else None,
+                    lines=piece.lines,
                 )
             )
             metadata = {
@@ -1044,6 +1063,8 @@ class SinkRunner:
             part.datums.append(batch.datums[index])
             if batch.records:
                 part.records.append(batch.records[index])
+            if batch.lines:
+                part.lines.append(batch.lines[index])
             part.offsets.append(batch.offsets[index])
         for cluster in sorted(parts):
             yield cluster, parts[cluster]

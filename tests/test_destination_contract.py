@@ -22,7 +22,7 @@ from kafkube.compose.stores import StackStores
 from kafkube.consumers.destinations import Destination, MissingObjectError
 from kafkube.consumers.destinations import open_destination as opened
 from kafkube.consumers.fastpath import FastScan
-from kafkube.consumers.formats import FORMATS, Batch
+from kafkube.consumers.formats import FORMATS, Batch, json_line_bytes
 from kafkube.consumers.local import local_sink
 from kafkube.consumers.naming import object_name, parse_object_name
 from kafkube.consumers.settings import SINK_TYPES
@@ -38,18 +38,23 @@ def _batch(output_format: str, name: str, values: list[bytes], path: str) -> byt
     """The events as the runner writes them in this format (the same bytes every time), their
     datums taken by either of the sink's paths: the compiled scan of the consumed messages,
     or the Python one, value by value."""
-    codec = Codec()
+    codec, output = Codec(), FORMATS[output_format]
+    records, lines = [], []
     if path == "compiled":
         messages = [
             Message(topic="t", partition=2, offset=100 + i, value=value, timestamp=(1, 0))
             for i, value in enumerate(values)
         ]
-        ((_, _, _, _, datums, *_),) = FastScan(codec).scan(messages)
+        scan = FastScan(codec, records=output.needs_records, lines=output.lines)
+        ((_, _, _, _, datums, *_, rows),) = scan.scan(messages)
+        records, lines = ([], rows) if output.lines else (rows or [], [])
     else:
         datums = [codec.split(value)[1] for value in values]
-    records = [codec.decode(value) for value in values]
-    output = FORMATS[output_format]
-    return output.write(Batch(name, codec.writer, datums, records, output.default_codec))
+        records = [codec.decode(value) for value in values]
+        lines = [json_line_bytes(record) for record in records] if output.lines else []
+    return output.write(
+        Batch(name, codec.writer, datums, records, output.default_codec, lines=lines)
+    )
 
 
 def _read(output_format: str, data: bytes) -> list[tuple[str, str]]:

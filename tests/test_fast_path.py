@@ -21,11 +21,13 @@ from pathlib import Path
 from typing import Any
 
 import fastavro
+import orjson
 import pytest
 from confluent_kafka import KafkaError, Message
 
 from kafkube.compose.endpoints import Endpoints
 from kafkube.consumers import _scan, fastpath
+from kafkube.consumers.formats import json_line_bytes
 from kafkube.schemas import program
 from kafkube.schemas.codec import HEADER_SIZE, Codec, parse_schema, registry_header
 from kafkube.schemas.reading import CorruptDatum, compile_reader
@@ -92,24 +94,52 @@ def _built(compiled: program.Program, datum: bytes) -> dict[str, Any] | None:
         return None
 
 
+def _same(built: dict[str, Any], python: dict[str, Any] | None) -> bool:
+    """Equal records, a NaN (a float's bits mutated) being its own equal."""
+    return built == python or repr(built) == repr(python)
+
+
+def _rendered(compiled: program.Program, datum: bytes) -> bytes | None:
+    try:
+        return _scan.render(compiled.code, compiled.constants, datum)
+    except Exception:  # noqa: BLE001 - whatever it raises, it did not take the datum
+        return None
+
+
+def _python_line(record: dict[str, Any] | None) -> bytes | None:
+    """The line the Python path writes for a record (None: it writes none, bytes being no
+    JSON)."""
+    try:
+        return None if record is None else json_line_bytes(record)
+    except orjson.JSONEncodeError:
+        return None
+
+
 def _agree(definition: dict[str, Any], datums: list[bytes], seed: int) -> tuple[int, int]:
     """Each datum and its mutations: the compiled check and the compiled decoder say what the
-    Python reader says (they never take what it refuses), and the decoder builds the record
-    it builds. How many were taken and refused."""
+    Python reader says (they never take what it refuses), the decoder builds the record it
+    builds, and the JSON renderer writes the line orjson writes for it. How many were taken
+    and refused."""
     check, read = compile_reader(definition, frozenset()), compile_reader(definition)
     compiled = program.compile_program(definition)
     rng, taken, refused, stricter = random.Random(seed), 0, 0, 0
     for datum in datums:
         assert _scan.valid(compiled.code, datum)
         assert _built(compiled, datum) == read(datum, 0) is not None
+        assert _rendered(compiled, datum) == _python_line(read(datum, 0))
         for mutated in _mutations(datum, rng):
             python = _python_takes(check, mutated)
             assert _scan.valid(compiled.code, mutated) == python, mutated.hex()
             built = _built(compiled, mutated)
+            line = _rendered(compiled, mutated)
             if built is not None:  # it may refuse more (a long past 64 bits): never less
-                assert built == _python_builds(read, mutated)
+                assert _same(built, _python_builds(read, mutated))
+                # The renderer may refuse more (a map's key again): never write other bytes.
+                assert line is None or line == _python_line(built)
+                stricter += line is None and _python_line(built) is not None
             else:
                 stricter += _python_builds(read, mutated) is not None
+                assert line is None
             taken, refused = taken + python, refused + (not python)
     assert stricter <= len(datums) * 6 // 100  # under 1 % of the mutations go the Python way
     return taken, refused
@@ -182,6 +212,36 @@ def test_the_compiled_check_agrees_on_every_type_it_covers() -> None:
     taken, refused = _agree(EVERY_TYPE, _every_type_datums(1500, seed=33), seed=34)
     assert refused > 2000
     assert taken > 1000
+
+
+MIN_MICROS = -62_135_596_800_000_000  # 0001-01-01T00:00:00Z
+MAX_MICROS = 253_402_300_799_999_999  # 9999-12-31T23:59:59.999999Z
+
+
+def _without_raw(datum: dict[str, Any]) -> dict[str, Any]:
+    inner = datum["next"] and _without_raw(datum["next"])
+    return {key: value for key, value in datum.items() if key != "raw"} | {"next": inner}
+
+
+def test_the_json_renderer_writes_orjsons_bytes_for_every_type_json_has() -> None:
+    """Every type but bytes (which JSON has not: such a record takes the Python path): each
+    string escape, times at both ends of datetime's range, floats written by orjson."""
+    fields = [field for field in EVERY_TYPE["fields"] if field["name"] != "raw"]
+    definition = {**EVERY_TYPE, "fields": fields}
+    parsed, rng, datums = fastavro.parse_schema(definition), random.Random(36), []
+    for number in range(800):
+        datum = _without_raw(_every_type_datum(rng))
+        if number == 0:
+            datum["s"] = "".join(chr(c) for c in range(128)) + "\u2028é😀"
+        if number < 5:
+            datum["t"] = [MIN_MICROS, MAX_MICROS, 0, -1, 1][number]
+        datum["f"] = [float("-inf"), float("inf"), -0.0, 1e-7, 3e38][number % 5]  # NaN: != NaN
+        stream = io.BytesIO()
+        fastavro.schemaless_writer(stream, parsed, datum)
+        datums.append(stream.getvalue())
+    taken, refused = _agree(definition, datums, seed=37)
+    assert taken > 500
+    assert refused > 1000
 
 
 @pytest.mark.parametrize(

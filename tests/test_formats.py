@@ -8,7 +8,7 @@ import json
 from datetime import datetime
 from typing import Any
 
-from kafkube.consumers.formats import json_line, json_lines_gzip
+from kafkube.consumers.formats import json_line, json_line_bytes, json_lines_gzip
 from kafkube.schemas.codec import Codec
 from tests.sinking import edge_case_records, event_values
 
@@ -27,5 +27,6 @@ def test_a_json_line_is_the_standard_librarys_json_of_the_record() -> None:
     records += [codec.decode(codec.encode(r)) for r in edge_case_records(records[0])]
 
     assert [json_line(r) for r in records] == [_standard(r) for r in records]
-    lines = gzip.decompress(json_lines_gzip(records)).decode().splitlines()
+    written = json_lines_gzip([json_line_bytes(r) for r in records])
+    lines = gzip.decompress(written).decode().splitlines()
     assert lines == [_standard(r) for r in records]
