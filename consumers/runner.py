@@ -91,7 +91,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 _GONE = object()  # a retried call's answer when its partition went away meanwhile
 # Closed batches queued or being written, all partitions together, before the reading waits.
-_MAX_QUEUED = 6
+_MAX_QUEUED = 4
 # Writer threads: each partition's writes in turn, several partitions' at once.
 _WRITERS = 4
 # A record read: its writer schema, its datum, the fields kept, its hour, and its line of JSON
@@ -380,17 +380,17 @@ class SinkRunner:
         kafka = self.settings.kafka
         self._consumer = Consumer(
             {
-                # Prefetch at most 8 MiB (librdkafka's default is 64) and 10,000 records a
+                # Prefetch at most 8 MiB (librdkafka's default is 64) and 5,000 records a
                 # partition (its default, 100,000, kept 35 MiB more alive for our small
-                # records), fetched 512 KiB a partition at a time (1 MiB: 10 MiB more): a
-                # fraction of a second of work at 5 % less pace than the defaults, and memory
-                # that stays flat however long the topic is (1.1 times 10k's at 1M). A
+                # records), fetched 256 KiB a partition at a time (1 MiB: 15 MiB more): a
+                # fraction of a second of work, at a tenth less pace than the defaults, for
+                # memory that stays flat however long the topic is. A
                 # full queue holds off the next fetch for fetch.queue.backoff.ms, 1 s by
                 # default: a sink that drains 8 MiB in a third of that then waited out the
                 # rest, at half its pace.
                 "queued.max.messages.kbytes": 8192,
-                "queued.min.messages": 10000,
-                "max.partition.fetch.bytes": 524288,
+                "queued.min.messages": 5000,
+                "max.partition.fetch.bytes": 262144,
                 "fetch.queue.backoff.ms": 20,
                 **kafka,
                 "group.id": self.settings.sink.group_id,
