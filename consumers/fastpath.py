@@ -14,9 +14,9 @@ records, and a datum is the same bytes copied or viewed. The fast path runs wher
 needs a record's bytes alone (Avro output) or the whole record (Parquet, Iceberg: the scan
 builds it as the Python reader does; JSON Lines: it writes the record's line of JSON straight
 from the datum, as orjson writes it from that record), with no filter, the record's own time
-and the topic layout. The Python path is taken everywhere else, and wherever the extension is not
-built (no C compiler) or ``KAFKUBE_PURE_PYTHON=1`` asks for it (CI runs the contract and
-fuzz tests both ways).
+and the topic layout. The Python path is taken everywhere else, and wherever the extension
+is not built (no C compiler) or ``KAFKUBE_PURE_PYTHON=1`` asks for it (CI runs the contract
+and fuzz tests both ways).
 """
 
 from __future__ import annotations

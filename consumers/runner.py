@@ -384,10 +384,9 @@ class SinkRunner:
                 # partition (its default, 100,000, kept 35 MiB more alive for our small
                 # records), fetched 256 KiB a partition at a time (1 MiB: 15 MiB more): a
                 # fraction of a second of work, at a tenth less pace than the defaults, for
-                # memory that stays flat however long the topic is. A
-                # full queue holds off the next fetch for fetch.queue.backoff.ms, 1 s by
-                # default: a sink that drains 8 MiB in a third of that then waited out the
-                # rest, at half its pace.
+                # memory that stays flat however long the topic is. A full queue holds off
+                # the next fetch for fetch.queue.backoff.ms, 1 s by default: a sink that
+                # drains 8 MiB in a third of that then waited out the rest, at half its pace.
                 "queued.max.messages.kbytes": 8192,
                 "queued.min.messages": 5000,
                 "max.partition.fetch.bytes": 262144,
