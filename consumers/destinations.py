@@ -6,7 +6,7 @@ it knows nothing of Kafka or Avro. A new sink is a new destination module (with 
 from __future__ import annotations
 
 import importlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Protocol
 
 from kafkube.consumers.formats import require_extra
@@ -55,8 +55,17 @@ class Destination(Protocol):
         """Each name of ``names(under)`` with when the store made it durable (its own clock,
         seconds since the epoch), from the same listing."""
 
+    def names_from(self, prefix: str, start: str) -> Iterator[str]:
+        """The names that begin with ``prefix`` (a folder, then how names begin), from
+        ``start`` on, in order: a narrow listing where the store can (``chosen``)."""
+
     def get(self, name: str) -> bytes:
         """The bytes stored under ``name``; MissingObjectError if there are none."""
+
+
+def chosen(names: Iterable[str], prefix: str, start: str) -> Iterator[str]:
+    """``names_from`` of a store that lists a whole folder: ``names`` narrowed and sorted."""
+    return iter(sorted(name for name in names if name.startswith(prefix) and name >= start))
 
 
 class KeepsOffsets(Protocol):

@@ -9,7 +9,7 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
-from kafkube.consumers.destinations import MissingObjectError
+from kafkube.consumers.destinations import MissingObjectError, chosen
 from kafkube.consumers.settings import FileSinkConfig
 from kafkube.core.errors import ConfigError, SinkError, SinkRefusedError
 
@@ -88,6 +88,9 @@ class FileDestination:
 
     def names(self, under: str) -> Iterator[str]:
         return (name for name, _ in self.stored(under))
+
+    def names_from(self, prefix: str, start: str) -> Iterator[str]:
+        return chosen(self.names(prefix.rsplit("/", 1)[0]), prefix, start)
 
     def stored(self, under: str) -> Iterator[tuple[str, float]]:
         base = self._path(under)

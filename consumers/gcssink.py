@@ -143,6 +143,18 @@ class GCSDestination(ObjectStore):
         except (GoogleAPIError, GoogleAuthError, OSError) as err:
             raise SinkError(f"listing {self.url(under)}/: {err}") from err
 
+    def names_from(self, prefix: str, start: str) -> Iterator[str]:
+        listed = self._client.list_blobs(
+            self.bucket, prefix=self.key(prefix), start_offset=self.key(start)
+        )
+        try:
+            for page in listed.pages:
+                self.list_requests += 1
+                for blob in page:
+                    yield self.name_of(str(blob.name))
+        except (GoogleAPIError, GoogleAuthError, OSError) as err:
+            raise SinkError(f"listing {self.url(prefix)}: {err}") from err
+
     def get(self, name: str) -> bytes:
         try:
             return bytes(self._bucket.blob(self.key(name)).download_as_bytes())

@@ -76,7 +76,7 @@ from pyiceberg.transforms import (
 )
 from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError, ProgrammingError
 
-from kafkube.consumers.destinations import MissingObjectError
+from kafkube.consumers.destinations import MissingObjectError, chosen
 from kafkube.consumers.parquet import OFFSET_COLUMN, PARTITION_COLUMN
 from kafkube.consumers.settings import EMBEDDED_CATALOG, IcebergSinkConfig, partition_field
 from kafkube.core.errors import ConfigError, SinkError
@@ -434,6 +434,9 @@ class IcebergDestination:
 
     def names(self, under: str) -> Iterator[str]:
         return (name for name, _ in self.stored(under))
+
+    def names_from(self, prefix: str, start: str) -> Iterator[str]:
+        return chosen(self.names(prefix.split("/", 1)[0]), prefix, start)
 
     def stored(self, under: str) -> Iterator[tuple[str, float]]:
         """The data files of the topic's table now (of every table of the namespace, under

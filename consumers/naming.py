@@ -77,16 +77,25 @@ def object_name(  # noqa: PLR0913 - every part of the name
     extension: str,
     cluster: str | None = None,
 ) -> str:
+    folder = object_folder(topic, hour, cluster)
+    return f"{folder}/{objects_from(topic, partition, first)}+{last:020d}.{extension}"
+
+
+def object_folder(topic: str, hour: datetime, cluster: str | None = None) -> str:
+    """The folder of a batch's object (of one cluster's, in the cluster layout)."""
     check_topic(topic)
     folder = topic
     if cluster is not None:
         if not is_cluster_name(cluster):
             raise ConfigError("cluster", f"not a safe cluster name: {cluster!r}")
         folder = f"{topic}/cluster={cluster}"
-    return (
-        f"{folder}/dt={hour:%Y-%m-%d}/hour={hour:%H}/"
-        f"{topic}+{partition:05d}+{first:020d}+{last:020d}.{extension}"
-    )
+    return f"{folder}/dt={hour:%Y-%m-%d}/hour={hour:%H}"
+
+
+def objects_from(topic: str, partition: int, first: int = -1) -> str:
+    """How the names of a partition's objects begin (from ``first`` on, in a folder's
+    order): their first offset follows, zero-padded, so names sort by it."""
+    return f"{topic}+{partition:05d}+" + (f"{first:020d}" if first >= 0 else "")
 
 
 INDEX_FOLDER = "_kafkube/index/"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from kafkube.consumers.destinations import chosen
 from kafkube.consumers.naming import object_prefix
 from kafkube.consumers.settings import ObjectStoreSinkConfig
 
@@ -33,6 +34,9 @@ class ObjectStore:
 
     def names(self, under: str) -> Iterator[str]:
         return (name for name, _ in self.stored(under))
+
+    def names_from(self, prefix: str, start: str) -> Iterator[str]:
+        return chosen(self.names(prefix.rsplit("/", 1)[0]), prefix, start)
 
     def stored(self, under: str) -> Iterator[tuple[str, float]]:
         raise NotImplementedError  # each store lists with its own client

@@ -72,7 +72,9 @@ from kafkube.consumers.naming import (
     hour_numbered,
     hour_of,
     index_name,
+    object_folder,
     object_name,
+    objects_from,
     parse_object_name,
     start_offset,
 )
@@ -176,6 +178,7 @@ class SinkStats:
     kept_as_written: int = 0
     write_retries: int = 0
     list_requests: int = 0  # to the store, to learn what it holds (pages)
+    index_writes: int = 0  # of the partitions' indexes, before objects they did not cover
     commit_conflicts: int = 0  # a table's commits that met another's and were tried again
     # Wall-clock seconds: the first record taken and the last offset committed (0: none).
     first_record_at: float = 0.0
@@ -463,9 +466,23 @@ class SinkRunner:
         for part in list(self._partitions):
             self._flush(part)
         self._settle(all_of_them=True)
+        if not self._writes:
+            self._close_indexes()
         for part, state in list(self._partitions.items()):
             if state.batch is None and state.skipped is not None:
                 self._commit(part, state, state.skipped)
+
+    def _close_indexes(self) -> None:
+        """At a clean stop, every write done: each index that left folders open written once
+        more without them, so the next owner lists nothing (if this fails, it lists them)."""
+        for part, state in self._partitions.items():
+            if state.index.open and not self.settings.sink.keeps_offsets:
+                state.index.close()
+                try:
+                    self.destination.put(self._index_name(part), state.index.to_bytes(), {})
+                except SinkError as err:
+                    log.warning("cannot store the index of partition %s: %s", part, err)
+                    return
 
     def _wait_for_topic(self, topic: str) -> None:
         """A sink started before the producer made its topic (a chart installs both at once)
@@ -528,12 +545,25 @@ class SinkRunner:
 
     def _read_index(self, part: Part) -> PartitionIndex | None:
         try:
-            return PartitionIndex.parse(self.destination.get(self._index_name(part)))
+            data = self.destination.get(self._index_name(part))
+            return PartitionIndex.parse(data, within=f"{part.topic}/")
         except MissingObjectError:
             return None
         except UnreadableIndex as err:
             log.warning("partition %s: %s; listing the store instead", part, err)
             return None
+
+    def _list_open(self, part: Part, index: PartitionIndex, position: int) -> None:
+        """Into ``index``, the objects its last owner wrote in the folders it left open (one
+        narrow listing each: the partition's names from ``open_from`` on)."""
+        for folder in index.open:
+            begins = f"{folder}/{objects_from(part.topic, part.number)}"
+            start = f"{folder}/{objects_from(part.topic, part.number, index.open_from)}"
+            for name in self.destination.names_from(begins, start):
+                parsed = parse_object_name(name, part.topic)
+                if parsed is not None and parsed[0] == part.number:
+                    index.add(parsed[1], position)
+        self.stats.list_requests = self.destination.list_requests
 
     def _waited(self, call: Callable[[], T]) -> T:
         """``call()``, a store, the registry or Kafka away meanwhile waited out (said once per
@@ -603,6 +633,8 @@ class SinkRunner:
                 self.destination.put(self._index_name(part), found.to_bytes(), {})
             except SinkError as err:  # written again before the partition's next object
                 log.warning("cannot store the index of partition %s: %s", part, err)
+        else:
+            self._list_open(part, found, position)
         start, written = start_offset(position, found.ranges, log_start)
         if start < position:
             self.stats.rewrites_aligned += 1
@@ -916,10 +948,15 @@ class SinkRunner:
         last = self._rules.last(batch.shape, batch.last)
         index = None
         if batch.datums and not self.settings.sink.keeps_offsets:
-            # The index first: never behind the store (a crash in between leaves a range whose
-            # object is missing, which the next owner simply writes, cut at the same place).
+            # The index first where it does not cover the object yet (another folder): never
+            # behind the store. A crash in between leaves a range whose object is missing,
+            # which the next owner simply writes, cut at the same place.
             state.index.add(ObjectRange(batch.first, last, batch.shape.hour), state.committed)
-            index = state.index.to_bytes()
+            folders = self._folders(part, batch)
+            if not state.index.holds(batch.first, folders):
+                state.index.leave_open(folders, last + 1)
+                index = state.index.to_bytes()
+                self.stats.index_writes += 1
         queue = self._writes.setdefault(part, deque())
         queue.append(_Write(part, batch, last, index, time.monotonic()))
         if len(queue) == 1:
@@ -1052,6 +1089,11 @@ class SinkRunner:
             self._commit(part, state, offset, durable=True)
         if queue:
             self._start_write(queue[0])
+
+    def _folders(self, part: Part, batch: _Batch) -> list[str]:
+        """The folders of a batch's objects (one per cluster it holds, in that layout)."""
+        clusters = sorted(set(batch.clusters)) if self._by_cluster else [None]
+        return [object_folder(part.topic, batch.shape.hour, cluster) for cluster in clusters]
 
     def _parts(self, batch: _Batch) -> Iterator[tuple[str | None, _Batch]]:
         """The objects a batch becomes: itself; in the cluster layout one per cluster it holds,

@@ -137,6 +137,19 @@ class S3Destination(ObjectStore):
         except (ClientError, BotoCoreError) as err:
             raise SinkError(f"listing {self.url(under)}/: {err}") from err
 
+    def names_from(self, prefix: str, start: str) -> Iterator[str]:
+        paginator = self._client.get_paginator("list_objects_v2")
+        pages = paginator.paginate(
+            Bucket=self.bucket, Prefix=self.key(prefix), StartAfter=self.key(start)
+        )
+        try:
+            for page in pages:
+                self.list_requests += 1
+                for item in page.get("Contents", []):
+                    yield self.name_of(str(item["Key"]))
+        except (ClientError, BotoCoreError) as err:
+            raise SinkError(f"listing {self.url(prefix)}: {err}") from err
+
     def get(self, name: str) -> bytes:
         try:
             body = self._client.get_object(Bucket=self.bucket, Key=self.key(name))["Body"]

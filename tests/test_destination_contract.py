@@ -24,7 +24,7 @@ from kafkube.consumers.destinations import open_destination as opened
 from kafkube.consumers.fastpath import FastScan
 from kafkube.consumers.formats import FORMATS, Batch, json_line_bytes
 from kafkube.consumers.local import local_sink
-from kafkube.consumers.naming import object_name, parse_object_name
+from kafkube.consumers.naming import object_folder, object_name, objects_from, parse_object_name
 from kafkube.consumers.settings import SINK_TYPES
 from kafkube.schemas.codec import Codec
 from tests.conftest import unique
@@ -129,3 +129,31 @@ def test_every_destination_and_format_write_find_and_rewrite_identically(
     open_destination: Callable[[str], Destination], kind: str, output_format: str, path: str
 ) -> None:
     holds_to_the_contract(open_destination(kind), output_format, path)
+
+
+@pytest.mark.parametrize("kind", sorted({kind for kind, _ in OBJECT_STORES}))
+def test_every_destination_lists_a_partitions_names_in_a_folder_from_an_offset_on(
+    open_destination: Callable[[str], Destination], kind: str
+) -> None:
+    """What a restart after a crash lists: one partition's objects in one folder, from the
+    offset its index left open on, in order; not its other folders, not other partitions'."""
+    destination, topic = open_destination(kind), unique("narrow")
+    names = {
+        (partition, first, hour): object_name(
+            topic, partition, first=first, last=first + 9, hour=hour, extension="avro"
+        )
+        for partition in (1, 2, 10)
+        for first in (0, 10, 20, 30)
+        for hour in (HOUR, HOUR.replace(hour=10))
+    }
+    for name in names.values():
+        destination.put(name, b"x", {})
+    folder = object_folder(topic, HOUR)
+
+    found = list(
+        destination.names_from(
+            f"{folder}/{objects_from(topic, 2)}", f"{folder}/{objects_from(topic, 2, 20)}"
+        )
+    )
+
+    assert found == [names[2, 20, HOUR], names[2, 30, HOUR]]
