@@ -13,11 +13,13 @@ names the batch and its offsets are not committed: the next owner reads them
 again. After the write and before the commit, the object exists but the offset
 is behind it: the next owner, when it is assigned the partition, reads where
 each batch ended from the partition's index (``kafkube.consumers.indexing``,
-written before each object, so never behind the store; a full listing of the
-sink's own objects when the index is missing or does not reach back to the
-committed offset), and a batch that starts at a written object's first offset
-closes exactly at that object's last offset, whatever the count, size, age or
-time rules would say.
+never behind the store, with a narrow listing of the folders it left open; a
+full listing of the sink's own objects when the index is missing or does not
+reach back to the committed offset), and a batch that starts at a written
+object's first offset closes exactly at that object's last offset, whatever the
+count, size, age or time rules would say. A partition's objects may be written
+at once, so one may be missing before another that is stored: a batch read
+again closes before the next stored object's first offset.
 The rewrite has the same name and, because the formats are deterministic (the
 Avro sync marker comes from the name, gzip carries no time), the same bytes: it
 replaces the object with itself. An offset reset into the middle of an object
@@ -93,8 +95,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 _GONE = object()  # a retried call's answer when its partition went away meanwhile
 # Closed batches queued or being written, all partitions together, before the reading waits.
-_MAX_QUEUED = 4
-# Writer threads: each partition's writes in turn, several partitions' at once.
+_MAX_QUEUED = 8
+# Writer threads: several writes at once, of one partition too (``SinkRunner._start_ready``).
 _WRITERS = 4
 # A record read: its writer schema, its datum, the fields kept, its hour, and its line of JSON
 # (for a format of lines; else empty).
@@ -214,6 +216,10 @@ class _Write:
     index: bytes | None  # the partition's index as it is to be written first (None: a table's)
     began: float
     future: futures.Future[int] | None = None  # on a writer thread: the bytes written
+
+
+def _done(job: _Write) -> bool:
+    return job.future is not None and job.future.done()
 
 
 class Part(NamedTuple):
@@ -653,11 +659,12 @@ class SinkRunner:
             # Whatever was not written is read again by the next owner: abandoning loses nothing.
             part = Part(tp.topic, tp.partition)
             self._partitions.pop(part, None)
-            # A write under way ends first (its index must not land after the next owner's);
-            # the writes queued behind it are dropped, uncommitted.
+            # The writes under way end first (an index must not land after the next owner's);
+            # those not started are dropped, uncommitted.
             queue = self._writes.pop(part, None)
-            if queue and queue[0].future is not None:
-                futures.wait([queue[0].future], timeout=120)
+            started = [job.future for job in queue or () if job.future is not None]
+            if started:
+                futures.wait(started, timeout=120)
             labels = (self.settings.sink.sink_type, part.topic, str(part.number))
             for gauge in (metrics.COMMITTED, metrics.LAG):
                 with contextlib.suppress(KeyError):  # never exported: nothing to take back
@@ -959,9 +966,25 @@ class SinkRunner:
                 self.stats.index_writes += 1
         queue = self._writes.setdefault(part, deque())
         queue.append(_Write(part, batch, last, index, time.monotonic()))
-        if len(queue) == 1:
-            self._start_write(queue[0])
+        self._start_ready(queue)
         self._settle()
+
+    def _start_ready(self, queue: deque[_Write]) -> None:
+        """Start a partition's writes that may go now: the first, and behind it (on writer
+        threads) each that carries no index while none before it does. A write with an index
+        waits for those before it and holds back those after it: an index must never land
+        after a later one, nor an object before the index that covers it. Commits still go
+        in order, each once every write before it is durable."""
+        if self._pool is None:  # a table's: one at a time, here and now
+            self._start_write(queue[0])
+            return
+        for at, job in enumerate(queue):
+            if at and job.index is not None:
+                return
+            if job.future is None:
+                self._start_write(job)
+            if job.index is not None:
+                return
 
     def _start_write(self, job: _Write) -> None:
         """A partition's next write: on a writer thread; a table's here and now (its commits
@@ -1016,10 +1039,10 @@ class SinkRunner:
         wait while more batches are queued than ``_MAX_QUEUED`` (a store slower than Kafka
         holds the reading back), or, with ``all_of_them``, until none is left."""
         while self._writes:
-            for queue in list(self._writes.values()):
-                head = queue[0]
-                if head.future is not None and head.future.done():
-                    self._finish(head)
+            for part, queue in list(self._writes.items()):
+                # In order: a later write done waits for those before it.
+                while self._writes.get(part) is queue and _done(queue[0]):
+                    self._finish(queue[0])
             queued = sum(len(queue) for queue in self._writes.values())
             if not queued or (not all_of_them and queued <= _MAX_QUEUED):
                 return
@@ -1088,7 +1111,7 @@ class SinkRunner:
         if state is not None:
             self._commit(part, state, offset, durable=True)
         if queue:
-            self._start_write(queue[0])
+            self._start_ready(queue)
 
     def _folders(self, part: Part, batch: _Batch) -> list[str]:
         """The folders of a batch's objects (one per cluster it holds, in that layout)."""
