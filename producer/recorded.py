@@ -99,8 +99,8 @@ class RecordedEvents:
             raise SourceError(f"no recorded watch stream at {path}")
         self.path = path
 
-    def list(self) -> Listing:
-        return Listing(items=[], resource_version="0")
+    def pages(self) -> Iterator[Listing]:
+        yield Listing(items=[], resource_version="0")
 
     def watch(self, resource_version: str, *, timeout_seconds: int) -> Iterator[WatchItem]:  # noqa: ARG002 - a file has no window
         return watch_items(self.path)

@@ -186,6 +186,7 @@ class EventProducer:
         self._refused: dict[tuple[str, str], tuple[Refusal, int]] = {}
         self._fresh = False  # the state topic was empty at start: --since applies
         self._listed: set[str] = set()  # scopes listed since start
+        self._relisting: dict[str, _Relisting] = {}  # scopes whose list is under way
         self._said_state = False  # the first read of the state is told, with what it held
         self._limits_changed = False  # a size refusal: read the topics' limits again
         self.outage = Outage("Kafka", log)
@@ -324,8 +325,10 @@ class EventProducer:
                     self._take(scope, watched)
                     if len(self._batch.events) >= self.settings.producer.batch_max_events:
                         self._flush()
+            elif isinstance(item, _Page):
+                self._relist_page(scope, item)
             elif isinstance(item, _Listed):
-                self._relist(scope, item.listing)
+                self._relisted(scope, item.resource_version)
                 item.committed.set()
             elif item is _OPENED:
                 watching.add(scope)
@@ -519,17 +522,24 @@ class EventProducer:
             self._batch.started = self._clock()
         self._batch.add_state(update)
 
-    def _relist(self, scope: str, listing: Listing) -> None:
-        """What a list showed: each event newer than what was published for its uid is
-        published; the scope's watch then resumes from the list's resourceVersion."""
-        self.stats.relists += 1
-        # --since counts at the very first start only, for each scope's first list.
-        first = self._fresh and scope not in self._listed
-        self._listed.add(scope)
-        since = self.settings.producer.since if first else None
-        published_before = self.stats.published
-        for obj in listing.items:
+    def _relist_page(self, scope: str, page: _Page) -> None:
+        """A page of what a list shows, published as it comes: each event newer than what
+        was published for its uid (a list's first page starts it anew: one that failed
+        before is taken again from its start, the state skipping what got published)."""
+        if page.first:
+            self.stats.relists += 1
+            # --since counts at the very first start only, for each scope's first list.
+            first = self._fresh and scope not in self._listed
+            self._listed.add(scope)
+            since = self.settings.producer.since if first else None
+            self._relisting[scope] = _Relisting(since, self.stats.published)
+        relisting = self._relisting[scope]
+        since = relisting.since
+        for obj in page.listing.items:
             uid = str(obj.get("metadata", {}).get("uid", ""))
+            relisting.listed += 1
+            if scope == CLUSTER_WIDE:
+                relisting.alive.add(uid)
             if self.settings.producer.api_version == API_CORE_V1:
                 missed = self.state.missed_count(uid, obj.get("count"))
                 if missed:
@@ -542,20 +552,24 @@ class EventProducer:
             self._offer(obj, "ADDED", publish=since is None or not _older_than(obj, since))
             if len(self._batch.events) >= self.settings.producer.batch_max_events:
                 self._flush()
+
+    def _relisted(self, scope: str, resource_version: str) -> None:
+        """A list's end: the scope's watch resumes from its resourceVersion, committed with
+        the last of its events."""
+        relisting = self._relisting.pop(scope)
         if scope == CLUSTER_WIDE:
             # Uids the server no longer has expired meanwhile. A namespace's list says nothing
             # of the others' uids: there, DELETED watch events and forget_after do the work.
-            alive = (str(obj.get("metadata", {}).get("uid", "")) for obj in listing.items)
-            for update in self.state.forget_all_but(alive):
+            for update in self.state.forget_all_but(relisting.alive):
                 self._add_state(update)
-        self._add_state(self.state.set_checkpoint(listing.resource_version, scope))
+        self._add_state(self.state.set_checkpoint(resource_version, scope))
         self._flush()
         log.info(
             "listed %d events at resourceVersion %s (%s): %d published",
-            len(listing.items),
-            listing.resource_version,
+            relisting.listed,
+            resource_version,
             f"namespace {scope}" if scope else "every namespace",
-            self.stats.published - published_before,
+            self.stats.published - relisting.published_before,
         )
 
     def _flush(self) -> None:
@@ -606,12 +620,29 @@ def _older_than(obj: dict[str, Any], since: datetime) -> bool:
     return bool(known) and max(known) < since
 
 
-class _Listed(NamedTuple):
-    """A list a reader made; the main thread sets ``committed`` once it is published and
-    the scope's checkpoint is committed with it."""
+class _Page(NamedTuple):
+    """A page of a list a reader is making (``first``: a new list begins)."""
 
     listing: Listing
+    first: bool
+
+
+class _Listed(NamedTuple):
+    """A list's end; the main thread sets ``committed`` once its events are published and
+    the scope's checkpoint is committed with them."""
+
+    resource_version: str
     committed: threading.Event
+
+
+@dataclass
+class _Relisting:
+    """A scope's list under way, page by page, on the main thread."""
+
+    since: datetime | None  # --since: events last seen before it are not published
+    published_before: int  # the published count when it began
+    listed: int = 0
+    alive: set[str] = field(default_factory=set)  # its uids (a cluster-wide list's)
 
 
 class _Reader:
@@ -663,7 +694,14 @@ class _Reader:
         """A list if needed, then one watch request until the server ends it."""
         if self.checkpoint is None:
             log.info("listing events (%s)", self.where)
-            listed = _Listed(self.source.list(), threading.Event())
+            # Page by page: the main thread publishes each while the next is read.
+            resource_version = ""
+            for number, page in enumerate(self.source.pages()):
+                self._hand(_Page(page, first=number == 0))
+                resource_version = page.resource_version
+                if self.halt.is_set():
+                    return
+            listed = _Listed(resource_version, threading.Event())
             self._hand(listed)
             # Watch only once the list and its checkpoint are committed: an occurrence seen
             # on the watch before that would, after a crash, be found only by another list,
@@ -671,7 +709,7 @@ class _Reader:
             while not listed.committed.wait(0.5):
                 if self.halt.is_set():
                     return
-            self.checkpoint = listed.listing.resource_version
+            self.checkpoint = listed.resource_version
         log.info("watching from resourceVersion %s (%s)", self.checkpoint, self.where)
         self._hand(_OPENED)
         # Items go over in lists: one at a time from the network, where the next may be long

@@ -51,6 +51,8 @@ class WatchItem(NamedTuple):
 
 @dataclass(frozen=True)
 class Listing:
+    """A list's events (or one page of them) and its resourceVersion (every page has it)."""
+
     items: list[dict[str, Any]]
     resource_version: str
 
@@ -60,7 +62,9 @@ class EventSource(Protocol):
 
     finite: bool
 
-    def list(self) -> Listing: ...
+    def pages(self) -> Iterator[Listing]:
+        """Every Event the source has now, a page at a time (at least one page)."""
+        ...
 
     def watch(self, resource_version: str, *, timeout_seconds: int) -> Iterator[WatchItem]: ...
 
@@ -107,9 +111,9 @@ class KubeEvents:
             raise ApiException.from_response(http_resp=answer, body=None, data=None)
         return answer.response  # type: ignore[no-any-return]
 
-    def list(self, *, page_size: int = 500) -> Listing:
-        """Every Event the server has now, page by page, and the list's resourceVersion."""
-        items: list[dict[str, Any]] = []
+    def pages(self, *, page_size: int = 500) -> Iterator[Listing]:
+        """Every Event the server has now, page by page as they come, each page with the
+        list's resourceVersion (the pages of one list are one snapshot)."""
         token: str | None = None
         while True:
             query: dict[str, str | int] = {"limit": page_size}
@@ -119,10 +123,18 @@ class KubeEvents:
                 page = orjson.loads(self._get(**query).data)
             except (ApiException, urllib3.exceptions.HTTPError, OSError) as err:
                 raise _source_error(err) from err
-            items.extend(page.get("items") or [])
-            token = page.get("metadata", {}).get("continue")
+            metadata = page.get("metadata") or {}
+            yield Listing(page.get("items") or [], str(metadata.get("resourceVersion", "")))
+            token = metadata.get("continue")
             if not token:
-                return Listing(items, str(page["metadata"]["resourceVersion"]))
+                return
+
+    def list(self) -> Listing:
+        """Every Event the server has now, at once, and the list's resourceVersion."""
+        items: list[dict[str, Any]] = []
+        for page in self.pages():
+            items.extend(page.items)
+        return Listing(items, page.resource_version)
 
     def watch(self, resource_version: str, *, timeout_seconds: int) -> Iterator[WatchItem]:
         """Changes after ``resource_version`` until the server ends the watch (its timeout)."""

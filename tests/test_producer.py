@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -68,6 +69,31 @@ def test_a_restart_publishes_what_was_written_while_down_and_nothing_twice(
     assert duplicates(found) == {}
     # Nothing more arrives after the drain: the topic read again holds the same occurrences.
     assert sorted(read_occurrences(endpoints.kafka_bootstrap, producer.topic)) == sorted(found)
+
+
+def test_a_list_of_several_pages_is_published_page_by_page_each_event_once(
+    endpoints: Endpoints, kube_api: Any, namespace: str, tmp_path: Path
+) -> None:
+    """1,100 events written while no producer runs: its first list takes three pages (500
+    each), published as they come, and a SIGKILL during that list loses and doubles nothing."""
+    writer = EventWriter(kube_api, namespace)
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda i: writer.create(f"batch-{i}.backoff"), range(1100)))
+    producer = new_producer(endpoints, namespace, tmp_path)
+    producer.start(wait=False)
+    deadline = time.monotonic() + 60
+    while not read_occurrences(endpoints.kafka_bootstrap, producer.topic):
+        assert time.monotonic() < deadline, producer.log.read_text()[-3000:]
+        time.sleep(0.05)
+    producer.kill()  # somewhere in the list, most likely: pages published, no checkpoint yet
+    producer.start()
+    found = wait_for_occurrences(endpoints.kafka_bootstrap, producer.topic, writer.occurrences)
+    assert producer.terminate(timeout=30) == 0, producer.log.read_text()[-3000:]
+
+    assert len(writer.occurrences) == 1100
+    assert set(found) == writer.occurrences
+    assert duplicates(found) == {}
+    assert "listed 1100 events" in producer.log.read_text()
 
 
 def test_a_zombie_producer_with_the_same_transactional_id_is_fenced(
