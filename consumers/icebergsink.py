@@ -19,11 +19,13 @@ adds its columns by schema evolution, and older records read them as nulls.
 from __future__ import annotations
 
 import contextlib
+import copy
 import io
 import itertools
 import json
 import random
 import re
+import threading
 import time
 import uuid
 from collections.abc import Iterable, Iterator
@@ -218,6 +220,23 @@ def written_files(
     return _dataframe_to_data_files(metadata, rows, table.io, commit, counter)
 
 
+_DONE = object()  # a waiting batch's outcome: in the table
+
+
+@dataclass(eq=False)
+class _Waiting:
+    """A batch put, waiting for a commit (``outcome``: None until one took it, then
+    ``_DONE`` or what that commit raised)."""
+
+    name: str
+    topic: str
+    partition: int
+    first: int
+    last: int
+    rows: pa.Table
+    outcome: object = None
+
+
 class IcebergDestination:
     def __init__(self, config: IcebergSinkConfig) -> None:
         self.config = config
@@ -228,6 +247,10 @@ class IcebergDestination:
         self.conflicts = 0  # commits that met another's and were tried again
         self._catalog: Catalog | None = None
         self._tables: dict[str, Table] = {}
+        # The runner's writer threads put at once: one commits at a time, for all waiting.
+        self._commit_lock = threading.Lock()
+        self._waiting_lock = threading.Lock()
+        self._waiting: list[_Waiting] = []
 
     # --- the catalog and the tables -------------------------------------------------------
 
@@ -360,42 +383,88 @@ class IcebergDestination:
     def offsets(self, topic: str) -> dict[int, int]:
         """The next offset of each partition of ``topic`` the table holds, as its newest
         commit says (none before the first)."""
-        table = self._table(topic, None)
-        return {} if table is None else held(table, self.group, topic).offsets
+        with self._commit_lock:
+            table = self._table(topic, None)
+            return {} if table is None else held(table, self.group, topic).offsets
 
     def put(self, name: str, data: bytes, metadata: dict[str, str]) -> None:
-        """One batch, appended in one commit with the group's offsets; nothing if the table
-        holds it already (or a newer owner of the partition wrote past it). In a range a
-        replay moved back, the commit also takes out the rows the batch stands for: those of
-        its partition from the table's offset to its last."""
-        topic = metadata["kafkube-topic"]
-        partition = int(metadata["kafkube-partition"])
-        first, last = int(metadata["kafkube-first-offset"]), int(metadata["kafkube-last-offset"])
-        rows = pq.read_table(io.BytesIO(data))
+        """One batch, appended with the group's offsets; nothing if the table holds it
+        already (or a newer owner of the partition wrote past it). In a range a replay moved
+        back, the commit also takes out the rows the batch stands for: those of its
+        partition from the table's offset to its last.
+
+        Batches put at once (the runner's writer threads, each partition's one at a time)
+        go in one commit: the first to reach the table commits every batch of the topic
+        waiting then, and the others find theirs done. A snapshot a tick, not one a
+        partition's batch: a commit (manifest, manifest list, metadata) costs far more than
+        the rows it adds."""
+        mine = _Waiting(
+            name,
+            metadata["kafkube-topic"],
+            int(metadata["kafkube-partition"]),
+            int(metadata["kafkube-first-offset"]),
+            int(metadata["kafkube-last-offset"]),
+            pq.read_table(io.BytesIO(data)),
+        )
+        with self._waiting_lock:
+            self._waiting.append(mine)
+        with self._commit_lock:
+            if mine.outcome is None:
+                with self._waiting_lock:
+                    group = [w for w in self._waiting if w.topic == mine.topic]
+                    group = [w for w in group if w.rows.schema == mine.rows.schema]
+                    self._waiting = [w for w in self._waiting if w not in group]
+                try:
+                    self._commit(group)
+                except Exception as err:
+                    for waiting in group:
+                        waiting.outcome = err
+                    raise
+                for waiting in group:
+                    waiting.outcome = _DONE
+        if isinstance(mine.outcome, Exception):  # failed in another's commit: fails alike
+            raise copy.copy(mine.outcome)
+
+    def _commit(self, group: list[_Waiting]) -> None:
+        """Batches of one topic, one a partition, in one commit (a replay's rewrite alone)."""
+        topic = group[0].topic
         for _ in paced(_COMMIT_TRIES):
             try:
-                table = self._table(topic, rows.schema)
+                table = self._table(topic, group[0].rows.schema)
                 assert table is not None  # noqa: S101 - made from the rows' schema
                 said = held(table, self.group, topic)
-                start = said.offsets.get(partition, -1)
-                if start > first:
-                    return  # committed before (its answer lost), or by a newer owner
-                old_until = said.rewrites.pop(partition, None)
-                if old_until is not None and last + 1 < old_until:
-                    said.rewrites[partition] = old_until  # old rows remain after this batch
-                said.offsets[partition] = last + 1
+                starts = {w.partition: said.offsets.get(w.partition, -1) for w in group}
+                # One the table holds was committed before (its answer lost), or by a newer
+                # owner of the partition: not again.
+                fresh = [w for w in group if starts[w.partition] <= w.first]
+                if len(fresh) > 1 and any(w.partition in said.rewrites for w in fresh):
+                    for waiting in fresh:  # a replay's rewrite takes a commit of its own
+                        self._commit([waiting])
+                    return
+                if not fresh:
+                    return
+                for waiting in fresh:
+                    said.offsets[waiting.partition] = waiting.last + 1
+                one = fresh[0]
+                old_until = said.rewrites.pop(one.partition, None)
                 summary = said.summary(self.group, topic)
                 if old_until is None:
+                    rows = pa.concat_tables([waiting.rows for waiting in fresh])
                     table.append(rows, snapshot_properties=summary)
-                else:
-                    _overwrite(table, rows, _rows_of(partition, max(start, 0), last), summary)
+                    return
+                if one.last + 1 < old_until:  # old rows remain after this batch
+                    said.rewrites[one.partition] = old_until
+                    summary = said.summary(self.group, topic)
+                where = _rows_of(one.partition, max(starts[one.partition], 0), one.last)
+                _overwrite(table, one.rows, where, summary)
             except CommitFailedException:  # another commit came first: read it, try again
                 self.conflicts += 1
                 continue
             except _AWAY as err:  # the catalog or the warehouse does not answer now
-                raise SinkError(f"{name}: {err}") from err
+                names = ", ".join(waiting.name for waiting in group)
+                raise SinkError(f"{names}: {err}") from err
             return
-        raise SinkError(f"{name}: the table kept changing under {_COMMIT_TRIES} commits")
+        raise SinkError(f"{topic}: the table kept changing under {_COMMIT_TRIES} commits")
 
     def rewind(self, topic: str, starts: dict[int, int]) -> Held | None:
         """Move the group's offsets in the table to ``starts`` (a replay), in one commit that

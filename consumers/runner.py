@@ -208,7 +208,7 @@ class _Batch:
 
 @dataclass
 class _Write:
-    """A closed batch on its way to the store; its partition's writes go one at a time."""
+    """A closed batch on its way to the store (``SinkRunner._start_ready`` says when it goes)."""
 
     part: Part
     batch: _Batch
@@ -446,8 +446,7 @@ class SinkRunner:
             self.settings.sink.topics or self.settings.topic,
             self.destination.description,
         )
-        if not self.settings.sink.keeps_offsets:
-            self._pool = futures.ThreadPoolExecutor(_WRITERS, thread_name_prefix="kafkube-write")
+        self._pool = futures.ThreadPoolExecutor(_WRITERS, thread_name_prefix="kafkube-write")
         try:
             self._loop(self._consumer, stop)
         finally:
@@ -975,8 +974,9 @@ class SinkRunner:
         waits for those before it and holds back those after it: an index must never land
         after a later one, nor an object before the index that covers it. Commits still go
         in order, each once every write before it is durable."""
-        if self._pool is None:  # a table's: one at a time, here and now
-            self._start_write(queue[0])
+        if self.settings.sink.keeps_offsets:  # a table's: its commits are its offsets
+            if queue[0].future is None:
+                self._start_write(queue[0])
             return
         for at, job in enumerate(queue):
             if at and job.index is not None:
@@ -987,8 +987,7 @@ class SinkRunner:
                 return
 
     def _start_write(self, job: _Write) -> None:
-        """A partition's next write: on a writer thread; a table's here and now (its commits
-        are its offsets, one at a time)."""
+        """A partition's write, on a writer thread (here and now before they exist)."""
         if self._pool is not None:
             job.future = self._pool.submit(self._put, job)
             return
