@@ -63,6 +63,33 @@ def test_two_writers_committing_at_once_both_land_each_batch_once(tmp_path: Path
     assert first.offsets(TOPIC) == {0: 80, 1: 80}
 
 
+def test_batches_put_at_once_by_one_sink_share_commits_each_landing_once(tmp_path: Path) -> None:
+    """Six partitions' writers (as the runner's threads put them, each partition's batches
+    one at a time) into one destination: every batch once, the offsets of each, and fewer
+    snapshots than batches (one commit took those waiting)."""
+    values = [value for _, value in event_values(6 * 40 + 1, seed=3)]
+    destination = iceberg_destination(tmp_path)
+    put(destination, 0, 0, values[-1:])  # the table made first
+
+    def writing(partition: int) -> None:
+        for n in range(8):  # 8 batches of 5
+            start = partition * 40 + n * 5
+            put(destination, partition, 1000 + n * 5, values[start : start + 5])
+
+    writers = [threading.Thread(target=writing, args=(p,)) for p in range(6)]
+    for writer in writers:
+        writer.start()
+    for writer in writers:
+        writer.join()
+
+    held = held_events(destination)
+    assert set(held.values()) == {1}
+    assert len(held) == 6 * 40 + 1
+    assert destination.offsets(TOPIC) == {p: 1040 for p in range(6)}
+    table = destination.catalog().load_table(destination.table_name(TOPIC))
+    assert len(table.snapshots()) < 1 + 6 * 8
+
+
 def test_a_replayed_range_is_rewritten_in_place_each_offset_once_at_every_commit(
     tmp_path: Path,
 ) -> None:
