@@ -281,6 +281,45 @@ cdef double _real(int32_t op, const unsigned char* d, Py_ssize_t* at, Py_ssize_t
     return double_
 
 
+# --- what the reader and the JSON renderer decode alike ----------------------------------------
+
+cdef inline int64_t _long(const unsigned char* d, Py_ssize_t* at, Py_ssize_t n) except? -1:
+    """A long (zigzag varint) at ``at[0]``; ``at`` moves past it."""
+    cdef int64_t value
+    cdef Py_ssize_t p = _varint(d, at[0], n, &value)
+    if p == CORRUPT:
+        raise _Corrupt()
+    at[0] = p
+    return value
+
+
+cdef inline bint _present(const unsigned char* d, Py_ssize_t* at, Py_ssize_t n) except -1:
+    """A ``["null", X]`` union's branch: whether an X follows."""
+    cdef Py_ssize_t p = at[0]
+    if p >= n or (d[p] != 0 and d[p] != 2):
+        raise _Corrupt()
+    at[0] = p + 1
+    return d[p] == 2
+
+
+cdef inline bint _boolean(const unsigned char* d, Py_ssize_t* at, Py_ssize_t n) except -1:
+    cdef Py_ssize_t p = at[0]
+    if p >= n or d[p] > 1:
+        raise _Corrupt()
+    at[0] = p + 1
+    return d[p] == 1
+
+
+cdef inline int64_t _symbol(
+    const int32_t* code, int32_t node, const unsigned char* d, Py_ssize_t* at, Py_ssize_t n
+) except -1:
+    """An enum's symbol index, one of the ``code[node + 1]`` it has."""
+    cdef int64_t value = _long(d, at, n)
+    if value < 0 or value >= code[node + 1]:
+        raise _Corrupt()
+    return value
+
+
 cdef object _read(
     const int32_t* code, tuple constants, int32_t node,
     const unsigned char* d, Py_ssize_t* at, Py_ssize_t n, int depth
@@ -299,10 +338,7 @@ cdef object _read(
     if op == NULL_:
         return None
     if op == LONG or op == TIMESTAMP:
-        p = _varint(d, p, n, &value)
-        if p == CORRUPT:
-            raise _Corrupt()
-        at[0] = p
+        value = _long(d, at, n)
         return value if op == LONG else _datetime(value)
     if op == STRING or op == BYTES:
         p = _length_at(d, p, n, &value)
@@ -320,23 +356,13 @@ cdef object _read(
                                      depth + 1)
         return record
     if op == NULLABLE:
-        if p >= n or (d[p] != 0 and d[p] != 2):
-            raise _Corrupt()
-        at[0] = p + 1
-        if d[p] == 0:
+        if not _present(d, at, n):
             return None
         return _read(code, constants, code[node + 1], d, at, n, depth + 1)
     if op == BOOLEAN:
-        if p >= n or d[p] > 1:
-            raise _Corrupt()
-        at[0] = p + 1
-        return d[p] == 1
+        return _boolean(d, at, n)
     if op == ENUM:
-        p = _varint(d, p, n, &value)
-        if p == CORRUPT or value < 0 or value >= code[node + 1]:
-            raise _Corrupt()
-        at[0] = p
-        return (<tuple>constants[code[node + 2]])[value]
+        return (<tuple>constants[code[node + 2]])[_symbol(code, node, d, at, n)]
     if op == FLOAT or op == DOUBLE:
         return _real(op, d, at, n)
     if op == ARRAY or op == MAP:
@@ -357,16 +383,21 @@ cdef object _read(
     raise _Corrupt()
 
 
-def decode(bytes code, tuple constants, bytes datum):
-    """A whole datum as the Python reader builds it; raises for bytes that are not one (for the
-    tests)."""
-    cdef Py_ssize_t at = 0
-    cdef Py_ssize_t n = PyBytes_GET_SIZE(datum)
-    record = _read(<const int32_t*>PyBytes_AS_STRING(code), constants, 0,
-                   <const unsigned char*>PyBytes_AS_STRING(datum), &at, n, 0)
+cdef object _whole(const int32_t* code, tuple constants, const unsigned char* d,
+                   Py_ssize_t start, Py_ssize_t n):
+    """A whole datum (from ``start`` to ``n``) as the Python reader builds it; raises for
+    bytes that are not one."""
+    cdef Py_ssize_t at = start
+    record = _read(code, constants, 0, d, &at, n, 0)
     if at != n:
         raise _Corrupt()
     return record
+
+
+def decode(bytes code, tuple constants, bytes datum):
+    """``_whole``, for the tests."""
+    return _whole(<const int32_t*>PyBytes_AS_STRING(code), constants,
+                  <const unsigned char*>PyBytes_AS_STRING(datum), 0, PyBytes_GET_SIZE(datum))
 
 
 # --- JSON Lines, rendered from the datum ------------------------------------------------------
@@ -508,10 +539,7 @@ cdef int _json(
     if op == NULL_:
         return _put(t, "null", 4)
     if op == LONG or op == TIMESTAMP:
-        p = _varint(d, p, n, &value)
-        if p == CORRUPT:
-            raise _Corrupt()
-        at[0] = p
+        value = _long(d, at, n)
         return _put_long(t, value) if op == LONG else _put_time(t, value)
     if op == STRING:
         p = _length_at(d, p, n, &value)
@@ -530,23 +558,13 @@ cdef int _json(
             _json(code, rendered, code[node + 3 + i], d, at, n, depth + 1, t)
         return _put(t, "}", 1)
     if op == NULLABLE:
-        if p >= n or (d[p] != 0 and d[p] != 2):
-            raise _Corrupt()
-        at[0] = p + 1
-        if d[p] == 0:
+        if not _present(d, at, n):
             return _put(t, "null", 4)
         return _json(code, rendered, code[node + 1], d, at, n, depth + 1, t)
     if op == BOOLEAN:
-        if p >= n or d[p] > 1:
-            raise _Corrupt()
-        at[0] = p + 1
-        return _put(t, "true", 4) if d[p] else _put(t, "false", 5)
+        return _put(t, "true", 4) if _boolean(d, at, n) else _put(t, "false", 5)
     if op == ENUM:
-        p = _varint(d, p, n, &value)
-        if p == CORRUPT or value < 0 or value >= code[node + 1]:
-            raise _Corrupt()
-        at[0] = p
-        return _put_bytes(t, <bytes>(<tuple>rendered[code[node + 2]])[value])
+        return _put_bytes(t, <bytes>(<tuple>rendered[code[node + 2]])[_symbol(code, node, d, at, n)])
     if op == FLOAT or op == DOUBLE:
         return _put_bytes(t, _orjson_dumps(_real(op, d, at, n)))  # its own shortest form
     if op == ARRAY or op == MAP:
@@ -643,6 +661,13 @@ cdef inline bint _check(const int32_t* code, const unsigned char* d, Py_ssize_t 
     return p == n
 
 
+cdef inline tuple _run(object topic, long partition, _Checked checked, int64_t hour,
+                       list datums, list offsets, Py_ssize_t size, Py_ssize_t begin,
+                       Py_ssize_t end, list records):
+    """A run as ``Scanner.scan`` gives it."""
+    return (topic, partition, checked.writer, hour, datums, offsets, size, begin, end, records)
+
+
 cdef class Scanner:
     """Scans consumed messages for the writer schemas it is given: ``by_fingerprint`` (the
     single-object framing's 8 bytes) and ``by_id`` (a registry's id), each to a (writer,
@@ -675,7 +700,7 @@ cdef class Scanner:
         cdef list out = [], datums = None, offsets = None, records = None
         cdef bint building = self.records
         cdef object record = None
-        cdef Py_ssize_t at
+        cdef const int32_t* code
         cdef Py_ssize_t i, count = PyList_GET_SIZE(messages), start = 0, n, size = 0, begin = 0
         cdef object message, value, topic = None, run_topic = None, stamp
         cdef long partition = -1, run_partition = -1
@@ -716,31 +741,22 @@ cdef class Scanner:
                                 last_checked, last_id = checked, schema_id
                                 last_fingerprint, last_value = NULL, None
                     if checked is not None and building:
-                        at = start
+                        code = <const int32_t*>PyBytes_AS_STRING(checked.program)
                         try:
                             if self.lines:
-                                record = _line(
-                                    <const int32_t*>PyBytes_AS_STRING(checked.program),
-                                    checked.rendered, d, start, n, &self.text,
-                                )
+                                record = _line(code, checked.rendered, d, start, n, &self.text)
                             else:
-                                record = _read(
-                                    <const int32_t*>PyBytes_AS_STRING(checked.program),
-                                    checked.constants, 0, d, &at, n, 0,
-                                )
+                                record = _whole(code, checked.constants, d, start, n)
                         except Exception:  # the Python path says what it is
                             checked = None
-                        else:
-                            if not self.lines and at != n:
-                                checked = None
                     elif checked is not None and not _check(
                         <const int32_t*>PyBytes_AS_STRING(checked.program), d, start, n
                     ):
                         checked = None
             if checked is None:  # the Python path decides
                 if datums is not None:
-                    out.append((run_topic, run_partition, run_checked.writer, run_hour,
-                                datums, offsets, size, begin, i, records))
+                    out.append(_run(run_topic, run_partition, run_checked, run_hour, datums, offsets,
+                                    size, begin, i, records))
                     datums = None
                 out.append(message)
                 continue
@@ -753,8 +769,8 @@ cdef class Scanner:
                 partition != run_partition or checked is not run_checked or hour != run_hour
                 or not (topic is run_topic or topic == run_topic)
             ):
-                out.append((run_topic, run_partition, run_checked.writer, run_hour,
-                            datums, offsets, size, begin, i, records))
+                out.append(_run(run_topic, run_partition, run_checked, run_hour, datums, offsets,
+                                size, begin, i, records))
                 datums = None
             if datums is None:
                 datums, offsets, size, begin = [], [], 0, i
@@ -766,6 +782,6 @@ cdef class Scanner:
                 records.append(record)
             size += n - start
         if datums is not None:
-            out.append((run_topic, run_partition, run_checked.writer, run_hour,
-                        datums, offsets, size, begin, count, records))
+            out.append(_run(run_topic, run_partition, run_checked, run_hour, datums, offsets,
+                            size, begin, count, records))
         return out
