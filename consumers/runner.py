@@ -94,7 +94,9 @@ from kafkube.schemas.topics import OWN_TOPIC_SUFFIXES, dlq_topic, is_cluster_nam
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 _GONE = object()  # a retried call's answer when its partition went away meanwhile
-# Closed batches queued or being written, all partitions together, before the reading waits.
+# Closed batches queued or being written, all partitions together, before the reading waits;
+# half as many of those that carry their records as dicts (Parquet, a table: ten times the
+# memory of their datums, and a table's commits are slow, so its queue is always full).
 _MAX_QUEUED = 8
 # Writer threads: several writes at once, of one partition too (``SinkRunner._start_ready``).
 _WRITERS = 4
@@ -337,6 +339,8 @@ class SinkRunner:
         self._partitions: dict[Part, _Partition] = {}
         self._dlqs_made: set[str] = set()  # topics whose dead-letter topic exists
         self._format = FORMATS[settings.sink.format]
+        records = self._format.needs_records and not self._format.lines
+        self._max_queued = _MAX_QUEUED // 2 if records else _MAX_QUEUED
         self._extension = self._format.extension
         self._consumer: Consumer | None = None
         self._dlq: Producer | None = None
@@ -1035,7 +1039,7 @@ class SinkRunner:
 
     def _settle(self, *, all_of_them: bool = False) -> None:
         """Take in the writes done: commit behind them, start each partition's next. Then
-        wait while more batches are queued than ``_MAX_QUEUED`` (a store slower than Kafka
+        wait while more batches are queued than ``_max_queued`` (a store slower than Kafka
         holds the reading back), or, with ``all_of_them``, until none is left."""
         while self._writes:
             for part, queue in list(self._writes.items()):
@@ -1043,7 +1047,7 @@ class SinkRunner:
                 while self._writes.get(part) is queue and _done(queue[0]):
                     self._finish(queue[0])
             queued = sum(len(queue) for queue in self._writes.values())
-            if not queued or (not all_of_them and queued <= _MAX_QUEUED):
+            if not queued or (not all_of_them and queued <= self._max_queued):
                 return
             running = [q[0].future for q in self._writes.values() if q[0].future is not None]
             futures.wait(running, timeout=1, return_when=futures.FIRST_COMPLETED)
