@@ -341,14 +341,17 @@ def test_two_instances_of_a_group_one_killed_keep_every_record_once_through_conf
         _wait_committed(kafka_bootstrap, first.group, topic, 250)
         second.kill()  # mid-run, maybe mid-commit
         second.start()
-        deadline = time.monotonic() + 180
+        deadline, seed = time.monotonic() + 180, 301
         while scrape(first.served_at()).get(conflicts, 0) == 0:  # until the first has met one
             assert time.monotonic() < deadline, "no commit of the first instance met another"
+            # More to commit meanwhile: sinks that caught up would commit nothing to meet.
+            sent |= produce(kafka_bootstrap, topic, event_values(20, seed=seed))
+            seed += 1
             time.sleep(0.3)
     finally:  # then the sinks commit on their own: a writer committing without end would
         stop.set()  # keep the table changing under them, and its metadata growing
         other.join()
-    _wait_committed(kafka_bootstrap, first.group, topic, 600)
+    _wait_committed(kafka_bootstrap, first.group, topic, len(sent))
     scraped = scrape(first.served_at())[conflicts]
     assert first.terminate() == 0
     assert second.terminate() == 0
