@@ -6,7 +6,7 @@ it knows nothing of Kafka or Avro. A new sink is a new destination module (with 
 from __future__ import annotations
 
 import importlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Protocol
 
 from kafkube.consumers.formats import require_extra
@@ -63,9 +63,12 @@ class Destination(Protocol):
         """The bytes stored under ``name``; MissingObjectError if there are none."""
 
 
-def chosen(names: Iterable[str], prefix: str, start: str) -> Iterator[str]:
-    """``names_from`` of a store that lists a whole folder: ``names`` narrowed and sorted."""
-    return iter(sorted(name for name in names if name.startswith(prefix) and name >= start))
+def chosen(names: Callable[[str], Iterable[str]], prefix: str, start: str) -> Iterator[str]:
+    """``names_from`` of a store that lists a whole folder: the names of ``prefix``'s folder
+    (``names`` of it), narrowed and sorted."""
+    folder = prefix.rsplit("/", 1)[0]
+    listed = names(folder)
+    return iter(sorted(name for name in listed if name.startswith(prefix) and name >= start))
 
 
 class KeepsOffsets(Protocol):

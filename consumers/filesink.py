@@ -90,7 +90,7 @@ class FileDestination:
         return (name for name, _ in self.stored(under))
 
     def names_from(self, prefix: str, start: str) -> Iterator[str]:
-        return chosen(self.names(prefix.rsplit("/", 1)[0]), prefix, start)
+        return chosen(self.names, prefix, start)
 
     def stored(self, under: str) -> Iterator[tuple[str, float]]:
         base = self._path(under)

@@ -426,7 +426,8 @@ class IcebergDestination:
             raise copy.copy(mine.outcome)
 
     def _commit(self, group: list[_Waiting]) -> None:
-        """Batches of one topic, one a partition, in one commit (a replay's rewrite alone)."""
+        """Batches of one topic in one commit (a replay's rewrite, or a partition's second
+        batch, each alone, in order)."""
         topic = group[0].topic
         for _ in paced(_COMMIT_TRIES):
             try:
@@ -437,8 +438,11 @@ class IcebergDestination:
                 # One the table holds was committed before (its answer lost), or by a newer
                 # owner of the partition: not again.
                 fresh = [w for w in group if starts[w.partition] <= w.first]
-                if len(fresh) > 1 and any(w.partition in said.rewrites for w in fresh):
-                    for waiting in fresh:  # a replay's rewrite takes a commit of its own
+                # A replay's rewrite takes a commit of its own; so would a partition's second
+                # batch (the runner puts a table's batches one a partition at a time).
+                alone = len({w.partition for w in fresh}) < len(fresh)
+                if len(fresh) > 1 and (alone or any(w.partition in said.rewrites for w in fresh)):
+                    for waiting in fresh:
                         self._commit([waiting])
                     return
                 if not fresh:
@@ -505,7 +509,7 @@ class IcebergDestination:
         return (name for name, _ in self.stored(under))
 
     def names_from(self, prefix: str, start: str) -> Iterator[str]:
-        return chosen(self.names(prefix.split("/", 1)[0]), prefix, start)
+        return chosen(self.names, prefix, start)
 
     def stored(self, under: str) -> Iterator[tuple[str, float]]:
         """The data files of the topic's table now (of every table of the namespace, under

@@ -36,7 +36,7 @@ class ObjectStore:
         return (name for name, _ in self.stored(under))
 
     def names_from(self, prefix: str, start: str) -> Iterator[str]:
-        return chosen(self.names(prefix.rsplit("/", 1)[0]), prefix, start)
+        return chosen(self.names, prefix, start)
 
     def stored(self, under: str) -> Iterator[tuple[str, float]]:
         raise NotImplementedError  # each store lists with its own client

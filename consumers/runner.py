@@ -1066,14 +1066,13 @@ class SinkRunner:
         self._retry_write(job)
 
     def _retry_write(self, job: _Write) -> None:
-        name = job.batch.first
         written = self._retried(
             job.part,
             lambda: self._put(job),
             self._store,
             on_retry=self._count_retry,
-            doing=f"; partition {job.part} from offset {name} not written: nothing committed, "
-            "retrying",
+            doing=f"; partition {job.part} from offset {job.batch.first} not written: nothing "
+            "committed, retrying",
         )
         if written is _GONE:
             self._writes.pop(job.part, None)  # the next owner reads it again

@@ -4,7 +4,10 @@ a folder: batches of Parquet with each row's partition and offset."""
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 from kafkube.consumers.formats import FORMATS, Batch
 from kafkube.consumers.icebergsink import IcebergDestination
@@ -46,6 +49,14 @@ def put(
     destination.put(
         f"{TOPIC}/{partition}-{first}.parquet", batch(values, partition, offsets), metadata
     )
+
+
+def at_once(work: Callable[..., None], *arguments: tuple[Any, ...]) -> None:
+    """``work`` called with each tuple of ``arguments``, each on a thread of its own, all at
+    once; the first error any of them raised is raised here."""
+    with ThreadPoolExecutor(len(arguments)) as pool:
+        for done in [pool.submit(work, *each) for each in arguments]:
+            done.result()
 
 
 def iceberg_destination(warehouse: Path) -> IcebergDestination:

@@ -4,7 +4,6 @@ that met the other's counted and tried again."""
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
 import pytest
@@ -14,7 +13,7 @@ from kafkube.cli.commands import cli
 from kafkube.consumers.icebergsink import IcebergDestination, offsets_key
 from kafkube.consumers.settings import IcebergSinkConfig
 from kafkube.core.errors import ConfigError, SinkError
-from tests.icebergs import TOPIC, held_events, held_positions, iceberg_destination, put
+from tests.icebergs import TOPIC, at_once, held_events, held_positions, iceberg_destination, put
 from tests.sinking import event_values
 
 
@@ -45,14 +44,7 @@ def test_two_writers_committing_at_once_both_land_each_batch_once(tmp_path: Path
                     continue
                 break
 
-    writers = [
-        threading.Thread(target=writing, args=(first, 0)),
-        threading.Thread(target=writing, args=(second, 1)),
-    ]
-    for writer in writers:
-        writer.start()
-    for writer in writers:
-        writer.join()
+    at_once(writing, (first, 0), (second, 1))
 
     held = held_events(first)
     assert set(held.values()) == {1}
@@ -76,11 +68,7 @@ def test_batches_put_at_once_by_one_sink_share_commits_each_landing_once(tmp_pat
             start = partition * 40 + n * 5
             put(destination, partition, 1000 + n * 5, values[start : start + 5])
 
-    writers = [threading.Thread(target=writing, args=(p,)) for p in range(6)]
-    for writer in writers:
-        writer.start()
-    for writer in writers:
-        writer.join()
+    at_once(writing, *[(p,) for p in range(6)])
 
     held = held_events(destination)
     assert set(held.values()) == {1}
