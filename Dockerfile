@@ -24,9 +24,9 @@ print("\n".join(r for r in p["dependencies"] + extras if not r.startswith("kafku
       > /requirements.txt \
  && /opt/build/bin/pip wheel --no-cache-dir --wheel-dir /deps --constraint constraints.txt \
       --requirement /requirements.txt
-# A C compiler for the sinks' compiled scan (consumers/_scan.pyx), in this stage only: the
-# runtime gets the built module and no compiler. Python's headers come with python3-dev where
-# the base lacks them (Debian's python3; the python images have them).
+# A C compiler for the compiled scan and one pass (consumers/_scan.pyx, producer/_convert.pyx),
+# in this stage only: the runtime gets the built modules and no compiler. Python's headers come
+# with python3-dev where the base lacks them (Debian's python3; the python images have them).
 RUN apt-get update -q \
  && apt-get install -y -q --no-install-recommends gcc libc6-dev $(python3 -c 'import os, sysconfig; \
 print("" if os.path.exists(sysconfig.get_paths()["include"] + "/Python.h") else "python3-dev")') \

@@ -21,18 +21,16 @@ and fuzz tests both ways).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from typing import Any
 
+from kafkube.core.compiled import pure_python_asked
 from kafkube.schemas.codec import Codec, SchemaVersion
 
 try:
     from kafkube.consumers import _scan
 except ImportError:  # not built here: the Python path
     _scan = None  # type: ignore[assignment]
-
-PURE_PYTHON_VARIABLE = "KAFKUBE_PURE_PYTHON"
 
 # A run of records the scan passed: its topic, partition, writer schema, hour (in hours
 # since the epoch), datums, offsets, their bytes, its messages' positions in the list, and
@@ -47,7 +45,7 @@ def built() -> bool:
 
 def wanted() -> bool:
     """Whether this process may take the fast path: built, and not told otherwise."""
-    return built() and os.environ.get(PURE_PYTHON_VARIABLE, "") in {"", "0"}
+    return built() and not pure_python_asked()
 
 
 class FastScan:

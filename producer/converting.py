@@ -6,16 +6,23 @@ both become the same record. The input is the JSON the API server sent,
 typed here the moment it enters; nothing in it is trusted to be present or
 well-formed beyond the three fields that identify an occurrence (uid,
 resourceVersion, name), whose absence raises ``ConversionError``.
+
+Where only the Avro value is wanted (no filter or enrichment reads the record), the
+producer takes ``one_pass``: compiled code (``kafkube.producer._convert``, Cython built by
+``make``) that writes the value straight from the JSON, the bytes ``to_record`` and the
+codec would give. It leaves to this module whatever it cannot write the same way for certain.
 """
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Mapping
-from datetime import UTC, datetime
-from typing import Any, TypedDict
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol, TypedDict
 
+from kafkube.core.compiled import pure_python_asked
 from kafkube.core.errors import KafkubeError
+from kafkube.schemas.codec import Codec
 from kafkube.schemas.records import (
     API_CORE_V1,
     API_EVENTS_V1,
@@ -24,6 +31,15 @@ from kafkube.schemas.records import (
     ObjectReference,
     WatchType,
 )
+
+try:
+    from kafkube.producer import _convert
+except ImportError:  # not built here: the Python path
+    _convert = None  # type: ignore[assignment]
+
+_EVENTS_BETA = "events.k8s.io/v1beta1"
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
 
 
 class ConversionError(KafkubeError):
@@ -114,6 +130,12 @@ def _parse_text_time(value: str) -> datetime | None:
     return None if parsed.year <= 1 else parsed.astimezone(UTC)
 
 
+def _micros_of(text: str) -> int | None:
+    """``parse_time`` of a text, as the Avro timestamp-micros it is written as."""
+    parsed = _parse_text_time(text)
+    return None if parsed is None else (parsed - _EPOCH) // _MICROSECOND
+
+
 def _text(value: object) -> str | None:
     if isinstance(value, str):
         return value or None
@@ -169,8 +191,8 @@ def _series(value: object) -> EventSeries | None:
 def api_version_of(event: Mapping[str, Any], default: str) -> str:
     """Which API view an object is in: its own apiVersion, else what the caller listed."""
     declared = event.get("apiVersion")
-    if declared in {API_CORE_V1, API_EVENTS_V1, "events.k8s.io/v1beta1"}:
-        return API_EVENTS_V1 if str(declared).startswith("events.k8s.io/") else API_CORE_V1
+    if isinstance(declared, str) and declared in {API_CORE_V1, API_EVENTS_V1, _EVENTS_BETA}:
+        return API_EVENTS_V1 if declared.startswith("events.k8s.io/") else API_CORE_V1
     return default
 
 
@@ -247,3 +269,25 @@ def to_record(  # noqa: PLR0913 - the envelope's fields, all keyword-only
         "regarding_owner": None,
     }
     return record
+
+
+# One pass's answer: the value, uid, resourceVersion, count, (type, reason) and the key.
+Converted = tuple[bytes, str, str, int | None, tuple[str, str], bytes]
+
+
+class OnePass(Protocol):
+    def convert(self, event: dict[str, Any], watch_type: str, now: float) -> Converted | None:
+        """The framed value of the record ``to_record`` makes of ``event``, observed at
+        ``now`` (seconds since the epoch), with what the producer decides on; None: take
+        ``to_record``."""
+
+
+def one_pass(codec: Codec, *, cluster: str, producer_id: str, api_version: str) -> OnePass | None:
+    """The compiled one pass for this codec's values, or None: not built here, asked not to
+    (``KAFKUBE_PURE_PYTHON``), or the codec writes a schema version it does not know."""
+    if _convert is None or pure_python_asked() or codec.writer.version != _convert.VERSION:
+        return None
+    converter: OnePass = _convert.Converter(
+        codec.header, cluster, producer_id, api_version == API_CORE_V1, _micros_of
+    )
+    return converter

@@ -61,7 +61,7 @@ from tenacity import (
 from kafkube.core.errors import SourceError
 from kafkube.core.outages import Outage
 from kafkube.core.waiting import BACKOFF, retrying
-from kafkube.producer.converting import ConversionError, parse_time, to_record
+from kafkube.producer.converting import ConversionError, one_pass, parse_time, to_record
 from kafkube.producer.dedup import CLUSTER_WIDE, PublishedState, StateUpdate
 from kafkube.producer.enriching import Enricher
 from kafkube.producer.publishing import (
@@ -140,6 +140,8 @@ class _Batch:
         # By key: the state topic is compacted, so within one transaction only the last
         # update of a key counts (the checkpoint moves with every event; it is written once).
         self.state: dict[bytes, StateUpdate] = {}
+        # Scopes whose checkpoint moved: their record is made once, when the batch commits.
+        self.moved: set[str] = set()
         self.started = 0.0
 
     def add_state(self, update: StateUpdate) -> None:
@@ -147,7 +149,7 @@ class _Batch:
         self.state[update.key] = update
 
     def __len__(self) -> int:
-        return len(self.events) + len(self.state)
+        return len(self.events) + len(self.state) + len(self.moved)
 
 
 class EventProducer:
@@ -189,6 +191,18 @@ class EventProducer:
         self._relisting: dict[str, _Relisting] = {}  # scopes whose list is under way
         self._said_state = False  # the first read of the state is told, with what it held
         self._limits_changed = False  # a size refusal: read the topics' limits again
+        self._schema_header = self.codec.writer.fingerprint_hex
+        # The compiled one pass, where no filter or enricher needs the record itself.
+        self._one_pass = (
+            one_pass(
+                self.codec,
+                cluster=settings.cluster,
+                producer_id=settings.producer.producer_id,
+                api_version=settings.producer.api_version,
+            )
+            if self._filter.passes_all and enricher is None
+            else None
+        )
         self.outage = Outage("Kafka", log)
 
     # --- the loop -----------------------------------------------------------------------------
@@ -367,7 +381,7 @@ class EventProducer:
             self.stats.first_event_at = time.time()
         rv = item.resource_version
         if item.type == "BOOKMARK":
-            self._add_state(self.state.set_checkpoint(rv, scope))
+            self._move_checkpoint(rv, scope)
             return
         if item.type not in {"ADDED", "MODIFIED", "DELETED"}:
             log.warning("ignoring watch event of type %s", item.type)
@@ -381,39 +395,51 @@ class EventProducer:
             if forgotten is not None:
                 self._add_state(forgotten)
         if rv:
-            self._add_state(self.state.set_checkpoint(rv, scope))
+            self._move_checkpoint(rv, scope)
 
     def _offer(self, obj: dict[str, Any], watch_type: WatchType, *, publish: bool = True) -> None:
-        """Publish this occurrence unless it already was; note it in the state either way."""
+        """Publish this occurrence unless it already was; note it in the state either way.
+        The one pass writes its value where it can; else the record is made, and published
+        through the filter, the enricher and the cut to the topic's limit."""
         now = self._clock()
-        try:
-            record = to_record(
-                obj,
-                watch_type=watch_type,
-                cluster=self.settings.cluster,
-                producer_id=self.settings.producer.producer_id,
-                observed_at=datetime.fromtimestamp(now, UTC),
-                api_version=self.settings.producer.api_version,
-            )
-        except ConversionError as err:
-            self.stats.unconvertible += 1
-            log.error("an event that cannot be identified: %s", err)  # noqa: TRY400
-            if publish:
-                self._dead_letter(obj, err)
-            return
-        uid, rv = record["uid"], record["resource_version"]
+        one_pass = self._one_pass
+        converted = one_pass.convert(obj, watch_type, now) if one_pass is not None else None
+        if converted is not None and len(converted[0]) <= self._limit:
+            value, uid, rv, count, kind, key = converted
+            record = None
+        else:
+            try:
+                record = to_record(
+                    obj,
+                    watch_type=watch_type,
+                    cluster=self.settings.cluster,
+                    producer_id=self.settings.producer.producer_id,
+                    observed_at=datetime.fromtimestamp(now, UTC),
+                    api_version=self.settings.producer.api_version,
+                )
+            except ConversionError as err:
+                self.stats.unconvertible += 1
+                log.error("an event that cannot be identified: %s", err)  # noqa: TRY400
+                if publish:
+                    self._dead_letter(obj, err)
+                return
+            uid, rv, count = record["uid"], record["resource_version"], record["count"]
+            kind = (record["type"] or "", record["reason"] or "")
         if not self.state.is_new(uid, rv):
             self.stats.skipped_duplicates += 1
             return
         if publish:
-            self._batch.kinds[record["type"] or "", record["reason"] or ""] += 1
-        if not self._filter.passes(record):
+            self._batch.kinds[kind] += 1
+        if record is not None and not self._filter.passes(record):
             # Noted as seen (a relist does not count it again) and the checkpoint moves on.
             if publish:
                 self._batch.excluded += 1
         elif publish and not self._routed_elsewhere(obj, (uid, rv)):
-            self._publish(record, obj)
-        self._add_state(self.state.published(uid, rv, record["count"], now=now))
+            if record is None:
+                self._add_record((self.settings.topic, key, value, self._headers(uid, rv)))
+            else:
+                self._publish(record, obj)
+        self._add_state(self.state.published(uid, rv, count, now=now))
 
     def _publish(self, record: EventRecord, obj: dict[str, Any]) -> None:
         """The record into the batch, cut to fit the topic; the dead-letter topic if refused."""
@@ -429,13 +455,16 @@ class EventProducer:
             self._batch.truncated += 1
             log.warning("event %s published cut to fit: %s", uid, fitted["truncated"])
         regarding = record["regarding"]
-        headers: list[Header] = [
-            (HEADER_UID, uid),
-            (HEADER_RESOURCE_VERSION, record["resource_version"]),
-            (HEADER_SCHEMA, self.codec.writer.fingerprint_hex),
-        ]
         key = ((regarding and regarding["uid"]) or uid).encode()
+        headers = self._headers(uid, record["resource_version"])
         self._add_record((self.settings.topic, key, value, headers))
+
+    def _headers(self, uid: str, resource_version: str) -> list[Header]:
+        return [
+            (HEADER_UID, uid),
+            (HEADER_RESOURCE_VERSION, resource_version),
+            (HEADER_SCHEMA, self._schema_header),
+        ]
 
     def _routed_elsewhere(self, obj: dict[str, Any], occurrence: tuple[str, str]) -> bool:
         """Whether an occurrence Kafka refused before went to the dead-letter topic now, or
@@ -522,6 +551,14 @@ class EventProducer:
             self._batch.started = self._clock()
         self._batch.add_state(update)
 
+    def _move_checkpoint(self, resource_version: str, scope: str) -> None:
+        """The scope's watch resumes from here once the batch commits: its record goes in
+        the batch, made when it is flushed (one a batch, not one an event)."""
+        if not self._batch:
+            self._batch.started = self._clock()
+        self.state.checkpoints[scope] = resource_version
+        self._batch.moved.add(scope)
+
     def _relist_page(self, scope: str, page: _Page) -> None:
         """A page of what a list shows, published as it comes: each event newer than what
         was published for its uid (a list's first page starts it anew: one that failed
@@ -581,6 +618,9 @@ class EventProducer:
                 self._batch.add_state(update)
             self._last_expiry = now
         batch, self._batch = self._batch, _Batch()
+        for scope in batch.moved:
+            if scope in self.state.checkpoints:  # else cleared since: the scope lists again
+                batch.add_state(self.state.checkpoint_update(scope))
         if not self.stats.waiting_since:  # events wait from now until a commit
             self.stats.waiting_since = time.time()
         self.publisher.publish(batch.events, list(batch.state.values()))

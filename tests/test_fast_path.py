@@ -28,6 +28,7 @@ from confluent_kafka import KafkaError, Message
 from kafkube.compose.endpoints import Endpoints
 from kafkube.consumers import _scan, fastpath
 from kafkube.consumers.formats import json_line_bytes
+from kafkube.core.compiled import PURE_PYTHON_VARIABLE
 from kafkube.schemas import program
 from kafkube.schemas.codec import HEADER_SIZE, Codec, parse_schema, registry_header
 from kafkube.schemas.reading import CorruptDatum, compile_reader
@@ -341,7 +342,7 @@ def test_a_schema_of_another_version_is_left_to_the_python_path() -> None:
 
 # --- both paths through a real sink -------------------------------------------------------
 
-PATHS = {"compiled": {}, "python": {fastpath.PURE_PYTHON_VARIABLE: "1"}}
+PATHS = {"compiled": {}, "python": {PURE_PYTHON_VARIABLE: "1"}}
 
 
 def _sink(

@@ -57,8 +57,10 @@ def containers(podman: Podman) -> Iterator[list[str]]:
 BOUND_MB = {"image": 500, "slim_image": 300}
 SLIM_LOADED = (
     "import kubernetes, google.cloud.storage, boto3, fastavro, confluent_kafka, isal; "
-    # The sinks' compiled scan, built in the image's build stage (its C compiler stays there).
+    # The sinks' compiled scan and the producer's one pass, built in the image's build stage
+    # (its C compiler stays there).
     "from kafkube.consumers import fastpath; assert fastpath.built(); "
+    "from kafkube.producer import _convert; "
     "boto3.client('s3', region_name='eu-west-1'); boto3.client('sts', region_name='eu-west-1')"
 )
 LOADED = {
