@@ -335,9 +335,10 @@ class EventProducer:
                 self.publisher.poll()
                 continue
             if isinstance(item, list):
+                full = self.settings.producer.batch_max_events
                 for watched in item:
                     self._take(scope, watched)
-                    if len(self._batch.events) >= self.settings.producer.batch_max_events:
+                    if len(self._batch.events) >= full:
                         self._flush()
             elif isinstance(item, _Page):
                 self._relist_page(scope, item)
@@ -379,16 +380,16 @@ class EventProducer:
     def _take(self, scope: str, item: WatchItem) -> None:
         if not self.stats.first_event_at:
             self.stats.first_event_at = time.time()
-        rv = item.resource_version
         if item.type == "BOOKMARK":
-            self._move_checkpoint(rv, scope)
+            self._move_checkpoint(item.resource_version, scope)
             return
         if item.type not in {"ADDED", "MODIFIED", "DELETED"}:
             log.warning("ignoring watch event of type %s", item.type)
             return
         watch_type: WatchType = item.type  # type: ignore[assignment]
         self.stats.watched += 1
-        self._offer(item.object, watch_type)
+        # The event's resourceVersion, as the offer read it (the item's, where it could not).
+        rv = self._offer(item.object, watch_type) or item.resource_version
         if watch_type == "DELETED":
             uid = str(item.object.get("metadata", {}).get("uid", ""))
             forgotten = self.state.forget(uid)
@@ -397,10 +398,13 @@ class EventProducer:
         if rv:
             self._move_checkpoint(rv, scope)
 
-    def _offer(self, obj: dict[str, Any], watch_type: WatchType, *, publish: bool = True) -> None:
+    def _offer(
+        self, obj: dict[str, Any], watch_type: WatchType, *, publish: bool = True
+    ) -> str | None:
         """Publish this occurrence unless it already was; note it in the state either way.
         The one pass writes its value where it can; else the record is made, and published
-        through the filter, the enricher and the cut to the topic's limit."""
+        through the filter, the enricher and the cut to the topic's limit. Its
+        resourceVersion, or None if it has none."""
         now = self._clock()
         one_pass = self._one_pass
         converted = one_pass.convert(obj, watch_type, now) if one_pass is not None else None
@@ -422,12 +426,12 @@ class EventProducer:
                 log.error("an event that cannot be identified: %s", err)  # noqa: TRY400
                 if publish:
                     self._dead_letter(obj, err)
-                return
+                return None
             uid, rv, count = record["uid"], record["resource_version"], record["count"]
             kind = (record["type"] or "", record["reason"] or "")
         if not self.state.is_new(uid, rv):
             self.stats.skipped_duplicates += 1
-            return
+            return rv
         if publish:
             self._batch.kinds[kind] += 1
         if record is not None and not self._filter.passes(record):
@@ -440,6 +444,7 @@ class EventProducer:
             else:
                 self._publish(record, obj)
         self._add_state(self.state.published(uid, rv, count, now=now))
+        return rv
 
     def _publish(self, record: EventRecord, obj: dict[str, Any]) -> None:
         """The record into the batch, cut to fit the topic; the dead-letter topic if refused."""
