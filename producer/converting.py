@@ -122,12 +122,12 @@ def _parse_text_time(value: str) -> datetime | None:
     # Cached: an event carries three or four times, mostly the same second as its neighbours'.
     try:
         parsed = datetime.fromisoformat(value)
-    except ValueError:
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=UTC)
+        # Go's zero time (0001-01-01) means "unset" wherever a client wrote it out.
+        return None if parsed.year <= 1 else parsed.astimezone(UTC)
+    except (ValueError, OverflowError):  # not a time, or one past year 9999 in UTC
         return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    # Go's zero time (0001-01-01) means "unset" wherever a client wrote it out.
-    return None if parsed.year <= 1 else parsed.astimezone(UTC)
 
 
 def _micros_of(text: str) -> int | None:

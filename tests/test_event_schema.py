@@ -210,6 +210,7 @@ def test_odd_and_missing_fields_become_nulls_not_errors() -> None:
         ("", None),
         ("0001-01-01T00:00:00Z", None),
         ("not a time", None),
+        ("9999-12-31T23:59:59-01:00", None),  # past year 9999 in UTC: not a crash
     ],
 )
 def test_kubernetes_times_parse_to_utc(text: str | None, expected: datetime | None) -> None:

@@ -24,7 +24,8 @@ from tests.test_event_schema import CORE_PULLING, EVENTS_V1_FAILED_SCHEDULING
 NOW = 1_796_000_000.123457  # seconds since the epoch, a fraction that rounds
 ODD_VALUES: list[Any] = [
     None, "", "x", "ünï\u20accode", "2026-11-25T18:58:01Z", "2026-11-25T20:00:00.5+01:00",
-    "0001-01-01T00:00:00Z", "12", "-7", " 3", 0, 1, -1, 2**31, -(2**31), 2**70, True, False,
+    "0001-01-01T00:00:00Z", "9999-12-31T23:59:59-01:00", "12", "-7", " 3", 0, 1, -1, 2**31,
+    -(2**31), 2**70, True, False,
     3.5, {}, {"a": "b"}, {"a": 1, "b": None, "c": True}, {"count": 4}, [], ["x"],
     "\ud800",
 ]  # fmt: skip
