@@ -203,9 +203,6 @@ class TransactionalPublisher:
             "acks": "all",
             "logger": RDKAFKA_LOG,
             "on_delivery": self._delivered,
-            # Only a refusal needs a word (_delivered): a report of every record delivered
-            # cost a Python call and a message object each, two records an event.
-            "delivery.report.only.error": True,
         }
         self._producer: Any = None
         self._open = False

@@ -67,7 +67,8 @@ def _restart_cycle(sink: SinkProcess, bootstrap: str, topic: str, read: Any) -> 
     """Start with the history in place, stop; start again and SIGKILL it; restart twice,
     stopping cleanly: list requests of each run stopped cleanly (None for the killed one).
     Each of those wrote its index before its first object only: the folder of this hour
-    stays open in it (two, if the hour turned meanwhile), not an index write a batch."""
+    stays open in it (two, if the hour turned meanwhile), not an index write a batch; the run
+    after the SIGKILL found it open already, and may write none."""
     values = event_values(400, seed=31)
     listed: list[int | None] = []
     for run in range(4):
@@ -88,7 +89,8 @@ def _restart_cycle(sink: SinkProcess, bootstrap: str, topic: str, read: Any) -> 
         else:
             counts = _stopped_stats(sink)
             listed.append(counts["list_requests"])
-            assert 1 <= counts["index_writes"] <= 2, counts
+            # After the SIGKILL its index still holds this hour's folder open: none, then.
+            assert (run != 2) <= counts["index_writes"] <= 2, counts
     return listed
 
 
