@@ -10,13 +10,14 @@ given, a datum its check refuses) comes back as it is, in its place, for the run
 path to decide on.
 """
 
+from cpython.buffer cimport PyBUF_FORMAT, PyBUF_ND
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
 from cpython.unicode cimport PyUnicode_DecodeUTF8
 from libc.stdint cimport int32_t, int64_t, uint64_t
 from cpython.datetime cimport datetime_new, import_datetime
-from libc.string cimport memcmp, memcpy
-from cpython.mem cimport PyMem_Free, PyMem_Realloc
+from libc.string cimport memcmp, memcpy, memset
+from libc.stdlib cimport calloc, free, malloc
 
 from datetime import timezone
 
@@ -65,7 +66,9 @@ cdef int32_t[1] _KEY_CODE
 _KEY_CODE[0] = STRING  # a map's key: a string
 
 
-cdef inline Py_ssize_t _skip_varint(const unsigned char* d, Py_ssize_t p, Py_ssize_t n) noexcept:
+cdef inline Py_ssize_t _skip_varint(
+    const unsigned char* d, Py_ssize_t p, Py_ssize_t n
+) noexcept nogil:
     """Past a varint of at most ten bytes; CORRUPT if it does not end in time."""
     cdef Py_ssize_t e = p
     while True:
@@ -78,7 +81,7 @@ cdef inline Py_ssize_t _skip_varint(const unsigned char* d, Py_ssize_t p, Py_ssi
 
 cdef inline Py_ssize_t _varint(
     const unsigned char* d, Py_ssize_t p, Py_ssize_t n, int64_t* value
-) noexcept:
+) noexcept nogil:
     """A zig-zag varint of at most ten bytes that fits 64 bits; CORRUPT otherwise."""
     cdef uint64_t raw = 0
     cdef int shift = 0
@@ -181,7 +184,9 @@ class _Corrupt(Exception):
     """Bytes the decoder does not take (the Python path then says why)."""
 
 
-cdef Py_ssize_t _block(const unsigned char* d, Py_ssize_t p, Py_ssize_t n, int64_t* count):
+cdef Py_ssize_t _block(
+    const unsigned char* d, Py_ssize_t p, Py_ssize_t n, int64_t* count
+) noexcept nogil:
     """An array's or a map's block header at ``p``: its count of items (0: the last block)
     and where they start, past a negative count's byte size; CORRUPT if it does not end, or
     counts more items than bytes are left (stricter than the reader for items of no bytes)."""
@@ -210,7 +215,9 @@ cdef int64_t _items(const unsigned char* d, Py_ssize_t* at, Py_ssize_t n) except
     return count
 
 
-cdef Py_ssize_t _length_at(const unsigned char* d, Py_ssize_t p, Py_ssize_t n, int64_t* length):
+cdef Py_ssize_t _length_at(
+    const unsigned char* d, Py_ssize_t p, Py_ssize_t n, int64_t* length
+) noexcept nogil:
     """A string's or bytes' length at ``p``, and where its bytes start; CORRUPT if it is
     negative, does not end or runs past the datum."""
     if p >= n:
@@ -609,7 +616,7 @@ def render(bytes code, tuple constants, bytes datum):
                      <const unsigned char*>PyBytes_AS_STRING(datum), 0,
                      PyBytes_GET_SIZE(datum), &t)
     finally:
-        PyMem_Free(t.data)
+        _release(&t)
 
 
 cdef class _Checked:
@@ -667,7 +674,7 @@ cdef class Scanner:
         self.text.data, self.text.size, self.text.room = NULL, 0, 0
 
     def __dealloc__(self):
-        PyMem_Free(self.text.data)
+        _release(&self.text)
 
     def scan(self, list messages):
         """A list of what the messages make, in their order: a run, ``(topic, partition,
@@ -762,3 +769,368 @@ cdef class Scanner:
             out.append(_run(run_topic, run_partition, run_checked, run_hour, datums, offsets,
                             size, begin, count, records))
         return out
+
+
+# --- Arrow columns, built from the datums -------------------------------------------------------
+# The Parquet format's columns (``kafkube.consumers.parquet``) filled straight from each datum,
+# no record built: one builder a column, its buffers laid out as Arrow lays out an array's
+# (a validity bitmap, values, offsets), which the Python side hands to Arrow as they are. The
+# builders mirror the Arrow schema, the walk the program: a named record met twice is two
+# columns. The walk touches no Python object, so it runs with the GIL released (beside the
+# sink's reading and pyarrow's encoding, on another core). It gives what the records the
+# Python reader builds give Arrow, byte for byte once written (a test compares the two).
+
+cdef extern from "Python.h":
+    const char* PyUnicode_AsUTF8AndSize(object text, Py_ssize_t* size) except NULL
+
+# The kinds of column, by the Arrow types they build.
+cdef enum:
+    COL_NULL = 0
+    COL_BOOL = 1
+    COL_INT32 = 2
+    COL_INT64 = 3  # long, timestamp-micros
+    COL_FLOAT32 = 4
+    COL_FLOAT64 = 5
+    COL_TEXT = 6  # string, binary, an enum's symbol: offsets, then the bytes
+    COL_STRUCT = 7
+    COL_LIST = 8
+    COL_MAP = 9  # keys and values: two children
+
+COLUMN_KINDS = {
+    "null": COL_NULL, "bool": COL_BOOL, "int32": COL_INT32, "int64": COL_INT64,
+    "float32": COL_FLOAT32, "float64": COL_FLOAT64, "text": COL_TEXT, "struct": COL_STRUCT,
+    "list": COL_LIST, "map": COL_MAP,
+}
+
+# Why a walk stopped (it cannot raise without the GIL).
+cdef enum:
+    FILLED = 0
+    NOT_A_DATUM = -1  # CORRUPT: bytes that are not one whole datum of the program
+    NO_MEMORY = -2
+    NOT_ITS_COLUMN = -3  # the column tree is not the program's schema
+    TOO_BIG = -4  # an int past 32 bits, or over 2 GiB in one column (Arrow's offsets)
+
+cdef enum:
+    MAX_OFFSET = 2147483647
+
+
+cdef struct _Col:
+    int kind
+    Py_ssize_t count  # of children
+    _Col** children
+    _Text values  # fixed-width values (a byte a boolean), or a text's bytes
+    _Text offsets  # 32-bit: where each slot's bytes or children end (first: 0)
+    _Text valid  # a byte a slot: 1 if it holds a value
+    Py_ssize_t length, nulls
+
+
+cdef struct _Symbols:  # an enum's symbols as UTF-8
+    const char** text
+    Py_ssize_t* size
+
+
+cdef class Column:
+    """One column's builder: ``kind`` (``COLUMN_KINDS``) and the builders of its children (a
+    struct's fields; a list's items; a map's keys, then its values)."""
+    cdef _Col c
+    cdef list children  # keeps each child's _Col alive
+
+    def __cinit__(self, int kind, list children):
+        cdef int32_t zero = 0
+        cdef Py_ssize_t i
+        if kind < COL_NULL or kind > COL_MAP:
+            raise ValueError(f"column kind {kind}")
+        wanted = 2 if kind == COL_MAP else 1 if kind == COL_LIST else -1
+        if wanted >= 0 and len(children) != wanted or kind != COL_STRUCT and wanted < 0 and children:
+            raise ValueError(f"a column of kind {kind} with {len(children)} children")
+        self.c.kind, self.children = kind, list(children)
+        self.c.count = len(children)
+        self.c.children = <_Col**>malloc(max(1, self.c.count) * sizeof(_Col*))
+        if self.c.children == NULL:
+            raise MemoryError()
+        for i in range(self.c.count):
+            self.c.children[i] = &(<Column?>children[i]).c
+        if kind == COL_TEXT or kind == COL_LIST or kind == COL_MAP:
+            _put(&self.c.offsets, <const char*>&zero, 4)
+
+    def __dealloc__(self):
+        free(self.c.children)
+        _release(&self.c.values)
+        _release(&self.c.offsets)
+        _release(&self.c.valid)
+
+    def finished(self):
+        """``(length, nulls, validity bitmap or None, buffers, children finished)``: the
+        buffers are a fixed-width column's values (a boolean's as bits), a text's offsets and
+        bytes, a list's or a map's offsets; each an object of the buffer protocol, taken from
+        the builder (finished once)."""
+        cdef _Col* c = &self.c
+        cdef bytes validity = _bits(&c.valid, c.length) if c.nulls else None
+        cdef list buffers = []
+        if c.kind == COL_BOOL:
+            buffers.append(_bits(&c.values, c.length))
+        elif c.kind == COL_TEXT:
+            buffers.append(_taken(&c.offsets))
+            buffers.append(_taken(&c.values))
+        elif c.kind == COL_LIST or c.kind == COL_MAP:
+            buffers.append(_taken(&c.offsets))
+        elif c.kind != COL_NULL and c.kind != COL_STRUCT:
+            buffers.append(_taken(&c.values))
+        return (c.length, c.nulls, validity, buffers,
+                [(<Column>child).finished() for child in self.children])
+
+
+cdef class _Owned:
+    """A filled buffer handed to Arrow as it is (the buffer protocol), no copy: freed when
+    the last array over it goes."""
+    cdef char* data
+    cdef Py_ssize_t size
+    cdef Py_ssize_t[1] shape
+
+    def __dealloc__(self):
+        free(self.data)
+
+    def __getbuffer__(self, Py_buffer* view, int flags):
+        self.shape[0] = self.size
+        view.buf = self.data if self.data != NULL else <char*>""
+        view.obj = self
+        view.len = self.size
+        view.readonly = 1
+        view.itemsize = 1
+        view.format = <char*>"B" if flags & PyBUF_FORMAT else NULL
+        view.ndim = 1
+        view.shape = self.shape if flags & PyBUF_ND else NULL
+        view.strides = NULL
+        view.suboffsets = NULL
+        view.internal = NULL
+
+    def __releasebuffer__(self, Py_buffer* view):
+        pass
+
+
+cdef _Owned _taken(_Text* t):
+    """The buffer's bytes, taken from it (it is left empty)."""
+    cdef _Owned owned = _Owned()
+    owned.data, owned.size = t.data, t.size
+    t.data, t.size, t.room = NULL, 0, 0
+    return owned
+
+
+cdef bytes _bits(_Text* flags, Py_ssize_t length):
+    """A byte a slot as Arrow's bitmap: a bit a slot, the lowest first."""
+    cdef bytes out = PyBytes_FromStringAndSize(NULL, (length + 7) // 8)
+    cdef unsigned char* b = <unsigned char*>PyBytes_AS_STRING(out)
+    cdef Py_ssize_t i
+    memset(b, 0, (length + 7) // 8)
+    for i in range(length):
+        if flags.data[i]:
+            b[i >> 3] |= 1 << (i & 7)
+    return out
+
+
+cdef inline int _slot(_Col* col, char valid) noexcept nogil:
+    if _add(&col.valid, &valid, 1) < 0:
+        return NO_MEMORY
+    col.length += 1
+    col.nulls += not valid
+    return FILLED
+
+
+cdef inline int _end(_Col* col, Py_ssize_t end) noexcept nogil:
+    """A text's, list's or map's slot ends at ``end`` (of its bytes or its children)."""
+    cdef int32_t at = <int32_t>end
+    if end > MAX_OFFSET:
+        return TOO_BIG
+    return NO_MEMORY if _add(&col.offsets, &at, 4) < 0 else FILLED
+
+
+cdef int _absent(_Col* col, char valid) noexcept nogil:
+    """A slot with no value of its own: null (``valid`` 0), or, under a null struct, the
+    empty value Arrow's builders give a struct's fields there (zero, empty)."""
+    cdef char zeros[8]
+    cdef int kind = col.kind, done = _slot(col, valid)
+    cdef Py_ssize_t i
+    memset(zeros, 0, 8)
+    if done < 0:
+        return done
+    if kind == COL_BOOL:
+        done = _add(&col.values, zeros, 1)
+    elif kind == COL_INT32 or kind == COL_FLOAT32:
+        done = _add(&col.values, zeros, 4)
+    elif kind == COL_INT64 or kind == COL_FLOAT64:
+        done = _add(&col.values, zeros, 8)
+    elif kind == COL_TEXT:
+        return _end(col, col.values.size)
+    elif kind == COL_LIST or kind == COL_MAP:
+        return _end(col, col.children[0].length)
+    elif kind == COL_STRUCT:
+        for i in range(col.count):
+            done = _absent(col.children[i], 1)
+            if done < 0:
+                return done
+    return NO_MEMORY if done < 0 else FILLED
+
+
+cdef int _fill(const int32_t* code, const _Symbols* symbols, int32_t node, _Col* col,
+               const unsigned char* d, Py_ssize_t* at, Py_ssize_t n, int depth) noexcept nogil:
+    """One value of ``node`` at ``at[0]`` into ``col`` (``at`` moves past it): FILLED, or
+    why not."""
+    cdef int32_t op = code[node], i, v32
+    cdef int kind = col.kind, done = FILLED
+    cdef Py_ssize_t p = at[0], size
+    cdef int64_t value, count
+    cdef char flag
+    if depth > MAX_DEPTH:
+        return NOT_A_DATUM
+    if op == NULLABLE:
+        if p >= n or (d[p] != 0 and d[p] != 2):
+            return NOT_A_DATUM
+        at[0] = p + 1
+        if d[p] == 0:
+            return _absent(col, 0)
+        return _fill(code, symbols, code[node + 1], col, d, at, n, depth + 1)
+    if op == NULL_ and kind == COL_NULL:
+        return _slot(col, 0)
+    if (op == LONG or op == TIMESTAMP or op == ENUM) and (
+        kind == COL_INT64 or kind == COL_INT32 or kind == COL_TEXT
+    ):
+        p = _varint(d, p, n, &value)
+        if p == CORRUPT:
+            return NOT_A_DATUM
+        at[0] = p
+        if op == ENUM and kind == COL_TEXT:
+            if value < 0 or value >= code[node + 1]:
+                return NOT_A_DATUM
+            i = code[node + 2]
+            done = _add(&col.values, symbols[i].text[value], symbols[i].size[value])
+            done = done if done < 0 else _end(col, col.values.size)
+        elif op != ENUM and kind == COL_INT64:
+            done = _add(&col.values, &value, 8)
+        elif op == LONG and kind == COL_INT32:
+            if value < -2147483648 or value > 2147483647:
+                return TOO_BIG
+            v32 = <int32_t>value
+            done = _add(&col.values, &v32, 4)
+        else:
+            return NOT_ITS_COLUMN
+    elif (op == STRING or op == BYTES) and kind == COL_TEXT:
+        p = _length_at(d, p, n, &value)
+        if p == CORRUPT:
+            return NOT_A_DATUM
+        at[0] = p + value
+        done = _add(&col.values, d + p, value)
+        done = done if done < 0 else _end(col, col.values.size)
+    elif op == RECORD and kind == COL_STRUCT:
+        if code[node + 1] != col.count:
+            return NOT_ITS_COLUMN
+        for i in range(code[node + 1]):
+            done = _fill(code, symbols, code[node + 3 + i], col.children[i], d, at, n, depth + 1)
+            if done < 0:
+                return done
+    elif op == BOOLEAN and kind == COL_BOOL:
+        if p >= n or d[p] > 1:
+            return NOT_A_DATUM
+        at[0] = p + 1
+        done = _add(&col.values, d + p, 1)
+    elif (op == FLOAT and kind == COL_FLOAT32) or (op == DOUBLE and kind == COL_FLOAT64):
+        size = 4 if op == FLOAT else 8
+        if p + size > n:
+            return NOT_A_DATUM
+        at[0] = p + size
+        done = _add(&col.values, d + p, size)  # little-endian, as Arrow's here
+    elif (op == ARRAY and kind == COL_LIST) or (op == MAP and kind == COL_MAP):
+        while True:
+            p = _block(d, at[0], n, &count)
+            if p == CORRUPT:
+                return NOT_A_DATUM
+            at[0] = p
+            if count == 0:
+                break
+            while count > 0:
+                if op == MAP:
+                    done = _fill(_KEY_CODE, symbols, 0, col.children[0], d, at, n, depth + 1)
+                    if done < 0:
+                        return done
+                done = _fill(code, symbols, code[node + 1], col.children[op == MAP], d, at, n,
+                             depth + 1)
+                if done < 0:
+                    return done
+                count -= 1
+        done = _end(col, col.children[0].length)
+    else:
+        return NOT_ITS_COLUMN
+    if done < 0:
+        return NO_MEMORY if done == -1 else done
+    return _slot(col, 1)
+
+
+cdef int _fill_all(const int32_t* code, const _Symbols* symbols, _Col* row,
+                   const unsigned char** data, const Py_ssize_t* sizes,
+                   Py_ssize_t count) noexcept nogil:
+    cdef Py_ssize_t i, at
+    cdef int done
+    for i in range(count):
+        at = 0
+        done = _fill(code, symbols, 0, row, data[i], &at, sizes[i], 0)
+        if done < 0:
+            return done
+        if at != sizes[i]:
+            return NOT_A_DATUM
+    return FILLED
+
+
+def fill(bytes code, tuple constants, Column row, list datums):
+    """Each datum (bytes, or a buffer of them) whole into ``row``, the struct column of the
+    program's top-level record, with the GIL released; raises for one that is not a whole
+    datum of it (``_Corrupt``), a row that is not the program's (TypeError), an int out of
+    32 bits or a column over 2 GiB (OverflowError)."""
+    cdef Py_ssize_t count = len(datums), i, j
+    cdef list views = [d if type(d) is bytes else memoryview(d).cast("B") for d in datums]
+    cdef const unsigned char[::1] view
+    cdef const unsigned char** data = <const unsigned char**>malloc(
+        max(1, count) * sizeof(const unsigned char*))
+    cdef Py_ssize_t* sizes = <Py_ssize_t*>malloc(max(1, count) * sizeof(Py_ssize_t))
+    cdef _Symbols* symbols = <_Symbols*>calloc(max(1, len(constants)), sizeof(_Symbols))
+    cdef const int32_t* program = <const int32_t*>PyBytes_AS_STRING(code)
+    cdef int done
+    cdef tuple names
+    try:
+        if data == NULL or sizes == NULL or symbols == NULL:
+            raise MemoryError()
+        if row.c.kind != COL_STRUCT:
+            raise TypeError("a row is a struct column")
+        for i in range(len(constants)):  # the constants live as long as this call
+            names = constants[i]
+            symbols[i].text = <const char**>malloc(max(1, len(names)) * sizeof(const char*))
+            symbols[i].size = <Py_ssize_t*>malloc(max(1, len(names)) * sizeof(Py_ssize_t))
+            if symbols[i].text == NULL or symbols[i].size == NULL:
+                raise MemoryError()
+            for j in range(len(names)):
+                symbols[i].text[j] = PyUnicode_AsUTF8AndSize(names[j], &symbols[i].size[j])
+        for i in range(count):  # the views live as long as this call
+            datum = views[i]
+            if type(datum) is bytes:
+                data[i] = <const unsigned char*>PyBytes_AS_STRING(datum)
+                sizes[i] = PyBytes_GET_SIZE(datum)
+            else:
+                view = datum
+                sizes[i] = view.shape[0]
+                data[i] = &view[0] if sizes[i] else <const unsigned char*>""
+        with nogil:
+            done = _fill_all(program, symbols, &row.c, data, sizes, count)
+        if done == NOT_A_DATUM:
+            raise _Corrupt("a datum is not one whole value of its schema")
+        if done == NO_MEMORY:
+            raise MemoryError()
+        if done == NOT_ITS_COLUMN:
+            raise TypeError("a column is not of its field's type")
+        if done == TOO_BIG:
+            raise OverflowError("an int past 32 bits, or over 2 GiB in one column")
+    finally:
+        if symbols != NULL:
+            for i in range(len(constants)):
+                free(symbols[i].text)
+                free(symbols[i].size)
+        free(symbols)
+        free(data)
+        free(sizes)

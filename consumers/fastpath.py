@@ -43,6 +43,13 @@ def built() -> bool:
     return _scan is not None
 
 
+def compiled() -> Any:  # noqa: ANN401 - the extension module
+    """The compiled module, for what builds on it (the Parquet columns); only where built."""
+    if _scan is None:
+        raise RuntimeError("kafkube.consumers._scan is not built here")
+    return _scan
+
+
 def wanted() -> bool:
     """Whether this process may take the fast path: built, and not told otherwise."""
     return built() and not pure_python_asked()

@@ -133,7 +133,8 @@ def _read_json_lines(data: bytes) -> Iterator[dict[str, Any]]:
 @dataclass(frozen=True)
 class Batch:
     """What a format may turn into bytes: the object's name, the writer schema, the datums as
-    they came (Avro binary), and the records decoded (only for formats that need them)."""
+    they came (Avro binary), and the records decoded (only for formats that need them, and
+    none where a format ``from_datums`` builds from the datums)."""
 
     name: str
     writer: SchemaVersion
@@ -160,6 +161,9 @@ class Format:
     # Whether it takes each record as its line of JSON (``Batch.lines``), not as a dict: the
     # runner renders it as it takes it, the compiled scan straight from the datum.
     lines: bool = False
+    # Whether it takes a batch of the reader's own schema as its datums alone (no records)
+    # where the sinks' compiled scan is built: it fills its columns straight from them.
+    from_datums: bool = False
     # The module it needs beyond kafkube's own (a library an extra brings), and that extra.
     module: str | None = None
     extra: str | None = None
@@ -189,7 +193,7 @@ def require_extra(module: str | None, extra: str | None, *, field: str) -> None:
 def _parquet_write(batch: Batch) -> bytes:
     from kafkube.consumers.parquet import parquet_file  # noqa: PLC0415 - its extra's pyarrow
 
-    return parquet_file(batch.writer, batch.records, batch.codec, batch.positions)
+    return parquet_file(batch.writer, batch.records, batch.codec, batch.positions, batch.datums)
 
 
 def _parquet_read(data: bytes) -> Iterator[dict[str, Any]]:
@@ -227,6 +231,7 @@ FORMATS: dict[str, Format] = {
         description="Parquet, columns from the Avro schema, for SQL engines (kafkube[parquet])",
         label="Parquet",
         codecs=("zstd", "snappy", "gzip", "null"),
+        from_datums=True,
         module="pyarrow",
         extra="parquet",
     ),

@@ -202,6 +202,9 @@ class _Batch:
     lines: list[bytes] = field(default_factory=list)  # each record's JSON, for such a format
     clusters: list[str] = field(default_factory=list)  # each datum's, in the cluster layout
     offsets: list[int] = field(default_factory=list)  # each datum's (a table's rows keep them)
+    # Whether its format builds it from the datums alone, so it carries no records (its
+    # writer is the reader's own schema, compiled, and it is no rewrite, which may mix).
+    by_datums: bool = False
 
     @property
     def first(self) -> int:
@@ -339,7 +342,10 @@ class SinkRunner:
         self._partitions: dict[Part, _Partition] = {}
         self._dlqs_made: set[str] = set()  # topics whose dead-letter topic exists
         self._format = FORMATS[settings.sink.format]
-        records = self._format.needs_records and not self._format.lines
+        # A format that builds its batches from their datums alone (Parquet), where the
+        # compiled scan is built: no records made, nor carried.
+        self._columns = self._format.from_datums and fastpath.wanted()
+        records = self._format.needs_records and not self._format.lines and not self._columns
         self._max_queued = _MAX_QUEUED // 2 if records else _MAX_QUEUED
         self._extension = self._format.extension
         self._consumer: Consumer | None = None
@@ -363,7 +369,11 @@ class SinkRunner:
         whole = whole and settings.sink.time_field == "record"
         scanned = whole or (self._keep == frozenset() and not self._filtering)
         self._fast = (
-            fastpath.FastScan(self.codec, records=whole, lines=whole and self._format.lines)
+            fastpath.FastScan(
+                self.codec,
+                records=whole and not self._columns,
+                lines=whole and self._format.lines,
+            )
             if scanned and fastpath.wanted()
             else None
         )
@@ -765,7 +775,7 @@ class SinkRunner:
         batch.datums.append(datum)
         if self._format.lines:
             batch.lines.append(line)
-        elif self._format.needs_records:
+        elif self._format.needs_records and not batch.by_datums:
             batch.records.append(record)
         if self._by_cluster:
             batch.clusters.append(record["cluster"])
@@ -839,8 +849,17 @@ class SinkRunner:
             batch = None
         if batch is None:
             shape = self._rules.open(offset, hour, writer, now=self._clock(), rewrite=rewrite)
-            batch = state.batch = _Batch(shape, writer)
+            batch = state.batch = _Batch(shape, writer, by_datums=self._by_datums(writer, rewrite))
         return batch
+
+    def _by_datums(self, writer: SchemaVersion, rewrite: ObjectRange | None) -> bool:
+        """Whether a batch of ``writer`` is built from its datums alone (``_Batch.by_datums``)."""
+        return (
+            self._columns
+            and rewrite is None
+            and writer.fingerprint == self.codec.reader.fingerprint
+            and writer.program is not None
+        )
 
     def _passed_over(self, part: Part, state: _Partition, offset: int) -> None:
         """An offset not written (filtered, dead-lettered, kept as written): a rewrite whose
@@ -1018,7 +1037,7 @@ class SinkRunner:
                     name,
                     batch.writer,
                     piece.datums,
-                    piece.records,
+                    () if batch.by_datums else piece.records,
                     self.settings.sink.output_codec,
                     (part.number, piece.offsets) if self._positions else None,
                     lines=piece.lines,

@@ -13,7 +13,7 @@ producer takes the Python path, which decides. A test holds the two paths to the
 
 from cpython.bytes cimport PyBytes_FromStringAndSize
 from cpython.dict cimport PyDict_GetItem, PyDict_Next, PyDict_Size
-from cpython.mem cimport PyMem_Free
+
 from cpython.object cimport PyObject
 from cpython.unicode cimport PyUnicode_AsUTF8AndSize
 from libc.math cimport modf, nearbyint
@@ -127,7 +127,7 @@ cdef class Converter:
         self.core_by_default, self.micros_of, self.times = core_by_default, micros_of, {}
 
     def __dealloc__(self):
-        PyMem_Free(self.out.data)
+        _release(&self.out)
 
     cdef int _time(self, object value) except -1:
         """A ``["null", timestamp-micros]`` of ``converting.parse_time``."""
