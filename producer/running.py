@@ -42,6 +42,7 @@ second in practice).
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import queue
 import threading
@@ -150,6 +151,9 @@ class _Batch:
 
     def __len__(self) -> int:
         return len(self.events) + len(self.state) + len(self.moved)
+
+    def __bool__(self) -> bool:  # asked per event: the first list that holds one answers
+        return bool(self.events or self.state or self.moved)
 
 
 class EventProducer:
@@ -295,13 +299,14 @@ class EventProducer:
         ``stop`` (or a finite source's end); a failed transaction ends them all (PublishError)."""
         halt = threading.Event()  # this round's readers: set when it ends
         items: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=10_000 // _FILE_RUN + 16)
+        inline = self._finite and len(self.sources) == 1
         readers = [
             threading.Thread(
                 target=_Reader(
                     scope,
                     source,
                     self.state.checkpoints.get(scope),
-                    items,
+                    functools.partial(_handed, items, halt, scope),
                     halt,
                     timeout_seconds=self.settings.producer.watch_timeout_seconds,
                 ).run,
@@ -309,11 +314,15 @@ class EventProducer:
                 daemon=True,
             )
             for scope, source in self.sources.items()
+            if not inline
         ]
         for reader in readers:
             reader.start()
         try:
-            self._drain(items, stop)
+            if inline:
+                self._read_inline(*next(iter(self.sources.items())), stop)
+            else:
+                self._drain(items, stop)
         finally:
             halt.set()
             self.stats.watching = False
@@ -334,24 +343,50 @@ class EventProducer:
                 self._flush()
                 self.publisher.poll()
                 continue
-            if isinstance(item, list):
-                full = self.settings.producer.batch_max_events
-                for watched in item:
-                    self._take(scope, watched)
-                    if len(self._batch.events) >= full:
-                        self._flush()
-            elif isinstance(item, _Page):
-                self._relist_page(scope, item)
-            elif isinstance(item, _Listed):
-                self._relisted(scope, item.resource_version)
-                item.committed.set()
-            elif item is _OPENED:
-                watching.add(scope)
-                self.stats.watch_restarts += 1
-                self.stats.watching = len(watching) == len(self.sources)
-                self._observe(self.stats)
-            elif self._watch_ended(scope, item, watching):
+            if self._dispatch(scope, item, watching):
                 return
+
+    def _dispatch(self, scope: str, item: object, watching: set[str]) -> bool:
+        """One thing a reader handed over, taken; True: stop taking (a file's end)."""
+        if isinstance(item, list):
+            full = self.settings.producer.batch_max_events
+            for watched in item:
+                self._take(scope, watched)
+                if len(self._batch.events) >= full:
+                    self._flush()
+        elif isinstance(item, _Page):
+            self._relist_page(scope, item)
+        elif isinstance(item, _Listed):
+            self._relisted(scope, item.resource_version)
+            item.committed.set()
+        elif item is _OPENED:
+            watching.add(scope)
+            self.stats.watch_restarts += 1
+            self.stats.watching = len(watching) == len(self.sources)
+            self._observe(self.stats)
+        else:
+            return self._watch_ended(scope, item, watching)
+        return False
+
+    def _read_inline(self, scope: str, source: EventSource, stop: threading.Event) -> None:
+        """A recording, read on this thread: a file never waits, and every event a reader
+        thread parsed cost this one as much again to take (the two threads passing the GIL,
+        and each event's objects, from core to core)."""
+        watching: set[str] = set()
+        halt = threading.Event()
+
+        def take(item: object) -> None:
+            if self._dispatch(scope, item, watching) or stop.is_set():
+                halt.set()
+
+        _Reader(
+            scope,
+            source,
+            self.state.checkpoints.get(scope),
+            take,
+            halt,
+            timeout_seconds=self.settings.producer.watch_timeout_seconds,
+        ).run()
 
     def _watch_ended(self, scope: str, item: object, watching: set[str]) -> bool:
         """A scope's watch ended (``item`` says how); True: stop draining (a file's end)."""
@@ -691,21 +726,22 @@ class _Relisting:
 
 
 class _Reader:
-    """One scope's reader thread: list when there is no checkpoint, then watch, again and
-    again; all it learns goes to the main thread through ``items``, in order."""
+    """One scope's reader: list when there is no checkpoint, then watch, again and again; all
+    it learns goes to ``hand``, in order (from its own thread to the main thread's queue, or,
+    for a recording, straight to the main thread's taking)."""
 
     def __init__(  # noqa: PLR0913 - a reader's whole world, handed over once
         self,
         scope: str,
         source: EventSource,
         checkpoint: str | None,
-        items: queue.Queue[tuple[str, Any]],
+        hand: Callable[[object], None],
         halt: threading.Event,
         *,
         timeout_seconds: int,
     ) -> None:
         self.scope, self.source, self.checkpoint = scope, source, checkpoint
-        self.items, self.halt, self.timeout_seconds = items, halt, timeout_seconds
+        self._hand, self.halt, self.timeout_seconds = hand, halt, timeout_seconds
         self.where = f"namespace {scope}" if scope else "every namespace"
 
     def run(self) -> None:
@@ -757,14 +793,21 @@ class _Reader:
             self.checkpoint = listed.resource_version
         log.info("watching from resourceVersion %s (%s)", self.checkpoint, self.where)
         self._hand(_OPENED)
+        self._watch()
+
+    def _watch(self) -> None:
+        """One watch request, its items handed over, until the server ends it."""
         # Items go over in lists: one at a time from the network, where the next may be long
         # in coming; in runs from a file, which never waits (a hand-over per item cost as much
         # as the rest of the work on it, the two threads passing the GIL back and forth).
         run = _FILE_RUN if self.source.finite else 1
         chunk: list[WatchItem] = []
-        for item in self.source.watch(self.checkpoint, timeout_seconds=self.timeout_seconds):
+        finite = self.source.finite  # read to its end once: no checkpoint to come back to
+        checkpoint = self.checkpoint or ""
+        for item in self.source.watch(checkpoint, timeout_seconds=self.timeout_seconds):
             chunk.append(item)
-            self.checkpoint = item.resource_version or self.checkpoint
+            if not finite:
+                self.checkpoint = item.resource_version or self.checkpoint
             if len(chunk) >= run:
                 self._hand(chunk)
                 chunk = []
@@ -774,8 +817,12 @@ class _Reader:
             self._hand(chunk)
         self._hand(_END)
 
-    def _hand(self, item: object) -> None:
-        while not self.halt.is_set():
-            with contextlib.suppress(queue.Full):
-                self.items.put((self.scope, item), timeout=0.5)
-                return
+
+def _handed(
+    items: queue.Queue[tuple[str, Any]], halt: threading.Event, scope: str, item: object
+) -> None:
+    """What a reader thread learnt, to the main thread (waiting while it is behind)."""
+    while not halt.is_set():
+        with contextlib.suppress(queue.Full):
+            items.put((scope, item), timeout=0.5)
+            return
