@@ -220,6 +220,35 @@ def written_files(
     return _dataframe_to_data_files(metadata, rows, table.io, commit, counter)
 
 
+def _append(
+    table: Table,
+    fresh: list[_Waiting],
+    summary: dict[str, str],
+    written: dict[tuple[Any, ...], list[DataFile]],
+) -> None:
+    """The batches' rows added in one snapshot. Their data files are written at the first
+    try and added again by each try after a conflict, as long as the same batches go and
+    the table's partitioning and columns are as they were: only the metadata's commit is
+    tried again. (Writing the rows again at each try lost every race to a writer that
+    commits more often than the rows took to write.)"""
+    metadata = table.metadata
+    key = (tuple(w.name for w in fresh), metadata.default_spec_id, metadata.current_schema_id)
+    files = written.get(key)
+    if files is None:
+        rows = pa.concat_tables([waiting.rows for waiting in fresh])
+        _check_pyarrow_schema_compatible(
+            metadata.schema(), rows.schema, format_version=metadata.format_version
+        )
+        files = list(written_files(metadata, rows, table, uuid.uuid4(), itertools.count()))
+        written[key] = files
+    with (
+        table.transaction() as change,
+        change.update_snapshot(snapshot_properties=summary).fast_append() as snapshot,
+    ):
+        for data_file in files:
+            snapshot.append_data_file(data_file)
+
+
 _DONE = object()  # a waiting batch's outcome: in the table
 
 
@@ -429,6 +458,7 @@ class IcebergDestination:
         """Batches of one topic in one commit (a replay's rewrite, or a partition's second
         batch, each alone, in order)."""
         topic = group[0].topic
+        written: dict[tuple[Any, ...], list[DataFile]] = {}  # an append's files, for its tries
         for _ in paced(_COMMIT_TRIES):
             try:
                 table = self._table(topic, group[0].rows.schema)
@@ -453,8 +483,7 @@ class IcebergDestination:
                 old_until = said.rewrites.pop(one.partition, None)
                 summary = said.summary(self.group, topic)
                 if old_until is None:
-                    rows = pa.concat_tables([waiting.rows for waiting in fresh])
-                    table.append(rows, snapshot_properties=summary)
+                    _append(table, fresh, summary, written)
                     return
                 if one.last + 1 < old_until:  # old rows remain after this batch
                     said.rewrites[one.partition] = old_until

@@ -1,6 +1,6 @@
 """The Iceberg destination's commits against a real catalog (SQLite) in a folder: a batch the
 table holds is not appended twice, and two writers committing at once both land, each commit
-that met the other's counted and tried again."""
+that met the other's counted and tried again (its rows' files written once)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from kafkube.cli.commands import cli
-from kafkube.consumers.icebergsink import IcebergDestination, offsets_key
+from kafkube.consumers.icebergsink import IcebergDestination, data_files, offsets_key
 from kafkube.consumers.settings import IcebergSinkConfig
 from kafkube.core.errors import ConfigError, SinkError
 from tests.icebergs import TOPIC, at_once, held_events, held_positions, iceberg_destination, put
@@ -53,6 +53,10 @@ def test_two_writers_committing_at_once_both_land_each_batch_once(tmp_path: Path
     table = first.catalog().load_table(first.table_name(TOPIC))
     assert offsets_key("g", TOPIC) in table.current_snapshot().summary.additional_properties
     assert first.offsets(TOPIC) == {0: 80, 1: 80}
+    # A commit tried again adds the files its first try wrote: none is written twice.
+    held_files = {f.file_path.removeprefix("file://") for f in data_files(table)}
+    location = table.location().removeprefix("file://")
+    assert {str(f) for f in Path(location).rglob("*.parquet")} == held_files
 
 
 def test_batches_put_at_once_by_one_sink_share_commits_each_landing_once(tmp_path: Path) -> None:

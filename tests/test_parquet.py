@@ -158,7 +158,7 @@ EVERY_COLUMN = {
 
 
 def _every_column(rng: random.Random) -> dict[str, Any]:
-    def maybe(value: Any) -> Any:  # noqa: ANN401 - any value
+    def maybe(value: Any) -> Any:
         return None if rng.random() < 0.3 else value
 
     def text() -> str:
@@ -189,7 +189,7 @@ def _every_column(rng: random.Random) -> dict[str, Any]:
     }
 
 
-def _datum(parsed: Any, record: dict[str, Any]) -> bytes:  # noqa: ANN401 - fastavro's schema
+def _datum(parsed: Any, record: dict[str, Any]) -> bytes:
     stream = io.BytesIO()
     fastavro.schemaless_writer(stream, parsed, record)
     return stream.getvalue()
