@@ -74,7 +74,8 @@ def watch_items(path: Path) -> Iterator[WatchItem]:
     for value in _json_values(path):
         if not isinstance(value, dict):
             raise SourceError(f"{path}: expected JSON objects, found {type(value).__name__}")
-        if value.get("kind", "").endswith("List"):
+        named = value.get("kind")
+        if isinstance(named, str) and named.endswith("List"):
             objects: list[tuple[str | None, Any]] = [
                 (None, item) for item in value.get("items") or []
             ]

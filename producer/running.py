@@ -473,7 +473,7 @@ class EventProducer:
             # Noted as seen (a relist does not count it again) and the checkpoint moves on.
             if publish:
                 self._batch.excluded += 1
-        elif publish and not self._routed_elsewhere(obj, (uid, rv)):
+        elif publish and not (self._refused and self._routed_elsewhere(obj, (uid, rv))):
             if record is None:
                 self._add_record((self.settings.topic, key, value, self._headers(uid, rv)))
             else:
