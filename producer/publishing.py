@@ -48,7 +48,7 @@ PER_RECORD_REFUSALS = frozenset(
 # librdkafka's own default for message.max.bytes, when the configuration does not set it.
 DEFAULT_MESSAGE_MAX_BYTES = 1_000_000
 # State updates handed to the client at once (``produce_batch``).
-_STATE_BATCH = 1000
+_STATE_SENT_AT_ONCE = 1000
 
 
 _SIZE_REFUSALS = frozenset(
@@ -152,7 +152,7 @@ def read_state(
         }
     )
     try:
-        ends = _ends(consumer, topic)
+        ends = _ends(consumer_config, consumer, topic)
         pending = {p for p, high in ends.items() if high > 0}
         consumer.assign([TopicPartition(topic, p, 0) for p in pending])
         count, newest = 0, 0
@@ -166,14 +166,14 @@ def read_state(
                 error, partition = message.error(), message.partition() or 0
                 if error is not None:
                     if error.code() == KafkaError._PARTITION_EOF:  # noqa: SLF001
-                        pending.discard(partition)
-                        continue
+                        continue  # for now: _read_to says whether it is the end
                     raise PublishError(f"reading the state topic: {error}")
                 apply(message.key() or b"", message.value())
                 count += 1
                 newest = max(newest, message.timestamp()[1])
                 if (message.offset() or 0) + 1 >= ends[partition]:
                     pending.discard(partition)
+            pending -= _read_to(consumer, topic, pending, ends)
         last = datetime.fromtimestamp(newest / 1000, UTC) if newest > 0 else None
         return StateRead(count, last)
     except KafkaException as err:
@@ -182,17 +182,43 @@ def read_state(
         consumer.close()
 
 
-def _ends(consumer: Consumer, topic: str) -> dict[int, int]:
-    """Each partition's end; an answer that lacks the topic or a partition's leader is an
-    error (read as empty, the state would be lost and everything published again)."""
+def _read_to(consumer: Consumer, topic: str, pending: set[int], ends: dict[int, int]) -> set[int]:
+    """The partitions read as far as they ended when the read began. At read_committed a
+    partition ends for now at its last stable offset: a transaction still open on it (another
+    cluster's producer sharing the topic, or one killed mid-batch, until its next start or the
+    broker's timeout aborts it) holds back every record committed after its first one, and a
+    read that stopped there lost them: their events were published again. The read waits for
+    that transaction to end."""
+    if not pending:
+        return set()
+    at = consumer.position([TopicPartition(topic, p) for p in sorted(pending)])
+    return {tp.partition for tp in at if tp.offset >= ends[tp.partition]}
+
+
+def _ends(consumer_config: Mapping[str, Any], consumer: Consumer, topic: str) -> dict[int, int]:
+    """Each partition's end, past every record written to it so far, committed or not (at
+    read_committed Kafka answers its last stable offset, before any transaction still open);
+    an answer that lacks the topic or a partition's leader is an error (read as empty, the
+    state would be lost and everything published again)."""
     found = consumer.list_topics(topic, timeout=30).topics.get(topic)
     if found is None or found.error is not None or not found.partitions:
         why = "no answer" if found is None else found.error or "no partitions"
         raise PublishError(f"reading the state topic {topic}: {why}")
-    return {
-        p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=30)[1]
-        for p in found.partitions
-    }
+    every = Consumer(
+        {
+            **consumer_config,
+            "group.id": "kafkube-producer-state-reader",
+            "isolation.level": "read_uncommitted",
+            "logger": RDKAFKA_LOG,
+        }
+    )
+    try:
+        return {
+            p: every.get_watermark_offsets(TopicPartition(topic, p), timeout=30)[1]
+            for p in found.partitions
+        }
+    finally:
+        every.close()
 
 
 class TransactionalPublisher:
@@ -316,10 +342,10 @@ class TransactionalPublisher:
         """The state updates, a thousand a call: they carry no headers, so ``produce_batch``
         takes them (a third of ``produce``'s time a record); one the client's full queue
         turned away goes again once it delivered some."""
-        for start in range(0, len(state), _STATE_BATCH):
+        for start in range(0, len(state), _STATE_SENT_AT_ONCE):
             pending: list[dict[str, Any]] = [
                 {"key": update.key, "value": update.value}
-                for update in state[start : start + _STATE_BATCH]
+                for update in state[start : start + _STATE_SENT_AT_ONCE]
             ]
             while pending:
                 self._producer.produce_batch(self.state_topic, pending)
