@@ -269,6 +269,12 @@ class TransactionalPublisher:
             self._producer.flush(60)
         except KafkaException as err:
             self._failed(err)
+        except SystemError as err:
+            # confluent-kafka: a fatal error met inside flush() (this producer fenced) was left
+            # set while it served the next callback, and comes out as SystemError, caused by it.
+            if not isinstance(err.__cause__, KafkaException):
+                raise
+            self._failed(err.__cause__)
         if self._refused:
             self.abort()
             first = self._refused[0].reason
