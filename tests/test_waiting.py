@@ -7,8 +7,10 @@ import threading
 import time
 
 import pytest
+from confluent_kafka import KafkaError, KafkaException
 from tenacity import RetryError, wait_none
 
+from kafkube.consumers.positions import Offsets
 from kafkube.core.waiting import Deadline, retrying, sleeping_until
 
 
@@ -83,3 +85,20 @@ def test_a_sleep_until_an_event_ends_when_it_is_set() -> None:
     sleeping_until(event)(60)
 
     assert time.monotonic() - began < 1
+
+
+@pytest.mark.parametrize("code", [KafkaError.UNKNOWN_LEADER_EPOCH, KafkaError.FENCED_LEADER_EPOCH])
+def test_a_leader_epoch_not_caught_up_is_asked_again_not_an_error(code: int) -> None:
+    """Right after a topic is made (the demo's), a broker may not know the epoch the client
+    knows yet: offsets are asked again, as while a coordinator loads."""
+    answers: list[Exception | int] = [KafkaException(KafkaError(code)), 7]
+
+    def ask() -> int:
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    with Offsets({"bootstrap.servers": "127.0.0.1:9"}, "t") as offsets:
+        assert offsets._result(ask, "listing offsets") == 7  # noqa: SLF001 - the retry rule
+    assert not answers
