@@ -16,6 +16,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -94,11 +95,23 @@ class Bench:
         return self.work / f"{name}.log"
 
     def repeat(self, what: str, run: Any, n: int | None = None) -> list[dict[str, Any]]:  # noqa: ANN401 - a measurement
-        out = []
+        return self.rounds({what: run}, n)[what]
+
+    def rounds(
+        self, contenders: dict[str, Callable[[int], dict[str, Any]]], n: int | None = None
+    ) -> dict[str, list[dict[str, Any]]]:
+        """Runs of several contenders in turn, one run of each a round: this machine's speed
+        drifts by a third over minutes (other tenants, the broker's own work), and taken in
+        turn, a slow spell falls on every contender of a ratio alike."""
+        out: dict[str, list[dict[str, Any]]] = {what: [] for what in contenders}
         for index in range(n or self.runs):
-            began = time.monotonic()
-            out.append(run(index))
-            _say(f"  {what} run {index + 1}: {_brief(out[-1])} ({time.monotonic() - began:.0f} s)")
+            for what, run in contenders.items():
+                began = time.monotonic()
+                out[what].append(run(index))
+                _say(
+                    f"  {what} run {index + 1}: {_brief(out[what][-1])}"
+                    f" ({time.monotonic() - began:.0f} s)"
+                )
         return out
 
     # --- the producer ---------------------------------------------------------------------------
@@ -109,19 +122,18 @@ class Bench:
         sample = encoded(full, 20_000)
         size = round(statistics.mean(len(value) for _, value in sample))
         _say(f"producer: {events} recorded watch events, {size} B a record encoded")
-        ours = self.repeat(
-            "kafkube produce",
-            lambda i: measuring.producer_run(
-                self.cluster, full, self.log(f"producer-{i}"), keep=i == 0
-            ),
+        runs = self.rounds(
+            {
+                "kafkube produce": lambda i: measuring.producer_run(
+                    self.cluster, full, self.log(f"producer-{i}"), keep=i == 0
+                ),
+                "kafka-producer-perf-test": lambda i: producer_perf(
+                    self.cluster, records=events, size=size, log=self.log(f"perf-producer-{i}")
+                ),
+            }
         )
+        ours, kafkas = runs["kafkube produce"], runs["kafka-producer-perf-test"]
         self.big_topic = ours[0]["topic"]  # what the producer wrote: the sinks' 1M topic
-        kafkas = self.repeat(
-            "kafka-producer-perf-test",
-            lambda i: producer_perf(
-                self.cluster, records=events, size=size, log=self.log(f"perf-producer-{i}")
-            ),
-        )
         profile = measuring.producer_profile(self.cluster, full)
         _say(f"  profile (us/event): {_brief(profile['us_per_event'])}")
         self.results["producer"] = {
@@ -140,13 +152,13 @@ class Bench:
         )
         for label, small in (("10k", 10_000), ("100k", 100_000)):
             part = self._first(self.count(small))
-            runs = self.repeat(
+            smalls = self.repeat(
                 f"producer RSS {label}",
                 lambda i, p=part, n=label: measuring.producer_run(
                     self.cluster, p, self.log(f"producer-{n}-{i}")
                 ),
             )
-            self.results["rss"]["producer"][label] = figure(r["peak_rss_mb"] for r in runs)
+            self.results["rss"]["producer"][label] = figure(r["peak_rss_mb"] for r in smalls)
 
     # --- the sinks ------------------------------------------------------------------------------
 
@@ -196,18 +208,49 @@ class Bench:
         )  # fmt: skip
 
     def sinks(self) -> None:
-        """Each sink, then the file sink in JSON Lines and in Parquet, through the producer's
-        million records, against Kafka's consumer on the same topic in the same run (warm: the
-        producer has just written it, and the tool reads it as many times)."""
+        """Each sink, the file sink in JSON Lines and in Parquet, and Kafka Connect's file sink,
+        through the producer's million records, against Kafka's consumer on the same topic,
+        taken in turn (warm: the producer has just written it, and the tool reads it as many
+        times). The Iceberg sink, minutes a run, comes after the rounds."""
         topic, total, ends = self._big()
         # Batches as the 100k runs had them; the producer's partitions are uneven, so each
         # ends with a batch the clock closes (1 s).
         rotation = (self.count(100_000) // PARTITIONS // 8, 1.0)
         _say(f"sinks: the producer's topic, {total} records")
-        kafkas = self.repeat(
-            "kafka-consumer-perf-test (warm)",
-            lambda i: consumer_perf(self.cluster, topic, records=total, log=self.log(f"perf-{i}")),
-        )
+        tool = "kafka-consumer-perf-test (warm)"
+
+        def sink(kind: str, output: str | None = None) -> Callable[[int], dict[str, Any]]:
+            what = f"{kind}-{output}" if output else kind
+            return lambda i: measuring.sink_run(
+                self.cluster, self.stores, kind, topic, ends, max_records=rotation[0],
+                max_age=rotation[1], log=self.log(f"sink-{what}-{i}"), output_format=output,
+            )  # fmt: skip
+
+        libs = connect_libs(self.cluster.stack.settings)
+
+        def connect(converter: str) -> Callable[[int], dict[str, Any]]:
+            return lambda _: measuring.connect_run(
+                self.cluster, topic, total, ends, self.work, converter=converter, libs=libs
+            )
+
+        turns: dict[str, Callable[[int], dict[str, Any]]] = {
+            tool: lambda i: consumer_perf(
+                self.cluster, topic, records=total, log=self.log(f"perf-{i}")
+            ),
+            **{f"kafkube sink {kind}": sink(kind) for kind in measuring.SINKS if kind != "iceberg"},
+            **{
+                f"kafkube sink file --format {output}": sink("file", output)
+                for output in measuring.OTHER_FORMATS
+            },
+            **{
+                f"Connect FileStreamSink ({converter})": connect(converter)
+                for converter in measuring.CONNECT_CONVERTERS
+            },
+        }
+        runs = self.rounds(turns)
+        if "iceberg" in measuring.SINKS:
+            runs["kafkube sink iceberg"] = self.repeat("kafkube sink iceberg", sink("iceberg"))
+        kafkas = runs[tool]
         basis = _median(kafkas, "records_per_s")
         sinks: dict[str, Any] = {
             "records": total,
@@ -216,56 +259,34 @@ class Bench:
             "kafka_cpu_us_per_record": figure(r["cpu_us_per_record"] for r in kafkas),
         }
         for kind in measuring.SINKS:
-            ours = self._sink_runs(f"kafkube sink {kind}", kind, topic, ends, rotation=rotation)
+            ours = runs[f"kafkube sink {kind}"]
             self.results.setdefault("rss", {}).setdefault(kind, {})["1M"] = figure(
                 r["peak_rss_mb"] for r in ours
             )
             sinks[kind] = _sink_figures(ours, basis)
+        avro = sinks["file"]["ours_records_per_s"]["median"]
         for kind in ("s3", "gcs"):
-            sinks[kind]["vs_file"] = (
-                sinks[kind]["ours_records_per_s"]["median"]
-                / sinks["file"]["ours_records_per_s"]["median"]
-            )
-        # The other formats beside Avro: the file sink again on the same topic, two runs each
-        # (a million records a run: minutes).
+            sinks[kind]["vs_file"] = sinks[kind]["ours_records_per_s"]["median"] / avro
         for output in measuring.OTHER_FORMATS:
-            ours = self._sink_runs(
-                f"kafkube sink file --format {output}", "file", topic, ends, n=min(2, self.runs),
-                output_format=output, rotation=rotation,
-            )  # fmt: skip
+            ours = runs[f"kafkube sink file --format {output}"]
             sinks[f"file_{output}"] = {
                 **_sink_figures(ours, basis),
-                "vs_avro": _median(ours, "records_per_s")
-                / sinks["file"]["ours_records_per_s"]["median"],
+                "vs_avro": _median(ours, "records_per_s") / avro,
             }
-        self._connect(topic, total, ends, sinks)
+        for converter in measuring.CONNECT_CONVERTERS:
+            connects = runs[f"Connect FileStreamSink ({converter})"]
+            sinks[f"connect_{converter}"] = {
+                "records_per_s": figure(r["records_per_s"] for r in connects),
+                "cpu_us_per_record": figure(r["cpu_us_per_record"] for r in connects),
+                "runs": connects,
+            }
+        bytewise = sinks["connect_bytes"]
+        sinks["file_vs_connect"] = avro / bytewise["records_per_s"]["median"]
+        sinks["file_cpu_vs_connect"] = (
+            sinks["file"]["cpu_us_per_record"]["median"] / bytewise["cpu_us_per_record"]["median"]
+        )
         self.results["sinks"] = sinks
         self._sink_memory(max_records=rotation[0])
-
-    def _connect(self, topic: str, records: int, ends: int, sinks: dict[str, Any]) -> None:
-        """Kafka Connect's own file sink on the same topic, two runs with each converter:
-        ByteArrayConverter (the value's bytes as they are) and StringConverter."""
-        libs = connect_libs(self.cluster.stack.settings)
-        for converter in measuring.CONNECT_CONVERTERS:
-            runs = self.repeat(
-                f"Connect FileStreamSink ({converter})",
-                lambda _, c=converter: measuring.connect_run(
-                    self.cluster, topic, records, ends, self.work, converter=c, libs=libs
-                ),
-                min(2, self.runs),
-            )
-            sinks[f"connect_{converter}"] = {
-                "records_per_s": figure(r["records_per_s"] for r in runs),
-                "cpu_us_per_record": figure(r["cpu_us_per_record"] for r in runs),
-                "runs": runs,
-            }
-        connect = sinks["connect_bytes"]
-        sinks["file_vs_connect"] = (
-            sinks["file"]["ours_records_per_s"]["median"] / connect["records_per_s"]["median"]
-        )
-        sinks["file_cpu_vs_connect"] = (
-            sinks["file"]["cpu_us_per_record"]["median"] / connect["cpu_us_per_record"]["median"]
-        )
 
     # --- registry mode ----------------------------------------------------------------------------
 
