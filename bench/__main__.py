@@ -143,7 +143,7 @@ class Bench:
             "kafka_records_per_s": figure(r["records_per_s"] for r in kafkas),
             "cpu_us_per_record": figure(r["cpu_us_per_record"] for r in ours),
             "kafka_cpu_us_per_record": figure(r["cpu_us_per_record"] for r in kafkas),
-            "ratio": _median(ours, "events_per_s") / _median(kafkas, "records_per_s"),
+            "ratio": _paired(ours, "events_per_s", kafkas, "records_per_s"),
             "profile": profile,
             "runs": {"ours": ours, "kafka": kafkas},
         }
@@ -251,7 +251,6 @@ class Bench:
         if "iceberg" in measuring.SINKS:
             runs["kafkube sink iceberg"] = self.repeat("kafkube sink iceberg", sink("iceberg"))
         kafkas = runs[tool]
-        basis = _median(kafkas, "records_per_s")
         sinks: dict[str, Any] = {
             "records": total,
             "kafka_records_per_s": figure(r["records_per_s"] for r in kafkas),
@@ -263,15 +262,17 @@ class Bench:
             self.results.setdefault("rss", {}).setdefault(kind, {})["1M"] = figure(
                 r["peak_rss_mb"] for r in ours
             )
-            sinks[kind] = _sink_figures(ours, basis)
-        avro = sinks["file"]["ours_records_per_s"]["median"]
+            sinks[kind] = _sink_figures(ours, kafkas, paired=kind != "iceberg")
+        avros = runs["kafkube sink file"]
         for kind in ("s3", "gcs"):
-            sinks[kind]["vs_file"] = sinks[kind]["ours_records_per_s"]["median"] / avro
+            sinks[kind]["vs_file"] = _paired(
+                runs[f"kafkube sink {kind}"], "records_per_s", avros, "records_per_s"
+            )
         for output in measuring.OTHER_FORMATS:
             ours = runs[f"kafkube sink file --format {output}"]
             sinks[f"file_{output}"] = {
-                **_sink_figures(ours, basis),
-                "vs_avro": _median(ours, "records_per_s") / avro,
+                **_sink_figures(ours, kafkas),
+                "vs_avro": _paired(ours, "records_per_s", avros, "records_per_s"),
             }
         for converter in measuring.CONNECT_CONVERTERS:
             connects = runs[f"Connect FileStreamSink ({converter})"]
@@ -280,10 +281,10 @@ class Bench:
                 "cpu_us_per_record": figure(r["cpu_us_per_record"] for r in connects),
                 "runs": connects,
             }
-        bytewise = sinks["connect_bytes"]
-        sinks["file_vs_connect"] = avro / bytewise["records_per_s"]["median"]
-        sinks["file_cpu_vs_connect"] = (
-            sinks["file"]["cpu_us_per_record"]["median"] / bytewise["cpu_us_per_record"]["median"]
+        bytewise = runs["Connect FileStreamSink (bytes)"]
+        sinks["file_vs_connect"] = _paired(avros, "records_per_s", bytewise, "records_per_s")
+        sinks["file_cpu_vs_connect"] = _paired(
+            avros, "cpu_us_per_record", bytewise, "cpu_us_per_record"
         )
         self.results["sinks"] = sinks
         self._sink_memory(max_records=rotation[0])
@@ -543,12 +544,31 @@ class Bench:
         }
 
 
-def _sink_figures(runs: list[dict[str, Any]], kafka_records_per_s: float) -> dict[str, Any]:
+def _paired(
+    ours: list[dict[str, Any]], key: str, theirs: list[dict[str, Any]], their_key: str
+) -> float:
+    """The median of the ratios of runs taken in the same round (``Bench.rounds``): each
+    pair ran minutes apart at most, so the machine's drift between rounds cancels out."""
+    return float(
+        statistics.median(o[key] / t[their_key] for o, t in zip(ours, theirs, strict=True))
+    )
+
+
+def _sink_figures(
+    runs: list[dict[str, Any]], kafkas: list[dict[str, Any]], *, paired: bool = True
+) -> dict[str, Any]:
+    """A sink's figures, and its rate against Kafka's consumer: paired by round where the
+    runs were taken in turn with the tool's, else against the median of the tool's runs."""
+    ratio = (
+        _paired(runs, "records_per_s", kafkas, "records_per_s")
+        if paired
+        else _median(runs, "records_per_s") / _median(kafkas, "records_per_s")
+    )
     return {
         "ours_records_per_s": figure(r["records_per_s"] for r in runs),
         "ours_output_mb_per_s": figure(r["output_mb_per_s"] for r in runs),
         "cpu_us_per_record": figure(r["cpu_us_per_record"] for r in runs),
-        "ratio": _median(runs, "records_per_s") / kafka_records_per_s,
+        "ratio": ratio,
         "runs": runs,
     }
 
