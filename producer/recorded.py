@@ -32,7 +32,7 @@ def _json_values(path: Path) -> Iterator[Any]:
     rest is read with the standard decoder, which finds values wherever they end."""
     with path.open("rb") as stream:
         for line in stream:
-            if not line.strip():
+            if line.isspace():  # a line is never empty; isspace stops at its first character
                 continue
             try:
                 value = orjson.loads(line)
@@ -70,24 +70,32 @@ def _values_in(path: Path, chunks: Iterator[str]) -> Iterator[Any]:
 
 
 def watch_items(path: Path) -> Iterator[WatchItem]:
-    seen: set[str] = set()
+    seen: set[str] = set()  # every uid so far
     for value in _json_values(path):
         if not isinstance(value, dict):
             raise SourceError(f"{path}: expected JSON objects, found {type(value).__name__}")
         named = value.get("kind")
         if isinstance(named, str) and named.endswith("List"):
-            objects: list[tuple[str | None, Any]] = [
-                (None, item) for item in value.get("items") or []
-            ]
-        elif "object" in value and "type" in value:
-            objects = [(str(value["type"]), value["object"])]
+            for obj in value.get("items") or []:
+                yield _inferred(obj, seen)
+        elif "object" in value and "type" in value:  # a watch event: the common line
+            obj = value["object"]
+            seen.add(_uid(obj))
+            yield WatchItem(str(value["type"]), obj)
         else:
-            objects = [(None, value)]
-        for kind, obj in objects:
-            uid = str((obj.get("metadata") or {}).get("uid", ""))
-            inferred = kind or ("MODIFIED" if uid in seen else "ADDED")
-            seen.add(uid)
-            yield WatchItem(type=inferred, object=obj)
+            yield _inferred(value, seen)
+
+
+def _uid(obj: dict[str, Any]) -> str:
+    return str((obj.get("metadata") or {}).get("uid", ""))
+
+
+def _inferred(obj: dict[str, Any], seen: set[str]) -> WatchItem:
+    """An object without its watch type: ADDED the first time its uid shows, else MODIFIED."""
+    uid = _uid(obj)
+    item = WatchItem("MODIFIED" if uid in seen else "ADDED", obj)
+    seen.add(uid)
+    return item
 
 
 class RecordedEvents:

@@ -143,11 +143,10 @@ class _Batch:
         self.state: dict[bytes, StateUpdate] = {}
         # Scopes whose checkpoint moved: their record is made once, when the batch commits.
         self.moved: set[str] = set()
-        self.started = 0.0
+        self.started: float | None = None  # when its first record or update came
 
     def add_state(self, update: StateUpdate) -> None:
-        self.state.pop(update.key, None)
-        self.state[update.key] = update
+        self.state[update.key] = update  # the key's last update replaces the one before
 
     def __len__(self) -> int:
         return len(self.events) + len(self.state) + len(self.moved)
@@ -195,7 +194,7 @@ class EventProducer:
         self._relisting: dict[str, _Relisting] = {}  # scopes whose list is under way
         self._said_state = False  # the first read of the state is told, with what it held
         self._limits_changed = False  # a size refusal: read the topics' limits again
-        self._schema_header = self.codec.writer.fingerprint_hex
+        self._schema_header = (HEADER_SCHEMA, self.codec.writer.fingerprint_hex)  # every record's
         # The compiled one pass, where no filter or enricher needs the record itself.
         self._one_pass = (
             one_pass(
@@ -407,7 +406,7 @@ class EventProducer:
     def _time_left(self) -> float:
         if not self._batch:
             return 0.5
-        waited = self._clock() - self._batch.started
+        waited = self._clock() - (self._batch.started or 0.0)
         return max(0.0, self.settings.producer.linger_seconds - waited)
 
     # --- deciding what to publish (pure decisions on the state) -------------------------------
@@ -503,7 +502,7 @@ class EventProducer:
         return [
             (HEADER_UID, uid),
             (HEADER_RESOURCE_VERSION, resource_version),
-            (HEADER_SCHEMA, self._schema_header),
+            self._schema_header,
         ]
 
     def _routed_elsewhere(self, obj: dict[str, Any], occurrence: tuple[str, str]) -> bool:
@@ -582,19 +581,19 @@ class EventProducer:
         self._add_record((self._dlq_topic, uid.encode(), value, headers))
 
     def _add_record(self, record: Outgoing) -> None:
-        if not self._batch:
+        if self._batch.started is None:  # its first: the linger starts
             self._batch.started = self._clock()
         self._batch.events.append(record)
 
     def _add_state(self, update: StateUpdate) -> None:
-        if not self._batch:
+        if self._batch.started is None:  # its first: the linger starts
             self._batch.started = self._clock()
         self._batch.add_state(update)
 
     def _move_checkpoint(self, resource_version: str, scope: str) -> None:
         """The scope's watch resumes from here once the batch commits: its record goes in
         the batch, made when it is flushed (one a batch, not one an event)."""
-        if not self._batch:
+        if self._batch.started is None:  # its first: the linger starts
             self._batch.started = self._clock()
         self.state.checkpoints[scope] = resource_version
         self._batch.moved.add(scope)
