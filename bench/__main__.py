@@ -183,7 +183,7 @@ class Bench:
             starts, ends = offsets.log_bounds()
             return self.big_topic, records, sum(offsets.records_ends(starts, ends).values())
 
-    def _sink_runs(  # noqa: PLR0913 - what a series of runs varies
+    def _sink_run(  # noqa: PLR0913 - what a run varies
         self,
         what: str,
         kind: str,
@@ -191,20 +191,16 @@ class Bench:
         total: int,
         *,
         rotation: tuple[int, float],
-        n: int | None = None,
         output_format: str | None = None,
         registry: str | None = None,
-    ) -> list[dict[str, Any]]:
-        """Runs of one sink through a topic; ``rotation``: its max records and max age."""
-        return self.repeat(
-            what,
-            lambda i: measuring.sink_run(
-                self.cluster, self.stores, kind, topic, total,
-                max_records=rotation[0], max_age=rotation[1],
-                log=self.log(f"{what.replace(' ', '-')}-{i}"), output_format=output_format,
-                registry=registry,
-            ),
-            n,
+    ) -> Callable[[int], dict[str, Any]]:
+        """One run of a sink through a topic, by its index; ``rotation``: its max records and
+        max age."""
+        return lambda i: measuring.sink_run(
+            self.cluster, self.stores, kind, topic, total,
+            max_records=rotation[0], max_age=rotation[1],
+            log=self.log(f"{what.replace(' ', '-')}-{i}"), output_format=output_format,
+            registry=registry,
         )  # fmt: skip
 
     def sinks(self) -> None:
@@ -219,12 +215,10 @@ class Bench:
         _say(f"sinks: the producer's topic, {total} records")
         tool = "kafka-consumer-perf-test (warm)"
 
-        def sink(kind: str, output: str | None = None) -> Callable[[int], dict[str, Any]]:
-            what = f"{kind}-{output}" if output else kind
-            return lambda i: measuring.sink_run(
-                self.cluster, self.stores, kind, topic, ends, max_records=rotation[0],
-                max_age=rotation[1], log=self.log(f"sink-{what}-{i}"), output_format=output,
-            )  # fmt: skip
+        def sink(
+            what: str, kind: str, output: str | None = None
+        ) -> Callable[[int], dict[str, Any]]:
+            return self._sink_run(what, kind, topic, ends, rotation=rotation, output_format=output)
 
         libs = connect_libs(self.cluster.stack.settings)
 
@@ -237,9 +231,15 @@ class Bench:
             tool: lambda i: consumer_perf(
                 self.cluster, topic, records=total, log=self.log(f"perf-{i}")
             ),
-            **{f"kafkube sink {kind}": sink(kind) for kind in measuring.SINKS if kind != "iceberg"},
             **{
-                f"kafkube sink file --format {output}": sink("file", output)
+                f"kafkube sink {kind}": sink(f"kafkube sink {kind}", kind)
+                for kind in measuring.SINKS
+                if kind != "iceberg"
+            },
+            **{
+                f"kafkube sink file --format {output}": sink(
+                    f"kafkube sink file --format {output}", "file", output
+                )
                 for output in measuring.OTHER_FORMATS
             },
             **{
@@ -249,7 +249,8 @@ class Bench:
         }
         runs = self.rounds(turns)
         if "iceberg" in measuring.SINKS:
-            runs["kafkube sink iceberg"] = self.repeat("kafkube sink iceberg", sink("iceberg"))
+            what = "kafkube sink iceberg"
+            runs[what] = self.repeat(what, sink(what, "iceberg"))
         kafkas = runs[tool]
         sinks: dict[str, Any] = {
             "records": total,
@@ -324,17 +325,12 @@ class Bench:
         kafka_sinks = self.results["sinks"]["kafka_records_per_s"]["median"]
         rotation = (total // PARTITIONS // 8, 3600.0)
         for kind in measuring.SINKS:
-            without = self._sink_runs(
-                f"kafkube sink {kind} 100k", kind, plain, total, rotation=rotation
-            )
+            what = f"kafkube sink {kind} 100k"
+            without = self.repeat(what, self._sink_run(what, kind, plain, total, rotation=rotation))
             self.results["rss"][kind]["100k"] = figure(r["peak_rss_mb"] for r in without)
-            runs = self._sink_runs(
-                f"kafkube sink {kind} (registry)",
-                kind,
-                topic,
-                total,
-                rotation=rotation,
-                registry=url,
+            what = f"kafkube sink {kind} (registry)"
+            runs = self.repeat(
+                what, self._sink_run(what, kind, topic, total, rotation=rotation, registry=url)
             )
             registry[kind] = {
                 "ours_records_per_s": figure(r["records_per_s"] for r in runs),
