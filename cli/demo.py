@@ -80,6 +80,7 @@ class DemoSettings:
     bucket: str  # in each object store of the stack
     duration: float | None  # None: until Ctrl-C
     rate: float  # simulated events per second
+    seed: int | None  # the simulation's; None: simulate's own, a new one each run
     partitions: int
     cluster: str
     kubeconfig: str | None  # a real cluster to watch; None: simulate one on the stack
@@ -181,6 +182,8 @@ class Demo:
             environments[f"{sink} sink"] = {**env, **sink_environment(config)}
         if settings.kubeconfig is None:
             commands["simulate"] = ["simulate", "--rate", str(settings.rate)]
+            if settings.seed is not None:
+                commands["simulate"] += ["--seed", str(settings.seed)]
             environments["simulate"] = env
         for name, args in commands.items():
             log = settings.logs / f"{name.replace(' ', '-')}.log"
@@ -393,6 +396,12 @@ def _cluster_of(kubeconfig: str) -> str:
 @click.option(
     "--rate", type=float, default=SIMULATED_RATE, show_default=True, help="Simulated events/s."
 )
+@click.option(
+    "--seed",
+    type=int,
+    show_default="a new one each run",
+    help="The simulation's seed: the same seed, the same events (a rerun's names conflict).",
+)
 @click.option("--topic", default=DEMO_TOPIC, show_default=True)
 @click.option(
     "--partitions",
@@ -419,6 +428,7 @@ def demo(  # noqa: PLR0913, PLR0917 - click passes one parameter per option
     duration: float | None,
     kubeconfig: str | None,
     rate: float,
+    seed: int | None,
     topic: str,
     partitions: int,
     output_dir: Path,
@@ -449,6 +459,7 @@ def demo(  # noqa: PLR0913, PLR0917 - click passes one parameter per option
         bucket=bucket,
         duration=duration,
         rate=rate,
+        seed=seed,
         partitions=partitions,
         cluster=_cluster_of(kubeconfig) if kubeconfig else "kafkube-demo",
         kubeconfig=kubeconfig,

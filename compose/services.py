@@ -371,7 +371,10 @@ def _minio_prepare(state: StackState) -> Launch:
 
 
 def _minio_probe(state: StackState) -> bool:
-    return http_ok(state.url("minio") + "/minio/health/ready")
+    # /minio/health/ready answers 200 before the object layer is up (a restarted MinIO then
+    # refuses requests with XMinioServerNotInitialized); /cluster waits for it, its bucket
+    # metadata and IAM.
+    return http_ok(state.url("minio") + "/minio/health/cluster")
 
 
 # --- fake-gcs-server --------------------------------------------------------------------------
