@@ -29,7 +29,13 @@ from pyiceberg.manifest import DataFile
 from pyiceberg.table import FileScanTask, Table
 from pyiceberg.table.snapshots import Snapshot, ancestors_of
 
-from kafkube.consumers.icebergsink import IcebergDestination, data_files, paced, written_files
+from kafkube.consumers.icebergsink import (
+    IcebergDestination,
+    data_files,
+    paced,
+    transaction,
+    written_files,
+)
 from kafkube.consumers.parquet import OFFSET_COLUMN, PARTITION_COLUMN
 
 _KAFKUBE = "kafkube."  # the summary properties the sink keeps its offsets in
@@ -130,7 +136,7 @@ def _replace(table: Table, old: list[DataFile], new: list[DataFile], commit: uui
             return False
         try:
             with (
-                table.transaction() as change,
+                transaction(table) as change,
                 change.update_snapshot(snapshot_properties=_carried(table)).overwrite(
                     commit
                 ) as snapshot,

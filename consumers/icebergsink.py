@@ -65,7 +65,7 @@ from pyiceberg.io.pyarrow import (  # pyiceberg's own copy-on-write pieces, for 
 from pyiceberg.manifest import DataFile, ManifestContent
 from pyiceberg.partitioning import PartitionField, PartitionSpec
 from pyiceberg.schema import assign_fresh_schema_ids
-from pyiceberg.table import Table
+from pyiceberg.table import Table, Transaction
 from pyiceberg.table.metadata import TableMetadata
 from pyiceberg.table.snapshots import ancestors_of
 from pyiceberg.transforms import (
@@ -162,6 +162,33 @@ def paced(tries: int) -> Iterator[int]:
         yield tried
 
 
+class _Transaction(Transaction):
+    """pyiceberg's transaction, its metadata worked out once a state. pyiceberg 0.12 replays
+    the staged updates at each read of ``table_metadata`` and deep-copies the whole metadata
+    (every snapshot, the schema), and one append reads it 14 times: a commit's cost grew with
+    the table's history, 0.15 s at the first and 0.8 s by the fortieth here, most of it in
+    ``copy.deepcopy`` (apache/iceberg-python#2673; the cache of #3784 is in no release). The
+    copy made is kept until the table's metadata or the staged updates change, and with none
+    staged the table's own is read: the models are frozen, so readers share one as they
+    would a copy."""
+
+    _kept: tuple[TableMetadata, tuple[Any, ...], TableMetadata] | None = None
+
+    @property
+    def table_metadata(self) -> TableMetadata:
+        base, updates, kept = self._table.metadata, self._updates, self._kept
+        if not updates:  # nothing staged yet: the table's own
+            return base
+        if kept is None or kept[0] is not base or kept[1] is not updates:
+            kept = self._kept = (base, updates, super().table_metadata)
+        return kept[2]
+
+
+def transaction(table: Table) -> Transaction:
+    """A transaction on ``table``, as ``table.transaction()``, its metadata read cheaply."""
+    return _Transaction(table)
+
+
 def data_files(table: Table) -> Iterator[DataFile]:
     """The data files of the table's current snapshot."""
     return (task.file for task in table.scan().plan_files())
@@ -184,7 +211,7 @@ def _overwrite(
     between them and miss rows). A data file holding rows ``where`` says is rewritten without
     them, as Iceberg's copy-on-write does."""
     counter = itertools.count()
-    with table.transaction() as change:
+    with transaction(table) as change:
         metadata = change.table_metadata
         schema = metadata.schema()
         _check_pyarrow_schema_compatible(
@@ -242,7 +269,7 @@ def _append(
         files = list(written_files(metadata, rows, table, uuid.uuid4(), itertools.count()))
         written[key] = files
     with (
-        table.transaction() as change,
+        transaction(table) as change,
         change.update_snapshot(snapshot_properties=summary).fast_append() as snapshot,
     ):
         for data_file in files:
@@ -335,7 +362,7 @@ class IcebergDestination:
                     return None
                 table = self._create(topic, schema)
             if table.properties.get(_NO_RETRIES) != "0":  # a table made by another tool
-                with table.transaction() as change:
+                with transaction(table) as change:
                     change.set_properties(_OWN_RETRIES)
             self._tables[topic] = table
         else:
@@ -519,7 +546,7 @@ class IcebergDestination:
                 said.offsets[partition] = start
             try:
                 with (
-                    table.transaction() as change,
+                    transaction(table) as change,
                     change.update_snapshot(
                         snapshot_properties=said.summary(self.group, topic)
                     ).fast_append(),

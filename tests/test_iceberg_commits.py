@@ -10,7 +10,12 @@ import pytest
 from click.testing import CliRunner
 
 from kafkube.cli.commands import cli
-from kafkube.consumers.icebergsink import IcebergDestination, data_files, offsets_key
+from kafkube.consumers.icebergsink import (
+    IcebergDestination,
+    data_files,
+    offsets_key,
+    transaction,
+)
 from kafkube.consumers.settings import IcebergSinkConfig
 from kafkube.core.errors import ConfigError, SinkError
 from tests.icebergs import TOPIC, at_once, held_events, held_positions, iceberg_destination, put
@@ -27,6 +32,30 @@ def test_a_batch_the_table_holds_is_not_appended_again(tmp_path: Path) -> None:
 
     assert set(held_events(destination).values()) == {1}
     assert destination.offsets(TOPIC) == {0: 120}
+
+
+def test_a_transaction_reads_what_it_staged_and_what_the_table_became(tmp_path: Path) -> None:
+    """The destination's transactions work their metadata out once a state (pyiceberg's deep
+    copy at every read made commits grow slow with the table's history): a read still sees
+    each change staged, and the table's as it moves."""
+    values = [value for _, value in event_values(10, seed=3)]
+    destination = iceberg_destination(tmp_path)
+    put(destination, 0, 0, values[:5])
+    table = destination.catalog().load_table(destination.table_name(TOPIC))
+    change = transaction(table)
+
+    assert change.table_metadata is table.metadata  # nothing staged: the table's own
+    change.set_properties({"kafkube.probe": "1"})
+    staged = change.table_metadata
+    assert staged.properties["kafkube.probe"] == "1"
+    assert "kafkube.probe" not in table.metadata.properties
+    assert change.table_metadata is staged  # read again: not worked out anew
+    change.set_properties({"kafkube.probe": "2"})
+    assert change.table_metadata.properties["kafkube.probe"] == "2"
+    put(destination, 0, 5, values[5:])  # another commit, then the table read again
+    table.refresh()
+    assert change.table_metadata.current_snapshot_id == table.metadata.current_snapshot_id
+    assert change.table_metadata.properties["kafkube.probe"] == "2"
 
 
 def test_two_writers_committing_at_once_both_land_each_batch_once(tmp_path: Path) -> None:
