@@ -184,6 +184,23 @@ class _Transaction(Transaction):
         return kept[2]
 
 
+_CHECKED: set[tuple[str, int, int, pa.Schema]] = set()  # the pairs found to fit
+
+
+def _check_columns(metadata: TableMetadata, columns: pa.Schema) -> None:
+    """ValueError unless rows of ``columns`` fit the table's schema; a pair found to fit once
+    is not converted again (a table's schema of one id never changes, and the conversion
+    took a sixth of a commit: every batch of a writer schema has the same columns)."""
+    key = (str(metadata.table_uuid), metadata.current_schema_id, metadata.format_version, columns)
+    if key not in _CHECKED:
+        _check_pyarrow_schema_compatible(
+            metadata.schema(), columns, format_version=metadata.format_version
+        )
+        if len(_CHECKED) > 64:  # a table or two, each of a schema or two: never many
+            _CHECKED.clear()
+        _CHECKED.add(key)
+
+
 def transaction(table: Table) -> Transaction:
     """A transaction on ``table``, as ``table.transaction()``, its metadata read cheaply."""
     return _Transaction(table)
@@ -214,9 +231,7 @@ def _overwrite(
     with transaction(table) as change:
         metadata = change.table_metadata
         schema = metadata.schema()
-        _check_pyarrow_schema_compatible(
-            schema, rows.schema, format_version=metadata.format_version
-        )
+        _check_columns(metadata, rows.schema)
         keep = _expression_to_complementary_pyarrow(
             bind(schema, where, case_sensitive=True), schema
         )
@@ -263,9 +278,7 @@ def _append(
     files = written.get(key)
     if files is None:
         rows = pa.concat_tables([waiting.rows for waiting in fresh])
-        _check_pyarrow_schema_compatible(
-            metadata.schema(), rows.schema, format_version=metadata.format_version
-        )
+        _check_columns(metadata, rows.schema)
         files = list(written_files(metadata, rows, table, uuid.uuid4(), itertools.count()))
         written[key] = files
     with (
