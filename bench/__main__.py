@@ -216,9 +216,13 @@ class Bench:
         tool = "kafka-consumer-perf-test (warm)"
 
         def sink(
-            what: str, kind: str, output: str | None = None
-        ) -> Callable[[int], dict[str, Any]]:
-            return self._sink_run(what, kind, topic, ends, rotation=rotation, output_format=output)
+            kind: str, output: str | None = None
+        ) -> tuple[str, Callable[[int], dict[str, Any]]]:
+            """A sink's name in the results, and its run."""
+            what = f"kafkube sink {kind}" + (f" --format {output}" if output else "")
+            return what, self._sink_run(
+                what, kind, topic, ends, rotation=rotation, output_format=output
+            )
 
         libs = connect_libs(self.cluster.stack.settings)
 
@@ -231,17 +235,8 @@ class Bench:
             tool: lambda i: consumer_perf(
                 self.cluster, topic, records=total, log=self.log(f"perf-{i}")
             ),
-            **{
-                f"kafkube sink {kind}": sink(f"kafkube sink {kind}", kind)
-                for kind in measuring.SINKS
-                if kind != "iceberg"
-            },
-            **{
-                f"kafkube sink file --format {output}": sink(
-                    f"kafkube sink file --format {output}", "file", output
-                )
-                for output in measuring.OTHER_FORMATS
-            },
+            **dict(sink(kind) for kind in measuring.SINKS if kind != "iceberg"),
+            **dict(sink("file", output) for output in measuring.OTHER_FORMATS),
             **{
                 f"Connect FileStreamSink ({converter})": connect(converter)
                 for converter in measuring.CONNECT_CONVERTERS
@@ -249,8 +244,8 @@ class Bench:
         }
         runs = self.rounds(turns)
         if "iceberg" in measuring.SINKS:
-            what = "kafkube sink iceberg"
-            runs[what] = self.repeat(what, sink(what, "iceberg"))
+            what, run = sink("iceberg")
+            runs[what] = self.repeat(what, run)
         kafkas = runs[tool]
         sinks: dict[str, Any] = {
             "records": total,
