@@ -66,6 +66,7 @@ class Report:
     written: int = 0  # files they became
     left: int = 0  # groups left for the next run: the table changed under them
     expired: int = 0  # snapshots
+    expiry_left: bool = False  # the sink's commits kept coming first: for the next run
     orphans: list[str] = field(default_factory=list)  # data files removed
 
     def lines(self) -> Iterator[str]:
@@ -73,7 +74,9 @@ class Report:
             f"{self.table}: {self.files_before} data files; compacted {self.compacted} small "
             f"files into {self.written}" + (f" ({self.left} group(s) left)" if self.left else "")
         )
-        yield f"{self.table}: expired {self.expired} snapshot(s)"
+        yield f"{self.table}: expired {self.expired} snapshot(s)" + (
+            " (left for the next run: the table kept changing)" if self.expiry_left else ""
+        )
         yield f"{self.table}: removed {len(self.orphans)} data file(s) no snapshot holds"
 
 
@@ -174,8 +177,23 @@ def _newest_with_offsets(table: Table) -> Snapshot | None:
 
 def _expire(table: Table, policy: Policy, report: Report, *, execute: bool) -> None:
     """Snapshots older than the policy's age, except the current one and those from it back
-    to the newest with the sink's offsets (``held`` walks that way)."""
-    table.refresh()
+    to the newest with the sink's offsets (``held`` walks that way); tried again against the
+    table as it is now when a sink's commit came first, as compaction is."""
+    for _ in paced(_COMMIT_TRIES):
+        table.refresh()
+        old = _expirable(table, policy)
+        report.expired = len(old)
+        if not execute or not old:
+            return
+        try:
+            table.maintenance.expire_snapshots().by_ids(old).commit()
+        except CommitFailedException:
+            continue
+        return
+    report.expired, report.expiry_left = 0, True
+
+
+def _expirable(table: Table, policy: Policy) -> list[int]:
     kept = set()
     newest = _newest_with_offsets(table)
     for snapshot in ancestors_of(table.current_snapshot(), table.metadata):
@@ -183,14 +201,11 @@ def _expire(table: Table, policy: Policy, report: Report, *, execute: bool) -> N
         if newest is None or snapshot.snapshot_id == newest.snapshot_id:
             break
     cutoff = (datetime.now(UTC) - policy.expire_after).timestamp() * 1000
-    old = [
+    return [
         snapshot.snapshot_id
         for snapshot in table.snapshots()
         if snapshot.timestamp_ms < cutoff and snapshot.snapshot_id not in kept
     ]
-    report.expired = len(old)
-    if execute and old:
-        table.maintenance.expire_snapshots().by_ids(old).commit()
 
 
 def _remove_orphans(table: Table, policy: Policy, report: Report, *, execute: bool) -> None:

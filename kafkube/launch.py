@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import signal
 import threading
+from collections.abc import Callable
 from types import FrameType
 
 STOP = threading.Event()
@@ -37,11 +38,28 @@ def claim() -> threading.Event:
     return STOP
 
 
-def main() -> None:
+def run(command: Callable[[], None]) -> None:
+    """``command`` with stop signals taken from the first instant. A stop before the claim
+    exits 0 also where Python wraps the handler's ``SystemExit`` in another error: 3.11 turns
+    it into a ``RuntimeError`` when it comes while a library's class sets its attributes'
+    names (``__set_name__``), which pydantic's models do as they import."""
     try:
         take_stop_signals()
     except KeyboardInterrupt:  # a Ctrl-C before the handler was in place: nothing has started
         raise SystemExit(0) from None
+    try:
+        command()
+    except Exception:
+        if STOP.is_set() and not _claimed.is_set():
+            raise SystemExit(0) from None
+        raise
+
+
+def _command() -> None:
     from kafkube.cli import main as command  # noqa: PLC0415 - after the signals are taken
 
     command()
+
+
+def main() -> None:
+    run(_command)

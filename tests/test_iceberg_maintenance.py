@@ -104,6 +104,38 @@ def test_compaction_beside_a_committing_sink_loses_and_doubles_nothing(tmp_path:
     assert compacted >= 10, f"{rounds} rounds compacted {compacted} files"
 
 
+def test_expiry_beside_a_committing_sink_waits_its_turn_and_keeps_the_offsets(
+    tmp_path: Path,
+) -> None:
+    # Only expiry (no group is ever big enough to compact), round after round while a sink
+    # commits: a round whose commit meets the sink's tries again against the table as it is.
+    values = [value for _, value in event_values(80, seed=8)]
+    destination, sink = iceberg_destination(tmp_path), iceberg_destination(tmp_path)
+    put(destination, 0, 0, values[:5])
+    expiring = Policy(small_bytes=1, min_files=2, expire_after=timedelta(0),
+                      orphans_after=timedelta(hours=1))  # fmt: skip
+    done = threading.Event()
+
+    def committing() -> None:
+        for first in range(5, 80, 5):
+            put(sink, 0, first, values[first : first + 5])
+        done.set()
+
+    writer = threading.Thread(target=committing)
+    writer.start()
+    expired, rounds = 0, 0
+    while not done.is_set():
+        (report,) = maintain(destination, expiring, execute=True)
+        expired += report.expired
+        rounds += 1
+    writer.join()
+
+    assert expired > 0, f"{rounds} rounds"
+    held = held_positions(destination)
+    assert sorted(held) == [(0, o) for o in range(80)]
+    assert destination.offsets(TOPIC) == {0: 80}
+
+
 def test_the_maintain_command_shows_by_default_and_changes_nothing(tmp_path: Path) -> None:
     values = [value for _, value in event_values(20, seed=7)]
     destination = iceberg_destination(tmp_path)

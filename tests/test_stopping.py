@@ -62,3 +62,31 @@ def test_a_child_that_exited_by_itself_keeps_its_code(tmp_path: Path) -> None:
     child.process.wait(60)
 
     assert child.stop() == 2  # click's usage error, not taken for a clean stop
+
+
+def test_a_stop_python_wraps_in_another_error_while_a_library_imports_still_exits_0() -> None:
+    # As in a CI run: SIGTERM came while pydantic's class statement ran a __set_name__, and
+    # Python 3.11 raised the handler's SystemExit as the cause of a RuntimeError.
+    program = """
+import signal
+from kafkube.launch import run
+
+class Named:
+    def __set_name__(self, owner, name):
+        signal.raise_signal(signal.SIGTERM)
+        for _ in range(1000):  # the handler runs here, between two bytecodes
+            pass
+
+def command():
+    class Model:
+        field = Named()
+    raise AssertionError("not stopped")
+
+run(command)
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", program], check=False, capture_output=True, text=True
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
