@@ -426,11 +426,15 @@ def _start_producer(  # noqa: PLR0913 - where it reads, writes and logs, and as 
         "--bootstrap-servers", cluster.bootstrap, "--kubeconfig", cluster.endpoints.kubeconfig,
         "--transactional-id", transactional_id or unique("bench-producer"), log=log,
     )  # fmt: skip
-    wait_for(
-        lambda: until in log.read_text() or not child.alive(),
-        timeout=120, what=f"the producer saying {until!r}", poll=0.01,
-    )  # fmt: skip
+    _until_said(child, log, until, "the producer")
     return child
+
+
+def _until_said(child: Child, log: Path, text: str, who: str) -> None:
+    wait_for(
+        lambda: text in log.read_text() or not child.alive(),
+        timeout=120, what=f"{who} saying {text!r}", poll=0.01,
+    )  # fmt: skip
 
 
 def _published(cluster: Cluster, topic: str) -> int:
@@ -472,11 +476,13 @@ def latency_run(
     cluster: Cluster, stores: Stores, work: Path, *, seconds: float, rate: float
 ) -> dict[str, Any]:
     """Events through the real path, 1 s rotation: from the producer seeing an event (its
-    ``observed_at``) to the object holding it being durable, per sink."""
+    ``observed_at``) to the object holding it being durable, per sink. The events begin once
+    every sink has its partitions: a sink's start is not what this measures."""
     namespace, topic = unique("bench-latency"), unique("bench-latency")
     producer = _start_producer(cluster, namespace, topic, work / f"{namespace}-producer.log")
     runs = {kind: unique("run") for kind in SINKS}
     groups = {kind: unique(f"bench-{kind}") for kind in SINKS}
+    logs = {kind: work / f"{namespace}-{kind}.log" for kind in SINKS}
     sinks = [
         start_sink(
             cluster,
@@ -486,11 +492,13 @@ def latency_run(
             groups[kind],
             "--max-age-seconds",
             "1",
-            log=work / f"{namespace}-{kind}.log",
+            log=logs[kind],
             run=runs[kind],
         )
         for kind in SINKS
     ]
+    for kind, sink in zip(SINKS, sinks, strict=True):
+        _until_said(sink, logs[kind], "assigned partition", f"the {kind} sink")
     simulate = kafkube(
         "simulate", "--kubeconfig", cluster.endpoints.kubeconfig, "--namespace", namespace,
         "--rate", str(rate), "--count", str(int(rate * seconds)),

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager
 from typing import Protocol
 
 from kafkube.consumers.formats import require_extra
@@ -79,6 +80,10 @@ class KeepsOffsets(Protocol):
 
     def offsets(self, topic: str) -> dict[int, int]:
         """The next offset of each partition of ``topic`` it holds records up to."""
+
+    def coming(self, topic: str) -> AbstractContextManager[None]:
+        """A batch of ``topic`` is being made on a writer thread and put inside this: a
+        commit that starts meanwhile waits for it, so that a tick's batches land together."""
 
     def rewind(self, topic: str, starts: dict[int, int]) -> object:
         """Move its offsets of ``topic``'s partitions to ``starts`` (a replay): the sink then

@@ -28,6 +28,7 @@ import re
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -108,6 +109,9 @@ _NO_RETRIES = "commit.retry.num-retries"
 _OWN_RETRIES = {_NO_RETRIES: "0"}
 # Tries of one commit against concurrent ones before the runner's own back-off takes over.
 _COMMIT_TRIES = 10
+# How long a commit waits at most for the batches on their way to join it (they are made
+# at once, each in a few milliseconds: only a stalled writer makes it wait this long).
+_GATHER_SECONDS = 0.5
 
 
 def offsets_key(group: str, topic: str) -> str:
@@ -316,10 +320,13 @@ class IcebergDestination:
         self.conflicts = 0  # commits that met another's and were tried again
         self._catalog: Catalog | None = None
         self._tables: dict[str, Table] = {}
-        # The runner's writer threads put at once: one commits at a time, for all waiting.
+        # The runner's writer threads put at once: one commits at a time, for all waiting,
+        # once those on their way (``coming``) are among them.
         self._commit_lock = threading.Lock()
         self._waiting_lock = threading.Lock()
+        self._arrived = threading.Condition(self._waiting_lock)
         self._waiting: list[_Waiting] = []
+        self._coming: Counter[str] = Counter()
 
     # --- the catalog and the tables -------------------------------------------------------
 
@@ -456,6 +463,25 @@ class IcebergDestination:
             table = self._table(topic, None)
             return {} if table is None else held(table, self.group, topic).offsets
 
+    @contextlib.contextmanager
+    def coming(self, topic: str) -> Iterator[None]:
+        with self._arrived:
+            self._coming[topic] += 1
+        try:
+            yield
+        finally:
+            with self._arrived:
+                self._coming[topic] -= 1
+                self._arrived.notify_all()
+
+    def _gather(self, topic: str) -> None:
+        """Wait (a moment at most) until every batch of ``topic`` on its way is waiting."""
+        with self._arrived:
+            self._arrived.wait_for(
+                lambda: sum(w.topic == topic for w in self._waiting) >= self._coming[topic],
+                timeout=_GATHER_SECONDS,
+            )
+
     def put(self, name: str, data: bytes, metadata: dict[str, str]) -> None:
         """One batch, appended with the group's offsets; nothing if the table holds it
         already (or a newer owner of the partition wrote past it). In a range a replay moved
@@ -463,8 +489,9 @@ class IcebergDestination:
         partition from the table's offset to its last.
 
         Batches put at once (the runner's writer threads, each partition's one at a time)
-        go in one commit: the first to reach the table commits every batch of the topic
-        waiting then, and the others find theirs done. A snapshot a tick, not one a
+        go in one commit: the first to reach the table waits for those still being made
+        (``coming``), commits every batch of the topic waiting then, and the others find
+        theirs done. A snapshot a tick, not one a
         partition's batch: a commit (manifest, manifest list, metadata) costs far more than
         the rows it adds."""
         mine = _Waiting(
@@ -475,10 +502,12 @@ class IcebergDestination:
             int(metadata["kafkube-last-offset"]),
             pq.read_table(io.BytesIO(data)),
         )
-        with self._waiting_lock:
+        with self._arrived:
             self._waiting.append(mine)
+            self._arrived.notify_all()
         with self._commit_lock:
             if mine.outcome is None:
+                self._gather(mine.topic)
                 with self._waiting_lock:
                     group = [w for w in self._waiting if w.topic == mine.topic]
                     group = [w for w in group if w.rows.schema == mine.rows.schema]

@@ -1018,9 +1018,16 @@ class SinkRunner:
 
     def _put(self, job: _Write) -> int:
         """Every write of a batch, in order: the index, then each object. Its bytes."""
-        part, batch = job.part, job.batch
+        part = job.part
         if job.index is not None:
             self.destination.put(self._index_name(part), job.index, {})
+        if self.settings.sink.keeps_offsets:
+            with cast("KeepsOffsets", self.destination).coming(part.topic):
+                return self._put_objects(job)
+        return self._put_objects(job)
+
+    def _put_objects(self, job: _Write) -> int:
+        part, batch = job.part, job.batch
         written = 0
         for cluster, piece in self._parts(batch):
             name = object_name(

@@ -4,6 +4,8 @@ that met the other's counted and tried again (its rows' files written once)."""
 
 from __future__ import annotations
 
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -109,6 +111,28 @@ def test_batches_put_at_once_by_one_sink_share_commits_each_landing_once(tmp_pat
     assert destination.offsets(TOPIC) == dict.fromkeys(range(6), 1040)
     table = destination.catalog().load_table(destination.table_name(TOPIC))
     assert len(table.snapshots()) < 1 + 6 * 8
+
+
+def test_a_ticks_batches_made_at_different_speeds_land_in_one_commit(tmp_path: Path) -> None:
+    """The runner's writer threads make a tick's batches at once (``coming``), each done a
+    little after the other: the first to reach the table waits for the rest, one snapshot."""
+    values = [value for _, value in event_values(6 * 5 + 1, seed=4)]
+    destination = iceberg_destination(tmp_path)
+    put(destination, 0, 0, values[-1:])  # the table made first
+    all_on_their_way = threading.Barrier(6)
+
+    def writing(partition: int) -> None:
+        with destination.coming(TOPIC):
+            all_on_their_way.wait()
+            time.sleep(0.04 * partition)  # its batch being made: some take longer
+            put(destination, partition, 1000, values[partition * 5 : partition * 5 + 5])
+
+    at_once(writing, *[(p,) for p in range(6)])
+
+    assert len(held_events(destination)) == 6 * 5 + 1
+    assert destination.offsets(TOPIC) == dict.fromkeys(range(6), 1005)
+    table = destination.catalog().load_table(destination.table_name(TOPIC))
+    assert len(table.snapshots()) == 2
 
 
 def test_a_replayed_range_is_rewritten_in_place_each_offset_once_at_every_commit(
