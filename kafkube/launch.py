@@ -10,6 +10,7 @@ claim, the signal only sets ``STOP``, which the command's loop reads.
 
 from __future__ import annotations
 
+import faulthandler
 import signal
 import threading
 from collections.abc import Callable
@@ -43,6 +44,7 @@ def run(command: Callable[[], None]) -> None:
     exits 0 also where Python wraps the handler's ``SystemExit`` in another error: 3.11 turns
     it into a ``RuntimeError`` when it comes while a library's class sets its attributes'
     names (``__set_name__``), which pydantic's models do as they import."""
+    faulthandler.enable()  # a crash in a C library (librdkafka, pyarrow) leaves its stacks
     try:
         take_stop_signals()
     except KeyboardInterrupt:  # a Ctrl-C before the handler was in place: nothing has started
