@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import logging
 import threading
 import time
@@ -463,13 +464,38 @@ class SinkRunner:
         self._pool = futures.ThreadPoolExecutor(_WRITERS, thread_name_prefix="kafkube-write")
         try:
             self._loop(self._consumer, stop)
-        finally:
-            if self._pool is not None:
-                self._pool.shutdown(wait=True, cancel_futures=True)
-            self._consumer.close()
-            self._dlq.flush(30)
+        except BaseException:
+            self._close_clients(quietly=True)  # the error on its way out is the one to say
+            raise
+        self._close_clients(quietly=False)
         log.info("sink stopped: %s", self.stats)
         return self.stats
+
+    def _close_clients(self, *, quietly: bool) -> None:
+        """The writers finished, the consumer closed, the dead letters flushed and their
+        producer purged and let go: each step whatever the one before raised (a login refused
+        while closing raises from the error callback). A client left to the interpreter's exit
+        runs its callbacks in a Python half gone: a sink so left ended on SIGSEGV. Unless
+        ``quietly``, the first error met is raised once all are done."""
+        pool, consumer, dlq = self._pool, self._consumer, self._dlq
+        steps: list[Callable[[], object]] = []
+        if pool is not None:
+            steps.append(lambda: pool.shutdown(wait=True, cancel_futures=True))
+        if consumer is not None:
+            steps.append(consumer.close)
+        if dlq is not None:  # purged, not closed: close() flushes with no end if Kafka is away
+            steps += [functools.partial(dlq.flush, 30), dlq.purge]
+        errors: list[Exception] = []
+        for step in steps:
+            try:
+                step()
+            except Exception as err:  # noqa: BLE001 - every client is closed; the first said
+                errors.append(err)
+                log.debug("closing the sink's clients: %s", err)
+        steps.clear()
+        self._dlq = dlq = None  # freed now, while Python is whole
+        if errors and not quietly:
+            raise errors[0]
 
     def _loop(self, consumer: Consumer, stop: threading.Event) -> None:
         """Read, batch, write, commit until asked to stop; then write and commit the open

@@ -396,6 +396,9 @@ class TransactionalPublisher:
             else:  # what it still holds belongs to an aborted transaction: sent again from state
                 self._producer.purge()
                 self._producer.flush(0)
-        except KafkaException as err:  # a producer in a fatal state: dropped all the same
+        except (KafkaException, KafkubeError) as err:
+            # A producer in a fatal state, or its login refused (raised from the error
+            # callback): dropped all the same, now. Left to the interpreter's exit, its
+            # callbacks would run in a Python half gone.
             log.debug("closing a failed producer: %s", err)
         self._producer, self.usable = None, False
