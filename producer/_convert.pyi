@@ -16,3 +16,6 @@ class Converter:
     def convert(
         self, event: dict[str, Any], watch_type: str, now: float
     ) -> tuple[bytes, str, str, int | None, tuple[str, str], bytes] | None: ...
+    def convert_line(
+        self, line: bytes, now: float
+    ) -> tuple[str, tuple[bytes, str, str, int | None, tuple[str, str], bytes]] | None: ...

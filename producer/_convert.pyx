@@ -15,9 +15,10 @@ from cpython.bytes cimport PyBytes_FromStringAndSize
 from cpython.dict cimport PyDict_GetItem, PyDict_Next, PyDict_Size
 
 from cpython.object cimport PyObject
-from cpython.unicode cimport PyUnicode_AsUTF8AndSize
+from cpython.unicode cimport PyUnicode_AsUTF8AndSize, PyUnicode_DecodeUTF8
 from libc.math cimport modf, nearbyint
 from libc.stdint cimport int64_t, uint64_t
+from libc.string cimport memcmp
 
 VERSION = 3  # the writer schema whose fields this writes, in its order
 
@@ -81,6 +82,14 @@ cdef inline int _text(_Text* out, object value) except -1:
     return _string(out, <str>value)
 
 
+cdef inline int _counted(_Text* out, int counted, int64_t count) except -1:
+    """A ``["null", int]`` of what ``_integer`` answered (not DEFER)."""
+    if counted != WRITTEN:
+        return _byte(out, 0)
+    _byte(out, 2)
+    return _long(out, count)
+
+
 cdef int64_t _micros(double now):
     """``datetime.fromtimestamp(now)`` in microseconds: the fraction rounded half to even."""
     cdef double whole
@@ -106,6 +115,321 @@ cdef inline int _object(_Text* out, object value) except -1:
     return PRESENT
 
 
+
+# --- the line pass: a watch stream's line of JSON straight to the value -----------------------
+#
+# ``Converter.convert_line`` reads one line as ``orjson.loads`` would, and the event in it as
+# ``convert`` reads the dict: no dict is made. It answers only for what it reads the same way
+# for certain: plain ASCII (any other byte: the dict path), no number in exponent form or of
+# more than 18 digits, no surrogate escape, no key with an escape, no label or annotation
+# named twice, 64 levels deep at most; anything else, or anything that is not valid JSON, is
+# None, and the caller parses the line and takes the dict path, which decides.
+
+
+cdef enum:  # what a value is
+    ABSENT = 0
+    NUL = 1
+    STRING = 2
+    OBJECT = 3
+    INTEGER = 4  # digits, with a sign at most
+    OTHER = 5  # true, false, a fraction, an array
+    _DEEPEST = 64
+
+
+cdef struct _Span:
+    Py_ssize_t start, end  # the value's bytes; a string's with its quotes
+    int kind
+    bint escaped  # a string with a backslash in it
+    int keys  # an object's keys
+
+
+ctypedef const unsigned char* _Bytes
+
+
+cdef inline Py_ssize_t _ws(_Bytes s, Py_ssize_t n, Py_ssize_t i) noexcept:
+    while i < n and (s[i] == 32 or s[i] == 10 or s[i] == 13 or s[i] == 9):
+        i += 1
+    return i
+
+
+cdef inline bint _hex(unsigned char c) noexcept:
+    return (48 <= c <= 57) or (65 <= c <= 70) or (97 <= c <= 102)
+
+
+cdef Py_ssize_t _string_end(_Bytes s, Py_ssize_t n, Py_ssize_t i, bint* escaped) noexcept:
+    """Past the string whose quote is at ``i``; -1: not one read here."""
+    cdef unsigned char c
+    i += 1
+    while i < n:
+        c = s[i]
+        if c == 34:
+            return i + 1
+        if c == 92:
+            escaped[0] = True
+            if i + 1 >= n:
+                return -1
+            c = s[i + 1]
+            if c == 117:
+                if i + 5 >= n or not (_hex(s[i + 2]) and _hex(s[i + 3]) and _hex(s[i + 4])
+                                      and _hex(s[i + 5])):
+                    return -1
+                if (s[i + 2] == 100 or s[i + 2] == 68) and s[i + 3] >= 56:
+                    return -1  # a surrogate, paired or not (d800-dfff): the dict path
+                i += 6
+                continue
+            if c == 34 or c == 92 or c == 47 or c == 98 or c == 102 or c == 110 or c == 114 \
+                    or c == 116:
+                i += 2
+                continue
+            return -1
+        if c < 0x20 or c >= 0x80:
+            return -1
+        i += 1
+    return -1
+
+
+cdef Py_ssize_t _number_end(_Bytes s, Py_ssize_t n, Py_ssize_t i, int* kind) noexcept:
+    cdef Py_ssize_t start = i
+    kind[0] = INTEGER
+    if i < n and s[i] == 45:
+        i += 1
+    if i >= n or not (48 <= s[i] <= 57):
+        return -1
+    if s[i] == 48:
+        i += 1
+    else:
+        while i < n and 48 <= s[i] <= 57:
+            i += 1
+    if i < n and s[i] == 46:
+        kind[0] = OTHER
+        i += 1
+        if i >= n or not (48 <= s[i] <= 57):
+            return -1
+        while i < n and 48 <= s[i] <= 57:
+            i += 1
+    if i < n and (s[i] == 101 or s[i] == 69):
+        return -1  # an exponent: orjson refuses what overflows
+    if i - start > 18:
+        return -1
+    return i
+
+
+cdef inline bint _word(_Bytes s, Py_ssize_t n, Py_ssize_t i, const char* word, int k) noexcept:
+    return i + k <= n and memcmp(s + i, word, k) == 0
+
+
+cdef Py_ssize_t _value_end(_Bytes s, Py_ssize_t n, Py_ssize_t i, int depth, _Span* span) \
+        noexcept:
+    """Past the value at ``i`` (``span`` says what it is); -1: not one read here."""
+    cdef unsigned char c
+    cdef _Span inner
+    cdef bint escaped = False
+    if i >= n or depth > _DEEPEST:
+        return -1
+    c = s[i]
+    span.start, span.escaped, span.keys = i, False, 0
+    if c == 34:
+        span.kind = STRING
+        i = _string_end(s, n, i, &span.escaped)
+    elif c == 123:
+        span.kind = OBJECT
+        i = _fields(s, n, i, depth + 1, NULL, NULL, 0, NULL, &span.keys)
+    elif c == 91:
+        span.kind = OTHER
+        i = _ws(s, n, i + 1)
+        if i < n and s[i] == 93:
+            i += 1
+        else:
+            while True:
+                i = _value_end(s, n, i, depth + 1, &inner)
+                if i < 0:
+                    return -1
+                i = _ws(s, n, i)
+                if i < n and s[i] == 44:
+                    i = _ws(s, n, i + 1)
+                elif i < n and s[i] == 93:
+                    i += 1
+                    break
+                else:
+                    return -1
+    elif c == 110:
+        span.kind = NUL
+        i = i + 4 if _word(s, n, i, "null", 4) else -1
+    elif c == 116:
+        span.kind = OTHER
+        i = i + 4 if _word(s, n, i, "true", 4) else -1
+    elif c == 102:
+        span.kind = OTHER
+        i = i + 5 if _word(s, n, i, "false", 5) else -1
+    else:
+        i = _number_end(s, n, i, &span.kind)
+    span.end = i
+    return i
+
+
+cdef Py_ssize_t _fields(_Bytes s, Py_ssize_t n, Py_ssize_t i, int depth, const char** names,
+                        const int* sizes, int count, _Span* spans, int* keys) noexcept:
+    """Past the object at ``i`` (its ``{``), each of its keys among ``names`` with its
+    value's span in ``spans`` (the last one of a key named twice, as a dict keeps it), the
+    number of its keys in ``keys``; -1: not one read here (a key with an escape, where keys
+    are looked for, included)."""
+    cdef Py_ssize_t key, size
+    cdef bint escaped
+    cdef int at
+    cdef _Span value
+    keys[0] = 0
+    i = _ws(s, n, i + 1)
+    if i < n and s[i] == 125:
+        return i + 1
+    while True:
+        if i >= n or s[i] != 34:
+            return -1
+        key, escaped = i + 1, False
+        i = _string_end(s, n, i, &escaped)
+        if i < 0 or (escaped and count):  # a key looked for might hide behind an escape
+            return -1
+        size = i - 1 - key
+        i = _ws(s, n, i)
+        if i >= n or s[i] != 58:
+            return -1
+        i = _value_end(s, n, _ws(s, n, i + 1), depth, &value)
+        if i < 0:
+            return -1
+        keys[0] += 1
+        for at in range(count):
+            if sizes[at] == size and memcmp(s + key, names[at], size) == 0:
+                spans[at] = value
+                break
+        i = _ws(s, n, i)
+        if i < n and s[i] == 44:
+            i = _ws(s, n, i + 1)
+        elif i < n and s[i] == 125:
+            return i + 1
+        else:
+            return -1
+
+
+
+
+cdef int _unescape(_Text* out, _Bytes s, Py_ssize_t i, Py_ssize_t end) except -1:
+    """A string's bytes between its quotes, its escapes undone (``_string_end`` read them:
+    no surrogate among them), into ``out``."""
+    cdef unsigned char c
+    cdef unsigned int code
+    cdef int at
+    while i < end:
+        c = s[i]
+        if c != 92:
+            _byte(out, c)
+            i += 1
+            continue
+        c = s[i + 1]
+        if c == 117:
+            code = 0
+            for at in range(2, 6):
+                c = s[i + at]
+                code = code * 16 + (c - 48 if c <= 57 else (c - 55 if c <= 70 else c - 87))
+            if code < 0x80:
+                _byte(out, <unsigned char>code)
+            elif code < 0x800:
+                _byte(out, <unsigned char>(0xC0 | (code >> 6)))
+                _byte(out, <unsigned char>(0x80 | (code & 0x3F)))
+            else:
+                _byte(out, <unsigned char>(0xE0 | (code >> 12)))
+                _byte(out, <unsigned char>(0x80 | ((code >> 6) & 0x3F)))
+                _byte(out, <unsigned char>(0x80 | (code & 0x3F)))
+            i += 6
+            continue
+        if c == 98:
+            c = 8
+        elif c == 102:
+            c = 12
+        elif c == 110:
+            c = 10
+        elif c == 114:
+            c = 13
+        elif c == 116:
+            c = 9
+        _byte(out, c)  # a quote, a backslash or a slash as itself
+        i += 2
+    return 0
+
+
+# The keys each object of an Event is read for, by place: both API views' names of a field.
+cdef list _KEPT = []  # the tables' words, alive as long as the module
+
+
+cdef void _table(list words, const char** names, int* sizes) noexcept:
+    cdef int at
+    for at in range(len(words)):
+        _KEPT.append(words[at])
+        names[at], sizes[at] = <const char*>(<bytes>words[at]), len(<bytes>words[at])
+
+
+cdef enum:  # the top level's keys
+    T_TYPE, T_OBJECT, T_KIND, T_KEYS
+cdef const char* _TOP[3]
+cdef int _TOP_SIZES[3]
+_table([b"type", b"object", b"kind"], _TOP, _TOP_SIZES)
+
+cdef enum:  # an Event's
+    E_API, E_METADATA, E_SOURCE, E_DEPRECATED_SOURCE, E_TYPE, E_REASON, E_ACTION, E_MESSAGE,
+    E_NOTE, E_INVOLVED, E_REGARDING, E_RELATED, E_REPORTING_COMPONENT, E_REPORTING_CONTROLLER,
+    E_REPORTING_INSTANCE, E_EVENT_TIME, E_FIRST, E_DEPRECATED_FIRST, E_LAST,
+    E_DEPRECATED_LAST, E_COUNT, E_DEPRECATED_COUNT, E_SERIES, E_KEYS
+cdef const char* _EVENT[23]
+cdef int _EVENT_SIZES[23]
+_table([
+    b"apiVersion", b"metadata", b"source", b"deprecatedSource", b"type", b"reason", b"action",
+    b"message", b"note", b"involvedObject", b"regarding", b"related", b"reportingComponent",
+    b"reportingController", b"reportingInstance", b"eventTime", b"firstTimestamp",
+    b"deprecatedFirstTimestamp", b"lastTimestamp", b"deprecatedLastTimestamp", b"count",
+    b"deprecatedCount", b"series",
+], _EVENT, _EVENT_SIZES)
+
+cdef enum:  # its metadata's
+    M_UID, M_RESOURCE_VERSION, M_NAME, M_NAMESPACE, M_CREATED, M_LABELS, M_ANNOTATIONS, M_KEYS
+cdef const char* _METADATA[7]
+cdef int _METADATA_SIZES[7]
+_table([b"uid", b"resourceVersion", b"name", b"namespace", b"creationTimestamp", b"labels",
+        b"annotations"], _METADATA, _METADATA_SIZES)
+
+cdef enum:  # an object reference's, in the record's order
+    R_KIND, R_API, R_NAMESPACE, R_NAME, R_UID, R_RESOURCE_VERSION, R_FIELD_PATH, R_KEYS
+cdef const char* _REFERENCE[7]
+cdef int _REFERENCE_SIZES[7]
+_table([b"kind", b"apiVersion", b"namespace", b"name", b"uid", b"resourceVersion",
+        b"fieldPath"], _REFERENCE, _REFERENCE_SIZES)
+
+cdef enum:  # a source's, then a series'
+    S_COMPONENT, S_HOST, S_KEYS
+cdef const char* _SOURCE[2]
+cdef int _SOURCE_SIZES[2]
+_table([b"component", b"host"], _SOURCE, _SOURCE_SIZES)
+cdef enum:
+    SERIES_COUNT, SERIES_LAST, SERIES_KEYS
+cdef const char* _SERIES[2]
+cdef int _SERIES_SIZES[2]
+_table([b"count", b"lastObservedTime"], _SERIES, _SERIES_SIZES)
+
+cdef dict _LINE_TYPES = {b"ADDED": ("ADDED", 0), b"MODIFIED": ("MODIFIED", 1),
+                         b"DELETED": ("DELETED", 2)}
+cdef enum:
+    _ENTRIES = 64  # a map's entries read here at most
+
+
+cdef inline Py_ssize_t _read(_Bytes s, Py_ssize_t n, _Span* span, const char** names,
+                             const int* sizes, int count, _Span* spans) noexcept:
+    """The keys of the object in ``span`` (its spans emptied first); -1: not read here (a
+    key with an escape in it)."""
+    cdef int at, keys
+    for at in range(count):
+        spans[at].kind = ABSENT
+    if span.kind != OBJECT:
+        return 0
+    return _fields(s, n, span.start, 1, names, sizes, count, spans, &keys)
+
+
 cdef class Converter:
     """One producer's converter: its value framing, cluster and producer id, and a cache of
     the times met (an event's mostly repeat its neighbours')."""
@@ -116,9 +440,11 @@ cdef class Converter:
     cdef object micros_of  # text -> microseconds since the epoch, or None
     cdef dict times
     cdef _Text out
+    cdef _Text scratch  # a string's text with its escapes undone
 
     def __cinit__(self):
         self.out.data, self.out.size, self.out.room = NULL, 0, 0
+        self.scratch.data, self.scratch.size, self.scratch.room = NULL, 0, 0
 
     def __init__(
         self, bytes header, str cluster, str producer_id, bint core_by_default, micros_of
@@ -128,6 +454,23 @@ cdef class Converter:
 
     def __dealloc__(self):
         _release(&self.out)
+        _release(&self.scratch)
+
+    cdef int _begin(
+        self, int64_t watch_type, int64_t observed_micros, bint core, str uid,
+        str resource_version,
+    ) except -1:
+        """A value's framing and the record's fields before the event's own."""
+        cdef _Text* out = &self.out
+        out.size = 0
+        _put(out, self.header, len(self.header))
+        _string(out, self.cluster)
+        _long(out, watch_type)
+        _long(out, observed_micros)
+        _string(out, self.producer_id)
+        _string(out, _CORE if core else _EVENTS)
+        _string(out, uid)
+        return _string(out, resource_version)
 
     cdef int _time(self, object value) except -1:
         """A ``["null", timestamp-micros]`` of ``converting.parse_time``."""
@@ -204,11 +547,8 @@ cdef class Converter:
         outcome = self._integer(_get(value, "count"), &count)
         if outcome == DEFER:
             return DEFER
-        if outcome != WRITTEN:
-            return _byte(&self.out, 0)
-        _byte(&self.out, 2)
-        _long(&self.out, count)
-        return self._time(_get(value, "lastObservedTime"))
+        _counted(&self.out, outcome, count)
+        return self._time(_get(value, "lastObservedTime")) if outcome == WRITTEN else WRITTEN
 
     def convert(self, dict event, str watch_type, double now):
         """``(value, uid, resourceVersion, count, (type, reason), key)`` of one Event object
@@ -253,15 +593,7 @@ cdef class Converter:
             source = {}
         elif type(source) is not dict:
             return None
-        out.size = 0
-        _put(out, self.header, len(self.header))
-        _string(out, self.cluster)
-        _long(out, watch_type)
-        _long(out, observed_micros)
-        _string(out, self.producer_id)
-        _string(out, _CORE if core else _EVENTS)
-        _string(out, <str>uid)
-        _string(out, <str>resource_version)
+        self._begin(watch_type, observed_micros, core, uid, resource_version)
         if _text(out, _get(metadata, "namespace")) == DEFER:
             return None
         _string(out, <str>name)
@@ -293,11 +625,7 @@ cdef class Converter:
         counted = self._integer(_get(event, "count" if core else "deprecatedCount"), &count)
         if counted == DEFER:
             return None
-        if counted == WRITTEN:
-            _byte(out, 2)
-            _long(out, count)
-        else:
-            _byte(out, 0)
+        _counted(out, counted, count)
         if self._series(_get(event, "series")) == DEFER:
             return None
         _put(out, b"\x00\x00\x00", 3)  # truncated, regarding_labels, regarding_owner: null
@@ -312,5 +640,243 @@ cdef class Converter:
             resource_version,
             count if counted == WRITTEN else None,
             (kind or "", reason or ""),
+            (<str>key).encode(),
+        )
+
+    # --- the line pass's writers: ``_text``, ``_time``... of a span of the line ------------
+
+    cdef int _line_string(self, _Bytes s, _Span* span) except -1:
+        """A string's text as Avro writes a string."""
+        if not span.escaped:
+            _long(&self.out, span.end - span.start - 2)
+            return _put(&self.out, <const char*>s + span.start + 1, span.end - span.start - 2)
+        self.scratch.size = 0
+        _unescape(&self.scratch, s, span.start + 1, span.end - 1)
+        _long(&self.out, self.scratch.size)
+        return _put(&self.out, self.scratch.data, self.scratch.size)
+
+    cdef object _line_str(self, _Bytes s, _Span* span):
+        """A string's text, as Python's."""
+        if not span.escaped:
+            return PyUnicode_DecodeUTF8(<const char*>s + span.start + 1,
+                                        span.end - span.start - 2, NULL)
+        self.scratch.size = 0
+        _unescape(&self.scratch, s, span.start + 1, span.end - 1)
+        return PyUnicode_DecodeUTF8(self.scratch.data, self.scratch.size, NULL)
+
+    cdef int _line_text(self, _Bytes s, _Span* span) except -1:
+        if span.kind == ABSENT or span.kind == NUL:
+            return _byte(&self.out, 0)
+        if span.kind != STRING:
+            return DEFER
+        if span.end - span.start == 2:
+            return _byte(&self.out, 0)
+        _byte(&self.out, 2)
+        return self._line_string(s, span)
+
+    cdef int _line_time(self, _Bytes s, _Span* span) except -1:
+        if span.kind != STRING or span.end - span.start == 2:
+            return _byte(&self.out, 0)
+        return self._time(self._line_str(s, span))
+
+    cdef int _line_integer(self, _Bytes s, _Span* span, int64_t* into) except -1:
+        cdef Py_ssize_t i = span.start
+        cdef bint negative = s[i] == 45
+        cdef int64_t value = 0
+        if span.kind == STRING:
+            return DEFER
+        if span.kind != INTEGER:
+            return 2
+        if negative:
+            i += 1
+        while i < span.end:
+            value = value * 10 + (s[i] - 48)
+            i += 1
+        into[0] = -value if negative else value
+        return WRITTEN if -2147483648 <= into[0] <= 2147483647 else 2
+
+    cdef int _line_object(self, _Span* span) except -1:
+        if span.kind == ABSENT or span.kind == NUL or (span.kind == OBJECT and span.keys == 0):
+            return _byte(&self.out, 0)
+        if span.kind != OBJECT:
+            return DEFER
+        _byte(&self.out, 2)
+        return PRESENT
+
+    cdef int _line_map(self, _Bytes s, Py_ssize_t n, _Span* span) except -1:
+        cdef _Span keys[_ENTRIES]
+        cdef _Span values[_ENTRIES]
+        cdef Py_ssize_t i, size
+        cdef int count = 0, at, other
+        cdef bint escaped
+        cdef int outcome = self._line_object(span)
+        if outcome != PRESENT:
+            return outcome
+        if span.keys > _ENTRIES:
+            return DEFER
+        i = _ws(s, n, span.start + 1)
+        while count < span.keys:  # read before: a well-formed object of span.keys keys
+            keys[count].start, escaped = i, False
+            i = _string_end(s, n, i, &escaped)
+            keys[count].end = i
+            if escaped:
+                return DEFER
+            i = _value_end(s, n, _ws(s, n, _ws(s, n, i) + 1), 1, &values[count])
+            size = keys[count].end - keys[count].start
+            for other in range(count):  # a key named twice: the dict keeps one
+                if keys[other].end - keys[other].start == size \
+                        and memcmp(s + keys[other].start, s + keys[count].start, size) == 0:
+                    return DEFER
+            if values[count].kind != NUL and values[count].kind != STRING:
+                return DEFER  # str() of it: the dict path
+            count += 1
+            i = _ws(s, n, _ws(s, n, i) + 1)
+        _long(&self.out, count)
+        for at in range(count):
+            _long(&self.out, keys[at].end - keys[at].start - 2)
+            _put(&self.out, <const char*>s + keys[at].start + 1, keys[at].end - keys[at].start - 2)
+            if values[at].kind == NUL:
+                _byte(&self.out, 0)
+            else:
+                self._line_string(s, &values[at])
+        return _byte(&self.out, 0)
+
+    cdef int _line_reference(self, _Bytes s, Py_ssize_t n, _Span* span) except -1:
+        cdef _Span fields[R_KEYS]
+        cdef int at
+        cdef int outcome = self._line_object(span)
+        if outcome != PRESENT:
+            return outcome
+        if _read(s, n, span, _REFERENCE, _REFERENCE_SIZES, R_KEYS, fields) < 0:
+            return DEFER
+        for at in range(R_KEYS):
+            if self._line_text(s, &fields[at]) == DEFER:
+                return DEFER
+        return WRITTEN
+
+    cdef int _line_series(self, _Bytes s, Py_ssize_t n, _Span* span) except -1:
+        cdef _Span fields[SERIES_KEYS]
+        cdef int64_t count = 0
+        cdef int outcome
+        if span.kind == ABSENT or span.kind == NUL:
+            return _byte(&self.out, 0)
+        if span.kind != OBJECT:
+            return DEFER
+        if _read(s, n, span, _SERIES, _SERIES_SIZES, SERIES_KEYS, fields) < 0:
+            return DEFER
+        outcome = self._line_integer(s, &fields[SERIES_COUNT], &count)
+        if outcome == DEFER:
+            return DEFER
+        _counted(&self.out, outcome, count)
+        return self._line_time(s, &fields[SERIES_LAST]) if outcome == WRITTEN else WRITTEN
+
+    def convert_line(self, bytes line, double now):
+        """``(watch type, (value, uid, resourceVersion, count, (type, reason), key))`` of a
+        line of a watch stream, ``{"type": ..., "object": <an Event>}``, read at ``now``:
+        ``convert`` of what ``orjson.loads`` makes of it; None where the line is not read
+        here for certain (the caller parses it and decides)."""
+        cdef _Bytes s = <_Bytes><const char*>line
+        cdef Py_ssize_t n = len(line)
+        cdef _Span top[T_KEYS]
+        cdef _Span event[E_KEYS]
+        cdef _Span metadata[M_KEYS]
+        cdef _Span source[S_KEYS]
+        cdef _Span regarding_fields[R_KEYS]
+        cdef _Span whole
+        cdef _Span* regarding
+        cdef _Span* field
+        cdef _Text* out = &self.out
+        cdef bint core
+        cdef int64_t count = 0
+        cdef int counted, at
+        cdef Py_ssize_t end
+        whole.kind, whole.start = OBJECT, _ws(s, n, 0)
+        if whole.start >= n or s[whole.start] != 123:
+            return None
+        end = _read(s, n, &whole, _TOP, _TOP_SIZES, T_KEYS, top)
+        if end < 0 or _ws(s, n, end) != n:
+            return None
+        if top[T_KIND].kind != ABSENT or top[T_OBJECT].kind != OBJECT \
+                or top[T_TYPE].kind != STRING or top[T_TYPE].escaped:
+            return None
+        named = _LINE_TYPES.get(line[top[T_TYPE].start + 1 : top[T_TYPE].end - 1])
+        if named is None:
+            return None
+        if _read(s, n, &top[T_OBJECT], _EVENT, _EVENT_SIZES, E_KEYS, event) < 0:
+            return None
+        field = &event[E_API]
+        if field.kind == ABSENT or field.kind == NUL:
+            core = self.core_by_default
+        elif field.kind != STRING or field.escaped:
+            return None
+        else:
+            declared = line[field.start + 1 : field.end - 1]
+            if declared == b"v1":
+                core = True
+            elif declared == b"events.k8s.io/v1" or declared == b"events.k8s.io/v1beta1":
+                core = False
+            else:
+                core = self.core_by_default
+        if event[E_METADATA].kind != OBJECT:
+            return None
+        if _read(s, n, &event[E_METADATA], _METADATA, _METADATA_SIZES, M_KEYS, metadata) < 0:
+            return None
+        for at in (M_UID, M_RESOURCE_VERSION, M_NAME):
+            if metadata[at].kind != STRING or metadata[at].end - metadata[at].start == 2:
+                return None
+        field = &event[E_SOURCE if core else E_DEPRECATED_SOURCE]
+        if field.kind != ABSENT and field.kind != NUL and field.kind != OBJECT:
+            return None
+        if _read(s, n, field, _SOURCE, _SOURCE_SIZES, S_KEYS, source) < 0:
+            return None
+        uid = self._line_str(s, &metadata[M_UID])
+        resource_version = self._line_str(s, &metadata[M_RESOURCE_VERSION])
+        self._begin(named[1], _micros(now), core, uid, resource_version)
+        if self._line_text(s, &metadata[M_NAMESPACE]) == DEFER:
+            return None
+        self._line_string(s, &metadata[M_NAME])
+        self._line_time(s, &metadata[M_CREATED])
+        if self._line_map(s, n, &metadata[M_LABELS]) == DEFER:
+            return None
+        if self._line_map(s, n, &metadata[M_ANNOTATIONS]) == DEFER:
+            return None
+        for at in (E_TYPE, E_REASON, E_ACTION, E_MESSAGE if core else E_NOTE):
+            if self._line_text(s, &event[at]) == DEFER:
+                return None
+        regarding = &event[E_INVOLVED if core else E_REGARDING]
+        if self._line_reference(s, n, regarding) == DEFER \
+                or self._line_reference(s, n, &event[E_RELATED]) == DEFER:
+            return None
+        if self._line_text(s, &event[E_REPORTING_COMPONENT if core else E_REPORTING_CONTROLLER]) \
+                == DEFER or self._line_text(s, &event[E_REPORTING_INSTANCE]) == DEFER \
+                or self._line_text(s, &source[S_COMPONENT]) == DEFER \
+                or self._line_text(s, &source[S_HOST]) == DEFER:
+            return None
+        self._line_time(s, &event[E_EVENT_TIME])
+        self._line_time(s, &event[E_FIRST if core else E_DEPRECATED_FIRST])
+        self._line_time(s, &event[E_LAST if core else E_DEPRECATED_LAST])
+        counted = self._line_integer(s, &event[E_COUNT if core else E_DEPRECATED_COUNT], &count)
+        if counted == DEFER:
+            return None
+        _counted(out, counted, count)
+        if self._line_series(s, n, &event[E_SERIES]) == DEFER:
+            return None
+        _put(out, b"\x00\x00\x00", 3)  # truncated, regarding_labels, regarding_owner: null
+        value = PyBytes_FromStringAndSize(out.data, out.size)
+        key = uid
+        if regarding.kind == OBJECT and regarding.keys:
+            _read(s, n, regarding, _REFERENCE, _REFERENCE_SIZES, R_KEYS, regarding_fields)
+            field = &regarding_fields[R_UID]  # read before, by _line_reference
+            if field.kind == STRING and field.end - field.start > 2:
+                key = self._line_str(s, field)
+        return named[0], (
+            value,
+            uid,
+            resource_version,
+            count if counted == WRITTEN else None,
+            (
+                self._line_str(s, &event[E_TYPE]) if event[E_TYPE].kind == STRING else "",
+                self._line_str(s, &event[E_REASON]) if event[E_REASON].kind == STRING else "",
+            ),
             (<str>key).encode(),
         )

@@ -281,6 +281,10 @@ class OnePass(Protocol):
         ``now`` (seconds since the epoch), with what the producer decides on; None: take
         ``to_record``."""
 
+    def convert_line(self, line: bytes, now: float) -> tuple[str, Converted] | None:
+        """The watch type and ``convert`` of the event of a watch stream's line, as
+        ``orjson.loads`` reads it, with no dict made; None: parse the line and decide."""
+
 
 def one_pass(codec: Codec, *, cluster: str, producer_id: str, api_version: str) -> OnePass | None:
     """The compiled one pass for this codec's values, or None: not built here, asked not to

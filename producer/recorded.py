@@ -19,13 +19,14 @@ from typing import Any, BinaryIO
 import orjson
 
 from kafkube.core.errors import SourceError
-from kafkube.producer.watching import Listing, WatchItem
+from kafkube.producer.watching import LineItem, LineReader, Listing, WatchItem
 
 _CHUNK = 1 << 20
 
 
-def _json_values(path: Path) -> Iterator[Any]:
-    """Every JSON value in the file, whether one per line or pretty-printed back to back.
+def _json_values(path: Path, read_line: LineReader | None) -> Iterator[Any]:
+    """Every JSON value in the file, whether one per line or pretty-printed back to back; a
+    line ``read_line`` read itself as its item.
 
     One value a line (what ``kafkube simulate --record`` and a plain watch write) is read
     line by line with orjson; from the first line that is not a whole value on its own, the
@@ -33,6 +34,9 @@ def _json_values(path: Path) -> Iterator[Any]:
     with path.open("rb") as stream:
         for line in stream:
             if line.isspace():  # a line is never empty; isspace stops at its first character
+                continue
+            if read_line is not None and (item := read_line(line)) is not None:
+                yield item
                 continue
             try:
                 value = orjson.loads(line)
@@ -69,9 +73,13 @@ def _values_in(path: Path, chunks: Iterator[str]) -> Iterator[Any]:
         raise SourceError(f"{path}: the file ends inside a JSON value: {buffer[:80]!r}")
 
 
-def watch_items(path: Path) -> Iterator[WatchItem]:
+def watch_items(path: Path, read_line: LineReader | None = None) -> Iterator[WatchItem | LineItem]:
     seen: set[str] = set()  # every uid so far
-    for value in _json_values(path):
+    for value in _json_values(path, read_line):
+        if type(value) is LineItem:  # a watch event, read by read_line
+            seen.add(value.uid)
+            yield value
+            continue
         if not isinstance(value, dict):
             raise SourceError(f"{path}: expected JSON objects, found {type(value).__name__}")
         named = value.get("kind")
@@ -111,8 +119,14 @@ class RecordedEvents:
     def pages(self) -> Iterator[Listing]:
         yield Listing(items=[], resource_version="0")
 
-    def watch(self, resource_version: str, *, timeout_seconds: int) -> Iterator[WatchItem]:  # noqa: ARG002 - a file has no window
-        return watch_items(self.path)
+    def watch(
+        self,
+        resource_version: str,  # noqa: ARG002 - a file has no window
+        *,
+        timeout_seconds: int,  # noqa: ARG002
+        read_line: LineReader | None = None,
+    ) -> Iterator[WatchItem | LineItem]:
+        return watch_items(self.path, read_line)
 
     def stop(self) -> None:
         """A file read is not blocked on a network: nothing to interrupt."""

@@ -51,7 +51,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import orjson
 from tenacity import (
@@ -62,7 +62,13 @@ from tenacity import (
 from kafkube.core.errors import SourceError
 from kafkube.core.outages import Outage
 from kafkube.core.waiting import BACKOFF, retrying
-from kafkube.producer.converting import ConversionError, one_pass, parse_time, to_record
+from kafkube.producer.converting import (
+    ConversionError,
+    Converted,
+    one_pass,
+    parse_time,
+    to_record,
+)
 from kafkube.producer.dedup import CLUSTER_WIDE, PublishedState, StateUpdate
 from kafkube.producer.enriching import Enricher
 from kafkube.producer.publishing import (
@@ -76,7 +82,14 @@ from kafkube.producer.publishing import (
 )
 from kafkube.producer.settings import ProducerSettings
 from kafkube.producer.trimming import fit
-from kafkube.producer.watching import EventSource, Listing, ResourceExpiredError, WatchItem
+from kafkube.producer.watching import (
+    EventSource,
+    LineItem,
+    LineReader,
+    Listing,
+    ResourceExpiredError,
+    WatchItem,
+)
 from kafkube.schemas.codec import Codec, DecodeError, EncodeError
 from kafkube.schemas.records import API_CORE_V1, EventRecord, WatchType
 from kafkube.schemas.topics import (
@@ -385,7 +398,22 @@ class EventProducer:
             take,
             halt,
             timeout_seconds=self.settings.producer.watch_timeout_seconds,
+            read_line=self._line_reader(),
         ).run()
+
+    def _line_reader(self) -> LineReader | None:
+        """The compiled line pass over a recording's lines, where the one pass is built: read
+        on this thread, which alone uses the converter (its buffers are its own)."""
+        one_pass = self._one_pass
+        if one_pass is None:
+            return None
+        clock = self._clock
+
+        def read(line: bytes) -> LineItem | None:
+            read = one_pass.convert_line(line, clock())
+            return None if read is None else LineItem(read[0], read[1], line)
+
+        return read
 
     def _watch_ended(self, scope: str, item: object, watching: set[str]) -> bool:
         """A scope's watch ended (``item`` says how); True: stop draining (a file's end)."""
@@ -411,7 +439,7 @@ class EventProducer:
 
     # --- deciding what to publish (pure decisions on the state) -------------------------------
 
-    def _take(self, scope: str, item: WatchItem) -> None:
+    def _take(self, scope: str, item: WatchItem | LineItem) -> None:
         if not self.stats.first_event_at:
             self.stats.first_event_at = time.time()
         if item.type == "BOOKMARK":
@@ -423,29 +451,30 @@ class EventProducer:
         watch_type: WatchType = item.type  # type: ignore[assignment]
         self.stats.watched += 1
         # The event's resourceVersion, as the offer read it (the item's, where it could not).
-        rv = self._offer(item.object, watch_type) or item.resource_version
+        event = item if type(item) is LineItem else item.object
+        rv = self._offer(event, watch_type) or item.resource_version
         if watch_type == "DELETED":
-            uid = str(item.object.get("metadata", {}).get("uid", ""))
-            forgotten = self.state.forget(uid)
+            forgotten = self.state.forget(item.uid)
             if forgotten is not None:
                 self._add_state(forgotten)
         if rv:
             self._move_checkpoint(rv, scope)
 
     def _offer(
-        self, obj: dict[str, Any], watch_type: WatchType, *, publish: bool = True
+        self, event: dict[str, Any] | LineItem, watch_type: WatchType, *, publish: bool = True
     ) -> str | None:
         """Publish this occurrence unless it already was; note it in the state either way.
-        The one pass writes its value where it can; else the record is made, and published
-        through the filter, the enricher and the cut to the topic's limit. Its
-        resourceVersion, or None if it has none."""
+        The one pass writes its value where it can (the line pass, for a line it read);
+        else the record is made, and published through the filter, the enricher and the cut
+        to the topic's limit. Its resourceVersion, or None if it has none."""
         now = self._clock()
-        one_pass = self._one_pass
-        converted = one_pass.convert(obj, watch_type, now) if one_pass is not None else None
-        if converted is not None and len(converted[0]) <= self._limit:
+        converted = self._one_passed(event, watch_type, now)
+        obj: dict[str, Any] = {}  # the event's dict, made where the record is
+        if converted is not None:
             value, uid, rv, count, kind, key = converted
             record = None
         else:
+            obj = _dict_of(event)
             try:
                 record = to_record(
                     obj,
@@ -472,13 +501,28 @@ class EventProducer:
             # Noted as seen (a relist does not count it again) and the checkpoint moves on.
             if publish:
                 self._batch.excluded += 1
-        elif publish and not (self._refused and self._routed_elsewhere(obj, (uid, rv))):
+        elif publish and not (
+            self._refused and self._routed_elsewhere(obj or _dict_of(event), (uid, rv))
+        ):
             if record is None:
                 self._add_record((self.settings.topic, key, value, self._headers(uid, rv)))
             else:
                 self._publish(record, obj)
         self._add_state(self.state.published(uid, rv, count, now=now))
         return rv
+
+    def _one_passed(
+        self, event: dict[str, Any] | LineItem, watch_type: WatchType, now: float
+    ) -> Converted | None:
+        """The value the one pass made of the event (the line pass's, of a line it read),
+        if it made one that fits the topic; None: the record is made."""
+        if type(event) is LineItem:
+            converted: Converted | None = event.converted
+        elif self._one_pass is not None:
+            converted = self._one_pass.convert(cast("dict[str, Any]", event), watch_type, now)
+        else:
+            return None
+        return converted if converted is not None and len(converted[0]) <= self._limit else None
 
     def _publish(self, record: EventRecord, obj: dict[str, Any]) -> None:
         """The record into the batch, cut to fit the topic; the dead-letter topic if refused."""
@@ -681,6 +725,11 @@ class EventProducer:
         self._observe(self.stats)
 
 
+def _dict_of(event: dict[str, Any] | LineItem) -> dict[str, Any]:
+    """The event's dict: a line the line pass read is parsed now."""
+    return event.object if type(event) is LineItem else cast("dict[str, Any]", event)
+
+
 def _relist_at_once(retry: RetryCallState) -> float:
     """The reader's wait before its next round: none after a 410 (it lists again at once),
     else a backoff from 0.5 s to 30 s."""
@@ -738,9 +787,11 @@ class _Reader:
         halt: threading.Event,
         *,
         timeout_seconds: int,
+        read_line: LineReader | None = None,
     ) -> None:
         self.scope, self.source, self.checkpoint = scope, source, checkpoint
         self._hand, self.halt, self.timeout_seconds = hand, halt, timeout_seconds
+        self.read_line = read_line
         self.where = f"namespace {scope}" if scope else "every namespace"
 
     def run(self) -> None:
@@ -800,10 +851,13 @@ class _Reader:
         # in coming; in runs from a file, which never waits (a hand-over per item cost as much
         # as the rest of the work on it, the two threads passing the GIL back and forth).
         run = _FILE_RUN if self.source.finite else 1
-        chunk: list[WatchItem] = []
+        chunk: list[WatchItem | LineItem] = []
         finite = self.source.finite  # read to its end once: no checkpoint to come back to
         checkpoint = self.checkpoint or ""
-        for item in self.source.watch(checkpoint, timeout_seconds=self.timeout_seconds):
+        watched = self.source.watch(
+            checkpoint, timeout_seconds=self.timeout_seconds, read_line=self.read_line
+        )
+        for item in watched:
             chunk.append(item)
             if not finite:
                 self.checkpoint = item.resource_version or self.checkpoint

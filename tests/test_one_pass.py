@@ -11,6 +11,7 @@ import random
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 import pytest
 
 from kafkube.producer import converting
@@ -82,7 +83,45 @@ def _same(
     expected = _python_path(copy.deepcopy(event), watch_type, codec, api_version)
     if fast is not None:
         assert fast == expected, event
+    for line in _lines({"type": watch_type, "object": event}):
+        _same_line(converter, line)
     return fast
+
+
+def _lines(item: dict[str, Any]) -> list[bytes]:
+    """A watch event's line as a client might write it: compact, with blanks, ASCII only,
+    its keys in another order; those that cannot be written (a lone surrogate) left out."""
+    shuffled = {key: item[key] for key in reversed(item)}
+    renderings = [
+        lambda: orjson.dumps(item),
+        lambda: json.dumps(item, ensure_ascii=True).encode(),
+        lambda: json.dumps(shuffled, ensure_ascii=False, separators=(" ,", " : ")).encode(),
+    ]
+    lines = []
+    for render in renderings:
+        try:
+            lines.append(render() + b"\n")
+        except (TypeError, UnicodeEncodeError, orjson.JSONEncodeError):
+            continue
+    return lines
+
+
+def _same_line(converter: converting.OnePass, line: bytes) -> converting.Converted | None:
+    """The line pass's answer, asserted to be what orjson and the one pass make of the line
+    wherever it gives one, and none where orjson refuses the line."""
+    fast = converter.convert_line(line, NOW)
+    try:
+        item = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        assert fast is None, line
+        return None
+    if fast is None:
+        return None
+    assert isinstance(item, dict), line
+    assert "kind" not in item, line
+    assert isinstance(item.get("object"), dict), line
+    assert fast == (item["type"], converter.convert(item["object"], item["type"], NOW)), line
+    return fast[1]
 
 
 def _recorded(count: int, seed: int) -> list[dict[str, Any]]:
@@ -95,8 +134,14 @@ def test_a_recorded_stream_is_written_by_the_one_pass_byte_for_byte() -> None:
     items = _recorded(3000, seed=11)
 
     answered = [_same(item["object"], item["type"]) for item in items]
+    converter = one_pass(
+        Codec(), cluster="prod-eu-1", producer_id="kafkube-0", api_version=API_CORE_V1
+    )
+    assert converter is not None
+    lines = [_same_line(converter, orjson.dumps(item) + b"\n") for item in items]
 
     assert all(fast is not None for fast in answered)  # a real stream: none left to Python
+    assert all(fast is not None for fast in lines)  # nor to the dict path
 
 
 @pytest.mark.parametrize("view", [API_CORE_V1, API_EVENTS_V1])
@@ -162,3 +207,75 @@ def test_what_it_cannot_write_the_same_way_is_left_to_the_python_path() -> None:
         )
         is None
     )  # type: ignore[union-attr]
+
+
+def test_the_line_pass_reads_both_api_views_and_an_escaped_text() -> None:
+    converter = one_pass(Codec(), cluster="c", producer_id="p", api_version=API_CORE_V1)
+    assert converter is not None
+    noted = {
+        **CORE_PULLING,
+        "message": 'pulling "a/b" <\u00e9>\\ \t\n\u0000 done',
+    }
+    managed = {  # as the API server writes it: a key with escapes, in what is not read
+        **CORE_PULLING,
+        "metadata": {
+            **CORE_PULLING["metadata"],
+            "managedFields": [{"fieldsV1": {'k:{"type":"Ready"}': {}, "f:count": {}}}],
+        },
+    }
+    for event in (CORE_PULLING, EVENTS_V1_FAILED_SCHEDULING, noted, managed):
+        ascii_line = json.dumps({"type": "MODIFIED", "object": event}).encode() + b"\n"
+        assert _same_line(converter, ascii_line) is not None
+    hidden = json.dumps({"type": "ADDED", "object": CORE_PULLING}).replace(
+        '"reason"', '"re\\u0061son"'
+    )
+    assert converter.convert_line(hidden.encode(), NOW) is None  # a key read: an escape in it
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        b"", b"{", b"[]", b'{"type": "ADDED"}', b'{"type": "ADDED", "object": []}',
+        b'{"type": "BOOKMARK", "object": {"metadata": {"resourceVersion": "5"}}}',
+        b'{"type": "ADDED", "object": {}, "kind": "EventList"}',
+        b'{"type": "ADDED", "object": {}} x', b'{"type": "ADD\\u0045D", "object": {}}',
+        b'{"type": "ADDED", "object": {"count": 1e3}}',
+        b'{"type": "ADDED", "object": {"x": "\\ud83d\\ude00"}}',
+        b'{"type": "ADDED", "object": {"x": "\xc3\xa9"}}',
+        b'{"type": "ADDED", "object": {"x": "\x01"}}',
+        b'{"type": "ADDED", "object": {"x": ' + b"[" * 100 + b"]" * 100 + b"}}",
+    ],
+)  # fmt: skip
+def test_the_line_pass_leaves_what_it_does_not_read_for_certain(line: bytes) -> None:
+    converter = one_pass(Codec(), cluster="c", producer_id="p", api_version=API_CORE_V1)
+    assert converter is not None
+
+    assert converter.convert_line(line, NOW) is None
+
+
+def test_mangled_lines_are_read_as_orjson_reads_them_or_left() -> None:
+    """Lines of a recorded stream with bytes cut, doubled and changed into what JSON is
+    made of: the line pass answers as orjson and the one pass would, or not at all."""
+    converter = one_pass(Codec(), cluster="c", producer_id="p", api_version=API_EVENTS_V1)
+    assert converter is not None
+    chooser = random.Random(17)
+    lines = [orjson.dumps(item) for item in _recorded(300, seed=3)]
+    duplicated = {**CORE_PULLING, "metadata": {**CORE_PULLING["metadata"], "labels": {"a": "b"}}}
+    lines.append(orjson.dumps({"type": "ADDED", "object": duplicated}))
+    alphabet = b'{}[]",:\\ 0123456789.-eEtrufalsn\x7f'
+    answered = 0
+    for _ in range(6000):
+        line = bytearray(chooser.choice(lines))
+        for _ in range(chooser.randint(1, 3)):
+            at = chooser.randrange(len(line))
+            change = chooser.randrange(4)
+            if change == 0:
+                del line[at]
+            elif change == 1:
+                line.insert(at, chooser.choice(alphabet))
+            elif change == 2:
+                line[at] = chooser.choice(alphabet)
+            else:
+                line[at:at] = line[at : at + chooser.randint(1, 40)]
+        answered += _same_line(converter, bytes(line)) is not None
+    assert answered > 300  # some mangled lines were still events it read

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import json
+import os
 import subprocess
 from collections import Counter
 from itertools import islice
@@ -12,11 +14,17 @@ from typing import Any
 import pytest
 
 from kafkube.compose.endpoints import Endpoints
+from kafkube.core.compiled import PURE_PYTHON_VARIABLE
+from kafkube.producer.converting import one_pass
 from kafkube.producer.recorded import watch_items
+from kafkube.producer.simulating import record_watch_stream
 from kafkube.producer.synthetic import SyntheticCluster
+from kafkube.producer.watching import LineItem
+from kafkube.schemas.codec import Codec
+from kafkube.schemas.records import API_CORE_V1
 from tests.conftest import unique
 from tests.processes import run_kafkube
-from tests.producing import duplicates, new_producer, read_occurrences
+from tests.producing import duplicates, new_producer, read_messages, read_occurrences
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -119,3 +127,81 @@ def test_kubectl_watch_output_in_every_shape_is_read(tmp_path: Path) -> None:
     items = [(item.type, item.resource_version) for item in watch_items(path)]
 
     assert items == [("ADDED", "5"), ("MODIFIED", "6"), ("MODIFIED", "7")]
+
+
+def _mixed_recording(path: Path) -> None:
+    """Watch events one a line, among lines the line pass leaves to the parser (a list, an
+    object without its watch type, a bookmark, a text beyond ASCII), then a pretty-printed
+    tail, read from its first line by the standard decoder."""
+    stream = io.StringIO()
+    record_watch_stream(SyntheticCluster(9).operations(), stream, limit=400, seed=9)
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+
+    def changed(at: int, version: str, **fields: Any) -> dict[str, Any]:
+        event = lines[at]["object"]
+        return {**event, "metadata": {**event["metadata"], "resourceVersion": version}, **fields}
+
+    bare = {**lines[7]["object"], "metadata": {**lines[7]["object"]["metadata"], "uid": "bare"}}
+    odd = [
+        {"apiVersion": "v1", "kind": "EventList", "items": [changed(5, "99990")]},
+        bare,
+        {"type": "BOOKMARK", "object": {"metadata": {"resourceVersion": "99991"}}},
+        {"type": "MODIFIED", "object": changed(3, "99992", message="épuisé", count=41)},
+        {"type": "DELETED", "object": changed(9, "99993")},
+    ]
+    text = "".join(json.dumps(value) + "\n" for value in lines[:200])
+    text += "".join(json.dumps(value, ensure_ascii=False) + "\n" for value in odd)
+    text += "".join(json.dumps(value) + "\n" for value in lines[200:300])
+    text += "".join(json.dumps(value, indent=2) for value in lines[300:])
+    path.write_text(text)
+
+
+def test_the_line_pass_reads_a_recording_as_the_parser_does(tmp_path: Path) -> None:
+    path = tmp_path / "mixed.jsonl"
+    _mixed_recording(path)
+    converter = one_pass(Codec(), cluster="c", producer_id="p", api_version=API_CORE_V1)
+    assert converter is not None
+
+    def read_line(line: bytes) -> LineItem | None:
+        read = converter.convert_line(line, 1.0)
+        return None if read is None else LineItem(read[0], read[1], line)
+
+    parsed = list(watch_items(path))
+    read = list(watch_items(path, read_line))
+
+    assert [(i.type, i.uid, i.resource_version) for i in read] == [
+        (i.type, i.uid, i.resource_version) for i in parsed
+    ]
+    assert [i.object for i in read] == [i.object for i in parsed]
+    lined = [i for i in read if isinstance(i, LineItem)]
+    assert len(lined) == 200 + 100 + 1  # one a line, and the DELETED; none of the rest
+    assert len(read) == 400 + 5  # and the list's item, the bare one, a bookmark, two changes
+
+
+@pytest.mark.services
+def test_both_producer_paths_publish_the_same_records_from_a_recording(
+    endpoints: Endpoints, tmp_path: Path
+) -> None:
+    """The compiled line pass and the pure-Python path, over one recording of every shape:
+    the same records (but for when each was observed), keys and headers, in the same order."""
+    path = tmp_path / "mixed.jsonl"
+    _mixed_recording(path)
+    published = {}
+    for name, env in (("compiled", {}), ("python", {PURE_PYTHON_VARIABLE: "1"})):
+        topic = unique(f"paths-{name}")
+        result = run_kafkube(
+            "produce", "--cluster", "paths", "--bootstrap-servers", endpoints.kafka_bootstrap,
+            "--source", "file", "--file", str(path), "--topic", topic, "--partitions", "1",
+            "--transactional-id", f"tx-{topic}",
+            env={**os.environ, **env},
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        codec, records = Codec(), []
+        for message in read_messages(endpoints.kafka_bootstrap, topic):
+            record = codec.decode(message.value())
+            record["observed_at"] = None
+            records.append((message.key(), message.headers(), record))
+        published[name] = records
+
+    assert len(published["compiled"]) == 400 + 4  # all but the bookmark
+    assert published["compiled"] == published["python"]
