@@ -267,15 +267,40 @@ cdef Py_ssize_t _value_end(_Bytes s, Py_ssize_t n, Py_ssize_t i, int depth, _Spa
     return i
 
 
+cdef struct _Nest:  # the keys looked for in the object under one key, read in the same pass
+    const char** names
+    const int* sizes
+    int count
+    _Span* spans
+    int inner_at  # the key among these whose object is read so in turn, or -1
+    _Nest* inner
+
+
+cdef inline void _nest(_Nest* nest, const char** names, const int* sizes, int count,
+                       _Span* spans, int inner_at, _Nest* inner) noexcept:
+    nest.names, nest.sizes, nest.count, nest.spans = names, sizes, count, spans
+    nest.inner_at, nest.inner = inner_at, inner
+
+
+cdef void _emptied(_Nest* nest) noexcept:
+    cdef int at
+    while nest != NULL:
+        for at in range(nest.count):
+            nest.spans[at].kind = ABSENT
+        nest = nest.inner
+
+
 cdef Py_ssize_t _fields(_Bytes s, Py_ssize_t n, Py_ssize_t i, int depth, const char** names,
-                        const int* sizes, int count, _Span* spans, int* keys) noexcept:
+                        const int* sizes, int count, _Span* spans, int* keys,
+                        int inner_at=-1, _Nest* nest=NULL) noexcept:
     """Past the object at ``i`` (its ``{``), each of its keys among ``names`` with its
     value's span in ``spans`` (the last one of a key named twice, as a dict keeps it), the
-    number of its keys in ``keys``; -1: not one read here (a key with an escape, where keys
-    are looked for, included)."""
+    number of its keys in ``keys``; the object of the key at ``inner_at`` read with
+    ``nest``'s keys as it goes. -1: not one read here (a key with an escape, where keys are
+    looked for, included)."""
     cdef Py_ssize_t key, size
     cdef bint escaped
-    cdef int at
+    cdef int at, found
     cdef _Span value
     keys[0] = 0
     i = _ws(s, n, i + 1)
@@ -292,14 +317,25 @@ cdef Py_ssize_t _fields(_Bytes s, Py_ssize_t n, Py_ssize_t i, int depth, const c
         i = _ws(s, n, i)
         if i >= n or s[i] != 58:
             return -1
-        i = _value_end(s, n, _ws(s, n, i + 1), depth, &value)
+        found = -1
+        for at in range(count):
+            if sizes[at] == size and memcmp(s + key, names[at], size) == 0:
+                found = at
+                break
+        i = _ws(s, n, i + 1)
+        if found == inner_at and found >= 0 and i < n and s[i] == 123 and depth < _DEEPEST:
+            _emptied(nest)
+            value.kind, value.start, value.escaped = OBJECT, i, False
+            i = _fields(s, n, i, depth + 1, nest.names, nest.sizes, nest.count, nest.spans,
+                        &value.keys, nest.inner_at, nest.inner)
+            value.end = i
+        else:
+            i = _value_end(s, n, i, depth, &value)
         if i < 0:
             return -1
         keys[0] += 1
-        for at in range(count):
-            if sizes[at] == size and memcmp(s + key, names[at], size) == 0:
-                spans[at] = value
-                break
+        if found >= 0:
+            spans[found] = value
         i = _ws(s, n, i)
         if i < n and s[i] == 44:
             i = _ws(s, n, i + 1)
@@ -412,8 +448,12 @@ cdef const char* _SERIES[2]
 cdef int _SERIES_SIZES[2]
 _table([b"count", b"lastObservedTime"], _SERIES, _SERIES_SIZES)
 
-cdef dict _LINE_TYPES = {b"ADDED": ("ADDED", 0), b"MODIFIED": ("MODIFIED", 1),
-                         b"DELETED": ("DELETED", 2)}
+
+
+cdef inline bint _is(_Bytes s, _Span* span, const char* text, int size) noexcept:
+    """Whether a string without escapes is ``text``."""
+    return span.end - span.start - 2 == size and memcmp(s + span.start + 1, text, size) == 0
+
 cdef enum:
     _ENTRIES = 64  # a map's entries read here at most
 
@@ -430,6 +470,18 @@ cdef inline Py_ssize_t _read(_Bytes s, Py_ssize_t n, _Span* span, const char** n
     return _fields(s, n, span.start, 1, names, sizes, count, spans, &keys)
 
 
+cdef enum:
+    _MOMENTS = 8
+    _MOMENT_BYTES = 40
+
+
+cdef struct _Moment:  # a time's text and its microseconds (known: a time at all)
+    char text[_MOMENT_BYTES]
+    Py_ssize_t size
+    int64_t micros
+    bint known
+
+
 cdef class Converter:
     """One producer's converter: its value framing, cluster and producer id, and a cache of
     the times met (an event's mostly repeat its neighbours')."""
@@ -441,10 +493,16 @@ cdef class Converter:
     cdef dict times
     cdef _Text out
     cdef _Text scratch  # a string's text with its escapes undone
+    cdef _Moment moments[_MOMENTS]  # the line pass's last times, by their text's bytes
+    cdef int next_moment
 
     def __cinit__(self):
+        cdef int at
         self.out.data, self.out.size, self.out.room = NULL, 0, 0
         self.scratch.data, self.scratch.size, self.scratch.room = NULL, 0, 0
+        self.next_moment = 0
+        for at in range(_MOMENTS):
+            self.moments[at].size = -1
 
     def __init__(
         self, bytes header, str cluster, str producer_id, bint core_by_default, micros_of
@@ -675,9 +733,30 @@ cdef class Converter:
         return self._line_string(s, span)
 
     cdef int _line_time(self, _Bytes s, _Span* span) except -1:
-        if span.kind != STRING or span.end - span.start == 2:
+        """``_time`` of a string's text; the last few texts met are known by their bytes."""
+        cdef Py_ssize_t size = span.end - span.start - 2
+        cdef const char* text = <const char*>s + span.start + 1
+        cdef _Moment* moment
+        cdef int at
+        if span.kind != STRING or size == 0:
             return _byte(&self.out, 0)
-        return self._time(self._line_str(s, span))
+        if span.escaped or size > _MOMENT_BYTES:
+            return self._time(self._line_str(s, span))
+        for at in range(_MOMENTS):
+            moment = &self.moments[at]
+            if moment.size == size and memcmp(moment.text, text, size) == 0:
+                break
+        else:
+            micros = self.micros_of(self._line_str(s, span))
+            moment = &self.moments[self.next_moment]
+            self.next_moment = (self.next_moment + 1) % _MOMENTS
+            memcpy(moment.text, text, size)
+            moment.size, moment.known = size, micros is not None
+            moment.micros = micros if micros is not None else 0
+        if not moment.known:
+            return _byte(&self.out, 0)
+        _byte(&self.out, 2)
+        return _long(&self.out, moment.micros)
 
     cdef int _line_integer(self, _Bytes s, _Span* span, int64_t* into) except -1:
         cdef Py_ssize_t i = span.start
@@ -782,44 +861,49 @@ cdef class Converter:
         cdef _Span metadata[M_KEYS]
         cdef _Span source[S_KEYS]
         cdef _Span regarding_fields[R_KEYS]
-        cdef _Span whole
         cdef _Span* regarding
         cdef _Span* field
         cdef _Text* out = &self.out
         cdef bint core
         cdef int64_t count = 0
-        cdef int counted, at
-        cdef Py_ssize_t end
-        whole.kind, whole.start = OBJECT, _ws(s, n, 0)
-        if whole.start >= n or s[whole.start] != 123:
+        cdef int counted, at, keys, symbol
+        cdef Py_ssize_t start, end
+        cdef _Nest in_metadata, in_event, at_top
+        _nest(&in_metadata, _METADATA, _METADATA_SIZES, M_KEYS, metadata, -1, NULL)
+        _nest(&in_event, _EVENT, _EVENT_SIZES, E_KEYS, event, E_METADATA, &in_metadata)
+        _nest(&at_top, _TOP, _TOP_SIZES, T_KEYS, top, T_OBJECT, &in_event)
+        start = _ws(s, n, 0)
+        if start >= n or s[start] != 123:
             return None
-        end = _read(s, n, &whole, _TOP, _TOP_SIZES, T_KEYS, top)
+        # One pass over the line: the event's and its metadata's keys as they come.
+        _emptied(&at_top)
+        end = _fields(s, n, start, 1, _TOP, _TOP_SIZES, T_KEYS, top, &keys, T_OBJECT, &in_event)
         if end < 0 or _ws(s, n, end) != n:
             return None
         if top[T_KIND].kind != ABSENT or top[T_OBJECT].kind != OBJECT \
                 or top[T_TYPE].kind != STRING or top[T_TYPE].escaped:
             return None
-        named = _LINE_TYPES.get(line[top[T_TYPE].start + 1 : top[T_TYPE].end - 1])
-        if named is None:
-            return None
-        if _read(s, n, &top[T_OBJECT], _EVENT, _EVENT_SIZES, E_KEYS, event) < 0:
+        field = &top[T_TYPE]
+        if _is(s, field, "ADDED", 5):
+            watch_type, symbol = "ADDED", 0
+        elif _is(s, field, "MODIFIED", 8):
+            watch_type, symbol = "MODIFIED", 1
+        elif _is(s, field, "DELETED", 7):
+            watch_type, symbol = "DELETED", 2
+        else:
             return None
         field = &event[E_API]
         if field.kind == ABSENT or field.kind == NUL:
             core = self.core_by_default
         elif field.kind != STRING or field.escaped:
             return None
+        elif _is(s, field, "v1", 2):
+            core = True
+        elif _is(s, field, "events.k8s.io/v1", 16) or _is(s, field, "events.k8s.io/v1beta1", 21):
+            core = False
         else:
-            declared = line[field.start + 1 : field.end - 1]
-            if declared == b"v1":
-                core = True
-            elif declared == b"events.k8s.io/v1" or declared == b"events.k8s.io/v1beta1":
-                core = False
-            else:
-                core = self.core_by_default
+            core = self.core_by_default
         if event[E_METADATA].kind != OBJECT:
-            return None
-        if _read(s, n, &event[E_METADATA], _METADATA, _METADATA_SIZES, M_KEYS, metadata) < 0:
             return None
         for at in (M_UID, M_RESOURCE_VERSION, M_NAME):
             if metadata[at].kind != STRING or metadata[at].end - metadata[at].start == 2:
@@ -831,7 +915,7 @@ cdef class Converter:
             return None
         uid = self._line_str(s, &metadata[M_UID])
         resource_version = self._line_str(s, &metadata[M_RESOURCE_VERSION])
-        self._begin(named[1], _micros(now), core, uid, resource_version)
+        self._begin(symbol, _micros(now), core, uid, resource_version)
         if self._line_text(s, &metadata[M_NAMESPACE]) == DEFER:
             return None
         self._line_string(s, &metadata[M_NAME])
@@ -869,7 +953,7 @@ cdef class Converter:
             field = &regarding_fields[R_UID]  # read before, by _line_reference
             if field.kind == STRING and field.end - field.start > 2:
                 key = self._line_str(s, field)
-        return named[0], (
+        return watch_type, (
             value,
             uid,
             resource_version,
