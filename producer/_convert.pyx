@@ -223,7 +223,6 @@ cdef Py_ssize_t _value_end(_Bytes s, Py_ssize_t n, Py_ssize_t i, int depth, _Spa
     """Past the value at ``i`` (``span`` says what it is); -1: not one read here."""
     cdef unsigned char c
     cdef _Span inner
-    cdef bint escaped = False
     if i >= n or depth > _DEEPEST:
         return -1
     c = s[i]
@@ -820,14 +819,16 @@ cdef class Converter:
                 self._line_string(s, &values[at])
         return _byte(&self.out, 0)
 
-    cdef int _line_reference(self, _Bytes s, Py_ssize_t n, _Span* span) except -1:
-        cdef _Span fields[R_KEYS]
-        cdef int at
-        cdef int outcome = self._line_object(span)
-        if outcome != PRESENT:
-            return outcome
+    cdef int _line_reference(self, _Bytes s, Py_ssize_t n, _Span* span, _Span* fields) \
+            except -1:
+        """``_reference`` of a span; its fields left in ``fields`` (absent where it is not an
+        object), for the caller's key."""
+        cdef int at, outcome
         if _read(s, n, span, _REFERENCE, _REFERENCE_SIZES, R_KEYS, fields) < 0:
             return DEFER
+        outcome = self._line_object(span)
+        if outcome != PRESENT:
+            return outcome
         for at in range(R_KEYS):
             if self._line_text(s, &fields[at]) == DEFER:
                 return DEFER
@@ -861,6 +862,7 @@ cdef class Converter:
         cdef _Span metadata[M_KEYS]
         cdef _Span source[S_KEYS]
         cdef _Span regarding_fields[R_KEYS]
+        cdef _Span related_fields[R_KEYS]
         cdef _Span* regarding
         cdef _Span* field
         cdef _Text* out = &self.out
@@ -928,8 +930,8 @@ cdef class Converter:
             if self._line_text(s, &event[at]) == DEFER:
                 return None
         regarding = &event[E_INVOLVED if core else E_REGARDING]
-        if self._line_reference(s, n, regarding) == DEFER \
-                or self._line_reference(s, n, &event[E_RELATED]) == DEFER:
+        if self._line_reference(s, n, regarding, regarding_fields) == DEFER \
+                or self._line_reference(s, n, &event[E_RELATED], related_fields) == DEFER:
             return None
         if self._line_text(s, &event[E_REPORTING_COMPONENT if core else E_REPORTING_CONTROLLER]) \
                 == DEFER or self._line_text(s, &event[E_REPORTING_INSTANCE]) == DEFER \
@@ -948,11 +950,9 @@ cdef class Converter:
         _put(out, b"\x00\x00\x00", 3)  # truncated, regarding_labels, regarding_owner: null
         value = PyBytes_FromStringAndSize(out.data, out.size)
         key = uid
-        if regarding.kind == OBJECT and regarding.keys:
-            _read(s, n, regarding, _REFERENCE, _REFERENCE_SIZES, R_KEYS, regarding_fields)
-            field = &regarding_fields[R_UID]  # read before, by _line_reference
-            if field.kind == STRING and field.end - field.start > 2:
-                key = self._line_str(s, field)
+        field = &regarding_fields[R_UID]
+        if field.kind == STRING and field.end - field.start > 2:
+            key = self._line_str(s, field)
         return watch_type, (
             value,
             uid,

@@ -469,7 +469,6 @@ class EventProducer:
         to the topic's limit. Its resourceVersion, or None if it has none."""
         now = self._clock()
         converted = self._one_passed(event, watch_type, now)
-        obj: dict[str, Any] = {}  # the event's dict, made where the record is
         if converted is not None:
             value, uid, rv, count, kind, key = converted
             record = None
@@ -501,9 +500,7 @@ class EventProducer:
             # Noted as seen (a relist does not count it again) and the checkpoint moves on.
             if publish:
                 self._batch.excluded += 1
-        elif publish and not (
-            self._refused and self._routed_elsewhere(obj or _dict_of(event), (uid, rv))
-        ):
+        elif publish and not (self._refused and self._routed_elsewhere(_dict_of(event), (uid, rv))):
             if record is None:
                 self._add_record((self.settings.topic, key, value, self._headers(uid, rv)))
             else:

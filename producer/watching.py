@@ -27,6 +27,7 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.watch.watch import iter_resp_lines
 
 from kafkube.core.errors import SourceError
+from kafkube.producer.converting import Converted
 from kafkube.schemas.records import API_CORE_V1, API_EVENTS_V1
 
 HTTP_GONE = 410
@@ -59,8 +60,7 @@ class LineItem(NamedTuple):
     large for the topic)."""
 
     type: str  # ADDED, MODIFIED or DELETED
-    # (value, uid, resourceVersion, count, (type, reason), key): converting.Converted
-    converted: tuple[bytes, str, str, int | None, tuple[str, str], bytes]
+    converted: Converted
     line: bytes
 
     @property
