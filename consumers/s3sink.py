@@ -1,4 +1,6 @@
-"""The S3 destination (AWS S3, MinIO, any S3 API): one object per batch, with boto3.
+"""The S3 destination (AWS S3, MinIO, any S3 API): one object per batch, with boto3, and
+the AWS Common Runtime for the objects themselves (``kafkube.consumers.s3crt``; boto3 with
+``transfer_client: boto3`` or behind an HTTP proxy).
 
 boto3's standard retry mode retries throttling (503 SlowDown), 5xx and connection
 errors with exponential backoff and jitter; a store down for longer surfaces as a
@@ -10,22 +12,35 @@ multipart threshold go up in parts, and a failed multipart upload is aborted
 from __future__ import annotations
 
 import io
+import logging
 from collections.abc import Iterator
 from typing import Any
 
 import boto3
+import botocore.session
 from boto3.s3.transfer import TransferConfig
+from botocore import UNSIGNED
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
+from botocore.utils import get_environ_proxies
 
 from kafkube.consumers.destinations import MissingObjectError
 from kafkube.consumers.objectstore import ObjectStore
+from kafkube.consumers.s3crt import CrtPut
 from kafkube.consumers.settings import S3SinkConfig
 from kafkube.core.errors import ConfigError, SinkError, SinkRefusedError
+
+log = logging.getLogger(__name__)
 
 _MISSING = {"404", "NoSuchBucket", "NotFound"}
 _REFUSED = {"403", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch"}
 _RETRIABLE_4XX = {408, 429}  # request timeout, too many requests
+# The extra arguments of a PutObject, as the headers of its request.
+_HEADERS = {
+    "ServerSideEncryption": "x-amz-server-side-encryption",
+    "SSEKMSKeyId": "x-amz-server-side-encryption-aws-kms-key-id",
+    "StorageClass": "x-amz-storage-class",
+}
 
 
 def store_error(where: str, err: Exception) -> SinkError:
@@ -33,10 +48,13 @@ def store_error(where: str, err: Exception) -> SinkError:
     than 408 and 429: no rights, a bad key or encryption setting) stops it; the rest may pass
     (5xx and SlowDown after boto3's own retries, connection refused, timeouts), and the
     runner retries with the partitions paused."""
+    status = 0
     if isinstance(err, ClientError):
         status = int(err.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
-        if 400 <= status < 500 and status not in _RETRIABLE_4XX:
-            return SinkRefusedError(f"{where}: {err}")
+    elif isinstance(err, SinkError):  # the CRT's, with S3's status when it answered
+        status = getattr(err, "status", 0)
+    if 400 <= status < 500 and status not in _RETRIABLE_4XX:
+        return SinkRefusedError(f"{where}: {err}")
     return SinkError(f"{where}: {err}")
 
 
@@ -46,7 +64,8 @@ class S3Destination(ObjectStore):
         if config.kms_key_id and config.sse != "aws:kms":
             raise ConfigError("sinks.s3.kms_key_id", "goes with --sse aws:kms")
         endpoint_url, region = config.endpoint_url, config.region
-        self._client: Any = boto3.client(
+        session = boto3.session.Session(botocore_session=botocore.session.get_session())
+        self._client: Any = session.client(
             "s3",
             endpoint_url=endpoint_url,
             region_name=region,
@@ -57,7 +76,7 @@ class S3Destination(ObjectStore):
             ),
         )
         # For readiness: one try, a few seconds, so a probe answers before Kubernetes gives up.
-        self._probe: Any = boto3.client(
+        self._probe: Any = session.client(
             "s3",
             endpoint_url=endpoint_url,
             region_name=region,
@@ -71,6 +90,29 @@ class S3Destination(ObjectStore):
             self._extra["SSEKMSKeyId"] = config.kms_key_id
         if config.storage_class:
             self._extra["StorageClass"] = config.storage_class
+        self._crt = self._crt_put(session, config) if config.transfer_client == "crt" else None
+
+    def _crt_put(self, session: boto3.session.Session, config: S3SinkConfig) -> CrtPut | None:
+        """The CRT's PutObject to the URL boto3 resolves for this bucket (endpoint, region,
+        addressing style), as boto3's identity; None behind an HTTP proxy (the CRT's S3
+        client takes none), where boto3 writes."""
+        unsigned = session.client(
+            "s3", endpoint_url=config.endpoint_url, region_name=config.region,
+            config=Config(signature_version=UNSIGNED),
+        )  # fmt: skip
+        url = unsigned.generate_presigned_url(
+            "put_object", Params={"Bucket": self.bucket, "Key": "k"}
+        )
+        if get_environ_proxies(url):
+            log.info("S3 through an HTTP proxy: objects go up with boto3")
+            return None
+        return CrtPut(
+            url,
+            self._client.meta.region_name,
+            session.get_credentials(),
+            ca_bundle=session._session.get_config_variable("ca_bundle"),  # noqa: SLF001 - AWS_CA_BUNDLE, the config file's
+            multipart_threshold=self._transfer.multipart_threshold,
+        )
 
     def check(self) -> None:
         """The bucket exists and this identity can write to it, or the sink does not start."""
@@ -108,6 +150,12 @@ class S3Destination(ObjectStore):
         return None
 
     def put(self, name: str, data: bytes, metadata: dict[str, str]) -> None:
+        if self._crt is not None:
+            try:
+                self._crt.put(self.key(name), data, self._headers(metadata))
+            except SinkError as err:
+                raise store_error(self.url(name), err) from err
+            return
         try:
             if len(data) < self._transfer.multipart_threshold:
                 # One request: the transfer manager costs threads of its own for every object
@@ -126,6 +174,13 @@ class S3Destination(ObjectStore):
             )
         except (ClientError, BotoCoreError) as err:
             raise store_error(self.url(name), err) from err
+
+    def _headers(self, metadata: dict[str, str]) -> list[tuple[str, str]]:
+        """The request headers boto3 makes of the metadata and the extra arguments."""
+        return [
+            *((f"x-amz-meta-{key}", value) for key, value in metadata.items()),
+            *((_HEADERS[key], value) for key, value in self._extra.items()),
+        ]
 
     def stored(self, under: str) -> Iterator[tuple[str, float]]:
         paginator = self._client.get_paginator("list_objects_v2")

@@ -218,6 +218,11 @@ class S3SinkConfig(ObjectStoreSinkConfig):
     multipart_threshold_mb: Annotated[int, Field(ge=5)] = Field(
         16, description="Objects above this go up in parts."
     )
+    transfer_client: Literal["crt", "boto3"] = Field(
+        "crt",
+        description="What puts the objects: the AWS Common Runtime (native, a tenth of boto3's"
+        " CPU) or boto3 (always behind an HTTP proxy).",
+    )
 
 
 class GCSSinkConfig(ObjectStoreSinkConfig):

@@ -26,6 +26,7 @@ from kafkube.consumers.formats import FORMATS, Batch, json_line_bytes
 from kafkube.consumers.local import local_sink
 from kafkube.consumers.naming import object_folder, object_name, objects_from, parse_object_name
 from kafkube.consumers.settings import SINK_TYPES
+from kafkube.core.errors import SinkError, SinkRefusedError
 from kafkube.schemas.codec import Codec
 from tests.conftest import unique
 from tests.sinking import event_values, s3_env
@@ -71,9 +72,13 @@ def open_destination(
         monkeypatch.setenv(name, value)
 
     def make(kind: str) -> Destination:
+        # "s3 boto3": S3 with boto3 putting the objects (behind a proxy), not the CRT.
+        kind, _, transfer = kind.partition(" ")
+        fields = {"transfer_client": transfer} if transfer else {}
         config = local_sink(
-            StackStores(endpoints), kind, bucket=BUCKET, folder=tmp_path / "out", prefix="contract"
-        )
+            StackStores(endpoints), kind, bucket=BUCKET, folder=tmp_path / "out",
+            prefix="contract", **fields,
+        )  # fmt: skip
         destination = opened(config)
         destination.check()
         return destination
@@ -120,7 +125,7 @@ OBJECT_STORES = [
     if not model.keeps_offsets
     for output_format in FORMATS
     if model.formats is None or output_format in model.formats
-]
+] + [("s3 boto3", output_format) for output_format in FORMATS]
 
 
 @pytest.mark.parametrize("path", ["compiled", "python"])
@@ -157,3 +162,32 @@ def test_every_destination_lists_a_partitions_names_in_a_folder_from_an_offset_o
     )
 
     assert found == [names[2, 20, HOUR], names[2, 30, HOUR]]
+
+
+@pytest.mark.parametrize("transfer", ["crt", "boto3"])
+def test_an_s3_put_the_store_refuses_stops_the_sink_and_one_that_may_pass_is_retried(
+    endpoints: Endpoints, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, transfer: str
+) -> None:
+    """Through the CRT as through boto3: a signature S3 rejects is for good, no answer is not."""
+    for name, value in s3_env(endpoints).items():
+        monkeypatch.setenv(name, value)
+
+    def s3(**fields: str) -> Destination:
+        return opened(
+            local_sink(
+                StackStores(endpoints), "s3", bucket=BUCKET, folder=tmp_path,
+                transfer_client=transfer, **fields,
+            )
+        )  # fmt: skip
+
+    away = s3(endpoint_url="http://127.0.0.1:9")  # nothing listens there
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "not-the-secret")
+    wrong = s3()
+
+    with pytest.raises(SinkRefusedError, match="SignatureDoesNotMatch") as refused:
+        wrong.put("refused.avro", b"x", {})
+    with pytest.raises(SinkError) as no_answer:
+        away.put("away.avro", b"x", {})
+    assert not refused.value.retriable
+    assert no_answer.value.retriable
+    assert "s3://kafkube-contract/away.avro" in str(no_answer.value)

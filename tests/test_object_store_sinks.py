@@ -88,6 +88,7 @@ def test_s3_and_gcs_sinks_store_every_record_once_with_metadata(
     assert {"kafkube-topic", "kafkube-partition", "kafkube-first-offset", "kafkube-last-offset",
             "kafkube-records", "kafkube-schema"} <= set(head["Metadata"])  # fmt: skip
     assert head["Metadata"]["kafkube-topic"] == topic
+    assert head["ServerSideEncryption"] == "AES256"
     blob = next(iter(gcs_client.list_blobs(gcs_bucket, prefix=f"events/{topic}/")))
     assert blob.metadata["kafkube-records"].isdigit()
 
