@@ -132,7 +132,8 @@ def test_kubectl_watch_output_in_every_shape_is_read(tmp_path: Path) -> None:
 def _mixed_recording(path: Path) -> None:
     """Watch events one a line, among lines the line pass leaves to the parser (a list, an
     object without its watch type, a bookmark, a text beyond ASCII), then a pretty-printed
-    tail, read from its first line by the standard decoder."""
+    tail, read from its first line by the standard decoder. One event is over the topic's
+    record limit."""
     stream = io.StringIO()
     record_watch_stream(SyntheticCluster(9).operations(), stream, limit=400, seed=9)
     lines = [json.loads(line) for line in stream.getvalue().splitlines()]
@@ -148,6 +149,8 @@ def _mixed_recording(path: Path) -> None:
         {"type": "BOOKMARK", "object": {"metadata": {"resourceVersion": "99991"}}},
         {"type": "MODIFIED", "object": changed(3, "99992", message="épuisé", count=41)},
         {"type": "DELETED", "object": changed(9, "99993")},
+        # Read by the line pass, then over the topic's record limit: cut from its dict.
+        {"type": "MODIFIED", "object": changed(11, "99994", message="x" * 1_200_000)},
     ]
     text = "".join(json.dumps(value) + "\n" for value in lines[:200])
     text += "".join(json.dumps(value, ensure_ascii=False) + "\n" for value in odd)
@@ -174,8 +177,8 @@ def test_the_line_pass_reads_a_recording_as_the_parser_does(tmp_path: Path) -> N
     ]
     assert [i.object for i in read] == [i.object for i in parsed]
     lined = [i for i in read if isinstance(i, LineItem)]
-    assert len(lined) == 200 + 100 + 1  # one a line, and the DELETED; none of the rest
-    assert len(read) == 400 + 5  # and the list's item, the bare one, a bookmark, two changes
+    assert len(lined) == 200 + 100 + 2  # one a line, the DELETED, the large; none of the rest
+    assert len(read) == 400 + 6  # and the list's item, the bare one, a bookmark, three changes
 
 
 @pytest.mark.services
@@ -203,5 +206,8 @@ def test_both_producer_paths_publish_the_same_records_from_a_recording(
             records.append((message.key(), message.headers(), record))
         published[name] = records
 
-    assert len(published["compiled"]) == 400 + 4  # all but the bookmark
+    assert len(published["compiled"]) == 400 + 5  # all but the bookmark
     assert published["compiled"] == published["python"]
+    (large,) = [r for _, _, r in published["compiled"] if r["resource_version"] == "99994"]
+    assert 0 < len(large["note"]) < 1_200_000  # cut to fit, the same way on both paths
+    assert large["truncated"]["cut"] == ["note"]
