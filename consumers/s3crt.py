@@ -33,6 +33,7 @@ from awscrt.s3 import (
     S3RequestTlsMode,
     S3RequestType,
     S3ResponseError,
+    S3RetryConfig,
     create_default_s3_signing_config,
 )
 
@@ -90,6 +91,11 @@ class CrtPut:
             part_size=multipart_threshold,
             multipart_upload_threshold=multipart_threshold,
             connect_timeout_ms=5000,
+            # A few quick tries, as boto3's: a store away longer is the runner's to wait out
+            # (paused, said once); the CRT's own five, up to 20 s apart, held a write a minute.
+            retry_config=S3RetryConfig(
+                max_retries=3, backoff_scale_factor_ms=200, max_backoff_secs=2
+            ),
         )
         # The body's CRC32 in a header, as boto3 sends it: S3 refuses bytes changed on the way.
         self._checksum = S3ChecksumConfig(
@@ -101,8 +107,11 @@ class CrtPut:
         frozen = self._botocore_credentials.get_frozen_credentials()
         return AwsCredentials(frozen.access_key, frozen.secret_key, frozen.token)
 
-    def put(self, key: str, data: bytes, headers: list[tuple[str, str]]) -> None:
-        """``data`` as the object ``key``, with ``headers`` (metadata, encryption, class)."""
+    def put(
+        self, key: str, data: bytes, headers: list[tuple[str, str]], timeout: float | None = None
+    ) -> None:
+        """``data`` as the object ``key``, with ``headers`` (metadata, encryption, class);
+        given up after ``timeout`` seconds (else a minute and a second a MiB)."""
         request = HttpRequest(
             "PUT",
             self._path + quote(key, safe="/~"),
@@ -117,7 +126,7 @@ class CrtPut:
             on_headers=lambda status_code, **_: status.append(status_code),
         )
         try:
-            done.finished_future.result(_TIMEOUT_S + len(data) / (1 << 20))
+            done.finished_future.result(timeout or _TIMEOUT_S + len(data) / (1 << 20))
         except S3ResponseError as err:
             raise CrtPutError(_said(err), err.status_code) from err
         except AwsCrtError as err:

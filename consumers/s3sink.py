@@ -22,11 +22,12 @@ from boto3.s3.transfer import TransferConfig
 from botocore import UNSIGNED
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
+from botocore.httpsession import get_cert_path
 from botocore.utils import get_environ_proxies
 
 from kafkube.consumers.destinations import MissingObjectError
 from kafkube.consumers.objectstore import ObjectStore
-from kafkube.consumers.s3crt import CrtPut
+from kafkube.consumers.s3crt import CrtPut, CrtPutError
 from kafkube.consumers.settings import S3SinkConfig
 from kafkube.core.errors import ConfigError, SinkError, SinkRefusedError
 
@@ -110,7 +111,9 @@ class S3Destination(ObjectStore):
             url,
             self._client.meta.region_name,
             session.get_credentials(),
-            ca_bundle=session._session.get_config_variable("ca_bundle"),  # noqa: SLF001 - AWS_CA_BUNDLE, the config file's
+            # boto3's trust: AWS_CA_BUNDLE or the config file's, else its own default bundle
+            # (certifi's), not the system's, which a slim image may lack.
+            ca_bundle=get_cert_path(session._session.get_config_variable("ca_bundle") or True),  # noqa: SLF001 - the botocore session's config
             multipart_threshold=self._transfer.multipart_threshold,
         )
 
@@ -121,6 +124,7 @@ class S3Destination(ObjectStore):
             probe = self.key(".kafkube-write-check")
             # The probe carries the same encryption and storage class as every object will.
             self._client.put_object(Bucket=self.bucket, Key=probe, Body=b"", **self._extra)
+            self._check_crt(probe)
             self._client.delete_object(Bucket=self.bucket, Key=probe)
         except ClientError as err:
             code = str(err.response.get("Error", {}).get("Code", ""))
@@ -141,6 +145,25 @@ class S3Destination(ObjectStore):
             ) from err
         except BotoCoreError as err:  # no answer at all: waited out, readiness says so
             raise SinkError(f"cannot reach S3 ({err})") from err
+
+    def _check_crt(self, probe: str) -> None:
+        """The probe again through the CRT, which has its own TLS and connections: what it
+        cannot do where boto3 could is said at start, not at the first batch."""
+        if self._crt is None:
+            return
+        try:
+            self._crt.put(probe, b"", self._headers({}), timeout=15)
+        except CrtPutError as err:
+            if 400 <= err.status < 500:
+                raise ConfigError(
+                    "sinks.s3.transfer_client",
+                    f"S3 refuses through the CRT what it takes from boto3 ({err}); "
+                    "transfer_client: boto3 writes with boto3",
+                ) from err
+            raise SinkError(
+                f"S3 does not answer through the CRT, where it answers boto3 ({err}): a TLS "
+                "setting the CRT does not take? transfer_client: boto3 writes with boto3"
+            ) from err
 
     def ready(self) -> str | None:
         try:
