@@ -65,7 +65,8 @@ class S3Destination(ObjectStore):
         if config.kms_key_id and config.sse != "aws:kms":
             raise ConfigError("sinks.s3.kms_key_id", "goes with --sse aws:kms")
         endpoint_url, region = config.endpoint_url, config.region
-        session = boto3.session.Session(botocore_session=botocore.session.get_session())
+        core = botocore.session.get_session()
+        session = boto3.session.Session(botocore_session=core)
         self._client: Any = session.client(
             "s3",
             endpoint_url=endpoint_url,
@@ -91,13 +92,13 @@ class S3Destination(ObjectStore):
             self._extra["SSEKMSKeyId"] = config.kms_key_id
         if config.storage_class:
             self._extra["StorageClass"] = config.storage_class
-        self._crt = self._crt_put(session, config) if config.transfer_client == "crt" else None
+        self._crt = self._crt_put(core, config) if config.transfer_client == "crt" else None
 
-    def _crt_put(self, session: boto3.session.Session, config: S3SinkConfig) -> CrtPut | None:
+    def _crt_put(self, core: botocore.session.Session, config: S3SinkConfig) -> CrtPut | None:
         """The CRT's PutObject to the URL boto3 resolves for this bucket (endpoint, region,
         addressing style), as boto3's identity; None behind an HTTP proxy (the CRT's S3
         client takes none), where boto3 writes."""
-        unsigned = session.client(
+        unsigned: Any = core.create_client(
             "s3", endpoint_url=config.endpoint_url, region_name=config.region,
             config=Config(signature_version=UNSIGNED),
         )  # fmt: skip
@@ -110,10 +111,10 @@ class S3Destination(ObjectStore):
         return CrtPut(
             url,
             self._client.meta.region_name,
-            session.get_credentials(),
+            core.get_credentials(),
             # boto3's trust: AWS_CA_BUNDLE or the config file's, else its own default bundle
             # (certifi's), not the system's, which a slim image may lack.
-            ca_bundle=get_cert_path(session._session.get_config_variable("ca_bundle") or True),  # noqa: SLF001 - the botocore session's config
+            ca_bundle=get_cert_path(core.get_config_variable("ca_bundle") or True),
             multipart_threshold=self._transfer.multipart_threshold,
         )
 
