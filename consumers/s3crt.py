@@ -55,7 +55,7 @@ class CrtPutError(SinkError):
 class CrtPut:
     """PutObject to one bucket, the URL and the credentials as boto3 resolves them."""
 
-    def __init__(  # noqa: PLR0913 - where, as whom, and how it goes up
+    def __init__(
         self,
         url: str,
         region: str,
@@ -63,12 +63,11 @@ class CrtPut:
         *,
         ca_bundle: str | None,
         multipart_threshold: int,
-        threads: int = 1,
     ) -> None:
         place = urlsplit(url)  # an object "k"'s URL: https://host/bucket/k or https://bucket.host/k
         self._host, self._path = place.netloc, place.path.removesuffix("k")
         self._botocore_credentials = credentials
-        loop = EventLoopGroup(threads)
+        loop = EventLoopGroup(1)
         bootstrap = ClientBootstrap(loop, DefaultHostResolver(loop))
         provider = AwsCredentialsProvider.new_delegate(self._credentials)
         tls, tls_options = S3RequestTlsMode.DISABLED, None
@@ -118,12 +117,8 @@ class CrtPut:
             HttpHeaders([("Host", self._host), ("Content-Length", str(len(data))), *headers]),
             io.BytesIO(data),
         )
-        status: list[int] = []
         done = self._client.make_request(
-            type=S3RequestType.PUT_OBJECT,
-            request=request,
-            checksum_config=self._checksum,
-            on_headers=lambda status_code, **_: status.append(status_code),
+            type=S3RequestType.PUT_OBJECT, request=request, checksum_config=self._checksum
         )
         try:
             done.finished_future.result(timeout or _TIMEOUT_S + len(data) / (1 << 20))

@@ -52,8 +52,8 @@ def store_error(where: str, err: Exception) -> SinkError:
     status = 0
     if isinstance(err, ClientError):
         status = int(err.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
-    elif isinstance(err, SinkError):  # the CRT's, with S3's status when it answered
-        status = getattr(err, "status", 0)
+    elif isinstance(err, CrtPutError):  # with S3's status when it answered
+        status = err.status
     if 400 <= status < 500 and status not in _RETRIABLE_4XX:
         return SinkRefusedError(f"{where}: {err}")
     return SinkError(f"{where}: {err}")
@@ -155,7 +155,7 @@ class S3Destination(ObjectStore):
         try:
             self._crt.put(probe, b"", self._headers({}), timeout=15)
         except CrtPutError as err:
-            if 400 <= err.status < 500:
+            if not store_error(f"bucket {self.bucket!r}", err).retriable:
                 raise ConfigError(
                     "sinks.s3.transfer_client",
                     f"S3 refuses through the CRT what it takes from boto3 ({err}); "
@@ -177,7 +177,7 @@ class S3Destination(ObjectStore):
         if self._crt is not None:
             try:
                 self._crt.put(self.key(name), data, self._headers(metadata))
-            except SinkError as err:
+            except CrtPutError as err:
                 raise store_error(self.url(name), err) from err
             return
         try:
